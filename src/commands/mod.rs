@@ -1,0 +1,41 @@
+//! The commands. Each takes the parsed arguments and a [`Context`], and returns a result that
+//! `lib::run` maps to an exit code.
+
+pub mod config;
+pub mod train;
+
+use crate::cli::GlobalArgs;
+use crate::error::Result;
+use crate::output::Ui;
+use crate::settings::{self, LoadedFile};
+use std::path::PathBuf;
+
+/// What every command gets: global flags, output, and the environment it reads.
+pub struct Context {
+    pub global: GlobalArgs,
+    pub ui: Ui,
+    pub cwd: PathBuf,
+    pub env: Box<dyn Fn(&str) -> Option<String>>,
+}
+
+impl Context {
+    pub fn from_process(global: GlobalArgs) -> Context {
+        let ui = Ui::new(global.output, global.quiet, global.verbose);
+        Context {
+            global,
+            ui,
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            env: Box::new(|k| std::env::var(k).ok()),
+        }
+    }
+
+    /// The config file in effect, if any.
+    pub fn config_file(&self) -> Result<Option<LoadedFile>> {
+        let path = settings::find_config(self.global.config.as_deref(), &*self.env, &self.cwd)?;
+        path.map(|p| settings::load_file(&p)).transpose()
+    }
+
+    pub fn json(&self) -> bool {
+        self.global.output == crate::cli::OutputFormat::Json
+    }
+}

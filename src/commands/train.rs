@@ -1,0 +1,259 @@
+//! `sagetrain train`: resolve, validate, and create one training job.
+
+use super::Context;
+use crate::aws::{Aws, AwsSettings};
+use crate::cli::TrainArgs;
+use crate::error::{Error, Kind, Result};
+use crate::lookups::{self, Identity};
+use crate::output::Ui;
+use crate::settings::{Source, TrainSettings, Val};
+use crate::spec::{
+    build_request, generate_job_name, validate_request, validate_settings, violations_error,
+    CreateTrainingJobRequest, ImageRef, Resolved,
+};
+use std::time::SystemTime;
+
+/// The request and how its values were found: what `--dry-run` prints and `train` sends.
+pub struct Plan {
+    pub request: CreateTrainingJobRequest,
+    pub resolved: Resolved,
+    pub aws: Option<Aws>,
+}
+
+/// Settings from flags, environment and file, validated. No network.
+pub fn settings(ctx: &Context, args: &TrainArgs) -> Result<TrainSettings> {
+    let file = ctx.config_file()?;
+    let s = TrainSettings::layer(&ctx.global, args, &*ctx.env, file.as_ref())
+        .map_err(violations_error)?;
+    let v = validate_settings(&s);
+    if !v.is_empty() {
+        return Err(violations_error(v));
+    }
+    Ok(s)
+}
+
+fn job_name(s: &TrainSettings, ui: &Ui) -> Val<String> {
+    if let Some(n) = &s.name {
+        return n.clone();
+    }
+    let (base, src) = match &s.base_name {
+        Some(b) => (b.value.clone(), b.source.clone()),
+        None => {
+            let img = s.image.as_ref().expect("validated: image is set");
+            let short = ImageRef::parse(&img.value)
+                .map(|i| i.short_name())
+                .unwrap_or_else(|_| "sagetrain".into());
+            (short, Source::Lookup("the image repository's name".into()))
+        }
+    };
+    let name = generate_job_name(&base, SystemTime::now());
+    let sanitized = crate::spec::sanitize_base(&base);
+    if sanitized != base {
+        ui.detail(&format!("job base name `{base}` sanitized to `{sanitized}`"));
+    }
+    Val::new(name, Source::Lookup(format!("generated from base name ({src})")))
+}
+
+/// Collect the first error of several concurrent lookups, credentials errors first, and keep
+/// the others as details.
+fn first_error(errors: Vec<Error>) -> Error {
+    let mut errors = errors;
+    errors.sort_by_key(|e| if e.kind == Kind::Credentials { 0 } else { 1 });
+    let mut first = errors.remove(0);
+    if first.kind != Kind::Credentials {
+        for e in errors {
+            first.details.push(format!("also: {}", e.message));
+        }
+    }
+    first
+}
+
+/// Resolve every value, with the independent lookups running concurrently.
+pub async fn plan(ctx: &Context, s: &TrainSettings) -> Result<Plan> {
+    let ui = &ctx.ui;
+    if s.offline {
+        let region = s.region.clone().expect("validated: offline has a region");
+        let resolved = Resolved {
+            region: region.value,
+            role_arn: s.role.clone().expect("validated: offline has a role ARN"),
+            training_image: s.image.clone().expect("validated: image is set"),
+            output_path: s.output_path.clone().expect("validated: offline has an output path"),
+            job_name: job_name(s, ui),
+        };
+        let request = build_request(s, &resolved);
+        check_request(&request)?;
+        return Ok(Plan { request, resolved, aws: None });
+    }
+
+    let aws = Aws::load(&AwsSettings {
+        profile: s.profile.clone(),
+        region: s.region.clone(),
+        endpoint_url: s.endpoint_url.clone(),
+    })
+    .await?;
+    let region = aws.region.value.clone();
+    let creds = aws.credentials().await?;
+    ui.info(&format!(
+        "credentials: {} (key {}{})",
+        creds.source,
+        creds.masked_key_id(),
+        if creds.is_session() { ", temporary session" } else { ", long-lived" }
+    ));
+
+    let image_val = s.image.clone().expect("validated: image is set");
+    // The caller's identity first on its own chain: the account it gives is needed by the
+    // default bucket and by role discovery; everything else runs beside it.
+    let identity_chain = async {
+        let id: Identity = lookups::identity(&aws).await?;
+        let (role, output) = tokio::join!(
+            async {
+                match &s.role {
+                    None => lookups::role_discovered(&aws, &id).await.map(Some),
+                    Some(_) => Ok(None),
+                }
+            },
+            lookups::output_path(&aws, s.output_path.as_ref(), &id.account, &region, s.dry_run),
+        );
+        Ok::<_, Error>((id, role, output))
+    };
+    let role_given = async {
+        match &s.role {
+            Some(r) => lookups::role_given(&aws, r).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let image = lookups::image(&aws, &image_val, s.pin_digest.value, &region);
+    let channels = futures::future::join_all(
+        s.channels
+            .iter()
+            .map(|(name, uri)| lookups::check_channel(&aws, name, uri, &region)),
+    );
+    let (chain, role_given, image, channels) = tokio::join!(identity_chain, role_given, image, channels);
+
+    let mut errors = Vec::new();
+    let mut found_role = None;
+    let mut output = None;
+    let mut identity = None;
+    match chain {
+        Ok((id, role, out)) => {
+            identity = Some(id);
+            match role {
+                Ok(r) => found_role = r,
+                Err(e) => errors.push(e),
+            }
+            match out {
+                Ok(o) => output = Some(o),
+                Err(e) => errors.push(e),
+            }
+        }
+        Err(e) => errors.push(e),
+    }
+    match role_given {
+        Ok(Some(r)) => found_role = Some(r),
+        Ok(None) => {}
+        Err(e) => errors.push(e),
+    }
+    let image = match image {
+        Ok(i) => Some(i),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    errors.extend(channels.into_iter().filter_map(|c| c.err()));
+    if !errors.is_empty() {
+        return Err(first_error(errors));
+    }
+    let identity = identity.expect("no errors: identity resolved");
+    let (image, image_notes) = image.expect("no errors: image resolved");
+    let (output_path, output_notes) = output.expect("no errors: output resolved");
+    let role_arn = found_role.expect("no errors: role resolved");
+    ui.detail(&format!("caller: {} (account {})", identity.arn, identity.account));
+    for n in image_notes {
+        ui.warn(&n);
+    }
+    for n in output_notes {
+        ui.info(&n);
+    }
+    ui.info(&format!("execution role: {} ({})", role_arn.value, role_arn.source));
+    ui.info(&format!("image: {} ({})", image.value, image.source));
+
+    let resolved = Resolved {
+        region,
+        role_arn,
+        training_image: image,
+        output_path,
+        job_name: job_name(s, ui),
+    };
+    let request = build_request(s, &resolved);
+    check_request(&request)?;
+    Ok(Plan {
+        request,
+        resolved,
+        aws: Some(aws),
+    })
+}
+
+fn check_request(request: &CreateTrainingJobRequest) -> Result<()> {
+    let v = validate_request(request);
+    if v.is_empty() {
+        Ok(())
+    } else {
+        Err(violations_error(v))
+    }
+}
+
+fn show_settings(ctx: &Context, s: &TrainSettings, resolved: Option<&Resolved>) {
+    if ctx.ui.verbose == 0 || ctx.ui.quiet {
+        return;
+    }
+    let mut rows = s.rows();
+    if let Some(r) = resolved {
+        for (name, v) in [
+            ("role_arn", &r.role_arn),
+            ("training_image", &r.training_image),
+            ("output_path", &r.output_path),
+            ("job_name", &r.job_name),
+        ] {
+            rows.push((name.into(), v.value.clone(), v.source.to_string()));
+        }
+    }
+    ctx.ui.detail(&Ui::table(&rows, ("setting", "value", "source")));
+}
+
+pub async fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
+    let s = settings(ctx, args)?;
+    if s.channels.is_empty() {
+        ctx.ui.warn("no input channels: the container gets no data (add --train s3://... or [channels] in sagetrain.toml)");
+    }
+    let plan = plan(ctx, &s).await?;
+    show_settings(ctx, &s, Some(&plan.resolved));
+    if s.dry_run {
+        ctx.ui.info("dry run: this is the CreateTrainingJob request; nothing was created");
+        let json = serde_json::to_value(&plan.request).map_err(|e| Error::internal(e.to_string()))?;
+        ctx.ui.result_json(&json);
+        return Ok(());
+    }
+    let aws = plan.aws.as_ref().expect("not offline: AWS is configured");
+    let created = crate::jobs::create(&aws.sagemaker(), &plan.request).await?;
+    if created.reconciled {
+        ctx.ui.info("the create was retried and the job already existed with this request: it is this job");
+    }
+    let r = &plan.resolved;
+    if ctx.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            "job_name": r.job_name.value,
+            "job_arn": created.job_arn,
+            "region": r.region,
+            "role_arn": r.role_arn.value,
+            "training_image": r.training_image.value,
+            "output_path": r.output_path.value,
+        }));
+    } else {
+        ctx.ui.result_text(&format!(
+            "training job  {}\narn           {}",
+            r.job_name.value, created.job_arn
+        ));
+    }
+    Ok(())
+}

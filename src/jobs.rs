@@ -1,0 +1,175 @@
+//! SageMaker training jobs: the request in the SDK's types, and a create that is safe to retry.
+
+use crate::aws::{aws_error, error_code};
+use crate::error::{Error, Result};
+use crate::spec::CreateTrainingJobRequest;
+use aws_sdk_sagemaker::types as sm;
+use aws_sdk_sagemaker::Client;
+
+/// The SDK call for a request. Kept next to the serde form so the two cannot drift apart
+/// unnoticed: the tests compare them field by field.
+pub fn to_sdk(client: &Client, r: &CreateTrainingJobRequest) -> aws_sdk_sagemaker::operation::create_training_job::builders::CreateTrainingJobFluentBuilder {
+    let a = &r.algorithm_specification;
+    let mut algo = sm::AlgorithmSpecification::builder()
+        .training_image(&a.training_image)
+        .training_input_mode(sm::TrainingInputMode::from(a.training_input_mode.as_str()));
+    for m in &a.metric_definitions {
+        algo = algo.metric_definitions(sm::MetricDefinition::builder().name(&m.name).regex(&m.regex).build());
+    }
+    let mut b = client
+        .create_training_job()
+        .training_job_name(&r.training_job_name)
+        .algorithm_specification(algo.build())
+        .role_arn(&r.role_arn)
+        .output_data_config(
+            sm::OutputDataConfig::builder()
+                .s3_output_path(&r.output_data_config.s3_output_path)
+                .set_kms_key_id(r.output_data_config.kms_key_id.clone())
+                .build(),
+        )
+        .resource_config(
+            sm::ResourceConfig::builder()
+                .instance_type(sm::TrainingInstanceType::from(r.resource_config.instance_type.as_str()))
+                .instance_count(r.resource_config.instance_count)
+                .volume_size_in_gb(r.resource_config.volume_size_in_gb)
+                .set_volume_kms_key_id(r.resource_config.volume_kms_key_id.clone())
+                .build(),
+        )
+        .stopping_condition(
+            sm::StoppingCondition::builder()
+                .max_runtime_in_seconds(r.stopping_condition.max_runtime_in_seconds)
+                .set_max_wait_time_in_seconds(r.stopping_condition.max_wait_time_in_seconds)
+                .build(),
+        );
+    for (k, v) in &r.hyper_parameters {
+        b = b.hyper_parameters(k, v);
+    }
+    for (k, v) in &r.environment {
+        b = b.environment(k, v);
+    }
+    for c in &r.input_data_config {
+        let s3 = &c.data_source.s3_data_source;
+        b = b.input_data_config(
+            sm::Channel::builder()
+                .channel_name(&c.channel_name)
+                .data_source(
+                    sm::DataSource::builder()
+                        .s3_data_source(
+                            sm::S3DataSource::builder()
+                                .s3_data_type(sm::S3DataType::from(s3.s3_data_type.as_str()))
+                                .s3_uri(&s3.s3_uri)
+                                .s3_data_distribution_type(sm::S3DataDistribution::from(s3.s3_data_distribution_type.as_str()))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    if let Some(v) = &r.vpc_config {
+        b = b.vpc_config(
+            sm::VpcConfig::builder()
+                .set_security_group_ids(Some(v.security_group_ids.clone()))
+                .set_subnets(Some(v.subnets.clone()))
+                .build(),
+        );
+    }
+    for t in &r.tags {
+        b = b.tags(sm::Tag::builder().key(&t.key).value(&t.value).build());
+    }
+    if r.enable_network_isolation {
+        b = b.enable_network_isolation(true);
+    }
+    if r.enable_managed_spot_training {
+        b = b.enable_managed_spot_training(true);
+    }
+    if let Some(c) = &r.checkpoint_config {
+        b = b.checkpoint_config(sm::CheckpointConfig::builder().s3_uri(&c.s3_uri).local_path(&c.local_path).build());
+    }
+    b
+}
+
+/// The outcome of a create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub job_arn: String,
+    /// True when the create met `ResourceInUse` and the existing job was this request's own
+    /// (an earlier attempt of ours had succeeded).
+    pub reconciled: bool,
+}
+
+/// Create the job. CreateTrainingJob has no client token: when a retried attempt meets
+/// `ResourceInUse`, the job that exists is compared with the request and accepted if it is ours.
+pub async fn create(client: &Client, req: &CreateTrainingJobRequest) -> Result<Created> {
+    match to_sdk(client, req).send().await {
+        Ok(out) => Ok(Created {
+            job_arn: out.training_job_arn().unwrap_or_default().to_string(),
+            reconciled: false,
+        }),
+        Err(e) if error_code(&e).as_deref() == Some("ResourceInUse") => {
+            let existing = client
+                .describe_training_job()
+                .training_job_name(&req.training_job_name)
+                .send()
+                .await
+                .map_err(|e| aws_error("sagemaker:DescribeTrainingJob", &e))?;
+            if same_job(req, &existing) {
+                Ok(Created {
+                    job_arn: existing.training_job_arn().unwrap_or_default().to_string(),
+                    reconciled: true,
+                })
+            } else {
+                Err(aws_error("sagemaker:CreateTrainingJob", &e))
+            }
+        }
+        Err(e) => Err(aws_error("sagemaker:CreateTrainingJob", &e)),
+    }
+}
+
+/// Is the described job the one this request would create?
+pub fn same_job(
+    req: &CreateTrainingJobRequest,
+    d: &aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput,
+) -> bool {
+    let hp: std::collections::BTreeMap<String, String> = d
+        .hyper_parameters()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let image = d
+        .algorithm_specification()
+        .and_then(|a| a.training_image())
+        .unwrap_or_default();
+    let out = d
+        .output_data_config()
+        .and_then(|o| o.s3_output_path())
+        .unwrap_or_default();
+    let res = d.resource_config();
+    d.training_job_name().unwrap_or_default() == req.training_job_name
+        && d.role_arn().unwrap_or_default() == req.role_arn
+        && image == req.algorithm_specification.training_image
+        && hp == req.hyper_parameters
+        && out == req.output_data_config.s3_output_path
+        && res.and_then(|r| r.instance_type()).map(|t| t.as_str()) == Some(req.resource_config.instance_type.as_str())
+        && res.and_then(|r| r.instance_count()) == Some(req.resource_config.instance_count)
+}
+
+/// Describe a job, mapping "not found" (a ValidationException) to a clear error.
+pub async fn describe(
+    client: &Client,
+    name: &str,
+) -> Result<aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput> {
+    client
+        .describe_training_job()
+        .training_job_name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            let msg = e.as_service_error().and_then(|s| aws_smithy_types::error::metadata::ProvideErrorMetadata::message(s)).unwrap_or_default().to_string();
+            if msg.contains("Could not find") || msg.contains("not found") {
+                Error::aws(format!("training job `{name}` not found in this account and region"))
+                    .with_hint("check the name and --region; `sagetrain list` shows recent jobs")
+            } else {
+                aws_error("sagemaker:DescribeTrainingJob", &e)
+            }
+        })
+}

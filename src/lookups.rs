@@ -1,0 +1,485 @@
+//! Read-only lookups that turn settings into the values of the request: the caller's identity,
+//! the execution role, the image digest, the output bucket, and the input prefixes.
+
+use crate::aws::{aws_error, error_code, Aws};
+use crate::error::{Error, Kind, Result};
+use crate::settings::{Source, Val};
+use crate::spec::{default_bucket, ecr_registry, ImageRef, ImageVersion, S3Uri};
+
+/// Who the caller is.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub account: String,
+    pub arn: String,
+}
+
+pub async fn identity(aws: &Aws) -> Result<Identity> {
+    let out = aws
+        .sts()
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| aws_error("sts:GetCallerIdentity", &e))?;
+    Ok(Identity {
+        account: out.account().unwrap_or_default().to_string(),
+        arn: out.arn().unwrap_or_default().to_string(),
+    })
+}
+
+/// Does this (possibly URL-encoded) trust policy let SageMaker assume the role?
+pub fn trusts_sagemaker(policy_document: &str) -> bool {
+    let decoded;
+    let text = if policy_document.trim_start().starts_with('{') {
+        policy_document
+    } else {
+        decoded = percent_encoding::percent_decode_str(policy_document)
+            .decode_utf8_lossy()
+            .into_owned();
+        &decoded
+    };
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(text) else {
+        return false;
+    };
+    let as_list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => vec![],
+        }
+    };
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        s @ serde_json::Value::Object(_) => vec![s.clone()],
+        _ => vec![],
+    };
+    statements.iter().any(|st| {
+        st["Effect"].as_str() == Some("Allow")
+            && as_list(&st["Action"])
+                .iter()
+                .any(|a| matches!(a.as_str(), "sts:AssumeRole" | "sts:*" | "*"))
+            && as_list(&st["Principal"]["Service"])
+                .iter()
+                .any(|s| s == "sagemaker.amazonaws.com")
+    })
+}
+
+/// Does the role's name look like a SageMaker execution role?
+pub fn looks_like_execution_role(name: &str) -> bool {
+    name.to_ascii_lowercase().contains("sagemaker")
+}
+
+/// A role the account holds, for discovery.
+#[derive(Debug, Clone)]
+pub struct RoleInfo {
+    pub name: String,
+    pub arn: String,
+    pub trusts_sagemaker: bool,
+}
+
+/// From the caller's ARN, the name of the role it assumed (`assumed-role/NAME/session`).
+pub fn assumed_role_name(caller_arn: &str) -> Option<&str> {
+    let rest = caller_arn.split(":assumed-role/").nth(1)?;
+    rest.split('/').next()
+}
+
+async fn get_role(aws: &Aws, name: &str) -> Result<Option<RoleInfo>> {
+    match aws.iam().get_role().role_name(name).send().await {
+        Ok(out) => {
+            let role = out.role();
+            Ok(role.map(|r| RoleInfo {
+                name: r.role_name().to_string(),
+                arn: r.arn().to_string(),
+                trusts_sagemaker: r
+                    .assume_role_policy_document()
+                    .map(trusts_sagemaker)
+                    .unwrap_or(false),
+            }))
+        }
+        Err(e) if error_code(&e).as_deref() == Some("NoSuchEntity") => Ok(None),
+        Err(e) => Err(aws_error("iam:GetRole", &e)),
+    }
+}
+
+const ROLE_HINT: &str = "set the execution role: --role NAME_OR_ARN, `export SAGEMAKER_ROLE=arn:aws:iam::ACCOUNT:role/NAME`, or `role = \"NAME\"` in sagetrain.toml\n\
+to create one, see examples/iam/ (its trust policy must allow sagemaker.amazonaws.com)";
+
+/// Resolve a role given by name or ARN. A name is looked up so that its path is kept.
+pub async fn role_given(aws: &Aws, role: &Val<String>) -> Result<Val<String>> {
+    if role.value.starts_with("arn:") {
+        return Ok(role.clone());
+    }
+    match get_role(aws, &role.value).await? {
+        Some(r) => {
+            if !r.trusts_sagemaker {
+                return Err(Error::aws(format!(
+                    "the execution role `{}` ({}) does not trust SageMaker: its trust policy does not let sagemaker.amazonaws.com assume it",
+                    r.name, r.arn
+                ))
+                .with_hint("add to the role's trust policy: {\"Effect\": \"Allow\", \"Principal\": {\"Service\": \"sagemaker.amazonaws.com\"}, \"Action\": \"sts:AssumeRole\"} (see examples/iam/execution-role-trust-policy.json)"));
+            }
+            Ok(Val::new(
+                r.arn,
+                Source::Lookup(format!("iam:GetRole `{}` from {}", role.value, role.source.name_for(None))),
+            ))
+        }
+        None => Err(Error::aws(format!(
+            "the execution role `{}` (from {}) does not exist in this account",
+            role.value,
+            role.source.name_for(None)
+        ))
+        .with_hint(ROLE_HINT)),
+    }
+}
+
+/// Find the execution role when none is given.
+pub async fn role_discovered(aws: &Aws, caller: &Identity) -> Result<Val<String>> {
+    // 1. The caller is itself an assumed role that SageMaker may assume (e.g. in a notebook).
+    if let Some(name) = assumed_role_name(&caller.arn) {
+        if let Ok(Some(r)) = get_role(aws, name).await {
+            if r.trusts_sagemaker {
+                return Ok(Val::new(
+                    r.arn,
+                    Source::Lookup("your own role, which trusts sagemaker.amazonaws.com".into()),
+                ));
+            }
+        }
+    }
+    // 2. The account's roles that trust SageMaker and are named like an execution role.
+    let mut trusting = Vec::new();
+    let mut pages = aws.iam().list_roles().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            let mut err = aws_error("iam:ListRoles", &e);
+            if err.kind == Kind::Aws {
+                err.hint = Some(format!("sagetrain could not list roles to find the execution role; {ROLE_HINT}"));
+            }
+            err
+        })?;
+        for r in page.roles() {
+            if r.assume_role_policy_document()
+                .map(trusts_sagemaker)
+                .unwrap_or(false)
+            {
+                trusting.push(RoleInfo {
+                    name: r.role_name().to_string(),
+                    arn: r.arn().to_string(),
+                    trusts_sagemaker: true,
+                });
+            }
+        }
+    }
+    let named: Vec<&RoleInfo> = trusting
+        .iter()
+        .filter(|r| looks_like_execution_role(&r.name))
+        .collect();
+    match named.as_slice() {
+        [one] => Ok(Val::new(
+            one.arn.clone(),
+            Source::Lookup("the only role in the account that trusts sagemaker.amazonaws.com and is named like an execution role".into()),
+        )),
+        [] => Err(Error::usage(if trusting.is_empty() {
+            "no execution role given, and no role in the account trusts sagemaker.amazonaws.com".to_string()
+        } else {
+            "no execution role given, and none of the roles that trust sagemaker.amazonaws.com is named like a SageMaker execution role".to_string()
+        })
+        .with_details(trusting.iter().map(|r| format!("candidate: {}", r.arn)).collect())
+        .with_hint(ROLE_HINT)),
+        many => Err(Error::usage(format!(
+            "no execution role given, and {} roles could be it",
+            many.len()
+        ))
+        .with_details(many.iter().map(|r| format!("candidate: {}", r.arn)).collect())
+        .with_hint(format!("choose one: export SAGEMAKER_ROLE={} (or --role, or `role` in sagetrain.toml)", many[0].arn))),
+    }
+}
+
+/// Resolve the image: check an ECR image exists and pin its digest.
+pub async fn image(
+    aws: &Aws,
+    image: &Val<String>,
+    pin: bool,
+    region: &str,
+) -> Result<(Val<String>, Vec<String>)> {
+    let parsed = ImageRef::parse(&image.value).map_err(|rule| {
+        Error::usage(format!("{}: {rule}", image.source.name_for(None)))
+    })?;
+    let (account, img_region, repository, version) = match parsed {
+        ImageRef::Other(uri) => {
+            return Ok((
+                Val::new(uri, image.source.clone()),
+                vec!["the image is not in ECR: it is used as given, not checked or pinned".into()],
+            ))
+        }
+        ImageRef::Ecr {
+            account,
+            region: r,
+            repository,
+            version,
+        } => (account, r, repository, version),
+    };
+    let mut notes = Vec::new();
+    if let Some(r) = &img_region {
+        if r != region {
+            notes.push(format!(
+                "the image is in {r} but the job runs in {region}: SageMaker pulls training images from the job's region"
+            ));
+        }
+    }
+    let id = match &version {
+        ImageVersion::Tag(t) => aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(t).build(),
+        ImageVersion::Digest(d) => aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(d).build(),
+    };
+    let mut req = aws
+        .ecr()
+        .describe_images()
+        .repository_name(&repository)
+        .image_ids(id);
+    if let Some(a) = &account {
+        req = req.registry_id(a);
+    }
+    let out = match req.send().await {
+        Ok(o) => o,
+        Err(e) => {
+            let code = error_code(&e).unwrap_or_default();
+            let where_ = format!(
+                "in ECR ({} in {})",
+                account.as_deref().unwrap_or("your account"),
+                img_region.as_deref().unwrap_or(region)
+            );
+            return Err(match code.as_str() {
+                "RepositoryNotFoundException" => Error::aws(format!(
+                    "the ECR repository `{repository}` (from {}) does not exist {where_}",
+                    image.source.name_for(None)
+                ))
+                .with_hint(format!(
+                    "create it and push the image: aws ecr create-repository --repository-name {repository} --region {region}; then docker push (see examples/README.md)"
+                )),
+                "ImageNotFoundException" => {
+                    let tags = list_tags(aws, &repository, account.as_deref()).await;
+                    let v = match &version {
+                        ImageVersion::Tag(t) => format!("tag `{t}`"),
+                        ImageVersion::Digest(d) => format!("digest `{d}`"),
+                    };
+                    let mut err = Error::aws(format!(
+                        "the image {v} does not exist in the ECR repository `{repository}` {where_}"
+                    ))
+                    .with_hint(format!(
+                        "push it (docker push REGISTRY/{repository}:TAG) or choose an existing tag with --image {repository}:TAG"
+                    ));
+                    if !tags.is_empty() {
+                        err.details = vec![format!("tags in the repository: {}", tags.join(", "))];
+                    }
+                    err
+                }
+                _ => aws_error("ecr:DescribeImages", &e),
+            });
+        }
+    };
+    let detail = out.image_details().first().ok_or_else(|| {
+        Error::aws(format!("ecr:DescribeImages returned no image for {}", image.value))
+    })?;
+    let registry_id = detail
+        .registry_id()
+        .map(str::to_string)
+        .or(account)
+        .unwrap_or_default();
+    let registry = ecr_registry(&registry_id, img_region.as_deref().unwrap_or(region));
+    let digest = detail.image_digest().unwrap_or_default().to_string();
+    let uri = match (&version, pin) {
+        (ImageVersion::Digest(d), _) => format!("{registry}/{repository}@{d}"),
+        (ImageVersion::Tag(_), true) if !digest.is_empty() => format!("{registry}/{repository}@{digest}"),
+        (ImageVersion::Tag(t), _) => format!("{registry}/{repository}:{t}"),
+    };
+    let how = match &version {
+        ImageVersion::Tag(t) if pin => format!("ecr:DescribeImages, tag `{t}` pinned to its digest"),
+        ImageVersion::Tag(t) => format!("ecr:DescribeImages, tag `{t}`"),
+        ImageVersion::Digest(_) => "ecr:DescribeImages".to_string(),
+    };
+    Ok((Val::new(uri, Source::Lookup(how)), notes))
+}
+
+async fn list_tags(aws: &Aws, repository: &str, account: Option<&str>) -> Vec<String> {
+    let mut req = aws.ecr().list_images().repository_name(repository).max_results(20);
+    if let Some(a) = account {
+        req = req.registry_id(a);
+    }
+    match req.send().await {
+        Ok(o) => {
+            let mut t: Vec<String> = o
+                .image_ids()
+                .iter()
+                .filter_map(|i| i.image_tag().map(str::to_string))
+                .collect();
+            t.sort();
+            t.dedup();
+            t
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Where the bucket is, from a HeadBucket answer (also present on its redirect errors).
+async fn bucket_region(aws: &Aws, bucket: &str) -> Result<Option<Option<String>>> {
+    match aws.s3().head_bucket().bucket(bucket).send().await {
+        Ok(o) => Ok(Some(o.bucket_region().map(str::to_string))),
+        Err(e) => {
+            if let aws_smithy_runtime_api::client::result::SdkError::ServiceError(se) = &e {
+                let status = se.raw().status().as_u16();
+                let region = se
+                    .raw()
+                    .headers()
+                    .get("x-amz-bucket-region")
+                    .map(str::to_string);
+                match status {
+                    404 => return Ok(None),
+                    301 | 400 if region.is_some() => return Ok(Some(region)),
+                    403 => {
+                        return Err(Error::aws(format!(
+                            "s3:HeadBucket on `{bucket}`: access denied (the bucket belongs to another account, or your credentials may not read it)"
+                        ))
+                        .with_hint("use a bucket of your own account in the job's region (--output-path), or ask for s3:ListBucket on it"))
+                    }
+                    _ => {}
+                }
+            }
+            Err(aws_error("s3:HeadBucket", &e))
+        }
+    }
+}
+
+fn wrong_region(bucket: &str, bucket_region: &str, region: &str, what: &str) -> Error {
+    Error::aws(format!(
+        "the bucket `{bucket}` ({what}) is in {bucket_region}, but the job runs in {region}; SageMaker needs the job's buckets in its own region"
+    ))
+    .with_hint(format!(
+        "run the job in {bucket_region} (--region {bucket_region}) or use a bucket in {region}"
+    ))
+}
+
+/// Resolve the output path; the default bucket is created when missing (not in a dry run).
+pub async fn output_path(
+    aws: &Aws,
+    given: Option<&Val<String>>,
+    account: &str,
+    region: &str,
+    dry_run: bool,
+) -> Result<(Val<String>, Vec<String>)> {
+    let mut notes = Vec::new();
+    if let Some(g) = given {
+        let uri = S3Uri::parse(&g.value).map_err(|r| Error::usage(format!("{}: {r}", g.source.name_for(None))))?;
+        match bucket_region(aws, &uri.bucket).await? {
+            None => {
+                return Err(Error::aws(format!(
+                    "the output bucket `{}` (from {}) does not exist",
+                    uri.bucket,
+                    g.source.name_for(None)
+                ))
+                .with_hint(format!(
+                    "create it: aws s3 mb s3://{} --region {region}; or omit --output-path to use the default bucket",
+                    uri.bucket
+                )))
+            }
+            Some(Some(r)) if r != region => {
+                return Err(wrong_region(&uri.bucket, &r, region, "output path"))
+            }
+            Some(_) => {}
+        }
+        return Ok((g.clone(), notes));
+    }
+    let bucket = default_bucket(region, account);
+    let uri = format!("s3://{bucket}/sagetrain/");
+    match bucket_region(aws, &bucket).await? {
+        Some(Some(r)) if r != region => return Err(wrong_region(&bucket, &r, region, "default output bucket")),
+        Some(_) => {}
+        None if dry_run => notes.push(format!("the default bucket {bucket} does not exist yet; it would be created")),
+        None => {
+            let mut req = aws.s3().create_bucket().bucket(&bucket);
+            if region != "us-east-1" {
+                req = req.create_bucket_configuration(
+                    aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                        .build(),
+                );
+            }
+            match req.send().await {
+                Ok(_) => notes.push(format!("created the default bucket {bucket} in {region}")),
+                Err(e) if error_code(&e).as_deref() == Some("BucketAlreadyOwnedByYou") => {}
+                Err(e) => return Err(aws_error("s3:CreateBucket", &e)),
+            }
+        }
+    }
+    Ok((
+        Val::new(uri, Source::Lookup("default bucket sagemaker-REGION-ACCOUNT".into())),
+        notes,
+    ))
+}
+
+/// Check that an input prefix exists and holds at least one object.
+pub async fn check_channel(aws: &Aws, name: &str, uri: &Val<String>, region: &str) -> Result<()> {
+    let s3 = S3Uri::parse(&uri.value).map_err(|r| Error::usage(format!("{}: {r}", uri.source.name_for(Some(name)))))?;
+    let res = aws
+        .s3()
+        .list_objects_v2()
+        .bucket(&s3.bucket)
+        .prefix(&s3.key)
+        .max_keys(1)
+        .send()
+        .await;
+    match res {
+        Ok(o) if o.key_count().unwrap_or(0) > 0 || !o.contents().is_empty() => Ok(()),
+        Ok(_) => Err(Error::aws(format!(
+            "channel `{name}`: {} holds no objects (from {})",
+            uri.value,
+            uri.source.name_for(Some(name))
+        ))
+        .with_hint(format!("upload the data first: aws s3 sync ./data/{name} {}", uri.value))),
+        Err(e) => {
+            if let aws_smithy_runtime_api::client::result::SdkError::ServiceError(se) = &e {
+                if let Some(r) = se.raw().headers().get("x-amz-bucket-region") {
+                    if r != region {
+                        return Err(wrong_region(&s3.bucket, r, region, &format!("channel `{name}`")));
+                    }
+                }
+            }
+            if error_code(&e).as_deref() == Some("NoSuchBucket") {
+                return Err(Error::aws(format!(
+                    "channel `{name}`: the bucket `{}` does not exist ({})",
+                    s3.bucket, uri.value
+                ))
+                .with_hint("fix the URI, or create the bucket and upload the data"));
+            }
+            Err(aws_error("s3:ListObjectsV2", &e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_policies() {
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        assert!(trusts_sagemaker(doc));
+        let encoded = percent_encoding::utf8_percent_encode(doc, percent_encoding::NON_ALPHANUMERIC).to_string();
+        assert!(trusts_sagemaker(&encoded));
+        let list = r#"{"Statement":{"Effect":"Allow","Principal":{"Service":["ec2.amazonaws.com","sagemaker.amazonaws.com"]},"Action":["sts:AssumeRole"]}}"#;
+        assert!(trusts_sagemaker(list));
+        let other = r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        assert!(!trusts_sagemaker(other));
+        let deny = r#"{"Statement":[{"Effect":"Deny","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        assert!(!trusts_sagemaker(deny));
+        assert!(!trusts_sagemaker("not json"));
+    }
+
+    #[test]
+    fn assumed_role_names() {
+        assert_eq!(assumed_role_name("arn:aws:sts::123456789012:assumed-role/SageMakerRole/sess"), Some("SageMakerRole"));
+        assert_eq!(assumed_role_name("arn:aws:iam::123456789012:user/alice"), None);
+        assert!(looks_like_execution_role("AmazonSageMaker-ExecutionRole-20240101"));
+        assert!(!looks_like_execution_role("ci-deployer"));
+    }
+}
