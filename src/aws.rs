@@ -158,7 +158,9 @@ pub async fn load_profiles(selected: Option<&str>) -> Option<ProfileSet> {
 }
 
 fn config_file_paths() -> (PathBuf, PathBuf) {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let config = std::env::var_os("AWS_CONFIG_FILE")
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".aws/config"));
@@ -222,7 +224,10 @@ fn retry_config(profiles: Option<&ProfileSet>) -> Result<RetryConfig> {
         profiles.and_then(|p| p.get(key)).map(|v| {
             (
                 v.to_string(),
-                format!("`{key}` in profile `{}`", profiles.unwrap().selected_profile()),
+                format!(
+                    "`{key}` in profile `{}`",
+                    profiles.unwrap().selected_profile()
+                ),
             )
         })
     };
@@ -314,11 +319,11 @@ impl Aws {
             },
         };
 
-        let provider_config = ProviderConfig::default()
-            .with_region(Some(Region::new(region.value.clone())));
+        let provider_config =
+            ProviderConfig::default().with_region(Some(Region::new(region.value.clone())));
         let profile_label = describe_profile(profiles_for_selected.as_ref(), &profile_name);
-        let mut profile_provider =
-            aws_config::profile::ProfileFileCredentialsProvider::builder().configure(&provider_config);
+        let mut profile_provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .configure(&provider_config);
         if settings.profile.is_some() {
             profile_provider = profile_provider.profile_name(&profile_name);
         }
@@ -329,7 +334,9 @@ impl Aws {
             .read_timeout(Duration::from_secs(1))
             .build();
         let web_identity_label = match std::env::var("AWS_ROLE_ARN") {
-            Ok(arn) if !arn.is_empty() => format!("web identity token (AWS_WEB_IDENTITY_TOKEN_FILE, role {arn})"),
+            Ok(arn) if !arn.is_empty() => {
+                format!("web identity token (AWS_WEB_IDENTITY_TOKEN_FILE, role {arn})")
+            }
             _ => "web identity token (AWS_WEB_IDENTITY_TOKEN_FILE)".to_string(),
         };
         let chain = Arc::new(TracedChain::new(vec![
@@ -381,8 +388,8 @@ impl Aws {
         if settings.profile.is_some() {
             loader = loader.profile_name(&profile_name);
         }
-        let custom_endpoint = settings.endpoint_url.is_some()
-            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let custom_endpoint =
+            settings.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
         if let Some(e) = &settings.endpoint_url {
             loader = loader.endpoint_url(&e.value);
         }
@@ -531,7 +538,8 @@ pub fn service_error(operation: &str, code: &str, message: &str, status: u16) ->
         Some("a job with this name exists: drop --name to get a fresh timestamped name, or choose another --name".to_string())
     } else if code == "ResourceLimitExceeded" {
         Some("an account quota was reached: choose another --instance-type or request an increase in the Service Quotas console (SageMaker, \"<instance type> for training job usage\")".to_string())
-    } else if code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || status == 301 {
+    } else if code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || status == 301
+    {
         Some("the bucket is in another region: the job's buckets must be in the job's region (--region), or use a bucket there".to_string())
     } else if code == "NoSuchBucket" {
         Some("create the bucket in the job's region (aws s3 mb s3://BUCKET --region REGION) or fix the URI".to_string())
@@ -563,9 +571,19 @@ mod tests {
 
     #[test]
     fn credential_codes_map_to_the_credentials_exit_code() {
-        let e = service_error("GetCallerIdentity", "InvalidClientTokenId", "The security token included in the request is invalid.", 403);
+        let e = service_error(
+            "GetCallerIdentity",
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+            403,
+        );
         assert_eq!(e.kind, Kind::Credentials);
-        let e = service_error("CreateTrainingJob", "AccessDeniedException", "User: x is not authorized to perform: iam:PassRole on resource: r", 400);
+        let e = service_error(
+            "CreateTrainingJob",
+            "AccessDeniedException",
+            "User: x is not authorized to perform: iam:PassRole on resource: r",
+            400,
+        );
         assert_eq!(e.kind, Kind::Aws);
         assert!(e.hint.unwrap().contains("iam:PassedToService"));
         let e = service_error("CreateTrainingJob", "ValidationException", "Could not assume role arn:aws:iam::1:role/x. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.", 400);

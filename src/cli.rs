@@ -8,6 +8,7 @@ use std::path::PathBuf;
 #[command(
     name = "sagetrain",
     version,
+    args_override_self = true,
     about = "Submit and follow Amazon SageMaker training jobs for a U-Net image",
     long_about = "Submit and follow Amazon SageMaker training jobs for a U-Net image.\n\n\
         Two kinds of credentials are involved: YOUR credentials (access keys, an SSO session or \
@@ -68,7 +69,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", help_heading = "Training")]
     pub epochs: Option<String>,
     /// A hyperparameter, sent as its plain string (repeatable)
-    #[arg(short = 'H', long = "hyperparameter", value_name = "KEY=VALUE", help_heading = "Training")]
+    #[arg(
+        short = 'H',
+        long = "hyperparameter",
+        value_name = "KEY=VALUE",
+        help_heading = "Training"
+    )]
     pub hyperparameters: Vec<String>,
     /// Image: a full URI, or repo[:tag] / repo@sha256:... in your account's ECR [env: SAGETRAIN_IMAGE]
     #[arg(long, value_name = "IMAGE", help_heading = "Training")]
@@ -119,7 +125,12 @@ pub struct TrainArgs {
     pub checkpoint_s3: Option<String>,
 
     /// Job name, used as is
-    #[arg(long, value_name = "NAME", conflicts_with = "base_name", help_heading = "Job")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "base_name",
+        help_heading = "Job"
+    )]
     pub name: Option<String>,
     /// Job name prefix, followed by a UTC timestamp [default: the image repository's name]
     #[arg(long, value_name = "BASE", help_heading = "Job")]
@@ -132,10 +143,18 @@ pub struct TrainArgs {
     pub environment: Vec<String>,
 
     /// VPC subnet (repeatable)
-    #[arg(long = "subnet", value_name = "ID", help_heading = "Network and encryption")]
+    #[arg(
+        long = "subnet",
+        value_name = "ID",
+        help_heading = "Network and encryption"
+    )]
     pub subnets: Vec<String>,
     /// VPC security group (repeatable)
-    #[arg(long = "security-group", value_name = "ID", help_heading = "Network and encryption")]
+    #[arg(
+        long = "security-group",
+        value_name = "ID",
+        help_heading = "Network and encryption"
+    )]
     pub security_groups: Vec<String>,
     /// KMS key for the output and the volume
     #[arg(long, value_name = "ID", help_heading = "Network and encryption")]

@@ -20,10 +20,15 @@ use commands::Context;
 pub fn run(cli: Cli) -> i32 {
     output::init_logging(cli.global.verbose);
     let ctx = Context::from_process(cli.global.clone());
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
-            ctx.ui.error(&error::Error::internal(format!("cannot start the async runtime: {e}")));
+            ctx.ui.error(&error::Error::internal(format!(
+                "cannot start the async runtime: {e}"
+            )));
             return 1;
         }
     };

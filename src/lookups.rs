@@ -122,7 +122,11 @@ pub async fn role_given(aws: &Aws, role: &Val<String>) -> Result<Val<String>> {
             }
             Ok(Val::new(
                 r.arn,
-                Source::Lookup(format!("iam:GetRole `{}` from {}", role.value, role.source.name_for(None))),
+                Source::Lookup(format!(
+                    "iam:GetRole `{}` from {}",
+                    role.value,
+                    role.source.name_for(None)
+                )),
             ))
         }
         None => Err(Error::aws(format!(
@@ -154,7 +158,9 @@ pub async fn role_discovered(aws: &Aws, caller: &Identity) -> Result<Val<String>
         let page = page.map_err(|e| {
             let mut err = aws_error("iam:ListRoles", &e);
             if err.kind == Kind::Aws {
-                err.hint = Some(format!("sagetrain could not list roles to find the execution role; {ROLE_HINT}"));
+                err.hint = Some(format!(
+                    "sagetrain could not list roles to find the execution role; {ROLE_HINT}"
+                ));
             }
             err
         })?;
@@ -203,9 +209,8 @@ pub async fn image(
     pin: bool,
     region: &str,
 ) -> Result<(Val<String>, Vec<String>)> {
-    let parsed = ImageRef::parse(&image.value).map_err(|rule| {
-        Error::usage(format!("{}: {rule}", image.source.name_for(None)))
-    })?;
+    let parsed = ImageRef::parse(&image.value)
+        .map_err(|rule| Error::usage(format!("{}: {rule}", image.source.name_for(None))))?;
     let (account, img_region, repository, version) = match parsed {
         ImageRef::Other(uri) => {
             return Ok((
@@ -229,8 +234,12 @@ pub async fn image(
         }
     }
     let id = match &version {
-        ImageVersion::Tag(t) => aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(t).build(),
-        ImageVersion::Digest(d) => aws_sdk_ecr::types::ImageIdentifier::builder().image_digest(d).build(),
+        ImageVersion::Tag(t) => aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_tag(t)
+            .build(),
+        ImageVersion::Digest(d) => aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_digest(d)
+            .build(),
     };
     let mut req = aws
         .ecr()
@@ -279,7 +288,10 @@ pub async fn image(
         }
     };
     let detail = out.image_details().first().ok_or_else(|| {
-        Error::aws(format!("ecr:DescribeImages returned no image for {}", image.value))
+        Error::aws(format!(
+            "ecr:DescribeImages returned no image for {}",
+            image.value
+        ))
     })?;
     let registry_id = detail
         .registry_id()
@@ -290,11 +302,15 @@ pub async fn image(
     let digest = detail.image_digest().unwrap_or_default().to_string();
     let uri = match (&version, pin) {
         (ImageVersion::Digest(d), _) => format!("{registry}/{repository}@{d}"),
-        (ImageVersion::Tag(_), true) if !digest.is_empty() => format!("{registry}/{repository}@{digest}"),
+        (ImageVersion::Tag(_), true) if !digest.is_empty() => {
+            format!("{registry}/{repository}@{digest}")
+        }
         (ImageVersion::Tag(t), _) => format!("{registry}/{repository}:{t}"),
     };
     let how = match &version {
-        ImageVersion::Tag(t) if pin => format!("ecr:DescribeImages, tag `{t}` pinned to its digest"),
+        ImageVersion::Tag(t) if pin => {
+            format!("ecr:DescribeImages, tag `{t}` pinned to its digest")
+        }
         ImageVersion::Tag(t) => format!("ecr:DescribeImages, tag `{t}`"),
         ImageVersion::Digest(_) => "ecr:DescribeImages".to_string(),
     };
@@ -302,7 +318,11 @@ pub async fn image(
 }
 
 async fn list_tags(aws: &Aws, repository: &str, account: Option<&str>) -> Vec<String> {
-    let mut req = aws.ecr().list_images().repository_name(repository).max_results(20);
+    let mut req = aws
+        .ecr()
+        .list_images()
+        .repository_name(repository)
+        .max_results(20);
     if let Some(a) = account {
         req = req.registry_id(a);
     }
@@ -369,7 +389,8 @@ pub async fn output_path(
 ) -> Result<(Val<String>, Vec<String>)> {
     let mut notes = Vec::new();
     if let Some(g) = given {
-        let uri = S3Uri::parse(&g.value).map_err(|r| Error::usage(format!("{}: {r}", g.source.name_for(None))))?;
+        let uri = S3Uri::parse(&g.value)
+            .map_err(|r| Error::usage(format!("{}: {r}", g.source.name_for(None))))?;
         match bucket_region(aws, &uri.bucket).await? {
             None => {
                 return Err(Error::aws(format!(
@@ -392,15 +413,21 @@ pub async fn output_path(
     let bucket = default_bucket(region, account);
     let uri = format!("s3://{bucket}/sagetrain/");
     match bucket_region(aws, &bucket).await? {
-        Some(Some(r)) if r != region => return Err(wrong_region(&bucket, &r, region, "default output bucket")),
+        Some(Some(r)) if r != region => {
+            return Err(wrong_region(&bucket, &r, region, "default output bucket"))
+        }
         Some(_) => {}
-        None if dry_run => notes.push(format!("the default bucket {bucket} does not exist yet; it would be created")),
+        None if dry_run => notes.push(format!(
+            "the default bucket {bucket} does not exist yet; it would be created"
+        )),
         None => {
             let mut req = aws.s3().create_bucket().bucket(&bucket);
             if region != "us-east-1" {
                 req = req.create_bucket_configuration(
                     aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                            region,
+                        ))
                         .build(),
                 );
             }
@@ -412,14 +439,18 @@ pub async fn output_path(
         }
     }
     Ok((
-        Val::new(uri, Source::Lookup("default bucket sagemaker-REGION-ACCOUNT".into())),
+        Val::new(
+            uri,
+            Source::Lookup("default bucket sagemaker-REGION-ACCOUNT".into()),
+        ),
         notes,
     ))
 }
 
 /// Check that an input prefix exists and holds at least one object.
 pub async fn check_channel(aws: &Aws, name: &str, uri: &Val<String>, region: &str) -> Result<()> {
-    let s3 = S3Uri::parse(&uri.value).map_err(|r| Error::usage(format!("{}: {r}", uri.source.name_for(Some(name)))))?;
+    let s3 = S3Uri::parse(&uri.value)
+        .map_err(|r| Error::usage(format!("{}: {r}", uri.source.name_for(Some(name)))))?;
     let res = aws
         .s3()
         .list_objects_v2()
@@ -435,12 +466,20 @@ pub async fn check_channel(aws: &Aws, name: &str, uri: &Val<String>, region: &st
             uri.value,
             uri.source.name_for(Some(name))
         ))
-        .with_hint(format!("upload the data first: aws s3 sync ./data/{name} {}", uri.value))),
+        .with_hint(format!(
+            "upload the data first: aws s3 sync ./data/{name} {}",
+            uri.value
+        ))),
         Err(e) => {
             if let aws_smithy_runtime_api::client::result::SdkError::ServiceError(se) = &e {
                 if let Some(r) = se.raw().headers().get("x-amz-bucket-region") {
                     if r != region {
-                        return Err(wrong_region(&s3.bucket, r, region, &format!("channel `{name}`")));
+                        return Err(wrong_region(
+                            &s3.bucket,
+                            r,
+                            region,
+                            &format!("channel `{name}`"),
+                        ));
                     }
                 }
             }
@@ -464,7 +503,9 @@ mod tests {
     fn trust_policies() {
         let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
         assert!(trusts_sagemaker(doc));
-        let encoded = percent_encoding::utf8_percent_encode(doc, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let encoded =
+            percent_encoding::utf8_percent_encode(doc, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
         assert!(trusts_sagemaker(&encoded));
         let list = r#"{"Statement":{"Effect":"Allow","Principal":{"Service":["ec2.amazonaws.com","sagemaker.amazonaws.com"]},"Action":["sts:AssumeRole"]}}"#;
         assert!(trusts_sagemaker(list));
@@ -477,9 +518,17 @@ mod tests {
 
     #[test]
     fn assumed_role_names() {
-        assert_eq!(assumed_role_name("arn:aws:sts::123456789012:assumed-role/SageMakerRole/sess"), Some("SageMakerRole"));
-        assert_eq!(assumed_role_name("arn:aws:iam::123456789012:user/alice"), None);
-        assert!(looks_like_execution_role("AmazonSageMaker-ExecutionRole-20240101"));
+        assert_eq!(
+            assumed_role_name("arn:aws:sts::123456789012:assumed-role/SageMakerRole/sess"),
+            Some("SageMakerRole")
+        );
+        assert_eq!(
+            assumed_role_name("arn:aws:iam::123456789012:user/alice"),
+            None
+        );
+        assert!(looks_like_execution_role(
+            "AmazonSageMaker-ExecutionRole-20240101"
+        ));
         assert!(!looks_like_execution_role("ci-deployer"));
     }
 }

@@ -84,7 +84,12 @@ impl Ui {
 
     /// Settings rows as an aligned table.
     pub fn table(rows: &[(String, String, String)], headers: (&str, &str, &str)) -> String {
-        let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(headers.0.len());
+        let w0 = rows
+            .iter()
+            .map(|r| r.0.len())
+            .max()
+            .unwrap_or(0)
+            .max(headers.0.len());
         let w1 = rows
             .iter()
             .map(|r| r.1.chars().count())

@@ -133,7 +133,10 @@ mod tests {
     #[test]
     fn scan_finds_keys_and_spares_ordinary_values() {
         assert_eq!(scan(KEY_ID), Some(Finding::AccessKeyId));
-        assert_eq!(scan(&format!("x {SECRET} y")), Some(Finding::SecretAccessKey));
+        assert_eq!(
+            scan(&format!("x {SECRET} y")),
+            Some(Finding::SecretAccessKey)
+        );
         for ok in [
             "50",
             "0.0001",

@@ -190,9 +190,9 @@ pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
             path.display(),
             e.message().trim_end()
         ))
-        .with_hint(format!(
-            "fix the file; `sagetrain config` shows the accepted keys in effect (see the README's configuration reference)"
-        ))
+        .with_hint(
+            "fix the file; the README's configuration reference lists every key and its type",
+        )
     })
 }
 
@@ -232,9 +232,8 @@ fn require_exists(p: PathBuf, from: &str) -> Result<Option<PathBuf>> {
 }
 
 pub fn load_file(path: &Path) -> Result<LoadedFile> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!("cannot read config file {}: {e}", path.display()))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("cannot read config file {}: {e}", path.display())))?;
     Ok(LoadedFile {
         path: path.to_path_buf(),
         config: parse_file(path, &text)?,
@@ -415,42 +414,45 @@ impl TrainSettings {
             DEFAULT_VOLUME_SIZE_GB,
         );
 
-        let mut duration_setting =
-            |flag: &Option<String>, flag_name: &'static str, file_v: &Option<DurationValue>, key: &str| {
-                let (raw, src) = if let Some(raw) = flag {
-                    (raw.clone(), Source::Flag(flag_name))
-                } else if let Some(v) = file_v {
-                    match v {
-                        DurationValue::Seconds(s) if *s >= 0 => {
-                            return Some(Val::new(*s as u64, fsrc(key)))
-                        }
-                        DurationValue::Seconds(s) => (s.to_string(), fsrc(key)),
-                        DurationValue::Text(t) => (t.clone(), fsrc(key)),
+        let mut duration_setting = |flag: &Option<String>,
+                                    flag_name: &'static str,
+                                    file_v: &Option<DurationValue>,
+                                    key: &str| {
+            let (raw, src) = if let Some(raw) = flag {
+                (raw.clone(), Source::Flag(flag_name))
+            } else if let Some(v) = file_v {
+                match v {
+                    DurationValue::Seconds(s) if *s >= 0 => {
+                        return Some(Val::new(*s as u64, fsrc(key)))
                     }
-                } else {
-                    return None;
-                };
-                match parse_duration(&raw) {
-                    Ok(secs) => Some(Val::new(secs, src)),
-                    Err(rule) => {
-                        violations.push(Violation::new(src.name_for(None), rule));
-                        None
-                    }
+                    DurationValue::Seconds(s) => (s.to_string(), fsrc(key)),
+                    DurationValue::Text(t) => (t.clone(), fsrc(key)),
                 }
+            } else {
+                return None;
             };
+            match parse_duration(&raw) {
+                Ok(secs) => Some(Val::new(secs, src)),
+                Err(rule) => {
+                    violations.push(Violation::new(src.name_for(None), rule));
+                    None
+                }
+            }
+        };
         let max_run = duration_setting(&args.max_run, "--max-run", &fc.max_run, "max_run")
             .unwrap_or_else(|| Val::new(DEFAULT_MAX_RUN_SECS, Source::Default));
         let max_wait = duration_setting(&args.max_wait, "--max-wait", &fc.max_wait, "max_wait");
 
-        let bool_setting = |flag: bool, flag_name: &'static str, file_v: Option<bool>, key: &str| {
-            if flag {
-                Val::new(true, Source::Flag(flag_name))
-            } else if let Some(v) = file_v {
-                Val::new(v, fsrc(key))
-            } else {
-                Val::new(false, Source::Default)
-            }
-        };
+        let bool_setting =
+            |flag: bool, flag_name: &'static str, file_v: Option<bool>, key: &str| {
+                if flag {
+                    Val::new(true, Source::Flag(flag_name))
+                } else if let Some(v) = file_v {
+                    Val::new(v, fsrc(key))
+                } else {
+                    Val::new(false, Source::Default)
+                }
+            };
         let spot = bool_setting(args.spot, "--spot", fc.spot, "spot");
         let network_isolation = bool_setting(
             args.network_isolation,
@@ -499,7 +501,8 @@ impl TrainSettings {
                 Val::new(e.trim().to_string(), Source::Flag("--epochs")),
             );
         }
-        let mut channels = map_setting(fc.channels.clone(), "channels", &args.channels, "--channel");
+        let mut channels =
+            map_setting(fc.channels.clone(), "channels", &args.channels, "--channel");
         if let Some(t) = &args.train {
             channels.insert("train".into(), Val::new(t.clone(), Source::Flag("--train")));
         }
@@ -509,28 +512,58 @@ impl TrainSettings {
                 Val::new(v.clone(), Source::Flag("--validation")),
             );
         }
-        let environment = map_setting(fc.environment.clone(), "environment", &args.environment, "--env");
+        let environment = map_setting(
+            fc.environment.clone(),
+            "environment",
+            &args.environment,
+            "--env",
+        );
         let tags = map_setting(fc.tags.clone(), "tags", &args.tags, "--tag");
         let metrics = map_setting(fc.metrics.clone(), "metrics", &args.metrics, "--metric");
 
-        let opt = |flag: &Option<String>, flag_name: &'static str, file_v: &Option<String>, key: &str| {
-            pick(flag.clone().map(|v| (v, flag_name)), &[], env, ident, from_file(file_v, key))
-        };
-        let output_path = opt(&args.output_path, "--output-path", &fc.output_path, "output_path");
-        let checkpoint_s3 = opt(&args.checkpoint_s3, "--checkpoint-s3", &fc.checkpoint_s3, "checkpoint_s3");
-        let name = args.name.clone().map(|v| Val::new(v, Source::Flag("--name")));
+        let opt =
+            |flag: &Option<String>, flag_name: &'static str, file_v: &Option<String>, key: &str| {
+                pick(
+                    flag.clone().map(|v| (v, flag_name)),
+                    &[],
+                    env,
+                    ident,
+                    from_file(file_v, key),
+                )
+            };
+        let output_path = opt(
+            &args.output_path,
+            "--output-path",
+            &fc.output_path,
+            "output_path",
+        );
+        let checkpoint_s3 = opt(
+            &args.checkpoint_s3,
+            "--checkpoint-s3",
+            &fc.checkpoint_s3,
+            "checkpoint_s3",
+        );
+        let name = args
+            .name
+            .clone()
+            .map(|v| Val::new(v, Source::Flag("--name")));
         let base_name = opt(&args.base_name, "--base-name", &fc.base_name, "base_name");
         let kms_key = opt(&args.kms_key, "--kms-key", &fc.kms_key, "kms_key");
-        let list_setting = |flags: &[String], flag_name: &'static str, file_v: &Option<Vec<String>>, key: &str| {
-            if !flags.is_empty() {
-                Some(Val::new(flags.to_vec(), Source::Flag(flag_name)))
-            } else {
-                file_v.clone().map(|v| Val::new(v, fsrc(key)))
-            }
-        };
+        let list_setting =
+            |flags: &[String], flag_name: &'static str, file_v: &Option<Vec<String>>, key: &str| {
+                if !flags.is_empty() {
+                    Some(Val::new(flags.to_vec(), Source::Flag(flag_name)))
+                } else {
+                    file_v.clone().map(|v| Val::new(v, fsrc(key)))
+                }
+            };
         let subnets = list_setting(&args.subnets, "--subnet", &fc.subnets, "subnets");
-        let security_groups =
-            list_setting(&args.security_groups, "--security-group", &fc.security_groups, "security_groups");
+        let security_groups = list_setting(
+            &args.security_groups,
+            "--security-group",
+            &fc.security_groups,
+            "security_groups",
+        );
 
         if !violations.is_empty() {
             return Err(violations);
@@ -574,26 +607,74 @@ impl TrainSettings {
             let (value, source) = v.unwrap_or_else(|| ("(not set)".into(), "-".into()));
             rows.push((name.to_string(), value, source));
         };
-        let s = |v: &Option<Val<String>>| v.as_ref().map(|v| (v.value.clone(), v.source.to_string()));
+        let s =
+            |v: &Option<Val<String>>| v.as_ref().map(|v| (v.value.clone(), v.source.to_string()));
         one("region", s(&self.region));
         one("profile", s(&self.profile));
         one("endpoint_url", s(&self.endpoint_url));
         one("role", s(&self.role));
         one("image", s(&self.image));
-        one("pin_digest", Some((self.pin_digest.value.to_string(), self.pin_digest.source.to_string())));
-        one("instance_type", Some((self.instance_type.value.clone(), self.instance_type.source.to_string())));
-        one("instance_count", Some((self.instance_count.value.to_string(), self.instance_count.source.to_string())));
-        one("volume_size", Some((self.volume_size.value.to_string(), self.volume_size.source.to_string())));
-        one("max_run", Some((format!("{}s", self.max_run.value), self.max_run.source.to_string())));
-        one("spot", Some((self.spot.value.to_string(), self.spot.source.to_string())));
-        one("max_wait", self.max_wait.as_ref().map(|v| (format!("{}s", v.value), v.source.to_string())));
+        one(
+            "pin_digest",
+            Some((
+                self.pin_digest.value.to_string(),
+                self.pin_digest.source.to_string(),
+            )),
+        );
+        one(
+            "instance_type",
+            Some((
+                self.instance_type.value.clone(),
+                self.instance_type.source.to_string(),
+            )),
+        );
+        one(
+            "instance_count",
+            Some((
+                self.instance_count.value.to_string(),
+                self.instance_count.source.to_string(),
+            )),
+        );
+        one(
+            "volume_size",
+            Some((
+                self.volume_size.value.to_string(),
+                self.volume_size.source.to_string(),
+            )),
+        );
+        one(
+            "max_run",
+            Some((
+                format!("{}s", self.max_run.value),
+                self.max_run.source.to_string(),
+            )),
+        );
+        one(
+            "spot",
+            Some((self.spot.value.to_string(), self.spot.source.to_string())),
+        );
+        one(
+            "max_wait",
+            self.max_wait
+                .as_ref()
+                .map(|v| (format!("{}s", v.value), v.source.to_string())),
+        );
         one("output_path", s(&self.output_path));
         one("checkpoint_s3", s(&self.checkpoint_s3));
         one("name", s(&self.name));
         one("base_name", s(&self.base_name));
         one("kms_key", s(&self.kms_key));
-        one("network_isolation", Some((self.network_isolation.value.to_string(), self.network_isolation.source.to_string())));
-        let l = |v: &Option<Val<Vec<String>>>| v.as_ref().map(|v| (v.value.join(","), v.source.to_string()));
+        one(
+            "network_isolation",
+            Some((
+                self.network_isolation.value.to_string(),
+                self.network_isolation.source.to_string(),
+            )),
+        );
+        let l = |v: &Option<Val<Vec<String>>>| {
+            v.as_ref()
+                .map(|v| (v.value.join(","), v.source.to_string()))
+        };
         one("subnets", l(&self.subnets));
         one("security_groups", l(&self.security_groups));
         for (section, map) in [
@@ -604,7 +685,11 @@ impl TrainSettings {
             ("metrics", &self.metrics),
         ] {
             for (k, v) in map {
-                rows.push((format!("{section}.{k}"), v.value.clone(), v.source.to_string()));
+                rows.push((
+                    format!("{section}.{k}"),
+                    v.value.clone(),
+                    v.source.to_string(),
+                ));
             }
         }
         rows
@@ -647,7 +732,10 @@ mod tests {
     #[test]
     fn flags_beat_env_beat_file_beat_defaults() {
         let f = file("role = \"FileRole\"\nimage = \"file-img\"\ninstance_type = \"ml.p3.2xlarge\"\nregion = \"eu-west-1\"\n");
-        let env = env_of(&[("SAGEMAKER_ROLE", "EnvRole"), ("SAGETRAIN_IMAGE", "env-img")]);
+        let env = env_of(&[
+            ("SAGEMAKER_ROLE", "EnvRole"),
+            ("SAGETRAIN_IMAGE", "env-img"),
+        ]);
         let args = TrainArgs {
             image: Some("flag-img".into()),
             ..Default::default()
@@ -656,7 +744,10 @@ mod tests {
         assert_eq!(s.image.as_ref().unwrap().value, "flag-img");
         assert_eq!(s.image.as_ref().unwrap().source, Source::Flag("--image"));
         assert_eq!(s.role.as_ref().unwrap().value, "EnvRole");
-        assert_eq!(s.role.as_ref().unwrap().source, Source::Env("SAGEMAKER_ROLE"));
+        assert_eq!(
+            s.role.as_ref().unwrap().source,
+            Source::Env("SAGEMAKER_ROLE")
+        );
         assert_eq!(s.instance_type.value, "ml.p3.2xlarge");
         assert!(matches!(s.instance_type.source, Source::File { .. }));
         assert_eq!(s.region.as_ref().unwrap().value, "eu-west-1");
@@ -755,7 +846,8 @@ mod tests {
         std::fs::write(dir.path().join(CONFIG_FILE_NAME), "").unwrap();
         let found = find_config(None, &env_of(&[]), &sub).unwrap().unwrap();
         assert_eq!(found, dir.path().join(CONFIG_FILE_NAME));
-        let err = find_config(Some(Path::new("/nonexistent.toml")), &env_of(&[]), &sub).unwrap_err();
+        let err =
+            find_config(Some(Path::new("/nonexistent.toml")), &env_of(&[]), &sub).unwrap_err();
         assert!(err.message.contains("--config"));
     }
 }

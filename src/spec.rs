@@ -55,14 +55,12 @@ static ROLE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[\w+=,.@-]{1,64}$"));
 static ENV_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z_][a-zA-Z0-9_]*$"));
 static CHANNEL_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9\.\-_]{1,64}$"));
 static TAG_TEXT: LazyLock<Regex> = LazyLock::new(|| re(r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$"));
-static ECR_REPO: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-});
+static ECR_REPO: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"));
 static IMAGE_TAG: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,299}$"));
 static DIGEST: LazyLock<Regex> = LazyLock::new(|| re(r"^sha256:[0-9a-f]{64}$"));
-static ECR_REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
-});
+static ECR_REGISTRY: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$"));
 static BUCKET: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"));
 static VPC_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[-0-9a-zA-Z]{1,32}$"));
 static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z0-9:/_\-]{1,2048}$"));
@@ -86,11 +84,14 @@ pub struct S3Uri {
 impl S3Uri {
     pub fn parse(uri: &str) -> Result<S3Uri, String> {
         if uri.len() > 1024 {
-            return Err(format!("is {} characters; an S3 URI has at most 1024", uri.len()));
+            return Err(format!(
+                "is {} characters; an S3 URI has at most 1024",
+                uri.len()
+            ));
         }
-        let rest = uri.strip_prefix("s3://").ok_or_else(|| {
-            format!("`{uri}` is not an S3 URI; use the form s3://BUCKET/PREFIX")
-        })?;
+        let rest = uri
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("`{uri}` is not an S3 URI; use the form s3://BUCKET/PREFIX"))?;
         let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
         if !BUCKET.is_match(bucket) || bucket.contains("..") {
             return Err(format!(
@@ -137,7 +138,10 @@ impl ImageRef {
             return Err("is empty".into());
         }
         if image.len() > 255 {
-            return Err(format!("is {} characters; an image URI has at most 255", image.len()));
+            return Err(format!(
+                "is {} characters; an image URI has at most 255",
+                image.len()
+            ));
         }
         let (registry, path) = match image.split_once('/') {
             Some((first, rest))
@@ -190,7 +194,11 @@ impl ImageRef {
     /// The repository's last path component, the default job base name.
     pub fn short_name(&self) -> String {
         match self {
-            ImageRef::Ecr { repository, .. } => repository.rsplit('/').next().unwrap_or(repository).to_string(),
+            ImageRef::Ecr { repository, .. } => repository
+                .rsplit('/')
+                .next()
+                .unwrap_or(repository)
+                .to_string(),
             ImageRef::Other(uri) => {
                 let path = uri.split('@').next().unwrap_or(uri);
                 let last = path.rsplit('/').next().unwrap_or(path);
@@ -202,7 +210,11 @@ impl ImageRef {
 
 /// The ECR registry host for an account and region.
 pub fn ecr_registry(account: &str, region: &str) -> String {
-    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
     format!("{account}.dkr.ecr.{region}.{suffix}")
 }
 
@@ -249,12 +261,20 @@ pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
 
     if let Some(r) = &s.region {
         if !REGION.is_match(&r.value) {
-            bad(&mut v, &r.source, format!("`{}` is not an AWS region (e.g. eu-west-1)", r.value));
+            bad(
+                &mut v,
+                &r.source,
+                format!("`{}` is not an AWS region (e.g. eu-west-1)", r.value),
+            );
         }
     }
     if let Some(e) = &s.endpoint_url {
         if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
-            bad(&mut v, &e.source, format!("`{}` is not an http:// or https:// URL", e.value));
+            bad(
+                &mut v,
+                &e.source,
+                format!("`{}` is not an http:// or https:// URL", e.value),
+            );
         }
     }
     if let Some(role) = &s.role {
@@ -287,26 +307,50 @@ pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
         } else {
             format!("is not a SageMaker training instance type (did you mean ml.{t}?)")
         };
-        bad(&mut v, &s.instance_type.source, format!("`{t}` {hint}; e.g. ml.g5.xlarge, ml.p3.2xlarge, ml.m5.xlarge"));
+        bad(
+            &mut v,
+            &s.instance_type.source,
+            format!("`{t}` {hint}; e.g. ml.g5.xlarge, ml.p3.2xlarge, ml.m5.xlarge"),
+        );
     }
     if s.instance_count.value < 1 {
-        bad(&mut v, &s.instance_count.source, format!("must be at least 1 (got {})", s.instance_count.value));
+        bad(
+            &mut v,
+            &s.instance_count.source,
+            format!("must be at least 1 (got {})", s.instance_count.value),
+        );
     }
     if s.volume_size.value < 1 {
-        bad(&mut v, &s.volume_size.source, format!("must be at least 1 GB (got {})", s.volume_size.value));
+        bad(
+            &mut v,
+            &s.volume_size.source,
+            format!("must be at least 1 GB (got {})", s.volume_size.value),
+        );
     }
     if s.max_run.value < 1 || s.max_run.value > MAX_RUNTIME_SECS {
-        bad(&mut v, &s.max_run.source, format!(
-            "must be between 1 second and 28 days (got {}s)",
-            s.max_run.value
-        ));
+        bad(
+            &mut v,
+            &s.max_run.source,
+            format!(
+                "must be between 1 second and 28 days (got {}s)",
+                s.max_run.value
+            ),
+        );
     }
     match (&s.max_wait, s.spot.value) {
-        (Some(w), true) if w.value < s.max_run.value => bad(&mut v, &w.source, format!(
-            "must be at least the maximum run time ({}s; got {}s)",
-            s.max_run.value, w.value
-        )),
-        (Some(w), false) => bad(&mut v, &w.source, "applies only to spot training; add --spot (or `spot = true`)".into()),
+        (Some(w), true) if w.value < s.max_run.value => bad(
+            &mut v,
+            &w.source,
+            format!(
+                "must be at least the maximum run time ({}s; got {}s)",
+                s.max_run.value, w.value
+            ),
+        ),
+        (Some(w), false) => bad(
+            &mut v,
+            &w.source,
+            "applies only to spot training; add --spot (or `spot = true`)".into(),
+        ),
         _ => {}
     }
 
@@ -315,14 +359,22 @@ pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
         v_push_count(&mut v, "hyperparameters", s.hyperparameters.len(), 100);
     }
     for (k, val) in &s.hyperparameters {
-        check_entry(&mut v, &val.source, "hyperparameter", k, &val.value, 256, 2500);
+        check_entry(
+            &mut v,
+            &val.source,
+            "hyperparameter",
+            k,
+            &val.value,
+            256,
+            2500,
+        );
     }
     if let Some(e) = s.hyperparameters.get("epochs") {
         if !e.value.parse::<u64>().map(|n| n >= 1).unwrap_or(false) {
-            v.push(Violation::new(e.source.name_for(Some("epochs")), format!(
-                "`{}` is not a positive whole number of epochs",
-                e.value
-            )));
+            v.push(Violation::new(
+                e.source.name_for(Some("epochs")),
+                format!("`{}` is not a positive whole number of epochs", e.value),
+            ));
         }
     }
     // Environment.
@@ -330,11 +382,20 @@ pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
         v_push_count(&mut v, "environment variables", s.environment.len(), 100);
     }
     for (k, val) in &s.environment {
-        check_entry(&mut v, &val.source, "environment variable", k, &val.value, 512, 512);
+        check_entry(
+            &mut v,
+            &val.source,
+            "environment variable",
+            k,
+            &val.value,
+            512,
+            512,
+        );
         if !ENV_KEY.is_match(k) {
-            v.push(Violation::new(val.source.name_for(Some(k)), format!(
-                "`{k}` is not a valid variable name ([a-zA-Z_][a-zA-Z0-9_]*)"
-            )));
+            v.push(Violation::new(
+                val.source.name_for(Some(k)),
+                format!("`{k}` is not a valid variable name ([a-zA-Z_][a-zA-Z0-9_]*)"),
+            ));
         }
         if CREDENTIAL_ENV_NAMES.contains(&k.to_ascii_uppercase().as_str()) {
             v.push(Violation::new(val.source.name_for(Some(k)), format!(
@@ -348,9 +409,12 @@ pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
     }
     for (name, uri) in &s.channels {
         if !CHANNEL_NAME.is_match(name) {
-            v.push(Violation::new(uri.source.name_for(Some(name)), format!(
-                "`{name}` is not a valid channel name (1-64 of letters, digits, `.`, `-`, `_`)"
-            )));
+            v.push(Violation::new(
+                uri.source.name_for(Some(name)),
+                format!(
+                    "`{name}` is not a valid channel name (1-64 of letters, digits, `.`, `-`, `_`)"
+                ),
+            ));
         }
         if let Err(rule) = S3Uri::parse(&uri.value) {
             v.push(Violation::new(uri.source.name_for(Some(name)), rule));
@@ -377,13 +441,22 @@ pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
             v.push(Violation::new(&what, "a tag key has 1-128 characters"));
         }
         if val.value.chars().count() > 256 {
-            v.push(Violation::new(&what, "a tag value has at most 256 characters"));
+            v.push(Violation::new(
+                &what,
+                "a tag value has at most 256 characters",
+            ));
         }
         if !TAG_TEXT.is_match(k) || !TAG_TEXT.is_match(&val.value) {
-            v.push(Violation::new(&what, "tags may hold letters, digits, spaces and _ . : / = + - @ only"));
+            v.push(Violation::new(
+                &what,
+                "tags may hold letters, digits, spaces and _ . : / = + - @ only",
+            ));
         }
         if k.to_ascii_lowercase().starts_with("aws:") {
-            v.push(Violation::new(&what, "tag keys starting with `aws:` are reserved by AWS"));
+            v.push(Violation::new(
+                &what,
+                "tag keys starting with `aws:` are reserved by AWS",
+            ));
         }
         if let Some(f) = secrets::scan(k).or_else(|| secrets::scan(&val.value)) {
             v.push(credential_violation(&what, f, &val.value));
@@ -401,26 +474,44 @@ pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
         if val.value.is_empty() || val.value.chars().count() > 500 {
             v.push(Violation::new(&what, "a metric regex has 1-500 characters"));
         } else if !val.value.contains('(') {
-            v.push(Violation::new(&what, "the regex needs a capture group around the number, e.g. `val_dice=([0-9.]+)`"));
+            v.push(Violation::new(
+                &what,
+                "the regex needs a capture group around the number, e.g. `val_dice=([0-9.]+)`",
+            ));
         }
     }
     // VPC.
     let subnets = s.subnets.as_ref();
     let groups = s.security_groups.as_ref();
     match (subnets, groups) {
-        (Some(sn), None) => v.push(Violation::new(sn.source.name_for(None), "subnets need at least one security group too (--security-group)")),
-        (None, Some(sg)) => v.push(Violation::new(sg.source.name_for(None), "security groups need at least one subnet too (--subnet)")),
+        (Some(sn), None) => v.push(Violation::new(
+            sn.source.name_for(None),
+            "subnets need at least one security group too (--security-group)",
+        )),
+        (None, Some(sg)) => v.push(Violation::new(
+            sg.source.name_for(None),
+            "security groups need at least one subnet too (--subnet)",
+        )),
         (Some(sn), Some(sg)) => {
             if sn.value.is_empty() || sn.value.len() > 16 {
-                v.push(Violation::new(sn.source.name_for(None), format!("give 1-16 subnets (got {})", sn.value.len())));
+                v.push(Violation::new(
+                    sn.source.name_for(None),
+                    format!("give 1-16 subnets (got {})", sn.value.len()),
+                ));
             }
             if sg.value.is_empty() || sg.value.len() > 5 {
-                v.push(Violation::new(sg.source.name_for(None), format!("give 1-5 security groups (got {})", sg.value.len())));
+                v.push(Violation::new(
+                    sg.source.name_for(None),
+                    format!("give 1-5 security groups (got {})", sg.value.len()),
+                ));
             }
             for (list, src) in [(&sn.value, &sn.source), (&sg.value, &sg.source)] {
                 for id in list.iter() {
                     if !VPC_ID.is_match(id) {
-                        v.push(Violation::new(src.name_for(None), format!("`{id}` is not a valid id")));
+                        v.push(Violation::new(
+                            src.name_for(None),
+                            format!("`{id}` is not a valid id"),
+                        ));
                     }
                 }
             }
@@ -429,7 +520,10 @@ pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
     }
     if let Some(k) = &s.kms_key {
         if !KMS_KEY.is_match(&k.value) {
-            v.push(Violation::new(k.source.name_for(None), "is not a KMS key id, alias or ARN"));
+            v.push(Violation::new(
+                k.source.name_for(None),
+                "is not a KMS key id, alias or ARN",
+            ));
         }
     }
     if s.offline {
@@ -439,7 +533,10 @@ pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
 }
 
 fn v_push_count(v: &mut Vec<Violation>, what: &str, n: usize, max: usize) {
-    v.push(Violation::new(what, format!("{n} given; at most {max} are allowed")));
+    v.push(Violation::new(
+        what,
+        format!("{n} given; at most {max} are allowed"),
+    ));
 }
 
 fn credential_violation(what: &str, f: secrets::Finding, value: &str) -> Violation {
@@ -464,13 +561,19 @@ fn check_entry(
 ) {
     let what = src.name_for(Some(key));
     if key.is_empty() || key.chars().count() > max_key {
-        v.push(Violation::new(&what, format!("{kind} names have 1-{max_key} characters")));
+        v.push(Violation::new(
+            &what,
+            format!("{kind} names have 1-{max_key} characters"),
+        ));
     }
     if value.chars().count() > max_value {
-        v.push(Violation::new(&what, format!(
-            "{kind} values have at most {max_value} characters (got {})",
-            value.chars().count()
-        )));
+        v.push(Violation::new(
+            &what,
+            format!(
+                "{kind} values have at most {max_value} characters (got {})",
+                value.chars().count()
+            ),
+        ));
     }
     if let Some(f) = secrets::scan(value) {
         v.push(credential_violation(&what, f, value));
@@ -494,24 +597,35 @@ fn offline_violations(s: &TrainSettings) -> Vec<Violation> {
         v.push(Violation::new("--offline", "the default output bucket needs the account (a lookup): set --output-path s3://BUCKET/PREFIX"));
     }
     if s.region.is_none() {
-        v.push(Violation::new("--offline", "no region: set --region, AWS_REGION or `region` in sagetrain.toml"));
+        v.push(Violation::new(
+            "--offline",
+            "no region: set --region, AWS_REGION or `region` in sagetrain.toml",
+        ));
     }
     v
 }
 
 pub fn check_role_arn(arn: &str) -> Result<(), String> {
     if arn.len() < 20 || arn.len() > 2048 {
-        return Err(format!("a role ARN has 20-2048 characters (got {})", arn.len()));
+        return Err(format!(
+            "a role ARN has 20-2048 characters (got {})",
+            arn.len()
+        ));
     }
     if !ROLE_ARN.is_match(arn) {
-        return Err(format!("`{arn}` is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"));
+        return Err(format!(
+            "`{arn}` is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+        ));
     }
     Ok(())
 }
 
 pub fn check_job_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 63 {
-        return Err(format!("a job name has 1-63 characters (got {})", name.len()));
+        return Err(format!(
+            "a job name has 1-63 characters (got {})",
+            name.len()
+        ));
     }
     if !JOB_NAME.is_match(name) {
         return Err(format!(
@@ -657,7 +771,9 @@ fn join_s3(prefix: &str, rest: &str) -> String {
 /// Build the request from validated settings and resolved values.
 pub fn build_request(s: &TrainSettings, r: &Resolved) -> CreateTrainingJobRequest {
     let strings = |m: &BTreeMap<String, Val<String>>| -> BTreeMap<String, String> {
-        m.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect()
+        m.iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect()
     };
     let spot = s.spot.value;
     // A spot job gets a checkpoint location by default, so that it resumes after an interruption.
@@ -665,7 +781,14 @@ pub fn build_request(s: &TrainSettings, r: &Resolved) -> CreateTrainingJobReques
         .checkpoint_s3
         .as_ref()
         .map(|c| c.value.clone())
-        .or_else(|| spot.then(|| join_s3(&r.output_path.value, &format!("{}/checkpoints/", r.job_name.value))));
+        .or_else(|| {
+            spot.then(|| {
+                join_s3(
+                    &r.output_path.value,
+                    &format!("{}/checkpoints/", r.job_name.value),
+                )
+            })
+        });
     CreateTrainingJobRequest {
         training_job_name: r.job_name.value.clone(),
         hyper_parameters: strings(&s.hyperparameters),
@@ -751,7 +874,10 @@ pub fn validate_request(req: &CreateTrainingJobRequest) -> Vec<Violation> {
         v.push(Violation::new("RoleArn", rule));
     }
     if req.algorithm_specification.training_image.len() > 255 {
-        v.push(Violation::new("TrainingImage", "has more than 255 characters"));
+        v.push(Violation::new(
+            "TrainingImage",
+            "has more than 255 characters",
+        ));
     }
     if let Err(rule) = S3Uri::parse(&req.output_data_config.s3_output_path) {
         v.push(Violation::new("OutputDataConfig.S3OutputPath", rule));
@@ -795,7 +921,10 @@ mod tests {
     }
 
     fn rules(args: TrainArgs) -> Vec<String> {
-        validate_settings(&settings(args)).iter().map(|v| v.to_string()).collect()
+        validate_settings(&settings(args))
+            .iter()
+            .map(|v| v.to_string())
+            .collect()
     }
 
     #[test]
@@ -837,24 +966,41 @@ mod tests {
     fn limits_on_counts_and_lengths() {
         let mut args = valid_args();
         args.hyperparameters = (0..101).map(|i| format!("k{i}=v")).collect();
-        args.hyperparameters.push(format!("long={}", "x".repeat(2501)));
+        args.hyperparameters
+            .push(format!("long={}", "x".repeat(2501)));
         args.environment = vec![format!("E={}", "x".repeat(513))];
         args.metrics = vec!["loss=loss is low".into()];
         let joined = rules(args).join("\n");
-        assert!(joined.contains("hyperparameters: 103 given; at most 100"), "{joined}");
-        assert!(joined.contains("--hyperparameter long: hyperparameter values have at most 2500"), "{joined}");
-        assert!(joined.contains("--env E: environment variable values have at most 512"), "{joined}");
-        assert!(joined.contains("--metric loss: the regex needs a capture group"), "{joined}");
+        assert!(
+            joined.contains("hyperparameters: 103 given; at most 100"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("--hyperparameter long: hyperparameter values have at most 2500"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("--env E: environment variable values have at most 512"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("--metric loss: the regex needs a capture group"),
+            "{joined}"
+        );
     }
 
     #[test]
     fn spot_wait_rules() {
         let mut args = valid_args();
         args.max_wait = Some("1h".into());
-        assert!(rules(args.clone()).join("").contains("--max-wait: applies only to spot"));
+        assert!(rules(args.clone())
+            .join("")
+            .contains("--max-wait: applies only to spot"));
         args.spot = true;
         args.max_run = Some("2h".into());
-        assert!(rules(args.clone()).join("").contains("--max-wait: must be at least the maximum run time (7200s; got 3600s)"));
+        assert!(rules(args.clone())
+            .join("")
+            .contains("--max-wait: must be at least the maximum run time (7200s; got 3600s)"));
         args.max_wait = Some("3h".into());
         assert!(rules(args).is_empty());
     }
@@ -871,7 +1017,12 @@ mod tests {
         let joined = rules(args).join("\n");
         assert!(joined.contains("--hyperparameter key: the value (****************MPLE) looks like an AWS access key id"), "{joined}");
         assert!(joined.contains("--env SECRET: the value (****************EKEY) looks like an AWS secret access key"), "{joined}");
-        assert!(joined.contains("--env AWS_ACCESS_KEY_ID: `AWS_ACCESS_KEY_ID` would hand your credentials"), "{joined}");
+        assert!(
+            joined.contains(
+                "--env AWS_ACCESS_KEY_ID: `AWS_ACCESS_KEY_ID` would hand your credentials"
+            ),
+            "{joined}"
+        );
         assert!(joined.contains("--tag owner"), "{joined}");
         assert!(!joined.contains("AKIAIOSFODNN7EXAMPLE"));
         assert!(!joined.contains("wJalrXUtnFEMI"));
@@ -886,12 +1037,23 @@ mod tests {
             ..Default::default()
         };
         let joined = rules(args).join("\n");
-        assert!(joined.contains("--role: a role name needs a lookup"), "{joined}");
-        assert!(joined.contains("--image: a bare repository name needs the account"), "{joined}");
-        assert!(joined.contains("--offline: the default output bucket needs the account"), "{joined}");
+        assert!(
+            joined.contains("--role: a role name needs a lookup"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("--image: a bare repository name needs the account"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("--offline: the default output bucket needs the account"),
+            "{joined}"
+        );
         let mut ok = valid_args();
         ok.offline = true;
-        assert!(rules(ok.clone()).join("").contains("pinning the image digest needs an ECR lookup"));
+        assert!(rules(ok.clone())
+            .join("")
+            .contains("pinning the image digest needs an ECR lookup"));
         ok.no_pin_digest = true;
         assert!(rules(ok).is_empty());
     }
@@ -900,16 +1062,34 @@ mod tests {
     fn image_references() {
         assert_eq!(
             ImageRef::parse("unet-vessels").unwrap(),
-            ImageRef::Ecr { account: None, region: None, repository: "unet-vessels".into(), version: ImageVersion::Tag("latest".into()) }
+            ImageRef::Ecr {
+                account: None,
+                region: None,
+                repository: "unet-vessels".into(),
+                version: ImageVersion::Tag("latest".into())
+            }
         );
         assert_eq!(
             ImageRef::parse("team/unet:v2").unwrap(),
-            ImageRef::Ecr { account: None, region: None, repository: "team/unet".into(), version: ImageVersion::Tag("v2".into()) }
+            ImageRef::Ecr {
+                account: None,
+                region: None,
+                repository: "team/unet".into(),
+                version: ImageVersion::Tag("v2".into())
+            }
         );
         let digest = format!("sha256:{}", "a".repeat(64));
         assert_eq!(
-            ImageRef::parse(&format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/unet@{digest}")).unwrap(),
-            ImageRef::Ecr { account: Some("123456789012".into()), region: Some("us-east-1".into()), repository: "unet".into(), version: ImageVersion::Digest(digest) }
+            ImageRef::parse(&format!(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/unet@{digest}"
+            ))
+            .unwrap(),
+            ImageRef::Ecr {
+                account: Some("123456789012".into()),
+                region: Some("us-east-1".into()),
+                repository: "unet".into(),
+                version: ImageVersion::Digest(digest)
+            }
         );
         assert_eq!(
             ImageRef::parse("ghcr.io/org/unet:1.0").unwrap(),
@@ -917,12 +1097,23 @@ mod tests {
         );
         assert!(ImageRef::parse("Unet:latest").is_err());
         assert!(ImageRef::parse("unet@sha256:abc").is_err());
-        assert_eq!(ImageRef::parse("team/unet-vessels:v2").unwrap().short_name(), "unet-vessels");
+        assert_eq!(
+            ImageRef::parse("team/unet-vessels:v2")
+                .unwrap()
+                .short_name(),
+            "unet-vessels"
+        );
     }
 
     #[test]
     fn s3_uris() {
-        assert_eq!(S3Uri::parse("s3://b-1/a/b/").unwrap(), S3Uri { bucket: "b-1".into(), key: "a/b/".into() });
+        assert_eq!(
+            S3Uri::parse("s3://b-1/a/b/").unwrap(),
+            S3Uri {
+                bucket: "b-1".into(),
+                key: "a/b/".into()
+            }
+        );
         assert_eq!(S3Uri::parse("s3://bucket").unwrap().key, "");
         assert!(S3Uri::parse("s3://Bad_Bucket/x").is_err());
         assert!(S3Uri::parse("/local/dir").is_err());
@@ -938,7 +1129,10 @@ mod tests {
         assert!(long.len() <= 63, "{long}");
         assert!(long.ends_with("-2026-11-18-11-06-40-123"), "{long}");
         check_job_name(&long).unwrap();
-        assert_eq!(generate_job_name("___", t), "sagetrain-2026-11-18-11-06-40-123");
+        assert_eq!(
+            generate_job_name("___", t),
+            "sagetrain-2026-11-18-11-06-40-123"
+        );
         check_job_name(&n).unwrap();
     }
 
@@ -959,14 +1153,29 @@ mod tests {
         let req = build_request(&s, &r);
         assert!(validate_request(&req).is_empty());
         let json = serde_json::to_value(&req).unwrap();
-        assert_eq!(json["HyperParameters"], serde_json::json!({"epochs": "50", "learning_rate": "0.0001", "optimizer": "adam"}));
+        assert_eq!(
+            json["HyperParameters"],
+            serde_json::json!({"epochs": "50", "learning_rate": "0.0001", "optimizer": "adam"})
+        );
         assert_eq!(json["ResourceConfig"]["VolumeSizeInGB"], 30);
         assert_eq!(json["ResourceConfig"]["InstanceType"], "ml.g5.xlarge");
-        assert_eq!(json["StoppingCondition"], serde_json::json!({"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 86400}));
-        assert_eq!(json["CheckpointConfig"]["S3Uri"], "s3://my-bucket/out/unet-1/checkpoints/");
-        assert_eq!(json["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"], "s3://my-bucket/data/train/");
+        assert_eq!(
+            json["StoppingCondition"],
+            serde_json::json!({"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 86400})
+        );
+        assert_eq!(
+            json["CheckpointConfig"]["S3Uri"],
+            "s3://my-bucket/out/unet-1/checkpoints/"
+        );
+        assert_eq!(
+            json["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"],
+            "s3://my-bucket/data/train/"
+        );
         assert_eq!(json["EnableManagedSpotTraining"], true);
-        assert_eq!(json["Tags"][0], serde_json::json!({"Key": "project", "Value": "vessels"}));
+        assert_eq!(
+            json["Tags"][0],
+            serde_json::json!({"Key": "project", "Value": "vessels"})
+        );
         assert!(json.get("Environment").is_none());
         assert!(json.get("VpcConfig").is_none());
     }

@@ -24,10 +24,13 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
     } else {
         let file_line = match &settings.config_path {
             Some(p) => format!("config file: {}", p.display()),
-            None => "config file: none (sagetrain.toml not found in this folder or its parents)".into(),
+            None => {
+                "config file: none (sagetrain.toml not found in this folder or its parents)".into()
+            }
         };
         ctx.ui.result_text(&file_line);
-        ctx.ui.result_text(&Ui::table(&rows, ("setting", "value", "source")));
+        ctx.ui
+            .result_text(&Ui::table(&rows, ("setting", "value", "source")));
     }
     let violations = validate_settings(&settings);
     if violations.is_empty() {

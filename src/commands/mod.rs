@@ -10,12 +10,15 @@ use crate::output::Ui;
 use crate::settings::{self, LoadedFile};
 use std::path::PathBuf;
 
+/// Reads an environment variable (injectable for tests).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String>>;
+
 /// What every command gets: global flags, output, and the environment it reads.
 pub struct Context {
     pub global: GlobalArgs,
     pub ui: Ui,
     pub cwd: PathBuf,
-    pub env: Box<dyn Fn(&str) -> Option<String>>,
+    pub env: EnvLookup,
 }
 
 impl Context {

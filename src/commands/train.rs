@@ -49,9 +49,14 @@ fn job_name(s: &TrainSettings, ui: &Ui) -> Val<String> {
     let name = generate_job_name(&base, SystemTime::now());
     let sanitized = crate::spec::sanitize_base(&base);
     if sanitized != base {
-        ui.detail(&format!("job base name `{base}` sanitized to `{sanitized}`"));
+        ui.detail(&format!(
+            "job base name `{base}` sanitized to `{sanitized}`"
+        ));
     }
-    Val::new(name, Source::Lookup(format!("generated from base name ({src})")))
+    Val::new(
+        name,
+        Source::Lookup(format!("generated from base name ({src})")),
+    )
 }
 
 /// Collect the first error of several concurrent lookups, credentials errors first, and keep
@@ -77,12 +82,19 @@ pub async fn plan(ctx: &Context, s: &TrainSettings) -> Result<Plan> {
             region: region.value,
             role_arn: s.role.clone().expect("validated: offline has a role ARN"),
             training_image: s.image.clone().expect("validated: image is set"),
-            output_path: s.output_path.clone().expect("validated: offline has an output path"),
+            output_path: s
+                .output_path
+                .clone()
+                .expect("validated: offline has an output path"),
             job_name: job_name(s, ui),
         };
         let request = build_request(s, &resolved);
         check_request(&request)?;
-        return Ok(Plan { request, resolved, aws: None });
+        return Ok(Plan {
+            request,
+            resolved,
+            aws: None,
+        });
     }
 
     let aws = Aws::load(&AwsSettings {
@@ -97,7 +109,11 @@ pub async fn plan(ctx: &Context, s: &TrainSettings) -> Result<Plan> {
         "credentials: {} (key {}{})",
         creds.source,
         creds.masked_key_id(),
-        if creds.is_session() { ", temporary session" } else { ", long-lived" }
+        if creds.is_session() {
+            ", temporary session"
+        } else {
+            ", long-lived"
+        }
     ));
 
     let image_val = s.image.clone().expect("validated: image is set");
@@ -112,7 +128,13 @@ pub async fn plan(ctx: &Context, s: &TrainSettings) -> Result<Plan> {
                     Some(_) => Ok(None),
                 }
             },
-            lookups::output_path(&aws, s.output_path.as_ref(), &id.account, &region, s.dry_run),
+            lookups::output_path(
+                &aws,
+                s.output_path.as_ref(),
+                &id.account,
+                &region,
+                s.dry_run
+            ),
         );
         Ok::<_, Error>((id, role, output))
     };
@@ -128,7 +150,8 @@ pub async fn plan(ctx: &Context, s: &TrainSettings) -> Result<Plan> {
             .iter()
             .map(|(name, uri)| lookups::check_channel(&aws, name, uri, &region)),
     );
-    let (chain, role_given, image, channels) = tokio::join!(identity_chain, role_given, image, channels);
+    let (chain, role_given, image, channels) =
+        tokio::join!(identity_chain, role_given, image, channels);
 
     let mut errors = Vec::new();
     let mut found_role = None;
@@ -168,14 +191,20 @@ pub async fn plan(ctx: &Context, s: &TrainSettings) -> Result<Plan> {
     let (image, image_notes) = image.expect("no errors: image resolved");
     let (output_path, output_notes) = output.expect("no errors: output resolved");
     let role_arn = found_role.expect("no errors: role resolved");
-    ui.detail(&format!("caller: {} (account {})", identity.arn, identity.account));
+    ui.detail(&format!(
+        "caller: {} (account {})",
+        identity.arn, identity.account
+    ));
     for n in image_notes {
         ui.warn(&n);
     }
     for n in output_notes {
         ui.info(&n);
     }
-    ui.info(&format!("execution role: {} ({})", role_arn.value, role_arn.source));
+    ui.info(&format!(
+        "execution role: {} ({})",
+        role_arn.value, role_arn.source
+    ));
     ui.info(&format!("image: {} ({})", image.value, image.source));
 
     let resolved = Resolved {
@@ -218,7 +247,8 @@ fn show_settings(ctx: &Context, s: &TrainSettings, resolved: Option<&Resolved>) 
             rows.push((name.into(), v.value.clone(), v.source.to_string()));
         }
     }
-    ctx.ui.detail(&Ui::table(&rows, ("setting", "value", "source")));
+    ctx.ui
+        .detail(&Ui::table(&rows, ("setting", "value", "source")));
 }
 
 pub async fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
@@ -229,15 +259,19 @@ pub async fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
     let plan = plan(ctx, &s).await?;
     show_settings(ctx, &s, Some(&plan.resolved));
     if s.dry_run {
-        ctx.ui.info("dry run: this is the CreateTrainingJob request; nothing was created");
-        let json = serde_json::to_value(&plan.request).map_err(|e| Error::internal(e.to_string()))?;
+        ctx.ui
+            .info("dry run: this is the CreateTrainingJob request; nothing was created");
+        let json =
+            serde_json::to_value(&plan.request).map_err(|e| Error::internal(e.to_string()))?;
         ctx.ui.result_json(&json);
         return Ok(());
     }
     let aws = plan.aws.as_ref().expect("not offline: AWS is configured");
     let created = crate::jobs::create(&aws.sagemaker(), &plan.request).await?;
     if created.reconciled {
-        ctx.ui.info("the create was retried and the job already existed with this request: it is this job");
+        ctx.ui.info(
+            "the create was retried and the job already existed with this request: it is this job",
+        );
     }
     let r = &plan.resolved;
     if ctx.json() {

@@ -1,0 +1,396 @@
+//! The binary with no emulator: validation, dry runs offline, credentials errors, exit codes.
+
+use crate::harness::*;
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/service-role/SageMakerRole";
+const IMAGE: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/unet-vessels:v1";
+
+fn offline_args() -> Vec<&'static str> {
+    vec![
+        "train",
+        "--epochs",
+        "50",
+        "--role",
+        ROLE,
+        "--image",
+        IMAGE,
+        "--no-pin-digest",
+        "--train",
+        "s3://my-data/unet/train/",
+        "--output-path",
+        "s3://my-models/unet/",
+        "--region",
+        "eu-west-1",
+        "--dry-run",
+        "--offline",
+    ]
+}
+
+#[test]
+fn version_and_help() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["--version"]).ok();
+    assert!(r.stdout.starts_with("sagetrain "), "{}", r.stdout);
+    let r = sb.run(&["train", "--help"]).ok();
+    assert!(r.stdout.contains("--epochs"));
+    assert!(r.stdout.contains("SAGEMAKER_ROLE"));
+}
+
+#[test]
+fn offline_dry_run_needs_no_credentials_and_no_network() {
+    let mut sb = Sandbox::new();
+    // Anything sent would fail: no credentials, and a dead endpoint.
+    sb.set("AWS_ENDPOINT_URL", &dead_endpoint());
+    let r = sb.run(&offline_args()).ok();
+    let req = r.json();
+    assert_eq!(req["HyperParameters"], serde_json::json!({"epochs": "50"}));
+    assert_eq!(req["RoleArn"], ROLE);
+    assert_eq!(req["AlgorithmSpecification"]["TrainingImage"], IMAGE);
+    assert_eq!(req["AlgorithmSpecification"]["TrainingInputMode"], "File");
+    assert_eq!(
+        req["OutputDataConfig"]["S3OutputPath"],
+        "s3://my-models/unet/"
+    );
+    assert_eq!(
+        req["ResourceConfig"],
+        serde_json::json!({"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30})
+    );
+    assert_eq!(
+        req["StoppingCondition"],
+        serde_json::json!({"MaxRuntimeInSeconds": 86400})
+    );
+    assert_eq!(req["InputDataConfig"][0]["ChannelName"], "train");
+    let name = req["TrainingJobName"].as_str().unwrap();
+    assert!(name.starts_with("unet-vessels-20"), "{name}");
+    assert!(name.len() <= 63);
+    assert!(r.stderr.contains("dry run"), "{}", r.stderr);
+}
+
+#[test]
+fn offline_names_every_value_that_needs_a_lookup() {
+    let sb = Sandbox::new();
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "5",
+            "--role",
+            "SageMakerRole",
+            "--image",
+            "unet:latest",
+            "--dry-run",
+            "--offline",
+        ])
+        .code(2);
+    for needle in [
+        "--role: a role name needs a lookup",
+        "--image: a bare repository name needs the account",
+        "--offline: the default output bucket needs the account",
+        "--offline: no region",
+        "nothing was sent to AWS",
+    ] {
+        assert!(
+            r.stderr.contains(needle),
+            "missing {needle:?}:\n{}",
+            r.stderr
+        );
+    }
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn invalid_input_is_rejected_before_any_call_with_every_violation() {
+    let mut sb = Sandbox::new();
+    sb.set("AWS_ENDPOINT_URL", &dead_endpoint());
+    sb.set("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
+        .set("AWS_SECRET_ACCESS_KEY", FAKE_SECRET);
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "fifty",
+            "--name",
+            "unet_v2",
+            "--instance-type",
+            "p3.2xlarge",
+            "--image",
+            "unet",
+            "--role",
+            "SageMakerRole",
+            "--region",
+            "eu-west-1",
+            "--channel",
+            "train=/data/train",
+            "--max-run",
+            "2h",
+            "--spot",
+            "--max-wait",
+            "1h",
+            "--env",
+            "AWS_SECRET_ACCESS_KEY=abc",
+        ])
+        .code(2);
+    for needle in [
+        "--epochs epochs: `fifty` is not a positive whole number",
+        "--name: `unet_v2` is not a valid job name",
+        "--instance-type: `p3.2xlarge` is not a SageMaker training instance type (did you mean ml.p3.2xlarge?)",
+        "--channel train: `/data/train` is not an S3 URI",
+        "--max-wait: must be at least the maximum run time",
+        "--env AWS_SECRET_ACCESS_KEY: `AWS_SECRET_ACCESS_KEY` would hand your credentials",
+    ] {
+        assert!(r.stderr.contains(needle), "missing {needle:?}:\n{}", r.stderr);
+    }
+    // Rejected before the network: the dead endpoint was never mentioned.
+    assert!(!r.stderr.contains("connection"), "{}", r.stderr);
+}
+
+#[test]
+fn a_key_pasted_into_a_hyperparameter_is_refused_and_masked() {
+    let sb = Sandbox::new();
+    let mut args = offline_args();
+    args.extend(["-H", "api_key=AKIAIOSFODNN7EXAMPLE"]);
+    let r = sb.run(&args).code(2);
+    assert!(r.stderr.contains("--hyperparameter api_key: the value (****************MPLE) looks like an AWS access key id"), "{}", r.stderr);
+    assert!(!r.stderr.contains("AKIAIOSFODNN7EXAMPLE"));
+}
+
+#[test]
+fn config_file_values_flags_and_env_layer_and_config_shows_sources() {
+    let mut sb = Sandbox::new();
+    sb.write(
+        "project/sagetrain.toml",
+        &format!(
+            "region = \"eu-west-1\"\nrole = \"{ROLE}\"\nimage = \"{IMAGE}\"\npin_digest = false\n\
+             instance_type = \"ml.p3.2xlarge\"\nmax_run = \"90m\"\noutput_path = \"s3://my-models/unet/\"\n\
+             [hyperparameters]\nepochs = 10\nlearning_rate = 0.0001\naugment = true\n\
+             [channels]\ntrain = \"s3://my-data/unet/train/\"\n[tags]\nproject = \"vessels\"\n"
+        ),
+    );
+    sb.set(
+        "SAGETRAIN_IMAGE",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/unet-vessels:env",
+    );
+    // From a sub-folder: the file is found in a parent.
+    std::fs::create_dir_all(sb.project().join("sub")).unwrap();
+    let r = sb
+        .run_in(
+            &sb.project().join("sub"),
+            &["train", "--epochs", "50", "--dry-run", "--offline"],
+        )
+        .ok();
+    let req = r.json();
+    assert_eq!(
+        req["HyperParameters"],
+        serde_json::json!({"augment": "true", "epochs": "50", "learning_rate": "0.0001"})
+    );
+    assert_eq!(
+        req["AlgorithmSpecification"]["TrainingImage"],
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/unet-vessels:env"
+    );
+    assert_eq!(req["ResourceConfig"]["InstanceType"], "ml.p3.2xlarge");
+    assert_eq!(req["StoppingCondition"]["MaxRuntimeInSeconds"], 5400);
+    assert_eq!(
+        req["Tags"],
+        serde_json::json!([{"Key": "project", "Value": "vessels"}])
+    );
+
+    let r = sb.run(&["config", "--epochs", "50", "-o", "json"]).ok();
+    let c = r.json();
+    assert_eq!(
+        c["settings"]["hyperparameters.epochs"]["source"],
+        "flag --epochs"
+    );
+    assert_eq!(c["settings"]["image"]["source"], "env SAGETRAIN_IMAGE");
+    assert!(c["settings"]["role"]["source"]
+        .as_str()
+        .unwrap()
+        .starts_with("file "));
+    assert_eq!(c["settings"]["instance_count"]["source"], "default");
+    let r = sb.run(&["config"]).ok();
+    assert!(
+        r.stdout.contains("hyperparameters.learning_rate"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_broken_config_file_names_the_line_and_key() {
+    let sb = Sandbox::new();
+    sb.write(
+        "project/sagetrain.toml",
+        "region = \"eu-west-1\"\ninstance_cont = 2\n",
+    );
+    let r = sb.run(&["config"]).code(2);
+    assert!(r.stderr.contains("sagetrain.toml:2"), "{}", r.stderr);
+    assert!(r.stderr.contains("instance_cont"), "{}", r.stderr);
+    sb.write(
+        "project/sagetrain.toml",
+        "[environment]\nKEY = \"AKIAIOSFODNN7EXAMPLE\"\n",
+    );
+    let r = sb.run(&["config"]).code(2);
+    assert!(
+        r.stderr
+            .contains("sagetrain.toml:2: the config file holds an AWS access key id"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("AKIAIOSFODNN7EXAMPLE"));
+}
+
+#[test]
+fn a_missing_profile_fails_at_once_listing_the_profiles_that_exist() {
+    let mut sb = Sandbox::new();
+    sb.write(
+        "home/.aws/config",
+        "[profile dev]\nregion = eu-west-1\n[profile prod]\nregion = eu-west-1\n",
+    );
+    sb.set("AWS_PROFILE", "staging");
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "5",
+            "--image",
+            "unet",
+            "--region",
+            "eu-west-1",
+        ])
+        .code(3);
+    assert!(r.stderr.contains("the AWS profile `staging` (from AWS_PROFILE) does not exist; profiles that exist: dev, prod"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("aws configure sso --profile staging"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn no_credentials_anywhere_fails_fast_and_explains_the_two_kinds() {
+    let mut sb = Sandbox::new();
+    sb.set("AWS_ENDPOINT_URL", &dead_endpoint());
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "5",
+            "--image",
+            "unet",
+            "--region",
+            "eu-west-1",
+        ])
+        .code(3);
+    assert!(
+        r.elapsed < std::time::Duration::from_secs(2),
+        "took {:?}",
+        r.elapsed
+    );
+    assert!(
+        r.stderr.contains("no AWS credentials found"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("YOUR credentials"), "{}", r.stderr);
+    assert!(r.stderr.contains("EXECUTION ROLE"), "{}", r.stderr);
+    assert!(r.stderr.contains("aws sso login"), "{}", r.stderr);
+}
+
+#[test]
+fn no_region_is_a_clear_error() {
+    let mut sb = Sandbox::new();
+    sb.set("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
+        .set("AWS_SECRET_ACCESS_KEY", FAKE_SECRET);
+    let r = sb
+        .run(&["train", "--epochs", "5", "--image", "unet"])
+        .code(2);
+    assert!(r.stderr.contains("no AWS region is set"), "{}", r.stderr);
+    assert!(r.stderr.contains("AWS_REGION"), "{}", r.stderr);
+}
+
+#[test]
+fn invalid_retry_settings_are_errors_not_panics() {
+    let mut sb = Sandbox::new();
+    sb.set("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
+        .set("AWS_SECRET_ACCESS_KEY", FAKE_SECRET);
+    sb.set("AWS_MAX_ATTEMPTS", "zero");
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "5",
+            "--image",
+            "unet",
+            "--region",
+            "eu-west-1",
+        ])
+        .code(2);
+    assert!(
+        r.stderr
+            .contains("AWS_MAX_ATTEMPTS: `zero` is not a valid number of attempts"),
+        "{}",
+        r.stderr
+    );
+    sb.unset("AWS_MAX_ATTEMPTS").set("AWS_RETRY_MODE", "fast");
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "5",
+            "--image",
+            "unet",
+            "--region",
+            "eu-west-1",
+        ])
+        .code(2);
+    assert!(
+        r.stderr
+            .contains("AWS_RETRY_MODE: `fast` is not a retry mode"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let sb = Sandbox::new();
+    sb.run(&["train", "--no-such-flag"]).code(2);
+    sb.run(&["frobnicate"]).code(2);
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let sb = Sandbox::new();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sagetrain.toml");
+    let r = sb.run(&["config", "--config", example, "-o", "json"]).ok();
+    let c = r.json();
+    assert_eq!(c["settings"]["hyperparameters.epochs"]["value"], "50");
+    assert!(c["settings"]["metrics.val_dice"]["value"]
+        .as_str()
+        .unwrap()
+        .contains("val_dice="));
+    // With the lookups supplied, it makes a request offline.
+    let r = sb
+        .run(&[
+            "train",
+            "--config",
+            example,
+            "--offline",
+            "--dry-run",
+            "--no-pin-digest",
+            "--role",
+            "arn:aws:iam::111122223333:role/SageMakerExecutionRole-unet",
+            "--image",
+            "111122223333.dkr.ecr.eu-west-1.amazonaws.com/unet-vessels:latest",
+            "--output-path",
+            "s3://sagemaker-eu-west-1-111122223333/sagetrain/",
+        ])
+        .ok();
+    assert_eq!(
+        r.json()["AlgorithmSpecification"]["MetricDefinitions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

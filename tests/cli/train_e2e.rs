@@ -1,0 +1,622 @@
+//! `sagetrain train` end to end against moto, each result checked with an independent read.
+
+use crate::harness::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+struct Seeded {
+    acct: Account,
+    role_arn: String,
+    digest: String,
+    bucket: String,
+}
+
+/// An account with an execution role (with a path), an image, and a bucket with data.
+fn seeded(region: &str) -> Seeded {
+    block_on(async {
+        let acct = Account::new(region).await;
+        let role_arn = acct.role("SageMakerRole", "/service-role/", true).await;
+        let digest = acct.image("unet-vessels", "latest").await;
+        let bucket = acct
+            .bucket(
+                "vessels",
+                &["data/train/img-001.png", "data/validation/img-101.png"],
+            )
+            .await;
+        Seeded {
+            acct,
+            role_arn,
+            digest,
+            bucket,
+        }
+    })
+}
+
+fn hyperparameters(
+    d: &aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput,
+) -> BTreeMap<String, String> {
+    d.hyper_parameters()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn train_with_environment_credentials_creates_the_exact_job() {
+    let s = seeded("us-east-1");
+    let mut sb = Sandbox::new();
+    s.acct.env(&mut sb);
+    let train = format!("s3://{}/data/train/", s.bucket);
+    let validation = format!("s3://{}/data/validation/", s.bucket);
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "50",
+            "-H",
+            "learning_rate=0.0001",
+            "-H",
+            "optimizer=adam",
+            "-H",
+            "augment=true",
+            "--role",
+            "SageMakerRole",
+            "--image",
+            "unet-vessels:latest",
+            "--train",
+            &train,
+            "--validation",
+            &validation,
+            "--tag",
+            "project=vessels",
+            "--instance-type",
+            "ml.p3.2xlarge",
+            "--instance-count",
+            "2",
+            "--volume-size",
+            "50",
+            "--max-run",
+            "2h",
+            "--metric",
+            "val_dice=val_dice=([0-9.]+)",
+            "-o",
+            "json",
+        ])
+        .ok();
+    let out = r.json();
+    let name = out["job_name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("unet-vessels-20"), "{name}");
+    let pinned = format!("{}/unet-vessels@{}", s.acct.registry(), s.digest);
+    let default_output = format!("s3://sagemaker-us-east-1-{}/sagetrain/", s.acct.id);
+    assert_eq!(out["role_arn"], s.role_arn.as_str());
+    assert_eq!(out["training_image"], pinned.as_str());
+    assert_eq!(out["region"], "us-east-1");
+    assert_eq!(out["output_path"], default_output.as_str());
+    assert!(out["job_arn"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("training-job/{name}")));
+
+    // Independent read.
+    let d = block_on(s.acct.describe(&name));
+    assert_eq!(
+        hyperparameters(&d),
+        BTreeMap::from([
+            ("augment".to_string(), "true".to_string()),
+            ("epochs".to_string(), "50".to_string()),
+            ("learning_rate".to_string(), "0.0001".to_string()),
+            ("optimizer".to_string(), "adam".to_string()),
+        ])
+    );
+    assert_eq!(d.role_arn(), Some(s.role_arn.as_str()));
+    assert!(
+        s.role_arn.contains("/service-role/SageMakerRole"),
+        "the role path is kept: {}",
+        s.role_arn
+    );
+    assert_eq!(
+        d.algorithm_specification().unwrap().training_image(),
+        Some(pinned.as_str())
+    );
+    let channels: BTreeMap<String, String> = d
+        .input_data_config()
+        .iter()
+        .map(|c| {
+            (
+                c.channel_name().unwrap_or_default().to_string(),
+                c.data_source()
+                    .unwrap()
+                    .s3_data_source()
+                    .unwrap()
+                    .s3_uri()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        channels,
+        BTreeMap::from([("train".into(), train), ("validation".into(), validation)])
+    );
+    assert_eq!(
+        d.output_data_config().unwrap().s3_output_path(),
+        Some(default_output.as_str())
+    );
+    let rc = d.resource_config().unwrap();
+    assert_eq!(
+        rc.instance_type().map(|t| t.as_str()),
+        Some("ml.p3.2xlarge")
+    );
+    assert_eq!(rc.instance_count(), Some(2));
+    assert_eq!(rc.volume_size_in_gb(), Some(50));
+    assert_eq!(
+        d.stopping_condition().unwrap().max_runtime_in_seconds(),
+        Some(7200)
+    );
+    assert_eq!(
+        block_on(s.acct.tags(d.training_job_arn().unwrap())),
+        vec![("project".into(), "vessels".into())]
+    );
+    // The default bucket was created in the job's region.
+    assert!(block_on(
+        s.acct
+            .bucket_exists(&format!("sagemaker-us-east-1-{}", s.acct.id))
+    ));
+
+    // The user is told which credentials, role and image were used, and from where.
+    assert!(
+        r.stderr.contains("credentials: environment variables"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "execution role: {} (lookup: iam:GetRole `SageMakerRole` from --role)",
+            s.role_arn
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("pinned to its digest"), "{}", r.stderr);
+}
+
+#[test]
+fn train_with_a_profile_and_a_config_file() {
+    let s = seeded("eu-west-1");
+    let mut sb = Sandbox::new();
+    s.acct.profile(&mut sb, "ml");
+    sb.write(
+        "project/sagetrain.toml",
+        &format!(
+            "role = \"SageMakerRole\"\nimage = \"unet-vessels\"\npin_digest = false\n\
+             output_path = \"s3://{b}/models/\"\nbase_name = \"vessel_seg\"\n\
+             [hyperparameters]\nepochs = 10\nbatch_size = 8\nlearning_rate = 0.001\n\
+             [channels]\ntrain = \"s3://{b}/data/train/\"\n[tags]\nteam = \"retina\"\n",
+            b = s.bucket
+        ),
+    );
+    let r = sb
+        .run(&["train", "--profile", "ml", "--epochs", "50", "-o", "json"])
+        .ok();
+    let out = r.json();
+    let name = out["job_name"].as_str().unwrap().to_string();
+    assert!(
+        name.starts_with("vessel-seg-20"),
+        "the base name is sanitized: {name}"
+    );
+    let d = block_on(s.acct.describe(&name));
+    assert_eq!(
+        hyperparameters(&d),
+        BTreeMap::from([
+            ("batch_size".to_string(), "8".to_string()),
+            ("epochs".to_string(), "50".to_string()),
+            ("learning_rate".to_string(), "0.001".to_string()),
+        ])
+    );
+    // Not pinned: the tag is kept.
+    assert_eq!(
+        d.algorithm_specification().unwrap().training_image(),
+        Some(format!("{}/unet-vessels:latest", s.acct.registry()).as_str())
+    );
+    assert_eq!(
+        d.output_data_config().unwrap().s3_output_path(),
+        Some(format!("s3://{}/models/", s.bucket).as_str())
+    );
+    assert!(
+        r.stderr
+            .contains("credentials: profile `ml` (access keys) from"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        out["region"], "eu-west-1",
+        "the region comes from the profile"
+    );
+}
+
+#[test]
+fn role_discovery_uses_the_single_execution_role() {
+    let acct = block_on(async {
+        let acct = Account::new("us-east-1").await;
+        acct.role(
+            "AmazonSageMaker-ExecutionRole-20240101T000000",
+            "/service-role/",
+            true,
+        )
+        .await;
+        acct.role("ci-deployer", "/", false).await;
+        acct.role("batch-runner", "/", true).await; // trusts SageMaker, but not named like it
+        acct.image("unet-vessels", "latest").await;
+        acct
+    });
+    let mut sb = Sandbox::new();
+    acct.env(&mut sb);
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "50",
+            "--image",
+            "unet-vessels",
+            "-o",
+            "json",
+        ])
+        .ok();
+    let expected = format!(
+        "arn:aws:iam::{}:role/service-role/AmazonSageMaker-ExecutionRole-20240101T000000",
+        acct.id
+    );
+    assert_eq!(r.json()["role_arn"], expected.as_str());
+    let d = block_on(acct.describe(r.json()["job_name"].as_str().unwrap()));
+    assert_eq!(d.role_arn(), Some(expected.as_str()));
+    assert!(
+        r.stderr
+            .contains("lookup: the only role in the account that trusts sagemaker.amazonaws.com"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn role_discovery_uses_the_callers_own_role_when_it_trusts_sagemaker() {
+    let acct = block_on(async {
+        let acct = Account::new("us-east-1").await;
+        // The test credentials are a session of the role `tester`.
+        acct.role("tester", "/", true).await;
+        acct.role("SageMakerOther", "/", true).await;
+        acct.image("unet-vessels", "latest").await;
+        acct
+    });
+    let mut sb = Sandbox::new();
+    acct.env(&mut sb);
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "50",
+            "--image",
+            "unet-vessels",
+            "-o",
+            "json",
+        ])
+        .ok();
+    assert_eq!(
+        r.json()["role_arn"],
+        format!("arn:aws:iam::{}:role/tester", acct.id).as_str()
+    );
+    assert!(r.stderr.contains("your own role"), "{}", r.stderr);
+}
+
+#[test]
+fn role_discovery_with_several_or_no_candidates_lists_them_and_says_how_to_choose() {
+    let acct = block_on(async {
+        let acct = Account::new("us-east-1").await;
+        acct.image("unet-vessels", "latest").await;
+        acct
+    });
+    let mut sb = Sandbox::new();
+    acct.env(&mut sb);
+    let r = sb
+        .run(&["train", "--epochs", "50", "--image", "unet-vessels"])
+        .code(2);
+    assert!(
+        r.stderr
+            .contains("no role in the account trusts sagemaker.amazonaws.com"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("SAGEMAKER_ROLE"), "{}", r.stderr);
+
+    block_on(async {
+        acct.role("SageMakerRoleA", "/", true).await;
+        acct.role("SageMakerRoleB", "/", true).await;
+    });
+    let r = sb
+        .run(&["train", "--epochs", "50", "--image", "unet-vessels"])
+        .code(2);
+    assert!(r.stderr.contains("2 roles could be it"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "candidate: arn:aws:iam::{}:role/SageMakerRoleA",
+            acct.id
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "candidate: arn:aws:iam::{}:role/SageMakerRoleB",
+            acct.id
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("export SAGEMAKER_ROLE=arn:aws:iam::"),
+        "{}",
+        r.stderr
+    );
+    assert!(block_on(acct.job_names()).is_empty());
+
+    // SAGEMAKER_ROLE settles it.
+    sb.set("SAGEMAKER_ROLE", "SageMakerRoleB");
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "50",
+            "--image",
+            "unet-vessels",
+            "-o",
+            "json",
+        ])
+        .ok();
+    assert_eq!(
+        r.json()["role_arn"],
+        format!("arn:aws:iam::{}:role/SageMakerRoleB", acct.id).as_str()
+    );
+    assert!(r.stderr.contains("from SAGEMAKER_ROLE"), "{}", r.stderr);
+}
+
+#[test]
+fn dry_run_creates_nothing_and_prints_a_request_the_aws_cli_accepts() {
+    let s = seeded("us-east-1");
+    let mut sb = Sandbox::new();
+    s.acct.env(&mut sb);
+    let train = format!("s3://{}/data/train/", s.bucket);
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "50",
+            "-H",
+            "learning_rate=0.0001",
+            "--role",
+            "SageMakerRole",
+            "--image",
+            "unet-vessels:latest",
+            "--train",
+            &train,
+            "--tag",
+            "project=vessels",
+            "--spot",
+            "--max-wait",
+            "30h",
+            "--env",
+            "MODE=fast",
+            "--dry-run",
+        ])
+        .ok();
+    let req = r.json();
+    assert_eq!(
+        req["HyperParameters"],
+        json!({"epochs": "50", "learning_rate": "0.0001"})
+    );
+    assert_eq!(req["RoleArn"], s.role_arn.as_str());
+    assert_eq!(req["EnableManagedSpotTraining"], true);
+    assert_eq!(
+        req["StoppingCondition"],
+        json!({"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 108000})
+    );
+    let name = req["TrainingJobName"].as_str().unwrap().to_string();
+    let default_bucket = format!("sagemaker-us-east-1-{}", s.acct.id);
+    assert_eq!(
+        req["CheckpointConfig"]["S3Uri"],
+        format!("s3://{default_bucket}/sagetrain/{name}/checkpoints/").as_str()
+    );
+    // Nothing created: no job, and not even the default bucket.
+    assert!(block_on(s.acct.job_names()).is_empty());
+    assert!(!block_on(s.acct.bucket_exists(&default_bucket)));
+    assert!(r.stderr.contains("would be created"), "{}", r.stderr);
+
+    // The AWS CLI takes the request as it is.
+    let cli = std::env::var("SAGETRAIN_TEST_AWS_CLI").expect(
+        "SAGETRAIN_TEST_AWS_CLI is not set: run ./scripts/test, which installs the AWS CLI",
+    );
+    let file = sb.write("project/request.json", &r.stdout);
+    let out = std::process::Command::new(cli)
+        .args(["sagemaker", "create-training-job", "--cli-input-json"])
+        .arg(format!("file://{}", file.display()))
+        .args(["--region", "us-east-1", "--endpoint-url", &moto_url()])
+        .env_clear()
+        .envs(sb.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aws cli refused the request: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = block_on(s.acct.describe(&name));
+    assert_eq!(
+        d.hyper_parameters()
+            .unwrap()
+            .get("epochs")
+            .map(String::as_str),
+        Some("50")
+    );
+}
+
+#[test]
+fn each_broken_link_is_named_with_its_fix_and_nothing_is_created() {
+    let s = seeded("us-east-1");
+    let other_region_bucket = block_on(async {
+        let other = Account {
+            region: "eu-west-1".into(),
+            ..Account::new("eu-west-1").await
+        };
+        // Same account id as `s` is not needed: a bucket name is global.
+        other.bucket("far-away", &["x"]).await
+    });
+    block_on(async {
+        s.acct.role("Ec2Role", "/", false).await;
+        s.acct
+            .s3()
+            .put_object()
+            .bucket(&s.bucket)
+            .key("other/readme.txt")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap();
+    });
+    let mut sb = Sandbox::new();
+    s.acct.env(&mut sb);
+    let train = format!("s3://{}/data/train/", s.bucket);
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "train",
+            "--epochs",
+            "5",
+            "--role",
+            "SageMakerRole",
+            "--image",
+            "unet-vessels",
+            "--train",
+            &train,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |extra: &[&str]| {
+        let args = base(extra);
+        sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    run(&["--role", "NoSuchRole"])
+        .code(4)
+        .stderr_has("the execution role `NoSuchRole` (from --role) does not exist")
+        .stderr_has("examples/iam/");
+    run(&["--role", "Ec2Role"])
+        .code(4)
+        .stderr_has("does not trust SageMaker")
+        .stderr_has("sagemaker.amazonaws.com");
+    run(&["--image", "unet-vessels:v9"])
+        .code(4)
+        .stderr_has("the image tag `v9` does not exist in the ECR repository `unet-vessels`")
+        .stderr_has("tags in the repository: latest");
+    run(&["--image", "no-such-repo:latest"])
+        .code(4)
+        .stderr_has("the ECR repository `no-such-repo` (from --image) does not exist")
+        .stderr_has("aws ecr create-repository");
+    run(&["--output-path", "s3://no-such-bucket-sagetrain-tests/out/"]).code(4).stderr_has("the output bucket `no-such-bucket-sagetrain-tests` (from --output-path) does not exist").stderr_has("aws s3 mb");
+    run(&["--output-path", &format!("s3://{other_region_bucket}/out/")])
+        .code(4)
+        .stderr_has("is in eu-west-1, but the job runs in us-east-1");
+    run(&["--validation", &format!("s3://{}/empty/", s.bucket)])
+        .code(4)
+        .stderr_has("channel `validation`")
+        .stderr_has("holds no objects")
+        .stderr_has("aws s3 sync");
+    run(&["--validation", "s3://no-such-bucket-sagetrain-tests/x/"])
+        .code(4)
+        .stderr_has(
+            "channel `validation`: the bucket `no-such-bucket-sagetrain-tests` does not exist",
+        );
+    assert!(
+        block_on(s.acct.job_names()).is_empty(),
+        "no job may be created by a failed check"
+    );
+}
+
+#[test]
+fn rejected_credentials_exit_3_and_say_it_is_about_your_keys() {
+    let mut sb = Sandbox::new();
+    sb.set("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
+        .set("AWS_SECRET_ACCESS_KEY", FAKE_SECRET);
+    sb.set("AWS_REGION", "us-east-1")
+        .set("AWS_ENDPOINT_URL", &rejecting_endpoint());
+    sb.set("AWS_MAX_ATTEMPTS", "1");
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "5",
+            "--role",
+            "SageMakerRole",
+            "--image",
+            "unet-vessels",
+        ])
+        .code(3);
+    assert!(
+        r.stderr.contains("AWS rejected your credentials"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("InvalidClientTokenId"), "{}", r.stderr);
+    assert!(r.stderr.contains("not the execution role"), "{}", r.stderr);
+}
+
+#[test]
+fn no_secret_or_full_key_id_appears_in_any_output_at_any_verbosity() {
+    let s = seeded("us-east-1");
+    let mut sb = Sandbox::new();
+    s.acct.env(&mut sb);
+    let secret = s.acct.creds.secret_access_key().to_string();
+    let token = s.acct.creds.session_token().unwrap().to_string();
+    let key_id = s.acct.creds.access_key_id().to_string();
+    let train = format!("s3://{}/data/train/", s.bucket);
+    for extra in [
+        &["-vvv"][..],
+        &["-vvv", "--dry-run"],
+        &["-vv", "-o", "json"],
+        &[],
+    ] {
+        let mut args = vec![
+            "train",
+            "--epochs",
+            "5",
+            "--role",
+            "SageMakerRole",
+            "--image",
+            "unet-vessels",
+            "--train",
+            &train,
+        ];
+        args.extend_from_slice(extra);
+        let r = sb.run(&args).ok();
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            !all.contains(&secret),
+            "the secret key leaked with {extra:?}"
+        );
+        assert!(
+            !all.contains(&token),
+            "the session token leaked with {extra:?}"
+        );
+        assert!(
+            !all.contains(&key_id),
+            "the access key id leaked with {extra:?}"
+        );
+        if extra.contains(&"-vvv") {
+            assert!(
+                r.stderr.lines().count() > 20,
+                "-vvv shows the SDK's debug log:\n{}",
+                r.stderr
+            );
+        }
+    }
+}
