@@ -341,7 +341,7 @@ impl Aws {
         };
         let chain = Arc::new(TracedChain::new(vec![
             (
-                "environment variables (AWS_ACCESS_KEY_ID)".to_string(),
+                "environment variables".to_string(),
                 SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()),
             ),
             (

@@ -394,3 +394,112 @@ fn the_example_configuration_is_valid() {
         2
     );
 }
+
+#[test]
+fn every_train_option_reaches_the_request() {
+    let sb = Sandbox::new();
+    let mut args = offline_args();
+    args.extend([
+        "--spot",
+        "--max-run",
+        "90m",
+        "--max-wait",
+        "3h",
+        "--checkpoint-s3",
+        "s3://my-models/ck/",
+        "--subnet",
+        "subnet-0abc",
+        "--subnet",
+        "subnet-0def",
+        "--security-group",
+        "sg-0123",
+        "--kms-key",
+        "alias/unet",
+        "--network-isolation",
+        "--env",
+        "MODE=fast",
+        "--tag",
+        "team=retina",
+        "--channel",
+        "masks=s3://my-data/unet/masks/",
+        "--instance-count",
+        "2",
+        "--volume-size",
+        "100",
+        "--name",
+        "unet-exact-name",
+        "--metric",
+        "val_dice=val_dice=([0-9.]+)",
+    ]);
+    let req = sb.run(&args).ok().json();
+    assert_eq!(req["TrainingJobName"], "unet-exact-name");
+    assert_eq!(req["EnableManagedSpotTraining"], true);
+    assert_eq!(
+        req["StoppingCondition"],
+        serde_json::json!({"MaxRuntimeInSeconds": 5400, "MaxWaitTimeInSeconds": 10800})
+    );
+    assert_eq!(
+        req["CheckpointConfig"],
+        serde_json::json!({"S3Uri": "s3://my-models/ck/", "LocalPath": "/opt/ml/checkpoints/"})
+    );
+    assert_eq!(
+        req["VpcConfig"],
+        serde_json::json!({"SecurityGroupIds": ["sg-0123"], "Subnets": ["subnet-0abc", "subnet-0def"]})
+    );
+    assert_eq!(req["OutputDataConfig"]["KmsKeyId"], "alias/unet");
+    assert_eq!(
+        req["ResourceConfig"],
+        serde_json::json!({"InstanceType": "ml.g5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 100, "VolumeKmsKeyId": "alias/unet"})
+    );
+    assert_eq!(req["EnableNetworkIsolation"], true);
+    assert_eq!(req["Environment"], serde_json::json!({"MODE": "fast"}));
+    assert_eq!(
+        req["Tags"],
+        serde_json::json!([{"Key": "team", "Value": "retina"}])
+    );
+    assert_eq!(
+        req["AlgorithmSpecification"]["MetricDefinitions"],
+        serde_json::json!([{"Name": "val_dice", "Regex": "val_dice=([0-9.]+)"}])
+    );
+    let channels: Vec<&str> = req["InputDataConfig"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ChannelName"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels, vec!["masks", "train"]);
+}
+
+#[test]
+fn no_credentials_with_instance_metadata_enabled_still_fails_within_two_seconds() {
+    // Instance metadata that accepts connections and never answers, as on a laptop where the
+    // address leads nowhere: the probe is bounded.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let mut sb = Sandbox::new();
+    sb.unset("AWS_EC2_METADATA_DISABLED");
+    sb.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint);
+    sb.set("AWS_ENDPOINT_URL", &dead_endpoint());
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "5",
+            "--image",
+            "unet",
+            "--region",
+            "eu-west-1",
+        ])
+        .code(3);
+    assert!(
+        r.elapsed < std::time::Duration::from_secs(2),
+        "took {:?}",
+        r.elapsed
+    );
+    assert!(
+        r.stderr.contains("no AWS credentials found"),
+        "{}",
+        r.stderr
+    );
+    drop(silent);
+}

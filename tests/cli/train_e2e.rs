@@ -279,6 +279,38 @@ fn role_discovery_uses_the_single_execution_role() {
 }
 
 #[test]
+fn a_full_ecr_image_uri_is_checked_and_pinned_too() {
+    let s = seeded("us-east-1");
+    let mut sb = Sandbox::new();
+    s.acct.env(&mut sb);
+    let image = format!("{}/unet-vessels:latest", s.acct.registry());
+    let r = sb
+        .run(&[
+            "train",
+            "--epochs",
+            "5",
+            "--role",
+            &s.role_arn,
+            "--image",
+            &image,
+            "-o",
+            "json",
+        ])
+        .ok();
+    let pinned = format!("{}/unet-vessels@{}", s.acct.registry(), s.digest);
+    let d = block_on(s.acct.describe(r.json()["job_name"].as_str().unwrap()));
+    assert_eq!(
+        d.algorithm_specification().unwrap().training_image(),
+        Some(pinned.as_str())
+    );
+    assert_eq!(
+        d.role_arn(),
+        Some(s.role_arn.as_str()),
+        "an ARN is used as given"
+    );
+}
+
+#[test]
 fn role_discovery_uses_the_callers_own_role_when_it_trusts_sagemaker() {
     let acct = block_on(async {
         let acct = Account::new("us-east-1").await;
