@@ -2,6 +2,8 @@
 //! moto emulator on loopback (started by ./scripts/test), each checked with an independent read.
 
 mod doctor_e2e;
+mod guards;
 mod harness;
+mod init_e2e;
 mod offline;
 mod train_e2e;
