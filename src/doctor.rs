@@ -311,7 +311,7 @@ pub fn section_has_key(text: &str, headers: &[String], key: &str) -> bool {
         let t = line.trim();
         if t.starts_with('[') {
             let h: String = t.chars().filter(|c| !c.is_whitespace()).collect();
-            inside = headers.iter().any(|x| *x == h);
+            inside = headers.contains(&h);
             continue;
         }
         if inside {
@@ -493,7 +493,7 @@ pub async fn access_keys_check(
             )
         })
         .collect();
-    active.sort_by(|a, b| b.1.cmp(&a.1));
+    active.sort_by_key(|k| std::cmp::Reverse(k.1));
     let old: Vec<&(String, u64)> = active
         .iter()
         .filter(|(_, d)| *d > MAX_KEY_AGE_DAYS)
@@ -1262,6 +1262,70 @@ mod tests {
         assert!(c.value.contains("could not be checked"), "{}", c.value);
         assert!(c.value.contains("AccessDenied"), "{}", c.value);
         assert!(c.class.is_none());
+    }
+
+    #[tokio::test]
+    async fn train_names_a_denied_pass_role_and_its_fix() {
+        // What CreateTrainingJob answers when the caller may not pass the role.
+        let msg = "User: arn:aws:sts::111122223333:assumed-role/Developer/alice is not authorized to perform: iam:PassRole on resource: arn:aws:iam::111122223333:role/SageMakerRole";
+        let create = mock!(aws_sdk_sagemaker::Client::create_training_job).then_error(move || {
+            aws_sdk_sagemaker::operation::create_training_job::CreateTrainingJobError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message(msg)
+                    .build(),
+            )
+        });
+        let sm = mock_client!(aws_sdk_sagemaker, [&create]);
+        use crate::spec::*;
+        let req = CreateTrainingJobRequest {
+            training_job_name: "unet-1".into(),
+            hyper_parameters: [("epochs".to_string(), "50".to_string())].into(),
+            algorithm_specification: AlgorithmSpecification {
+                training_image: "111122223333.dkr.ecr.us-east-1.amazonaws.com/unet@sha256:ab"
+                    .into(),
+                training_input_mode: "File".into(),
+                metric_definitions: vec![],
+            },
+            role_arn: "arn:aws:iam::111122223333:role/SageMakerRole".into(),
+            input_data_config: vec![],
+            output_data_config: OutputDataConfig {
+                s3_output_path: "s3://b/out/".into(),
+                kms_key_id: None,
+            },
+            resource_config: ResourceConfig {
+                instance_type: "ml.g5.xlarge".into(),
+                instance_count: 1,
+                volume_size_in_gb: 30,
+                volume_kms_key_id: None,
+            },
+            vpc_config: None,
+            stopping_condition: StoppingCondition {
+                max_runtime_in_seconds: 3600,
+                max_wait_time_in_seconds: None,
+            },
+            tags: vec![],
+            enable_network_isolation: false,
+            enable_managed_spot_training: false,
+            checkpoint_config: None,
+            environment: Default::default(),
+        };
+        let e = crate::jobs::create(&sm, &req).await.unwrap_err();
+        assert_eq!(e.kind, Kind::Aws);
+        assert_eq!(e.exit_code(), 4);
+        assert!(
+            e.message
+                .contains("not authorized to perform: iam:PassRole"),
+            "{}",
+            e.message
+        );
+        let hint = e.hint.unwrap();
+        assert!(hint.contains("allow iam:PassRole on the role"), "{hint}");
+        assert!(
+            hint.contains("iam:PassedToService = sagemaker.amazonaws.com"),
+            "{hint}"
+        );
+        assert!(hint.contains("sagetrain doctor"), "{hint}");
     }
 
     #[test]

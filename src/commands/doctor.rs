@@ -337,7 +337,7 @@ pub async fn checks(ctx: &Context, args: &TrainArgs) -> Report {
         ] {
             report.checks.push(blocked(c));
         }
-        for (name, _) in &s.channels {
+        for name in s.channels.keys() {
             report.checks.push(blocked(&format!("channel.{name}")));
         }
         return report;
