@@ -682,6 +682,9 @@ pub async fn role_check(
     }
 }
 
+/// The trust policy an execution role needs.
+pub const SAGEMAKER_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
 /// The trust check: the role's trust policy lets sagemaker.amazonaws.com assume it.
 pub fn role_trust_check(role: &RoleFound) -> Check {
     let Some(doc) = &role.trust_policy else {
@@ -710,8 +713,8 @@ pub fn role_trust_check(role: &RoleFound) -> Check {
             role.name
         ),
         format!(
-            "aws iam update-assume-role-policy --role-name {} --policy-document file://examples/iam/execution-role-trust-policy.json\n\
-             (that policy allows {{\"Service\": \"sagemaker.amazonaws.com\"}} the action sts:AssumeRole; keep any other principal you need)",
+            "aws iam update-assume-role-policy --role-name {} --policy-document '{SAGEMAKER_TRUST}'\n\
+             (this replaces the trust policy: add any other principal the role needs; examples/iam/execution-role-trust-policy.json is the same policy)",
             role.name
         ),
     )
@@ -1186,9 +1189,12 @@ mod tests {
             "{}",
             t.value
         );
-        assert!(t.fix.unwrap().contains(
-            "aws iam update-assume-role-policy --role-name Ec2Role --policy-document file://examples/iam/execution-role-trust-policy.json"
-        ));
+        let fix = t.fix.unwrap();
+        assert!(fix.contains(
+            "aws iam update-assume-role-policy --role-name Ec2Role --policy-document '{\"Version\""
+        ), "{fix}");
+        // The policy in the command is one SageMaker accepts.
+        assert!(lookups::trusts_sagemaker(SAGEMAKER_TRUST));
     }
 
     #[tokio::test]

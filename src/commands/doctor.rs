@@ -32,8 +32,11 @@ fn configuration(ctx: &Context, args: &TrainArgs) -> Config {
     };
     let mut partial = file_error.is_some();
     let layered = TrainSettings::layer(&ctx.global, args, &*ctx.env, file.as_ref());
-    let (settings, mut violations) = match layered {
-        Ok(s) => {
+    let (settings, violations) = match layered {
+        Ok(mut s) => {
+            // With --offline, `train` needs every value a lookup would give; doctor's --offline
+            // only means "make no call", so those rules do not apply to it.
+            s.offline = false;
             let v = validate_settings(&s);
             (Some(s), v)
         }
@@ -47,9 +50,6 @@ fn configuration(ctx: &Context, args: &TrainArgs) -> Config {
             (fallback, v)
         }
     };
-    // With --offline `validate_settings` asks for everything a lookup would give; doctor makes
-    // those lookups, so those rules do not apply to it.
-    violations.retain(|v| v.what != "--offline");
     let check = if let Some(e) = &file_error {
         Check::from_error(id::CONFIG, e)
     } else if !violations.is_empty() {

@@ -655,18 +655,24 @@ fn a_newcomer_applies_the_fixes_doctor_names_and_train_then_succeeds() {
     let r = sb.run(&["doctor", "-o", "json"]).code(4);
     let commands = aws_commands(&r.json());
     assert_eq!(commands.len(), 2, "{commands:?}");
-    // Run the fixes as written, with the AWS CLI, from the repository (for examples/iam/).
+    // Run the fixes as written, in a shell, with the AWS CLI, in the user's project folder.
     let cli = std::env::var("SAGETRAIN_TEST_AWS_CLI").expect(
         "SAGETRAIN_TEST_AWS_CLI is not set: run ./scripts/test, which installs the AWS CLI",
     );
+    let cli_dir = std::path::Path::new(&cli)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let path = format!("{cli_dir}:{}", std::env::var("PATH").unwrap_or_default());
     for cmd in &commands {
-        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
-        let out = std::process::Command::new(&cli)
-            .args(&args)
-            .args(["--endpoint-url", &moto_url()])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{cmd} --endpoint-url {}", moto_url()))
+            .current_dir(sb.project())
             .env_clear()
             .envs(sb.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("PATH", path.as_str())
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .output()
             .unwrap();
@@ -690,5 +696,40 @@ fn a_newcomer_applies_the_fixes_doctor_names_and_train_then_succeeds() {
             .get("epochs")
             .map(String::as_str),
         Some("50")
+    );
+}
+
+#[test]
+fn offline_doctor_checks_only_what_needs_no_network() {
+    let mut sb = Sandbox::new();
+    sb.set("AWS_ENDPOINT_URL", &dead_endpoint());
+    sb.write(
+        "project/sagetrain.toml",
+        "region = \"eu-west-1\"\nimage = \"unet-vessels\"\n",
+    );
+    let r = sb.run(&["doctor", "--offline", "-o", "json"]).ok();
+    let report = r.json();
+    assert_eq!(status(&report, "configuration"), "pass");
+    assert_eq!(status(&report, "region"), "pass");
+    for id in [
+        "credentials",
+        "identity",
+        "execution_role",
+        "image",
+        "output_path",
+    ] {
+        let c = check(&report, id);
+        assert_eq!(c["status"], "skip", "{id}");
+        assert!(text(&c["value"]).contains("--offline"), "{id}: {c:#}");
+    }
+    // A bad setting is still found offline.
+    let r = sb
+        .run(&["doctor", "--offline", "--instance-type", "p3.2xlarge"])
+        .code(2);
+    assert!(
+        r.stdout
+            .contains("--instance-type: `p3.2xlarge` is not a SageMaker training instance type"),
+        "{}",
+        r.stdout
     );
 }
