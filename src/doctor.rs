@@ -682,9 +682,6 @@ pub async fn role_check(
     }
 }
 
-/// The trust policy an execution role needs.
-pub const SAGEMAKER_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-
 /// The trust check: the role's trust policy lets sagemaker.amazonaws.com assume it.
 pub fn role_trust_check(role: &RoleFound) -> Check {
     let Some(doc) = &role.trust_policy else {
@@ -713,9 +710,10 @@ pub fn role_trust_check(role: &RoleFound) -> Check {
             role.name
         ),
         format!(
-            "aws iam update-assume-role-policy --role-name {} --policy-document '{SAGEMAKER_TRUST}'\n\
+            "aws iam update-assume-role-policy --role-name {} --policy-document '{}'\n\
              (this replaces the trust policy: add any other principal the role needs; examples/iam/execution-role-trust-policy.json is the same policy)",
-            role.name
+            role.name,
+            lookups::SAGEMAKER_TRUST
         ),
     )
 }
@@ -1194,7 +1192,7 @@ mod tests {
             "aws iam update-assume-role-policy --role-name Ec2Role --policy-document '{\"Version\""
         ), "{fix}");
         // The policy in the command is one SageMaker accepts.
-        assert!(lookups::trusts_sagemaker(SAGEMAKER_TRUST));
+        assert!(lookups::trusts_sagemaker(lookups::SAGEMAKER_TRUST));
     }
 
     #[tokio::test]

@@ -30,6 +30,9 @@ pub async fn identity_with(sts: &aws_sdk_sts::Client) -> Result<Identity> {
     })
 }
 
+/// The trust policy an execution role needs.
+pub const SAGEMAKER_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
 /// Does this (possibly URL-encoded) trust policy let SageMaker assume the role?
 pub fn trusts_sagemaker(policy_document: &str) -> bool {
     let decoded;
@@ -168,7 +171,11 @@ pub async fn role_given(aws: &Aws, role: &Val<String>) -> Result<Val<String>> {
                     "the execution role `{}` ({}) does not trust SageMaker: its trust policy does not let sagemaker.amazonaws.com assume it",
                     r.name, r.arn
                 ))
-                .with_hint("add to the role's trust policy: {\"Effect\": \"Allow\", \"Principal\": {\"Service\": \"sagemaker.amazonaws.com\"}, \"Action\": \"sts:AssumeRole\"} (see examples/iam/execution-role-trust-policy.json)"));
+                .with_hint(format!(
+                    "let SageMaker assume it: aws iam update-assume-role-policy --role-name {} --policy-document '{SAGEMAKER_TRUST}'\n\
+                     (this replaces the trust policy: add any other principal the role needs; the same policy is examples/iam/execution-role-trust-policy.json)",
+                    r.name
+                )));
             }
             Ok(Val::new(
                 r.arn,

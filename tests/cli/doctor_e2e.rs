@@ -364,8 +364,9 @@ fn each_broken_link_on_aws_is_named_by_doctor_and_by_train() {
             train.stderr
         );
         assert!(
-            train.stderr.contains("hint:"),
-            "{what}: train names the fix\n{}",
+            train.stderr.contains("hint:") && train.stderr.contains(c.fix),
+            "{what}: train names the same fix ({})\n{}",
+            c.fix,
             train.stderr
         );
         // The text report has the fix under the failed line.
