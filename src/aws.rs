@@ -38,6 +38,9 @@ pub const CREDENTIALS_FIX: &str = "on a laptop: `aws configure sso` then `aws ss
 in CI: set AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE (OIDC), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n\
 check with: sagetrain doctor";
 
+/// The start of the error when no region is set anywhere.
+pub const NO_REGION: &str = "no AWS region is set";
+
 /// Credentials and where they came from.
 #[derive(Debug, Clone)]
 pub struct ResolvedCredentials {
@@ -87,6 +90,7 @@ impl TracedChain {
         for (label, provider) in &self.providers {
             match provider.provide_credentials().await {
                 Ok(c) => {
+                    secrets::register(c.access_key_id());
                     secrets::register(c.secret_access_key());
                     if let Some(t) = c.session_token() {
                         secrets::register(t);
@@ -157,7 +161,9 @@ pub async fn load_profiles(selected: Option<&str>) -> Option<ProfileSet> {
     .ok()
 }
 
-fn config_file_paths() -> (PathBuf, PathBuf) {
+/// The shared config and credentials files: (`AWS_CONFIG_FILE` or ~/.aws/config,
+/// `AWS_SHARED_CREDENTIALS_FILE` or ~/.aws/credentials).
+pub fn config_file_paths() -> (PathBuf, PathBuf) {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
@@ -301,6 +307,11 @@ impl Aws {
                 )));
             }
         }
+        // Hide every key these files hold from all output, before any provider (or its debug
+        // log) has touched them.
+        if let Some(set) = &profiles {
+            secrets::register_profile_secrets(set);
+        }
         let profiles_for_selected = profiles;
         let retry = retry_config(profiles_for_selected.as_ref())?;
 
@@ -312,7 +323,7 @@ impl Aws {
                     Source::Lookup(format!("`region` in profile `{profile_name}`")),
                 ),
                 None => {
-                    return Err(Error::usage("no AWS region is set").with_hint(
+                    return Err(Error::usage(NO_REGION).with_hint(
                         "pass --region REGION, export AWS_REGION=REGION, set `region = \"REGION\"` in sagetrain.toml, or `aws configure set region REGION`",
                     ))
                 }
@@ -531,7 +542,7 @@ pub fn service_error(operation: &str, code: &str, message: &str, status: u16) ->
     }
     let lower = message.to_ascii_lowercase();
     let hint = if lower.contains("iam:passrole") {
-        Some("your credentials may not pass the execution role to SageMaker: allow iam:PassRole on the role with the condition iam:PassedToService = sagemaker.amazonaws.com (see examples/iam/developer-policy.json)".to_string())
+        Some("your credentials may not pass the execution role to SageMaker: allow iam:PassRole on the role with the condition iam:PassedToService = sagemaker.amazonaws.com (see examples/iam/developer-policy.json); `sagetrain doctor` checks it with iam:SimulatePrincipalPolicy".to_string())
     } else if lower.contains("could not assume role") || lower.contains("unable to assume") {
         Some("the execution role must trust SageMaker: its trust policy needs Principal {\"Service\": \"sagemaker.amazonaws.com\"} with sts:AssumeRole (see examples/iam/execution-role-trust-policy.json); `sagetrain doctor` checks it".to_string())
     } else if code == "ResourceInUse" || lower.contains("already exists") {

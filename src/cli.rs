@@ -61,6 +61,30 @@ pub enum Command {
     Train(TrainArgs),
     /// Show each effective setting of `train` and where it comes from (no AWS call)
     Config(TrainArgs),
+    /// Check your setup (credentials, identity, region, role, image, bucket, data, config) and name the fix for each broken link
+    #[command(
+        long_about = "Check every link `sagetrain train` relies on, with the same settings (flags, environment, \
+            sagetrain.toml), and name the fix for each broken one. Creates nothing.\n\n\
+            One line per check: pass, warn, fail or skip (a check whose prerequisite failed). \
+            `-o json` gives the same as structured data. Exit 0 when nothing failed; otherwise 3 if a \
+            credentials check failed, else 2 for a configuration problem, else 4 for what AWS answered."
+    )]
+    Doctor(TrainArgs),
+    /// Write a commented sagetrain.toml in this folder, filled in with what your account holds
+    Init(InitArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct InitArgs {
+    /// Overwrite an existing sagetrain.toml
+    #[arg(long)]
+    pub force: bool,
+    /// Write the file to stdout instead of ./sagetrain.toml
+    #[arg(long)]
+    pub print: bool,
+    /// Make no AWS call: write the template with every value commented out
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -5,7 +5,9 @@
 pub mod aws;
 pub mod cli;
 pub mod commands;
+pub mod doctor;
 pub mod error;
+pub mod fsutil;
 pub mod jobs;
 pub mod lookups;
 pub mod output;
@@ -18,6 +20,7 @@ use commands::Context;
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    secrets::register_env(&|k| std::env::var(k).ok());
     output::init_logging(cli.global.verbose);
     let ctx = Context::from_process(cli.global.clone());
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -36,6 +39,8 @@ pub fn run(cli: Cli) -> i32 {
         match &cli.command {
             Command::Train(args) => commands::train::run(&ctx, args).await,
             Command::Config(args) => commands::config::run(&ctx, args),
+            Command::Doctor(args) => commands::doctor::run(&ctx, args).await,
+            Command::Init(args) => commands::init::run(&ctx, args).await,
         }
     });
     match result {

@@ -14,8 +14,12 @@ pub struct Identity {
 }
 
 pub async fn identity(aws: &Aws) -> Result<Identity> {
-    let out = aws
-        .sts()
+    identity_with(&aws.sts()).await
+}
+
+/// [`identity`] with a given STS client.
+pub async fn identity_with(sts: &aws_sdk_sts::Client) -> Result<Identity> {
+    let out = sts
         .get_caller_identity()
         .send()
         .await
@@ -25,6 +29,9 @@ pub async fn identity(aws: &Aws) -> Result<Identity> {
         arn: out.arn().unwrap_or_default().to_string(),
     })
 }
+
+/// The trust policy an execution role needs.
+pub const SAGEMAKER_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
 /// Does this (possibly URL-encoded) trust policy let SageMaker assume the role?
 pub fn trusts_sagemaker(policy_document: &str) -> bool {
@@ -66,6 +73,52 @@ pub fn trusts_sagemaker(policy_document: &str) -> bool {
     })
 }
 
+/// The services a trust policy lets assume the role (`Allow` statements), for messages.
+pub fn trusted_services(policy_document: &str) -> Vec<String> {
+    let text = if policy_document.trim_start().starts_with('{') {
+        policy_document.to_string()
+    } else {
+        percent_encoding::percent_decode_str(policy_document)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Vec::new();
+    };
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        s @ serde_json::Value::Object(_) => vec![s.clone()],
+        _ => vec![],
+    };
+    let mut out: Vec<String> = Vec::new();
+    for st in statements
+        .iter()
+        .filter(|st| st["Effect"].as_str() == Some("Allow"))
+    {
+        for (kind, v) in st["Principal"].as_object().into_iter().flatten() {
+            let values: Vec<String> = match v {
+                serde_json::Value::String(s) => vec![s.clone()],
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                _ => vec![],
+            };
+            for value in values {
+                let item = if kind == "Service" {
+                    value
+                } else {
+                    format!("{kind} {value}")
+                };
+                if !out.contains(&item) {
+                    out.push(item);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Does the role's name look like a SageMaker execution role?
 pub fn looks_like_execution_role(name: &str) -> bool {
     name.to_ascii_lowercase().contains("sagemaker")
@@ -85,8 +138,8 @@ pub fn assumed_role_name(caller_arn: &str) -> Option<&str> {
     rest.split('/').next()
 }
 
-async fn get_role(aws: &Aws, name: &str) -> Result<Option<RoleInfo>> {
-    match aws.iam().get_role().role_name(name).send().await {
+async fn get_role(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<RoleInfo>> {
+    match iam.get_role().role_name(name).send().await {
         Ok(out) => {
             let role = out.role();
             Ok(role.map(|r| RoleInfo {
@@ -103,7 +156,7 @@ async fn get_role(aws: &Aws, name: &str) -> Result<Option<RoleInfo>> {
     }
 }
 
-const ROLE_HINT: &str = "set the execution role: --role NAME_OR_ARN, `export SAGEMAKER_ROLE=arn:aws:iam::ACCOUNT:role/NAME`, or `role = \"NAME\"` in sagetrain.toml\n\
+pub const ROLE_HINT: &str = "set the execution role: --role NAME_OR_ARN, `export SAGEMAKER_ROLE=arn:aws:iam::ACCOUNT:role/NAME`, or `role = \"NAME\"` in sagetrain.toml\n\
 to create one, see examples/iam/ (its trust policy must allow sagemaker.amazonaws.com)";
 
 /// Resolve a role given by name or ARN. A name is looked up so that its path is kept.
@@ -111,14 +164,18 @@ pub async fn role_given(aws: &Aws, role: &Val<String>) -> Result<Val<String>> {
     if role.value.starts_with("arn:") {
         return Ok(role.clone());
     }
-    match get_role(aws, &role.value).await? {
+    match get_role(&aws.iam(), &role.value).await? {
         Some(r) => {
             if !r.trusts_sagemaker {
                 return Err(Error::aws(format!(
                     "the execution role `{}` ({}) does not trust SageMaker: its trust policy does not let sagemaker.amazonaws.com assume it",
                     r.name, r.arn
                 ))
-                .with_hint("add to the role's trust policy: {\"Effect\": \"Allow\", \"Principal\": {\"Service\": \"sagemaker.amazonaws.com\"}, \"Action\": \"sts:AssumeRole\"} (see examples/iam/execution-role-trust-policy.json)"));
+                .with_hint(format!(
+                    "let SageMaker assume it: aws iam update-assume-role-policy --role-name {} --policy-document '{SAGEMAKER_TRUST}'\n\
+                     (this replaces the trust policy: add any other principal the role needs; the same policy is examples/iam/execution-role-trust-policy.json)",
+                    r.name
+                )));
             }
             Ok(Val::new(
                 r.arn,
@@ -140,9 +197,17 @@ pub async fn role_given(aws: &Aws, role: &Val<String>) -> Result<Val<String>> {
 
 /// Find the execution role when none is given.
 pub async fn role_discovered(aws: &Aws, caller: &Identity) -> Result<Val<String>> {
+    role_discovered_with(&aws.iam(), caller).await
+}
+
+/// [`role_discovered`] with a given IAM client.
+pub async fn role_discovered_with(
+    iam: &aws_sdk_iam::Client,
+    caller: &Identity,
+) -> Result<Val<String>> {
     // 1. The caller is itself an assumed role that SageMaker may assume (e.g. in a notebook).
     if let Some(name) = assumed_role_name(&caller.arn) {
-        if let Ok(Some(r)) = get_role(aws, name).await {
+        if let Ok(Some(r)) = get_role(iam, name).await {
             if r.trusts_sagemaker {
                 return Ok(Val::new(
                     r.arn,
@@ -153,7 +218,7 @@ pub async fn role_discovered(aws: &Aws, caller: &Identity) -> Result<Val<String>
     }
     // 2. The account's roles that trust SageMaker and are named like an execution role.
     let mut trusting = Vec::new();
-    let mut pages = aws.iam().list_roles().into_paginator().send();
+    let mut pages = iam.list_roles().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
             let mut err = aws_error("iam:ListRoles", &e);
@@ -209,6 +274,16 @@ pub async fn image(
     pin: bool,
     region: &str,
 ) -> Result<(Val<String>, Vec<String>)> {
+    image_with(&aws.ecr(), image, pin, region).await
+}
+
+/// [`image`] with a given ECR client.
+pub async fn image_with(
+    ecr: &aws_sdk_ecr::Client,
+    image: &Val<String>,
+    pin: bool,
+    region: &str,
+) -> Result<(Val<String>, Vec<String>)> {
     let parsed = ImageRef::parse(&image.value)
         .map_err(|rule| Error::usage(format!("{}: {rule}", image.source.name_for(None))))?;
     let (account, img_region, repository, version) = match parsed {
@@ -241,8 +316,7 @@ pub async fn image(
             .image_digest(d)
             .build(),
     };
-    let mut req = aws
-        .ecr()
+    let mut req = ecr
         .describe_images()
         .repository_name(&repository)
         .image_ids(id);
@@ -267,7 +341,7 @@ pub async fn image(
                     "create it and push the image: aws ecr create-repository --repository-name {repository} --region {region}; then docker push (see examples/README.md)"
                 )),
                 "ImageNotFoundException" => {
-                    let tags = list_tags(aws, &repository, account.as_deref()).await;
+                    let tags = list_tags(ecr, &repository, account.as_deref()).await;
                     let v = match &version {
                         ImageVersion::Tag(t) => format!("tag `{t}`"),
                         ImageVersion::Digest(d) => format!("digest `{d}`"),
@@ -317,9 +391,12 @@ pub async fn image(
     Ok((Val::new(uri, Source::Lookup(how)), notes))
 }
 
-async fn list_tags(aws: &Aws, repository: &str, account: Option<&str>) -> Vec<String> {
-    let mut req = aws
-        .ecr()
+async fn list_tags(
+    ecr: &aws_sdk_ecr::Client,
+    repository: &str,
+    account: Option<&str>,
+) -> Vec<String> {
+    let mut req = ecr
         .list_images()
         .repository_name(repository)
         .max_results(20);
@@ -342,8 +419,11 @@ async fn list_tags(aws: &Aws, repository: &str, account: Option<&str>) -> Vec<St
 }
 
 /// Where the bucket is, from a HeadBucket answer (also present on its redirect errors).
-async fn bucket_region(aws: &Aws, bucket: &str) -> Result<Option<Option<String>>> {
-    match aws.s3().head_bucket().bucket(bucket).send().await {
+pub async fn bucket_region(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> Result<Option<Option<String>>> {
+    match s3.head_bucket().bucket(bucket).send().await {
         Ok(o) => Ok(Some(o.bucket_region().map(str::to_string))),
         Err(e) => {
             if let aws_smithy_runtime_api::client::result::SdkError::ServiceError(se) = &e {
@@ -370,7 +450,7 @@ async fn bucket_region(aws: &Aws, bucket: &str) -> Result<Option<Option<String>>
     }
 }
 
-fn wrong_region(bucket: &str, bucket_region: &str, region: &str, what: &str) -> Error {
+pub fn wrong_region(bucket: &str, bucket_region: &str, region: &str, what: &str) -> Error {
     Error::aws(format!(
         "the bucket `{bucket}` ({what}) is in {bucket_region}, but the job runs in {region}; SageMaker needs the job's buckets in its own region"
     ))
@@ -387,11 +467,22 @@ pub async fn output_path(
     region: &str,
     dry_run: bool,
 ) -> Result<(Val<String>, Vec<String>)> {
+    output_path_with(&aws.s3(), given, account, region, dry_run).await
+}
+
+/// [`output_path`] with a given S3 client.
+pub async fn output_path_with(
+    s3: &aws_sdk_s3::Client,
+    given: Option<&Val<String>>,
+    account: &str,
+    region: &str,
+    dry_run: bool,
+) -> Result<(Val<String>, Vec<String>)> {
     let mut notes = Vec::new();
     if let Some(g) = given {
         let uri = S3Uri::parse(&g.value)
             .map_err(|r| Error::usage(format!("{}: {r}", g.source.name_for(None))))?;
-        match bucket_region(aws, &uri.bucket).await? {
+        match bucket_region(s3, &uri.bucket).await? {
             None => {
                 return Err(Error::aws(format!(
                     "the output bucket `{}` (from {}) does not exist",
@@ -412,7 +503,7 @@ pub async fn output_path(
     }
     let bucket = default_bucket(region, account);
     let uri = format!("s3://{bucket}/sagetrain/");
-    match bucket_region(aws, &bucket).await? {
+    match bucket_region(s3, &bucket).await? {
         Some(Some(r)) if r != region => {
             return Err(wrong_region(&bucket, &r, region, "default output bucket"))
         }
@@ -421,7 +512,7 @@ pub async fn output_path(
             "the default bucket {bucket} does not exist yet; it would be created"
         )),
         None => {
-            let mut req = aws.s3().create_bucket().bucket(&bucket);
+            let mut req = s3.create_bucket().bucket(&bucket);
             if region != "us-east-1" {
                 req = req.create_bucket_configuration(
                     aws_sdk_s3::types::CreateBucketConfiguration::builder()
@@ -449,10 +540,19 @@ pub async fn output_path(
 
 /// Check that an input prefix exists and holds at least one object.
 pub async fn check_channel(aws: &Aws, name: &str, uri: &Val<String>, region: &str) -> Result<()> {
+    check_channel_with(&aws.s3(), name, uri, region).await
+}
+
+/// [`check_channel`] with a given S3 client.
+pub async fn check_channel_with(
+    client: &aws_sdk_s3::Client,
+    name: &str,
+    uri: &Val<String>,
+    region: &str,
+) -> Result<()> {
     let s3 = S3Uri::parse(&uri.value)
         .map_err(|r| Error::usage(format!("{}: {r}", uri.source.name_for(Some(name)))))?;
-    let res = aws
-        .s3()
+    let res = client
         .list_objects_v2()
         .bucket(&s3.bucket)
         .prefix(&s3.key)
@@ -514,6 +614,23 @@ mod tests {
         let deny = r#"{"Statement":[{"Effect":"Deny","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
         assert!(!trusts_sagemaker(deny));
         assert!(!trusts_sagemaker("not json"));
+        assert_eq!(
+            trusted_services(other),
+            vec!["ec2.amazonaws.com".to_string()]
+        );
+        assert_eq!(
+            trusted_services(list),
+            vec![
+                "ec2.amazonaws.com".to_string(),
+                "sagemaker.amazonaws.com".to_string()
+            ]
+        );
+        assert!(trusted_services(deny).is_empty());
+        let aws = r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"sts:AssumeRole"}]}"#;
+        assert_eq!(
+            trusted_services(aws),
+            vec!["AWS arn:aws:iam::1:root".to_string()]
+        );
     }
 
     #[test]

@@ -30,6 +30,42 @@ pub fn register(secret: &str) {
     }
 }
 
+/// The credential keys of the environment and of AWS profiles.
+const CREDENTIAL_VARS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+];
+const PROFILE_KEYS: &[&str] = &[
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+];
+
+/// Register the credentials in the environment, so that nothing printed can reveal them
+/// (called first thing, before any logging).
+pub fn register_env(env: &dyn Fn(&str) -> Option<String>) {
+    for var in CREDENTIAL_VARS {
+        if let Some(v) = env(var) {
+            register(v.trim());
+        }
+    }
+}
+
+/// Register the keys held by every profile of the shared config and credentials files.
+pub fn register_profile_secrets(profiles: &aws_config::profile::ProfileSet) {
+    for name in profiles.profiles() {
+        if let Some(p) = profiles.get_profile(name) {
+            for key in PROFILE_KEYS {
+                if let Some(v) = p.get(key) {
+                    register(v.trim());
+                }
+            }
+        }
+    }
+}
+
 /// Mask an access key id the way `aws configure list` does: 16 `*` and the last 4 characters.
 pub fn mask_key_id(key_id: &str) -> String {
     let tail: String = key_id

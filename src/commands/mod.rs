@@ -2,6 +2,8 @@
 //! `lib::run` maps to an exit code.
 
 pub mod config;
+pub mod doctor;
+pub mod init;
 pub mod train;
 
 use crate::cli::GlobalArgs;

@@ -1,6 +1,9 @@
 //! Tests that run the real `sagetrain` binary: offline ones, and end-to-end ones against the
 //! moto emulator on loopback (started by ./scripts/test), each checked with an independent read.
 
+mod doctor_e2e;
+mod guards;
 mod harness;
+mod init_e2e;
 mod offline;
 mod train_e2e;

@@ -1,0 +1,659 @@
+//! `sagetrain init`: write a commented `sagetrain.toml`, filled in with what the account holds
+//! (region, account, the execution role, an ECR repository that looks like the U-Net image),
+//! the rest as commented examples.
+//!
+//! The file is a project file meant for git: it is written with the usual permissions and never
+//! holds a credential (the text is checked with the config parser's credential guard before it
+//! is written). Without credentials, or with `--offline`, every value is commented out.
+
+use super::Context;
+use crate::aws::{self, Aws, AwsSettings};
+use crate::cli::{InitArgs, TrainArgs};
+use crate::error::{Error, Kind, Result};
+use crate::fsutil;
+use crate::lookups;
+use crate::settings::{self, Source, TrainSettings, Val, CONFIG_FILE_NAME};
+use crate::spec::default_bucket;
+
+/// The execution role, as far as it was found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum RoleFinding {
+    /// Not looked up.
+    #[default]
+    Unknown,
+    /// One role: its ARN and how it was found.
+    One(String, String),
+    /// Several candidates.
+    Several(Vec<String>),
+    /// None found, and why.
+    Missing(String),
+}
+
+/// The image, as far as it was found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ImageFinding {
+    #[default]
+    Unknown,
+    /// `repo:tag`, and a note (e.g. no image pushed yet).
+    One(String, Option<String>),
+    /// Several repositories look like the U-Net image.
+    Several(Vec<String>),
+    /// None looks like it; the repositories that exist.
+    Missing(Vec<String>),
+}
+
+/// What `init` found to fill in.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// The region and where it came from.
+    pub region: Option<(String, String)>,
+    pub account: Option<String>,
+    pub caller_arn: Option<String>,
+    /// The profile in use, named on purpose (flag or AWS_PROFILE).
+    pub profile: Option<String>,
+    pub role: RoleFinding,
+    pub image: ImageFinding,
+    /// Why nothing (or not everything) was looked up.
+    pub note: Option<String>,
+}
+
+/// Which ECR repositories look like the U-Net image: names containing `unet`, or the only one.
+pub fn choose_repository(repositories: &[String]) -> ImageFinding {
+    let unet: Vec<String> = repositories
+        .iter()
+        .filter(|r| r.to_ascii_lowercase().contains("unet"))
+        .cloned()
+        .collect();
+    match (unet.as_slice(), repositories) {
+        ([one], _) => ImageFinding::One(one.clone(), None),
+        ([], [only]) => ImageFinding::One(only.clone(), None),
+        ([], all) => ImageFinding::Missing(all.to_vec()),
+        (several, _) => ImageFinding::Several(several.to_vec()),
+    }
+}
+
+/// The tag to write: `latest` if it exists, otherwise the most recently pushed tag.
+pub fn choose_tag(images: &[(Vec<String>, i64)]) -> Option<String> {
+    if images
+        .iter()
+        .any(|(tags, _)| tags.iter().any(|t| t == "latest"))
+    {
+        return Some("latest".into());
+    }
+    images
+        .iter()
+        .filter(|(tags, _)| !tags.is_empty())
+        .max_by_key(|(_, pushed)| *pushed)
+        .and_then(|(tags, _)| tags.iter().min().cloned())
+}
+
+fn q(s: &str) -> String {
+    // TOML basic string.
+    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{escaped}\"")
+}
+
+/// The file's text.
+pub fn render(f: &Found) -> String {
+    let mut o = String::new();
+    let mut line = |s: &str| {
+        o.push_str(s);
+        o.push('\n');
+    };
+    line("# sagetrain.toml: the defaults of `sagetrain train` for this project.");
+    line("#");
+    match (&f.account, &f.caller_arn) {
+        (Some(a), Some(arn)) => {
+            line(&format!(
+                "# Written by `sagetrain init` from AWS account {a} (as {arn})."
+            ));
+        }
+        _ => line("# Written by `sagetrain init`."),
+    }
+    if let Some(n) = &f.note {
+        for l in n.lines() {
+            line(&format!("# {l}"));
+        }
+    }
+    line("# Flags override environment variables, which override this file. `sagetrain config` shows");
+    line("# where each value comes from; `sagetrain doctor` checks them against your account.");
+    line("# NEVER put credentials here: keep them in an AWS profile (`aws configure sso`); sagetrain");
+    line("# refuses a config file that holds an access key.");
+    line("");
+    line("# --- AWS -----------------------------------------------------------------------------------");
+    line("");
+    line("# The region of the job (its image, buckets and role must be usable there).");
+    match &f.region {
+        Some((r, from)) => {
+            line(&format!("# Found: from {from}."));
+            line(&format!("region = {}", q(r)));
+        }
+        None => line("# region = \"eu-west-1\""),
+    }
+    line("");
+    line("# The AWS profile for YOUR credentials (an SSO session or access keys in ~/.aws). Leave it");
+    line("# out to use AWS_PROFILE or the default chain (environment, web identity in CI, ...).");
+    match &f.profile {
+        Some(p) => line(&format!("# profile = {}    # the profile in use now", q(p))),
+        None => line("# profile = \"ml-dev\""),
+    }
+    line("");
+    line("# The execution role SageMaker assumes to pull the image, read the data and write the model:");
+    line("# a role name (looked up with iam:GetRole) or an ARN. It must trust sagemaker.amazonaws.com.");
+    match &f.role {
+        RoleFinding::One(arn, how) => {
+            line(&format!("# Found: {how}."));
+            line(&format!("role = {}", q(arn)));
+        }
+        RoleFinding::Several(arns) => {
+            line("# Several roles could be it; uncomment the one to use:");
+            for a in arns {
+                line(&format!("# role = {}", q(a)));
+            }
+        }
+        RoleFinding::Missing(why) => {
+            line(&format!("# None found: {why}."));
+            line("# Create one with examples/iam/setup.sh, then:");
+            line("# role = \"SageMakerExecutionRole-unet\"");
+        }
+        RoleFinding::Unknown => line("# role = \"SageMakerExecutionRole-unet\""),
+    }
+    line("");
+    line("# --- Image ---------------------------------------------------------------------------------");
+    line("");
+    line("# repo[:tag] or repo@sha256:... in this account's ECR in `region`, or a full image URI.");
+    match &f.image {
+        ImageFinding::One(img, note) => {
+            line("# Found: the ECR repository that looks like the U-Net image.");
+            if let Some(n) = note {
+                line(&format!("# {n}"));
+            }
+            line(&format!("image = {}", q(img)));
+        }
+        ImageFinding::Several(repos) => {
+            line("# Several ECR repositories look like the U-Net image; uncomment the one to use:");
+            for r in repos {
+                line(&format!("# image = {}", q(&format!("{r}:latest"))));
+            }
+        }
+        ImageFinding::Missing(repos) => {
+            if repos.is_empty() {
+                line("# No ECR repository in this region yet: push the image (see examples/README.md), then:");
+            } else {
+                let mut shown: Vec<&str> = repos.iter().map(String::as_str).take(10).collect();
+                if repos.len() > 10 {
+                    shown.push("...");
+                }
+                line(&format!(
+                    "# None of the ECR repositories here looks like the U-Net image ({}):",
+                    shown.join(", ")
+                ));
+            }
+            line("# image = \"unet-vessels:latest\"");
+        }
+        ImageFinding::Unknown => line("# image = \"unet-vessels:latest\""),
+    }
+    line("# The job runs the digest the tag points to when it is submitted (--no-pin-digest: the tag).");
+    line("# pin_digest = true");
+    line("");
+    line("# --- Resources -----------------------------------------------------------------------------");
+    line("");
+    line("# instance_type = \"ml.g5.xlarge\"        # the default; 1 x NVIDIA A10G, 24 GB");
+    line("# instance_count = 1");
+    line("# volume_size = 30                      # GB");
+    line("# max_run = \"24h\"                       # \"90m\", \"1h30m\" or seconds; at most 28 days");
+    line("# spot = true                           # managed spot training: cheaper, may be interrupted");
+    line("# max_wait = \"36h\"                      # spot only: at least max_run");
+    line("");
+    line("# --- Output and naming ---------------------------------------------------------------------");
+    line("");
+    let bucket = match (&f.region, &f.account) {
+        (Some((r, _)), Some(a)) => default_bucket(r, a),
+        _ => "sagemaker-REGION-ACCOUNT".into(),
+    };
+    line(&format!(
+        "# Default: s3://{bucket}/sagetrain/ (created by `train` if missing)."
+    ));
+    line(&format!("# output_path = \"s3://{bucket}/sagetrain/\""));
+    line(&format!(
+        "# checkpoint_s3 = \"s3://{bucket}/sagetrain/checkpoints/\""
+    ));
+    line("# Job names are <base_name>-<UTC timestamp>; default: the image repository's name.");
+    line("# base_name = \"unet-vessels\"");
+    line("");
+    line("# --- Network and encryption (optional) -----------------------------------------------------");
+    line("");
+    line("# kms_key = \"arn:aws:kms:REGION:ACCOUNT:key/KEY-ID\"");
+    line("# network_isolation = true");
+    line("# subnets = [\"subnet-0123456789abcdef0\"]");
+    line("# security_groups = [\"sg-0123456789abcdef0\"]");
+    line("");
+    line("# --- Hyperparameters -----------------------------------------------------------------------");
+    line("");
+    line("# Sent to the container as plain strings (\"50\", \"0.0001\"). `--epochs N` and -H KEY=VALUE override.");
+    line("[hyperparameters]");
+    line("# epochs = 50");
+    line("# batch_size = 8");
+    line("# learning_rate = 0.0001");
+    line("");
+    line("# --- Data ----------------------------------------------------------------------------------");
+    line("");
+    line("# Channel name = S3 prefix, copied to /opt/ml/input/data/<name>/ in the container.");
+    line("[channels]");
+    line(&format!(
+        "# train = \"s3://{bucket}/sagetrain/data/train/\""
+    ));
+    line(&format!(
+        "# validation = \"s3://{bucket}/sagetrain/data/validation/\""
+    ));
+    line("");
+    line("# --- Container environment (never credentials: the job gets the role's permissions) -------");
+    line("");
+    line("[environment]");
+    line("# OMP_NUM_THREADS = \"4\"");
+    line("");
+    line("# --- Tags and metrics ----------------------------------------------------------------------");
+    line("");
+    line("[tags]");
+    line("# project = \"vessel-segmentation\"");
+    line("");
+    line("# Name = regex with one capture group, applied to the job's log lines.");
+    line("[metrics]");
+    line("# val_dice = \"val_dice=([0-9.eE+-]+)\"");
+    o
+}
+
+/// Look up what can be filled in. Never fails: what cannot be found stays commented out, with
+/// the reason in `note`.
+pub async fn discover(ctx: &Context) -> Found {
+    let mut found = Found::default();
+    let s = match TrainSettings::layer(&ctx.global, &TrainArgs::default(), &*ctx.env, None) {
+        Ok(s) => s,
+        Err(v) => {
+            found.note = Some(format!(
+                "Nothing was looked up: invalid settings ({}).",
+                v.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+            return found;
+        }
+    };
+    found.profile = s
+        .profile
+        .as_ref()
+        .filter(|p| !matches!(p.source, Source::File { .. }))
+        .map(|p| p.value.clone());
+    let mut aws_settings = AwsSettings {
+        profile: s.profile.clone(),
+        region: s.region.clone(),
+        endpoint_url: s.endpoint_url.clone(),
+    };
+    let mut region_known = true;
+    let aws = match Aws::load(&aws_settings).await {
+        Ok(a) => a,
+        Err(e) if e.message.starts_with(aws::NO_REGION) => {
+            region_known = false;
+            aws_settings.region = Some(Val::new(
+                "us-east-1".into(),
+                Source::Lookup("placeholder for the global services".into()),
+            ));
+            match Aws::load(&aws_settings).await {
+                Ok(a) => a,
+                Err(e) => return commented(found, &e),
+            }
+        }
+        Err(e) => return commented(found, &e),
+    };
+    if region_known {
+        found.region = Some((aws.region.value.clone(), aws.region.source.name_for(None)));
+    }
+    if let Err(e) = aws.credentials().await {
+        return commented(found, &e);
+    }
+    let caller = match lookups::identity(&aws).await {
+        Ok(i) => i,
+        Err(e) => return commented(found, &e),
+    };
+    found.account = Some(caller.account.clone());
+    found.caller_arn = Some(caller.arn.clone());
+    ctx.ui
+        .info(&format!("account {} (as {})", caller.account, caller.arn));
+    let role = async {
+        match lookups::role_discovered(&aws, &caller).await {
+            Ok(v) => RoleFinding::One(v.value, v.source.to_string().replace("lookup: ", "")),
+            Err(e) if e.details.len() > 1 && e.message.contains("roles could be it") => {
+                RoleFinding::Several(
+                    e.details
+                        .iter()
+                        .map(|d| d.trim_start_matches("candidate: ").to_string())
+                        .collect(),
+                )
+            }
+            Err(e) => RoleFinding::Missing(e.message),
+        }
+    };
+    let image = async {
+        if !region_known {
+            return (ImageFinding::Unknown, None);
+        }
+        match repositories(&aws.ecr()).await {
+            Err(e) => (ImageFinding::Unknown, Some(e.message)),
+            Ok(repos) => match choose_repository(&repos) {
+                ImageFinding::One(repo, _) => {
+                    let (tag, note) = match tags(&aws.ecr(), &repo).await {
+                        Some(t) => (t, None),
+                        None => (
+                            "latest".to_string(),
+                            Some(format!(
+                                "No image pushed to {repo} yet: push one (see examples/README.md)."
+                            )),
+                        ),
+                    };
+                    (ImageFinding::One(format!("{repo}:{tag}"), note), None)
+                }
+                other => (other, None),
+            },
+        }
+    };
+    let (role, (image, image_error)) = tokio::join!(role, image);
+    found.role = role;
+    found.image = image;
+    let mut notes = Vec::new();
+    if !region_known {
+        notes.push("No region is set (--region, AWS_REGION or the profile's region): set `region` below; ECR was not searched.".to_string());
+    }
+    if let Some(e) = image_error {
+        notes.push(format!("ECR could not be searched: {e}"));
+    }
+    if !notes.is_empty() {
+        found.note = Some(notes.join("\n"));
+    }
+    found
+}
+
+fn commented(mut found: Found, e: &Error) -> Found {
+    let why = match e.kind {
+        Kind::Credentials => "no usable AWS credentials",
+        _ => "AWS could not be asked",
+    };
+    found.region = None;
+    found.note = Some(format!(
+        "Nothing was looked up ({why}: {}), so every value is a commented example.\n\
+         Once `sagetrain doctor` passes the credentials check, `sagetrain init --force` fills them in.",
+        e.message
+    ));
+    found
+}
+
+async fn repositories(ecr: &aws_sdk_ecr::Client) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut pages = ecr.describe_repositories().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws::aws_error("ecr:DescribeRepositories", &e))?;
+        names.extend(
+            page.repositories()
+                .iter()
+                .filter_map(|r| r.repository_name().map(str::to_string)),
+        );
+    }
+    names.sort();
+    Ok(names)
+}
+
+async fn tags(ecr: &aws_sdk_ecr::Client, repo: &str) -> Option<String> {
+    let out = ecr
+        .describe_images()
+        .repository_name(repo)
+        .filter(
+            aws_sdk_ecr::types::DescribeImagesFilter::builder()
+                .tag_status(aws_sdk_ecr::types::TagStatus::Tagged)
+                .build(),
+        )
+        .send()
+        .await
+        .ok()?;
+    let images: Vec<(Vec<String>, i64)> = out
+        .image_details()
+        .iter()
+        .map(|d| {
+            (
+                d.image_tags().to_vec(),
+                d.image_pushed_at().map(|t| t.secs()).unwrap_or(0),
+            )
+        })
+        .collect();
+    choose_tag(&images)
+}
+
+pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
+    let path = ctx.cwd.join(CONFIG_FILE_NAME);
+    let exists_error = || {
+        Error::usage(format!(
+            "{} already exists; it was not changed",
+            path.display()
+        ))
+        .with_hint("`sagetrain init --force` replaces it; `sagetrain init --print` shows the new file without writing it")
+    };
+    if !args.print && !args.force && path.exists() {
+        return Err(exists_error());
+    }
+    let found = if args.offline {
+        Found {
+            note: Some(
+                "--offline: nothing was looked up, so every value is a commented example.".into(),
+            ),
+            ..Found::default()
+        }
+    } else {
+        discover(ctx).await
+    };
+    let text = render(&found);
+    // The guard of every config file: it must parse and hold no credential.
+    settings::parse_file(&path, &text).map_err(|e| {
+        Error::internal(format!(
+            "the file init would write is not valid, so it was not written: {}",
+            e.message
+        ))
+    })?;
+    report_found(ctx, &found);
+    if args.print {
+        ctx.ui.result_text(text.trim_end());
+        return Ok(());
+    }
+    fsutil::write_atomic(&path, text.as_bytes(), None, args.force).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            exists_error()
+        } else {
+            Error::internal(format!("cannot write {}: {e}", path.display()))
+        }
+    })?;
+    if ctx.json() {
+        let role = match &found.role {
+            RoleFinding::One(arn, _) => Some(arn.clone()),
+            _ => None,
+        };
+        let image = match &found.image {
+            ImageFinding::One(i, _) => Some(i.clone()),
+            _ => None,
+        };
+        ctx.ui.result_json(&serde_json::json!({
+            "path": path.display().to_string(),
+            "region": found.region.as_ref().map(|r| r.0.clone()),
+            "account": found.account,
+            "role": role,
+            "image": image,
+            "note": found.note,
+        }));
+    } else {
+        ctx.ui.result_text(&format!("wrote {}", path.display()));
+    }
+    ctx.ui
+        .info("next: edit the commented values you need, then run `sagetrain doctor`");
+    Ok(())
+}
+
+fn report_found(ctx: &Context, f: &Found) {
+    let ui = &ctx.ui;
+    if let Some(n) = &f.note {
+        ui.warn(&n.replace('\n', " "));
+    }
+    if let Some((r, from)) = &f.region {
+        ui.info(&format!("region: {r} (from {from})"));
+    }
+    match &f.role {
+        RoleFinding::One(arn, how) => ui.info(&format!("execution role: {arn} ({how})")),
+        RoleFinding::Several(c) => ui.info(&format!(
+            "execution role: {} candidates, left commented out: {}",
+            c.len(),
+            c.join(", ")
+        )),
+        RoleFinding::Missing(why) => ui.info(&format!(
+            "execution role: none found ({why}); left as an example"
+        )),
+        RoleFinding::Unknown => {}
+    }
+    match &f.image {
+        ImageFinding::One(i, _) => ui.info(&format!("image: {i}")),
+        ImageFinding::Several(r) => ui.info(&format!(
+            "image: several repositories look like the U-Net image, left commented out: {}",
+            r.join(", ")
+        )),
+        ImageFinding::Missing(_) => {
+            ui.info("image: no ECR repository looks like the U-Net image; left as an example")
+        }
+        ImageFinding::Unknown => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn full() -> Found {
+        Found {
+            region: Some(("eu-west-1".into(), "AWS_REGION".into())),
+            account: Some("111122223333".into()),
+            caller_arn: Some("arn:aws:sts::111122223333:assumed-role/Dev/me".into()),
+            profile: Some("ml".into()),
+            role: RoleFinding::One(
+                "arn:aws:iam::111122223333:role/service-role/SageMakerRole".into(),
+                "the only role in the account that trusts sagemaker.amazonaws.com".into(),
+            ),
+            image: ImageFinding::One("unet-vessels:latest".into(), None),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_filled_in_file_parses_and_carries_what_was_found() {
+        let text = render(&full());
+        let c = settings::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
+        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            c.role.as_deref(),
+            Some("arn:aws:iam::111122223333:role/service-role/SageMakerRole")
+        );
+        assert_eq!(c.image.as_deref(), Some("unet-vessels:latest"));
+        assert_eq!(
+            c.profile, None,
+            "the profile stays a comment: it is machine-specific"
+        );
+        assert!(c.hyperparameters.is_empty() && c.channels.is_empty());
+        assert!(text.contains("account 111122223333"));
+        assert!(text.contains("s3://sagemaker-eu-west-1-111122223333/sagetrain/"));
+    }
+
+    #[test]
+    fn an_empty_finding_gives_a_template_with_everything_commented() {
+        let f = Found {
+            note: Some("--offline: nothing was looked up.".into()),
+            ..Found::default()
+        };
+        let text = render(&f);
+        let c = settings::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
+        assert!(c.region.is_none() && c.role.is_none() && c.image.is_none());
+        for l in text.lines() {
+            let t = l.trim();
+            assert!(
+                t.is_empty() || t.starts_with('#') || t.starts_with('['),
+                "an uncommented value: {l}"
+            );
+        }
+        // Every commented example is valid once uncommented.
+        let example = regex::Regex::new(r"^# ([a-z_]+|[A-Z_]+) = ").unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                if example.is_match(l) {
+                    l[2..].to_string()
+                } else if l.starts_with('[') {
+                    l.to_string()
+                } else {
+                    String::new()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = settings::parse_file(Path::new("x.toml"), &uncommented)
+            .unwrap_or_else(|e| panic!("{}\n{uncommented}", e.message));
+        assert_eq!(c.image.as_deref(), Some("unet-vessels:latest"));
+        assert_eq!(c.hyperparameters.len(), 3);
+        assert_eq!(c.channels.len(), 2);
+    }
+
+    #[test]
+    fn several_candidates_are_listed_commented_out() {
+        let f = Found {
+            role: RoleFinding::Several(vec![
+                "arn:aws:iam::1:role/A".into(),
+                "arn:aws:iam::1:role/B".into(),
+            ]),
+            image: ImageFinding::Several(vec!["unet-a".into(), "unet-b".into()]),
+            ..full()
+        };
+        let text = render(&f);
+        let c = settings::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
+        assert!(c.role.is_none() && c.image.is_none());
+        assert!(text.contains("# role = \"arn:aws:iam::1:role/B\""));
+        assert!(text.contains("# image = \"unet-b:latest\""));
+    }
+
+    #[test]
+    fn repositories_named_like_unet_or_the_only_one_are_chosen() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            choose_repository(&s(&["base", "UNet-Vessels", "tools"])),
+            ImageFinding::One("UNet-Vessels".into(), None)
+        );
+        assert_eq!(
+            choose_repository(&s(&["segmenter"])),
+            ImageFinding::One("segmenter".into(), None)
+        );
+        assert_eq!(
+            choose_repository(&s(&["a", "b"])),
+            ImageFinding::Missing(s(&["a", "b"]))
+        );
+        assert_eq!(
+            choose_repository(&s(&["unet-a", "unet-b", "c"])),
+            ImageFinding::Several(s(&["unet-a", "unet-b"]))
+        );
+        assert_eq!(choose_repository(&[]), ImageFinding::Missing(vec![]));
+    }
+
+    #[test]
+    fn latest_wins_otherwise_the_newest_tag() {
+        let img = |t: &[&str], at: i64| (t.iter().map(|x| x.to_string()).collect(), at);
+        assert_eq!(
+            choose_tag(&[img(&["v1"], 5), img(&["latest", "v0"], 1)]),
+            Some("latest".into())
+        );
+        assert_eq!(
+            choose_tag(&[img(&["v1"], 5), img(&["v2"], 9), img(&[], 20)]),
+            Some("v2".into())
+        );
+        assert_eq!(choose_tag(&[]), None);
+    }
+}
