@@ -12,6 +12,7 @@ pub mod output;
 pub mod secrets;
 pub mod settings;
 pub mod spec;
+pub mod timeouts;
 
 use cli::{Cli, Command};
 use commands::Context;
@@ -20,6 +21,14 @@ use commands::Context;
 pub fn run(cli: Cli) -> i32 {
     output::init_logging(cli.global.verbose);
     let ctx = Context::from_process(cli.global.clone());
+    let limits = match timeouts::Timeouts::layer(&cli.net, &*ctx.env) {
+        Ok(t) => t,
+        Err(e) => {
+            ctx.ui.error(&e);
+            return e.exit_code();
+        }
+    };
+    timeouts::install(limits.clone());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -33,9 +42,17 @@ pub fn run(cli: Cli) -> i32 {
         }
     };
     let result = runtime.block_on(async {
-        match &cli.command {
-            Command::Train(args) => commands::train::run(&ctx, args).await,
-            Command::Config(args) => commands::config::run(&ctx, args),
+        let command = async {
+            match &cli.command {
+                Command::Train(args) => commands::train::run(&ctx, args).await,
+                Command::Config(args) => commands::config::run(&ctx, args),
+            }
+        };
+        match &limits.deadline {
+            None => command.await,
+            Some(d) => tokio::time::timeout(d.value, command)
+                .await
+                .unwrap_or_else(|_| Err(timeouts::deadline_error(d))),
         }
     });
     match result {
