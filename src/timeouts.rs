@@ -42,7 +42,7 @@ impl Default for Timeouts {
 pub fn parse(text: &str) -> std::result::Result<Duration, String> {
     let t = text.trim();
     let d = if let Ok(secs) = t.parse::<f64>() {
-        if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
             return Err(format!("`{text}` is not a duration"));
         }
         Duration::from_secs_f64(secs)

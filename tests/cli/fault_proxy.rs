@@ -230,7 +230,7 @@ fn picks(pick: &Pick, n: u64) -> bool {
     match pick {
         Pick::All => true,
         Pick::First(k) => n < *k,
-        Pick::EveryNth(k) => *k > 0 && (n + 1) % k == 0,
+        Pick::EveryNth(k) => *k > 0 && (n + 1).is_multiple_of(*k),
         Pick::Percent { percent, seed } => {
             splitmix(seed.wrapping_mul(1_000_003) ^ n) % 100 < *percent
         }
@@ -437,11 +437,7 @@ fn fault_response(fault: &Fault, n: u64, proto: Protocol) -> (String, Vec<u8>) {
             service_error(
                 proto,
                 503,
-                if proto == Protocol::RestXml {
-                    "ServiceUnavailable"
-                } else {
-                    "ServiceUnavailable"
-                },
+                "ServiceUnavailable",
                 "Service is unavailable. Please try again.",
             ),
         ),
