@@ -95,7 +95,7 @@ def measured(cmd, env, cwd=None):
 
 TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 RSS_METHOD = ("/usr/bin/time -f %M" if TIME else
-              "getrusage(RUSAGE_CHILDREN) in a fresh python -S child (includes about 8 MB of that child)")
+              "getrusage(RUSAGE_CHILDREN) in a fresh python -S child (a floor of about 10 MB: the child itself)")
 
 
 def peak_rss(cmd, env):
@@ -439,8 +439,15 @@ def table(r):
     lines.append(f"  independent lookups (role, image, channels): sum {ind['sum_ms']} ms, wall {ind['wall_ms']} ms, "
                  f"at most {ind['max_in_flight']} in flight")
     lines.append("IMDS connections: " + ", ".join(f"{k} {v}" for k, v in r["imds_connections"].items()))
-    if r["upload"] is not None:
-        lines.append("upload (bench/upload): " + json.dumps(r["upload"]))
+    up = r["upload"]
+    if up is not None:
+        lines.append("upload (bench/upload, target/bench/upload.json):")
+        if isinstance(up, dict) and isinstance(up.get("table"), str):
+            lines.extend("  " + l for l in up["table"].splitlines())
+        elif isinstance(up, dict):
+            lines.extend(f"  {k}: {json.dumps(v)}" for k, v in up.items())
+        else:
+            lines.append("  " + json.dumps(up))
     lines.append("targets:")
     for t in r["targets"]:
         lines.append(f"  [{'ok' if t['met'] else 'MISSED'}] {t['target']}: {t['value']}")
