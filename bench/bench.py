@@ -338,8 +338,9 @@ def main():
         upload_bin = ROOT / "bench" / "upload"
         if upload_bin.exists() and os.access(upload_bin, os.X_OK):
             uenv = dict(env, SAGETRAIN_BIN=sagetrain, BENCH_MOTO_URL=moto_url, BENCH_AWS_CLI=str(AWS))
-            r = subprocess.run([str(upload_bin)], env=uenv, cwd=ROOT)
             up = ROOT / "target" / "bench" / "upload.json"
+            up.unlink(missing_ok=True)
+            r = subprocess.run([str(upload_bin)], env=uenv, cwd=ROOT)
             if r.returncode == 0 and up.exists():
                 upload = json.loads(up.read_text())
             else:
