@@ -390,12 +390,13 @@ impl Aws {
             .region(Region::new(region.value.clone()))
             .credentials_provider(SharedCredentialsProvider::new(ChainRef(chain.clone())))
             .retry_config(retry)
-            .timeout_config(
+            .timeout_config({
+                let t = crate::timeouts::current();
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .read_timeout(Duration::from_secs(60))
-                    .build(),
-            );
+                    .connect_timeout(t.connect.value)
+                    .read_timeout(t.read.value)
+                    .build()
+            });
         if settings.profile.is_some() {
             loader = loader.profile_name(&profile_name);
         }
@@ -495,17 +496,19 @@ where
             let status = se.raw().status().as_u16();
             service_error(operation, &code, &message, status)
         }
-        SdkError::TimeoutError(_) => Error::aws(format!("{operation}: the request timed out"))
-            .with_hint("check your network and the endpoint (--endpoint-url, AWS_ENDPOINT_URL); retries follow AWS_MAX_ATTEMPTS"),
+        SdkError::TimeoutError(_) => timeout_error(operation, ""),
         SdkError::DispatchFailure(d) => {
             let text = format!("{}", DisplayErrorContext(err));
             if text.contains("credentials") || text.contains("identity") {
-                return Error::credentials(format!("{operation}: could not use your AWS credentials: {text}"))
-                    .with_hint(CREDENTIALS_FIX);
+                return Error::credentials(format!(
+                    "{operation}: could not use your AWS credentials: {text}"
+                ))
+                .with_hint(CREDENTIALS_FIX);
             }
-            let why = if d.is_timeout() {
-                "the connection timed out"
-            } else if d.is_io() {
+            if d.is_timeout() {
+                return timeout_error(operation, &text);
+            }
+            let why = if d.is_io() {
                 "the connection failed"
             } else {
                 "the request could not be sent"
@@ -521,12 +524,41 @@ where
         _ => {
             let text = format!("{}", DisplayErrorContext(err));
             if text.contains("credentials") || text.contains("identity") {
-                Error::credentials(format!("{operation}: could not use your AWS credentials: {text}"))
-                    .with_hint(CREDENTIALS_FIX)
+                Error::credentials(format!(
+                    "{operation}: could not use your AWS credentials: {text}"
+                ))
+                .with_hint(CREDENTIALS_FIX)
             } else {
                 Error::aws(format!("{operation}: {text}"))
             }
         }
+    }
+}
+
+/// The error for a request that timed out, naming the time limit and where it was set.
+fn timeout_error(operation: &str, text: &str) -> Error {
+    let t = crate::timeouts::current();
+    let show = crate::timeouts::show;
+    if text.contains("HTTP read") {
+        Error::aws(format!(
+            "{operation}: timed out: no response within the read timeout of {} ({})",
+            show(t.read.value),
+            t.read.source.name_for(None)
+        ))
+        .with_hint("the endpoint is slow or stalled: check it (--endpoint-url, AWS_ENDPOINT_URL) and try again, or give a longer --read-timeout (SAGETRAIN_READ_TIMEOUT); each request is tried AWS_MAX_ATTEMPTS times (default 3)")
+    } else if text.contains("HTTP connect") || text.contains("connect") {
+        Error::aws(format!(
+            "{operation}: timed out: could not connect within the connect timeout of {} ({})",
+            show(t.connect.value),
+            t.connect.source.name_for(None)
+        ))
+        .with_hint("check your network, the region and the endpoint (--endpoint-url, AWS_ENDPOINT_URL), or give a longer --connect-timeout (SAGETRAIN_CONNECT_TIMEOUT)")
+    } else {
+        Error::aws(format!(
+            "{operation}: timed out ({})",
+            crate::timeouts::timeout_explanation()
+        ))
+        .with_hint("check your network and the endpoint (--endpoint-url, AWS_ENDPOINT_URL); the limits are --read-timeout and --connect-timeout, retries follow AWS_MAX_ATTEMPTS")
     }
 }
 

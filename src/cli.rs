@@ -20,6 +20,8 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,6 +49,20 @@ pub struct GlobalArgs {
     /// More detail on stderr (-v settings and steps, -vv debug, -vvv AWS SDK debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Network time limits, for every command (see [`crate::timeouts`]).
+#[derive(Debug, Clone, Default, Args)]
+pub struct NetArgs {
+    /// Give up on a request whose response does not start within this long (each attempt): 30s, 2m [default: 60s] [env: SAGETRAIN_READ_TIMEOUT]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub read_timeout: Option<String>,
+    /// Give up on connecting to an AWS endpoint after this long [default: 5s] [env: SAGETRAIN_CONNECT_TIMEOUT]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub connect_timeout: Option<String>,
+    /// Stop the whole run after this long, retries included (exit 7) [env: SAGETRAIN_DEADLINE]
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub deadline: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -14,6 +14,7 @@ pub mod output;
 pub mod secrets;
 pub mod settings;
 pub mod spec;
+pub mod timeouts;
 
 use cli::{Cli, Command};
 use commands::Context;
@@ -23,6 +24,14 @@ pub fn run(cli: Cli) -> i32 {
     secrets::register_env(&|k| std::env::var(k).ok());
     output::init_logging(cli.global.verbose);
     let ctx = Context::from_process(cli.global.clone());
+    let limits = match timeouts::Timeouts::layer(&cli.net, &*ctx.env) {
+        Ok(t) => t,
+        Err(e) => {
+            ctx.ui.error(&e);
+            return e.exit_code();
+        }
+    };
+    timeouts::install(limits.clone());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -36,11 +45,19 @@ pub fn run(cli: Cli) -> i32 {
         }
     };
     let result = runtime.block_on(async {
-        match &cli.command {
-            Command::Train(args) => commands::train::run(&ctx, args).await,
-            Command::Config(args) => commands::config::run(&ctx, args),
-            Command::Doctor(args) => commands::doctor::run(&ctx, args).await,
-            Command::Init(args) => commands::init::run(&ctx, args).await,
+        let command = async {
+            match &cli.command {
+                Command::Train(args) => commands::train::run(&ctx, args).await,
+                Command::Config(args) => commands::config::run(&ctx, args),
+                Command::Doctor(args) => commands::doctor::run(&ctx, args).await,
+                Command::Init(args) => commands::init::run(&ctx, args).await,
+            }
+        };
+        match &limits.deadline {
+            None => command.await,
+            Some(d) => tokio::time::timeout(d.value, command)
+                .await
+                .unwrap_or_else(|_| Err(timeouts::deadline_error(d))),
         }
     });
     match result {

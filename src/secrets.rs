@@ -8,7 +8,8 @@ use regex::Regex;
 use std::sync::{LazyLock, RwLock};
 
 static ACCESS_KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b((?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b").expect("valid regex")
+    Regex::new(r"(?-u:\b)((?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})(?-u:\b)")
+        .expect("valid regex")
 });
 
 /// 40 characters of the secret key alphabet, not part of a longer token.

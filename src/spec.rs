@@ -50,8 +50,8 @@ fn re(p: &str) -> Regex {
 
 static JOB_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"));
 static ROLE_ARN: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$"));
-static ROLE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[\w+=,.@-]{1,64}$"));
+    LazyLock::new(|| re(r"^arn:aws[a-z\-]*:iam::[0-9]{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$"));
+static ROLE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_+=,.@-]{1,64}$"));
 static ENV_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z_][a-zA-Z0-9_]*$"));
 static CHANNEL_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9\.\-_]{1,64}$"));
 static TAG_TEXT: LazyLock<Regex> = LazyLock::new(|| re(r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$"));
@@ -59,12 +59,13 @@ static ECR_REPO: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"));
 static IMAGE_TAG: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,299}$"));
 static DIGEST: LazyLock<Regex> = LazyLock::new(|| re(r"^sha256:[0-9a-f]{64}$"));
-static ECR_REGISTRY: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$"));
+static ECR_REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^([0-9]{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+});
 static BUCKET: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"));
 static VPC_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[-0-9a-zA-Z]{1,32}$"));
 static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z0-9:/_\-]{1,2048}$"));
-static REGION: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z]{2}(-[a-z0-9]+)+-\d+$"));
+static REGION: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z]{2}(-[a-z0-9]+)+-[0-9]+$"));
 
 pub const MAX_RUNTIME_SECS: u64 = 28 * 24 * 3600;
 const CREDENTIAL_ENV_NAMES: &[&str] = &[
@@ -1178,5 +1179,23 @@ mod tests {
         );
         assert!(json.get("Environment").is_none());
         assert!(json.get("VpcConfig").is_none());
+    }
+}
+
+#[cfg(test)]
+mod ascii_pattern_tests {
+    use super::*;
+
+    /// IAM names and ARNs are ASCII; the patterns use ASCII classes (Unicode `\w{1,64}` and
+    /// `\d{12}` cost about 20 ms of regex compilation on every run that checks a role name).
+    #[test]
+    fn role_names_and_account_ids_are_ascii() {
+        assert!(ROLE_NAME.is_match("SageMakerExecutionRole-unet_1+=,.@"));
+        assert!(!ROLE_NAME.is_match("SageMakerRöle"));
+        assert!(!ROLE_NAME.is_match(&"r".repeat(65)));
+        assert!(ROLE_ARN.is_match("arn:aws:iam::111122223333:role/service-role/R"));
+        assert!(!ROLE_ARN.is_match("arn:aws:iam::١١١١٢٢٢٢٣٣٣٣:role/R"));
+        assert!(ECR_REGISTRY.is_match("111122223333.dkr.ecr.eu-west-1.amazonaws.com"));
+        assert!(REGION.is_match("eu-west-1") && !REGION.is_match("eu-west-١"));
     }
 }

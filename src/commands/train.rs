@@ -267,11 +267,17 @@ pub async fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
         return Ok(());
     }
     let aws = plan.aws.as_ref().expect("not offline: AWS is configured");
-    let created = crate::jobs::create(&aws.sagemaker(), &plan.request).await?;
+    let name = &plan.request.training_job_name;
+    crate::timeouts::in_flight(Some(format!(
+        "sagemaker:CreateTrainingJob of `{name}`, which may or may not have been created: check with `aws sagemaker describe-training-job --training-job-name {name}`"
+    )));
+    let created = crate::jobs::create(&aws.sagemaker(), &plan.request).await;
+    crate::timeouts::in_flight(None);
+    let created = created?;
     if created.reconciled {
-        ctx.ui.info(
-            "the create was retried and the job already existed with this request: it is this job",
-        );
+        ctx.ui.info(&format!(
+            "reconciled: a retried CreateTrainingJob met ResourceInUse, and the existing job `{name}` is the one this request describes (an earlier attempt had created it): it is this job"
+        ));
     }
     let r = &plan.resolved;
     if ctx.json() {

@@ -2,6 +2,8 @@
 //! moto emulator on loopback (started by ./scripts/test), each checked with an independent read.
 
 mod doctor_e2e;
+mod fault_proxy;
+mod faults;
 mod guards;
 mod harness;
 mod init_e2e;

@@ -1,0 +1,618 @@
+//! A fault-injecting HTTP/1.1 proxy for the end-to-end tests: it sits on loopback in front of
+//! the moto emulator and, by configuration, answers 500, 503 or the service's own throttling
+//! error for some requests, delays them, or forwards a request and then drops the connection
+//! (the server acted, the client saw no answer). It counts the requests per operation so that
+//! tests can assert on them, and logs when each started and ended.
+//!
+//! One request per connection (`Connection: close` both ways); request bodies by
+//! `Content-Length` or chunked; moto answers with `Content-Length` and `Connection: close`, and
+//! the response is read to its end.
+//!
+//! moto overwrites a training job whose name exists instead of answering `ResourceInUse`, so
+//! the proxy emulates the service there: it remembers the names of the CreateTrainingJob
+//! requests it forwarded successfully and answers a later one with the same name itself.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What to do to a picked request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Answer 500 InternalFailure without forwarding.
+    Status500,
+    /// Answer 503 ServiceUnavailable without forwarding.
+    Status503,
+    /// Answer the protocol's throttling error without forwarding.
+    Throttle,
+    /// 500, 503 and throttling in turn (by the picked request's number).
+    Transient,
+    /// Wait this long, then forward.
+    Delay(Duration),
+    /// Forward, read the server's answer, and close the connection without answering.
+    Drop,
+}
+
+/// Which of the matching requests get the fault. Decisions depend only on the order in which
+/// matching requests arrive, so a run is deterministic for a given sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pick {
+    All,
+    /// The first `n` matching requests.
+    First(u64),
+    /// Every `n`th matching request (the `n`th, `2n`th, ...).
+    EveryNth(u64),
+    /// About `percent`% of the matching requests, chosen by a PRNG seeded with `seed`.
+    Percent {
+        percent: u64,
+        seed: u64,
+    },
+}
+
+/// A fault, which requests it applies to, and a cap so that a fault stays transient.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub fault: Fault,
+    pub pick: Pick,
+    /// Only requests of this operation (see [`operation`]); all when `None`.
+    pub only: Option<String>,
+    /// Never fault the same request (same operation, path and body) more than this many times
+    /// in a row: a transient fault, that a client with this many retries gets through.
+    pub max_in_a_row: Option<u32>,
+}
+
+impl Rule {
+    pub fn new(fault: Fault, pick: Pick) -> Rule {
+        Rule {
+            fault,
+            pick,
+            only: None,
+            max_in_a_row: None,
+        }
+    }
+    pub fn only(mut self, op: &str) -> Rule {
+        self.only = Some(op.to_string());
+        self
+    }
+    pub fn max_in_a_row(mut self, n: u32) -> Rule {
+        self.max_in_a_row = Some(n);
+        self
+    }
+}
+
+/// One request as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub op: String,
+    /// The fault applied, if any ("ResourceInUse" for the emulated duplicate name).
+    pub fault: Option<String>,
+    /// The status the client got (0: none, the connection was dropped or the client left).
+    pub status: u16,
+    pub started: Instant,
+    pub finished: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Vec<(Rule, u64)>,
+    log: Vec<Entry>,
+    in_a_row: HashMap<u64, u32>,
+    created_jobs: HashSet<String>,
+}
+
+/// The proxy; it runs until the test process ends.
+pub struct FaultProxy {
+    pub url: String,
+    upstream: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultProxy {
+    /// Start a proxy on a free loopback port in front of `upstream` (`http://host:port`).
+    pub fn start(upstream: &str, rules: Vec<Rule>) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fault proxy");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let state = Arc::new(Mutex::new(State {
+            rules: rules.into_iter().map(|r| (r, 0)).collect(),
+            ..State::default()
+        }));
+        let (st, up) = (state.clone(), upstream.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (st, up) = (st.clone(), up.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &up, &st);
+                });
+            }
+        });
+        FaultProxy {
+            url,
+            upstream,
+            state,
+        }
+    }
+
+    /// Everything seen so far, in order of arrival.
+    pub fn log(&self) -> Vec<Entry> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// Requests per operation.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for e in self.log() {
+            *m.entry(e.op).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Requests of one operation.
+    pub fn count(&self, op: &str) -> usize {
+        self.log().iter().filter(|e| e.op == op).count()
+    }
+
+    /// Requests that got a fault (each one a request the client had to retry, or gave up on).
+    pub fn faults(&self) -> usize {
+        self.log()
+            .iter()
+            .filter(|e| e.fault.as_deref().is_some_and(|f| f != "ResourceInUse"))
+            .count()
+    }
+
+    pub fn total(&self) -> usize {
+        self.log().len()
+    }
+}
+
+/// The operation of a request: the `X-Amz-Target` operation for JSON protocols (SageMaker,
+/// ECR), the `Action` form field for query protocols (STS, IAM), `METHOD /path` for S3.
+pub fn operation(method: &str, path: &str, headers: &[(String, String)], body: &[u8]) -> String {
+    if let Some(t) = header(headers, "x-amz-target") {
+        return t.rsplit('.').next().unwrap_or(t).to_string();
+    }
+    if let Some(a) = form_field(body, "Action") {
+        return a;
+    }
+    let path = path.split('?').next().unwrap_or(path);
+    format!("{method} {path}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Protocol {
+    Json,
+    Query,
+    RestXml,
+}
+
+fn protocol(headers: &[(String, String)], body: &[u8]) -> Protocol {
+    if header(headers, "x-amz-target").is_some() {
+        Protocol::Json
+    } else if form_field(body, "Action").is_some() {
+        Protocol::Query
+    } else {
+        Protocol::RestXml
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn picks(pick: &Pick, n: u64) -> bool {
+    match pick {
+        Pick::All => true,
+        Pick::First(k) => n < *k,
+        Pick::EveryNth(k) => *k > 0 && (n + 1).is_multiple_of(*k),
+        Pick::Percent { percent, seed } => {
+            splitmix(seed.wrapping_mul(1_000_003) ^ n) % 100 < *percent
+        }
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    head: Vec<u8>,
+    headers: Vec<(String, String)>,
+    /// The body as sent (raw, still chunked if it was).
+    raw_body: Vec<u8>,
+    /// The body decoded.
+    body: Vec<u8>,
+}
+
+fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<Vec<String>>> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let l = line.trim_end_matches(['\r', '\n']).to_string();
+        if l.is_empty() {
+            return Ok(Some(lines));
+        }
+        lines.push(l);
+    }
+}
+
+fn read_request(r: &mut impl BufRead) -> std::io::Result<Option<Request>> {
+    let Some(lines) = read_head(r)? else {
+        return Ok(None);
+    };
+    let mut parts = lines[0].split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("/").to_string();
+    let headers: Vec<(String, String)> = lines[1..]
+        .iter()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut raw_body = Vec::new();
+    let mut body = Vec::new();
+    let chunked = header(&headers, "transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        loop {
+            let mut size_line = String::new();
+            r.read_line(&mut size_line)?;
+            raw_body.extend_from_slice(size_line.as_bytes());
+            let size =
+                usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0").trim(), 16)
+                    .unwrap_or(0);
+            let mut chunk = vec![0u8; size + 2];
+            r.read_exact(&mut chunk)?;
+            raw_body.extend_from_slice(&chunk);
+            if size == 0 {
+                // Trailers (if any) end with an empty line; `chunk` held the first CRLF.
+                if &chunk[..] != b"\r\n" {
+                    loop {
+                        let mut t = String::new();
+                        r.read_line(&mut t)?;
+                        raw_body.extend_from_slice(t.as_bytes());
+                        if t == "\r\n" || t.is_empty() {
+                            break;
+                        }
+                    }
+                }
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(len) = header(&headers, "content-length").and_then(|v| v.parse().ok()) {
+        let mut b = vec![0u8; len];
+        r.read_exact(&mut b)?;
+        raw_body = b.clone();
+        body = b;
+    }
+    // The head as forwarded: our own Connection header.
+    let mut head = format!("{}\r\n", lines[0]);
+    for (k, v) in &headers {
+        if !k.eq_ignore_ascii_case("connection") && !k.eq_ignore_ascii_case("keep-alive") {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    Ok(Some(Request {
+        method,
+        path,
+        head: head.into_bytes(),
+        headers,
+        raw_body,
+        body,
+    }))
+}
+
+/// Send the request upstream and read the whole answer; returns (status, response bytes with
+/// `Connection: close`).
+fn forward(upstream: &str, req: &Request) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut up = TcpStream::connect(upstream)?;
+    up.set_read_timeout(Some(Duration::from_secs(120)))?;
+    up.write_all(&req.head)?;
+    up.write_all(&req.raw_body)?;
+    let mut r = BufReader::new(up);
+    let lines = read_head(&mut r)?.unwrap_or_default();
+    let status = lines
+        .first()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(502);
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest)?;
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        let lower = l.to_ascii_lowercase();
+        if i > 0 && (lower.starts_with("connection:") || lower.starts_with("keep-alive:")) {
+            continue;
+        }
+        out.push_str(l);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&rest);
+    Ok((status, bytes))
+}
+
+fn response(status: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut s = format!("HTTP/1.1 {status} {reason}\r\n");
+    for (k, v) in headers {
+        s.push_str(&format!("{k}: {v}\r\n"));
+    }
+    s.push_str(&format!(
+        "x-amzn-RequestId: fault-proxy\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    s.into_bytes()
+}
+
+/// The error a service of `proto` gives, as the SDK expects to see it.
+fn service_error(proto: Protocol, status: u16, code: &str, message: &str) -> Vec<u8> {
+    let reason = match status {
+        400 => "Bad Request",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    match proto {
+        Protocol::Json => response(
+            status,
+            reason,
+            &[
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("x-amzn-ErrorType", code),
+            ],
+            &format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
+        ),
+        Protocol::Query => response(
+            status,
+            reason,
+            &[("Content-Type", "text/xml")],
+            &format!(
+                "<ErrorResponse><Error><Type>{}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>",
+                if status < 500 { "Sender" } else { "Receiver" }
+            ),
+        ),
+        Protocol::RestXml => response(
+            status,
+            reason,
+            &[("Content-Type", "application/xml")],
+            &format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message><RequestId>fault-proxy</RequestId></Error>"
+            ),
+        ),
+    }
+}
+
+fn fault_response(fault: &Fault, n: u64, proto: Protocol) -> (String, Vec<u8>) {
+    let kind = match fault {
+        Fault::Transient => {
+            [Fault::Status500, Fault::Status503, Fault::Throttle][(n % 3) as usize].clone()
+        }
+        f => f.clone(),
+    };
+    match kind {
+        Fault::Status500 => (
+            "500".into(),
+            service_error(
+                proto,
+                500,
+                if proto == Protocol::RestXml {
+                    "InternalError"
+                } else {
+                    "InternalFailure"
+                },
+                "We encountered an internal error. Please try again.",
+            ),
+        ),
+        Fault::Status503 => (
+            "503".into(),
+            service_error(
+                proto,
+                503,
+                "ServiceUnavailable",
+                "Service is unavailable. Please try again.",
+            ),
+        ),
+        _ => match proto {
+            Protocol::Json => (
+                "throttle".into(),
+                service_error(proto, 400, "ThrottlingException", "Rate exceeded"),
+            ),
+            Protocol::Query => (
+                "throttle".into(),
+                service_error(proto, 400, "Throttling", "Rate exceeded"),
+            ),
+            Protocol::RestXml => (
+                "throttle".into(),
+                service_error(proto, 503, "SlowDown", "Please reduce your request rate."),
+            ),
+        },
+    }
+}
+
+fn request_key(op: &str, req: &Request) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (op, &req.path, &req.body).hash(&mut h);
+    h.finish()
+}
+
+fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Result<()> {
+    let started = Instant::now();
+    let mut reader = BufReader::new(client.try_clone()?);
+    let Some(req) = read_request(&mut reader)? else {
+        return Ok(());
+    };
+    let mut client = client;
+    let op = operation(&req.method, &req.path, &req.headers, &req.body);
+    let proto = protocol(&req.headers, &req.body);
+    let key = request_key(&op, &req);
+
+    // Decide under the lock, act outside it.
+    let decision = {
+        let mut st = state.lock().unwrap();
+        let mut chosen = None;
+        let in_a_row = st.in_a_row.get(&key).copied().unwrap_or(0);
+        for (rule, seen) in st.rules.iter_mut() {
+            if rule.only.as_deref().is_some_and(|o| o != op) {
+                continue;
+            }
+            let n = *seen;
+            *seen += 1;
+            if rule.max_in_a_row.is_some_and(|m| in_a_row >= m) {
+                continue;
+            }
+            if picks(&rule.pick, n) {
+                chosen = Some((rule.fault.clone(), n));
+                break;
+            }
+        }
+        match &chosen {
+            Some((Fault::Delay(_), _)) | None => {
+                st.in_a_row.remove(&key);
+            }
+            Some(_) => *st.in_a_row.entry(key).or_insert(0) += 1,
+        }
+        chosen
+    };
+
+    // Logged on arrival (so that a request still being delayed counts), completed at the end.
+    let idx = {
+        let mut st = state.lock().unwrap();
+        st.log.push(Entry {
+            op: op.clone(),
+            fault: None,
+            status: 0,
+            started,
+            finished: started,
+        });
+        st.log.len() - 1
+    };
+    let log = |fault: Option<String>, status: u16| {
+        let mut st = state.lock().unwrap();
+        let e = &mut st.log[idx];
+        e.fault = fault;
+        e.status = status;
+        e.finished = Instant::now();
+    };
+
+    let job_name = (op == "CreateTrainingJob")
+        .then(|| {
+            serde_json::from_slice::<serde_json::Value>(&req.body)
+                .ok()
+                .and_then(|v| v["TrainingJobName"].as_str().map(str::to_string))
+        })
+        .flatten();
+
+    let mut label = None;
+    match decision {
+        Some((Fault::Drop, _)) => {
+            let (status, _) = forward(upstream, &req)?;
+            if status == 200 {
+                if let Some(n) = &job_name {
+                    state.lock().unwrap().created_jobs.insert(n.clone());
+                }
+            }
+            log(Some("drop".into()), 0);
+            let _ = client.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        Some((Fault::Delay(d), _)) => {
+            std::thread::sleep(d);
+            label = Some(format!("delay {}ms", d.as_millis()));
+            log(label.clone(), 0);
+        }
+        Some((fault, n)) => {
+            let (l, bytes) = fault_response(&fault, n, proto);
+            let status = std::str::from_utf8(&bytes[9..12])
+                .unwrap()
+                .parse()
+                .unwrap_or(0);
+            log(Some(l), status);
+            client.write_all(&bytes)?;
+            return Ok(());
+        }
+        None => {}
+    }
+
+    // The service's answer to a duplicate training job name (moto would overwrite the job).
+    if let Some(n) = &job_name {
+        if state.lock().unwrap().created_jobs.contains(n) {
+            let bytes = service_error(
+                Protocol::Json,
+                400,
+                "ResourceInUse",
+                &format!(
+                    "Training job {n} already exists: a training job with this name already exists"
+                ),
+            );
+            log(Some("ResourceInUse".into()), 400);
+            client.write_all(&bytes)?;
+            return Ok(());
+        }
+    }
+
+    let (status, bytes) = match forward(upstream, &req) {
+        Ok(x) => x,
+        Err(e) => {
+            log(Some(format!("upstream error: {e}")), 502);
+            client.write_all(&response(502, "Bad Gateway", &[], &e.to_string()))?;
+            return Ok(());
+        }
+    };
+    if status == 200 {
+        if let Some(n) = &job_name {
+            state.lock().unwrap().created_jobs.insert(n.clone());
+        }
+    }
+    let written = client.write_all(&bytes);
+    log(label, if written.is_ok() { status } else { 0 });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_are_deterministic() {
+        let p = Pick::Percent {
+            percent: 30,
+            seed: 7,
+        };
+        let a: Vec<bool> = (0..100).map(|n| picks(&p, n)).collect();
+        let b: Vec<bool> = (0..100).map(|n| picks(&p, n)).collect();
+        assert_eq!(a, b);
+        let hits = a.iter().filter(|x| **x).count();
+        assert!((15..=45).contains(&hits), "{hits}");
+        assert!(picks(&Pick::EveryNth(3), 2) && !picks(&Pick::EveryNth(3), 0));
+        assert!(picks(&Pick::First(2), 1) && !picks(&Pick::First(2), 2));
+    }
+}
