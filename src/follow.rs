@@ -487,9 +487,9 @@ impl Tracker {
                     self.last_message = msg;
                 }
             }
-            for (i, t) in transitions.iter().enumerate().skip(self.seen.min(n)) {
+            for t in transitions.iter().skip(self.seen.min(n)) {
                 let st = t.status().map(|s| s.as_str()).unwrap_or("");
-                let p = if i == n - 1 {
+                let p = if st == secondary {
                     primary.as_str()
                 } else {
                     primary_during(st)
@@ -499,9 +499,17 @@ impl Tracker {
             }
             self.seen = n;
         }
+        // A status change the transitions do not show (no transitions, or the latest one is
+        // not the current secondary status) gets a line of its own.
+        let shown_by_transition = !lines.is_empty()
+            && transitions
+                .last()
+                .and_then(|t| t.status())
+                .map(|s| s.as_str())
+                == Some(secondary.as_str());
         let pair = (primary.clone(), secondary.clone());
         if self.last_pair.as_ref() != Some(&pair) {
-            if lines.is_empty() {
+            if !shown_by_transition {
                 lines.push((now, status_text(&primary, &secondary, None)));
             }
             self.last_pair = Some(pair);
@@ -520,6 +528,8 @@ pub struct WaitOptions {
     pub timeout: Option<Duration>,
     pub logs: bool,
     pub stop_on_interrupt: bool,
+    /// Logs only from this time (ms since the epoch), for `logs --since`.
+    pub log_start: Option<i64>,
 }
 
 /// The clients a wait uses.
@@ -615,7 +625,7 @@ pub async fn wait_for_job<C: Clock>(
     let mut logs = match (opts.logs, clients.logs) {
         (true, Some(client)) => Some(LogFollower {
             client,
-            tail: LogTail::new(job, None),
+            tail: LogTail::new(job, opts.log_start),
             ticks_since_discovery: 0,
             failing: false,
         }),
@@ -893,6 +903,7 @@ mod tests {
             timeout,
             logs: false,
             stop_on_interrupt: false,
+            log_start: None,
         }
     }
 
@@ -1009,6 +1020,35 @@ mod tests {
         let secs: Vec<f64> = clock.sleeps().iter().map(|d| d.as_secs_f64()).collect();
         assert_eq!(secs, [5.0, 5.0, 7.5, 5.0, 5.0, 7.5, 11.25]);
         assert_eq!(last.unwrap().training_job_status(), Some(&P::Completed));
+    }
+
+    #[test]
+    fn a_status_the_transitions_do_not_show_gets_its_own_line() {
+        // What moto answers: Completed, with one transition, Starting.
+        let d = state(
+            sm::TrainingJobStatus::Completed,
+            sm::SecondaryStatus::Completed,
+            &[STARTING],
+        );
+        let mut t = Tracker::default();
+        let lines: Vec<String> = t
+            .observe(&d, Duration::ZERO)
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "InProgress / Starting: Preparing the instances for training",
+                "Completed"
+            ]
+        );
+        assert!(t.observe(&d, Duration::from_secs(5)).is_empty());
+        assert_eq!(
+            report::last_message(&d),
+            None,
+            "that message is not the current one"
+        );
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //!
 //! `main.rs` parses the command line and calls [`run`], which returns the exit code.
 
+pub mod archive;
 pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod follow;
+pub mod from_job;
 pub mod joblogs;
 pub mod jobs;
 pub mod lookups;
@@ -15,6 +17,7 @@ pub mod report;
 pub mod secrets;
 pub mod settings;
 pub mod spec;
+pub mod state;
 
 use cli::{Cli, Command};
 use commands::Context;
@@ -39,6 +42,12 @@ pub fn run(cli: Cli) -> i32 {
         match &cli.command {
             Command::Train(args) => commands::train::run(&ctx, args).await,
             Command::Config(args) => commands::config::run(&ctx, args),
+            Command::Wait(args) => commands::wait::run(&ctx, args).await,
+            Command::Logs(args) => commands::logs::run(&ctx, args).await,
+            Command::Status(args) => commands::status::run(&ctx, args).await,
+            Command::List(args) => commands::list::run(&ctx, args).await,
+            Command::Stop(args) => commands::stop::run(&ctx, args).await,
+            Command::Download(args) => commands::download::run(&ctx, args).await,
         }
     });
     match result {

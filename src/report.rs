@@ -115,12 +115,14 @@ pub fn verdict_error(job: &str, v: &Verdict) -> Option<Error> {
     }
 }
 
-/// The status message of the latest secondary status transition.
+/// The status message of the latest secondary status transition, when that transition is the
+/// job's current secondary status.
 pub fn last_message(d: &DescribeTrainingJobOutput) -> Option<String> {
-    d.secondary_status_transitions()
-        .last()
-        .and_then(|t| t.status_message())
-        .map(str::to_string)
+    let t = d.secondary_status_transitions().last()?;
+    if t.status() != d.secondary_status() {
+        return None;
+    }
+    t.status_message().map(str::to_string)
 }
 
 /// `2m05s`, `1h02m03s`, `45s`.
@@ -131,12 +133,13 @@ pub fn fmt_elapsed(d: Duration) -> String {
 pub fn fmt_secs(secs: i64) -> String {
     let s = secs.max(0);
     let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    if h > 0 {
-        format!("{h}h{m:02}m{s:02}s")
-    } else if m > 0 {
-        format!("{m}m{s:02}s")
-    } else {
-        format!("{s}s")
+    match (h, m, s) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, 0) => format!("{h}h{m:02}m"),
+        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
     }
 }
 
@@ -383,6 +386,9 @@ mod tests {
         assert_eq!(fmt_secs(5), "5s");
         assert_eq!(fmt_secs(125), "2m05s");
         assert_eq!(fmt_secs(3723), "1h02m03s");
+        assert_eq!(fmt_secs(86400), "24h");
+        assert_eq!(fmt_secs(5400), "1h30m");
+        assert_eq!(fmt_secs(120), "2m");
         assert_eq!(spot_savings(true, Some(1000), Some(300)), Some(0.7));
         assert_eq!(spot_savings(false, Some(1000), Some(300)), None);
         assert_eq!(spot_savings(true, Some(0), Some(0)), None);

@@ -2,7 +2,14 @@
 //! `lib::run` maps to an exit code.
 
 pub mod config;
+pub mod download;
+pub mod jobcmd;
+pub mod list;
+pub mod logs;
+pub mod status;
+pub mod stop;
 pub mod train;
+pub mod wait;
 
 use crate::cli::GlobalArgs;
 use crate::error::Result;
