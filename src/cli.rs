@@ -83,7 +83,7 @@ pub struct TrainCmd {
     /// Start from an earlier job's settings (image, role, hyperparameters, channels, resources, tags, metrics, output path); flags given here override them
     #[arg(long, value_name = "JOB", help_heading = "Job")]
     pub from: Option<String>,
-    /// After creating the job, wait until it ends; the exit code is its verdict
+    /// After creating the job, wait until it ends; the exit code is its verdict (--logs, --timeout and --stop-on-interrupt imply it)
     #[arg(long, help_heading = "Waiting")]
     pub wait: bool,
     #[command(flatten)]
@@ -93,7 +93,7 @@ pub struct TrainCmd {
 /// How to wait for a job (`train --wait`, `wait`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct FollowArgs {
-    /// Stream the job's CloudWatch logs to stderr while waiting (with train: implies --wait)
+    /// Stream the job's CloudWatch logs to stderr while waiting
     #[arg(long, help_heading = "Waiting")]
     pub logs: bool,
     /// Stop waiting after this long (90m, 2h, 3600) and exit 7; the job keeps running

@@ -271,15 +271,22 @@ pub struct PlainReporter {
     /// When a line was last printed, and the latest time seen (job age).
     last_line_at: Option<Duration>,
     now: Duration,
+    /// Where status lines go (stderr; a buffer in tests).
+    out: Box<dyn FnMut(&str)>,
 }
 
 impl PlainReporter {
     pub fn new(show_status: bool, logs: LogSink) -> PlainReporter {
+        Self::with_output(show_status, logs, Box::new(stderr_line))
+    }
+
+    pub fn with_output(show_status: bool, logs: LogSink, out: Box<dyn FnMut(&str)>) -> Self {
         PlainReporter {
             show_status,
             logs,
             last_line_at: None,
             now: Duration::ZERO,
+            out,
         }
     }
 }
@@ -287,7 +294,7 @@ impl PlainReporter {
 impl Reporter for PlainReporter {
     fn status_line(&mut self, line: &str, elapsed: Duration) {
         if self.show_status {
-            stderr_line(line);
+            (self.out)(line);
         }
         self.now = self.now.max(elapsed);
         self.last_line_at = Some(self.now);
@@ -608,6 +615,15 @@ impl LogFollower<'_> {
     }
 }
 
+/// Did the job end more than two minutes ago (so its logs are all in)?
+fn ended_long_ago(d: &Describe) -> bool {
+    d.training_end_time()
+        .or(d.last_modified_time())
+        .and_then(|t| SystemTime::try_from(*t).ok())
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|age| age > Duration::from_secs(120))
+}
+
 /// Poll the job until it ends or `opts.timeout` passes. `last` holds the latest description
 /// (for the caller's report, however the wait ends).
 pub async fn wait_for_job<C: Clock>(
@@ -667,10 +683,12 @@ pub async fn wait_for_job<C: Clock>(
                         None => logs = None,
                     }
                 }
+                let ended_recently = !ended_long_ago(&d);
                 *last = Some(d);
                 if let Some(v) = verdict {
-                    // The last lines reach CloudWatch a little after the job ends.
-                    if let Some(f) = logs.as_mut() {
+                    // The last lines reach CloudWatch a little after the job ends: read again
+                    // (unless the job ended long ago) until nothing more comes.
+                    if let (Some(f), true) = (logs.as_mut(), ended_recently) {
                         for _ in 0..2 {
                             clock.sleep(opts.policy.min).await;
                             match f.poll(rep, true).await {
@@ -685,7 +703,7 @@ pub async fn wait_for_job<C: Clock>(
             }
             Err(e) if e.transient => {
                 failures += 1;
-                if failures > MAX_TRANSIENT_FAILURES {
+                if failures >= MAX_TRANSIENT_FAILURES {
                     rep.finish();
                     let mut err = e.error;
                     err.message = format!(
@@ -1052,6 +1070,31 @@ mod tests {
     }
 
     #[test]
+    fn plain_mode_prints_a_heartbeat_when_nothing_changes_for_ten_minutes() {
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+        let s2 = seen.clone();
+        let mut r = PlainReporter::with_output(
+            true,
+            LogSink::Stderr,
+            Box::new(move |l| s2.borrow_mut().push(l.to_string())),
+        );
+        let min = |m: u64| Duration::from_secs(60 * m);
+        r.status_line("      0s  InProgress / Training", min(0));
+        for m in 1..=25 {
+            r.live("InProgress / Training", min(m));
+        }
+        let lines = seen.borrow().clone();
+        assert_eq!(
+            lines,
+            [
+                "      0s  InProgress / Training",
+                "      10m  still InProgress / Training",
+                "      20m  still InProgress / Training"
+            ]
+        );
+    }
+
+    #[test]
     fn intervals_back_off_to_the_cap_and_reset_on_change() {
         let p = PollPolicy::default();
         let mut i = p.min;
@@ -1256,9 +1299,10 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(e.kind, Kind::Aws);
-        assert!(e.message.contains("11 times in a row"), "{}", e.message);
+        assert!(e.message.contains("10 times in a row"), "{}", e.message);
         assert!(e.hint.unwrap().contains("sagetrain wait unet-1"));
-        assert_eq!(rec.warnings.len(), MAX_TRANSIENT_FAILURES as usize);
+        assert_eq!(rec.warnings.len(), MAX_TRANSIENT_FAILURES as usize - 1);
+        assert_eq!(rule.num_calls(), MAX_TRANSIENT_FAILURES as usize);
     }
 
     #[tokio::test]

@@ -168,13 +168,13 @@ impl LogTail {
             .log_group_name(LOG_GROUP)
             .log_stream_name(name)
             .start_from_head(true);
-        match &c.token {
-            Some(t) => req = req.next_token(t),
-            None => {
-                if let Some(st) = start_time {
-                    req = req.start_time(st);
-                }
-            }
+        if let Some(t) = &c.token {
+            req = req.next_token(t);
+        }
+        // With every read, not just the first: a token is a position among the events the
+        // same filter selects (so moto; CloudWatch is indifferent).
+        if let Some(st) = start_time {
+            req = req.start_time(st);
         }
         let out = req
             .send()
@@ -384,7 +384,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn since_applies_to_the_first_read_only() {
+    async fn since_is_sent_with_every_read() {
         let s1 = "unet-1/algo-1-1700000000";
         let list = mock!(Client::describe_log_streams).then_output(move || {
             DescribeLogStreamsOutput::builder()
@@ -395,7 +395,7 @@ mod tests {
             .match_requests(|r| r.next_token().is_none() && r.start_time() == Some(1000))
             .then_output(|| page(vec![ev(1500, "recent")], "f/1"));
         let end = mock!(Client::get_log_events)
-            .match_requests(|r| r.next_token() == Some("f/1") && r.start_time().is_none())
+            .match_requests(|r| r.next_token() == Some("f/1") && r.start_time() == Some(1000))
             .then_output(|| page(vec![], "f/1"));
         let logs = mock_client!(
             aws_sdk_cloudwatchlogs,

@@ -231,6 +231,7 @@ impl StatusReport {
             model_artifacts: d
                 .model_artifacts()
                 .and_then(|m| m.s3_model_artifacts())
+                .filter(|m| !m.is_empty())
                 .map(str::to_string),
         }
     }

@@ -133,7 +133,11 @@ pub async fn run(ctx: &Context, args: &DownloadArgs) -> Result<()> {
         .training_job_status()
         .map(|s| s.as_str().to_string())
         .unwrap_or_default();
-    let Some(model) = d.model_artifacts().and_then(|m| m.s3_model_artifacts()) else {
+    let Some(model) = d
+        .model_artifacts()
+        .and_then(|m| m.s3_model_artifacts())
+        .filter(|m| !m.is_empty())
+    else {
         let hint = match status.as_str() {
             "InProgress" | "Stopping" => {
                 format!("wait for it: sagetrain wait {job}; then download again")
