@@ -249,17 +249,22 @@ pub enum LogSink {
     StdoutJson,
 }
 
+/// A line on stdout. When the reader has gone (`sagetrain logs -f | head`), there is no one
+/// left to print for: end quietly, as `cat` would.
+fn stdout_line(text: &str) {
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = writeln!(o, "{}", redact(text)) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 fn emit_log(sink: LogSink, line: &LogLine, prefix: bool) {
     match sink {
         LogSink::Stderr => stderr_line(&line.render(prefix)),
-        LogSink::StdoutText => {
-            let mut o = std::io::stdout().lock();
-            let _ = writeln!(o, "{}", redact(&line.render(prefix)));
-        }
-        LogSink::StdoutJson => {
-            let mut o = std::io::stdout().lock();
-            let _ = writeln!(o, "{}", redact(&line.to_json().to_string()));
-        }
+        LogSink::StdoutText => stdout_line(&line.render(prefix)),
+        LogSink::StdoutJson => stdout_line(&line.to_json().to_string()),
     }
 }
 
@@ -318,7 +323,10 @@ impl Reporter for PlainReporter {
         }
     }
     fn warn(&mut self, text: &str) {
-        stderr_line(&format!("warning: {text}"));
+        // Hidden by -q, like every warning; the error that may follow is not.
+        if self.show_status {
+            stderr_line(&format!("warning: {text}"));
+        }
     }
 }
 

@@ -308,6 +308,55 @@ fn logs_prints_every_host_in_time_order_with_prefixes_on_stdout() {
         .stderr_has("not found");
 }
 
+/// More lines than one GetLogEvents page holds (moto answers 10,000 at most): every line once,
+/// in order.
+#[test]
+fn logs_across_several_pages_lose_and_repeat_nothing() {
+    let s = seeded();
+    let sb = sandbox(&s);
+    let job = name("logs-pages");
+    run(&sb, &train_args(&s, &job, &[])).ok();
+    let total = 12_500usize;
+    block_on(async {
+        let c = logs_client(&s.acct);
+        let group = "/aws/sagemaker/TrainingJobs";
+        let _ = c.create_log_group().log_group_name(group).send().await;
+        let stream = format!("{job}/algo-1-1700000000");
+        c.create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(&stream)
+            .send()
+            .await
+            .unwrap();
+        let base = now_ms() - 60_000;
+        for chunk in (0..total).collect::<Vec<_>>().chunks(10_000) {
+            let events = chunk
+                .iter()
+                .map(|i| {
+                    aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                        .timestamp(base + (*i as i64) / 4)
+                        .message(format!("line {i}"))
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            c.put_log_events()
+                .log_group_name(group)
+                .log_stream_name(&stream)
+                .set_log_events(Some(events))
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let r = sb.run(&["logs", &job]).ok();
+    let got: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(got.len(), total);
+    for (i, l) in got.iter().enumerate() {
+        assert_eq!(*l, format!("line {i}"), "line {i}");
+    }
+}
+
 #[test]
 fn status_shows_the_job_and_omitting_it_means_the_projects_last_job() {
     let s = seeded();
