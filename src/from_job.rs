@@ -293,6 +293,24 @@ pub fn apply(s: &mut TrainSettings, job: &str, j: &JobSettings) {
     }
 }
 
+/// The settings from the environment or the file that the job's settings replaced, as
+/// `name (source)`: `rows` before and after [`apply`].
+pub fn replaced(
+    before: &[(String, String, String)],
+    after: &[(String, String, String)],
+) -> Vec<String> {
+    let after: BTreeMap<&str, (&str, &str)> = after
+        .iter()
+        .map(|(n, v, s)| (n.as_str(), (v.as_str(), s.as_str())))
+        .collect();
+    before
+        .iter()
+        .filter(|(_, _, src)| src.starts_with("env ") || src.starts_with("file "))
+        .filter(|(n, v, src)| after.get(n.as_str()) != Some(&(v.as_str(), src.as_str())))
+        .map(|(n, _, src)| format!("{n} ({src})"))
+        .collect()
+}
+
 /// The tags of a job; a failure (say, no sagemaker:ListTags permission) is a warning.
 async fn job_tags(
     ctx: &Context,
@@ -376,10 +394,18 @@ pub async fn settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result<Trai
     for n in notes {
         ctx.ui.warn(&n);
     }
+    let before = s.rows();
     apply(&mut s, job, &js);
     ctx.ui.info(&format!(
         "starting from job {job} (--from): its settings, with the flags given here over them"
     ));
+    let over = replaced(&before, &s.rows());
+    if !over.is_empty() {
+        ctx.ui.info(&format!(
+            "the job's settings replace these from the environment or sagetrain.toml: {}",
+            over.join(", ")
+        ));
+    }
     let v = validate_settings(&s);
     if !v.is_empty() {
         return Err(violations_error(v));
@@ -514,7 +540,19 @@ mod tests {
         };
         let mut s = TrainSettings::layer(&global(), &args, &env, Some(&file)).unwrap();
         let (j, _) = from_describe(&described(), &[("project".into(), "vessels".into())]);
+        let before = s.rows();
         apply(&mut s, "old-job", &j);
+        assert_eq!(
+            replaced(&before, &s.rows()),
+            [
+                "role (env SAGEMAKER_ROLE)",
+                "image (file /p/sagetrain.toml (image))",
+                "instance_type (file /p/sagetrain.toml (instance_type))",
+                "kms_key (file /p/sagetrain.toml (kms_key))",
+                "hyperparameters.augment (file /p/sagetrain.toml (hyperparameters.augment))",
+                "tags.team (file /p/sagetrain.toml (tags.team))",
+            ]
+        );
 
         // The job beats the file and the environment.
         assert_eq!(

@@ -752,6 +752,11 @@ fn train_from_copies_the_old_jobs_settings_and_flags_override_them() {
         "{}",
         r.stderr
     );
+    assert!(
+        r.stderr.contains("replace these from the environment or sagetrain.toml: role (env SAGEMAKER_ROLE), instance_type (file "),
+        "{}",
+        r.stderr
+    );
 
     let db = block_on(s.acct.describe(&b));
     assert_eq!(db.role_arn(), da.role_arn());
