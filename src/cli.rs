@@ -74,7 +74,7 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a SageMaker training job
-    Train(TrainArgs),
+    Train(TrainCmd),
     /// Show each effective setting of `train` and where it comes from (no AWS call)
     Config(TrainArgs),
     /// Check your setup (credentials, identity, region, role, image, bucket, data, config) and name the fix for each broken link
@@ -88,6 +88,107 @@ pub enum Command {
     Doctor(TrainArgs),
     /// Write a commented sagetrain.toml in this folder, filled in with what your account holds
     Init(InitArgs),
+    /// Wait until a training job ends; its verdict is the exit code
+    Wait(WaitArgs),
+    /// Print a training job's logs (all hosts), or follow them until it ends
+    Logs(LogsArgs),
+    /// Show a training job's status, timings, instances and model
+    Status(StatusArgs),
+    /// List recent training jobs, newest first
+    List(ListArgs),
+    /// Stop a running training job
+    Stop(StopArgs),
+    /// Download a training job's model.tar.gz (and output.tar.gz), optionally unpacked
+    Download(DownloadArgs),
+}
+
+/// `sagetrain train`: the job's settings, plus where to start from and whether to wait.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrainCmd {
+    #[command(flatten)]
+    pub args: TrainArgs,
+    /// Start from an earlier job's settings (image, role, hyperparameters, channels, resources, tags, metrics, output path); flags given here override them
+    #[arg(long, value_name = "JOB", help_heading = "Job")]
+    pub from: Option<String>,
+    /// After creating the job, wait until it ends; the exit code is its verdict (--logs, --timeout and --stop-on-interrupt imply it)
+    #[arg(long, help_heading = "Waiting")]
+    pub wait: bool,
+    #[command(flatten)]
+    pub follow: FollowArgs,
+}
+
+/// How to wait for a job (`train --wait`, `wait`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct FollowArgs {
+    /// Stream the job's CloudWatch logs to stderr while waiting
+    #[arg(long, help_heading = "Waiting")]
+    pub logs: bool,
+    /// Stop waiting after this long (90m, 2h, 3600) and exit 7; the job keeps running
+    #[arg(long, value_name = "DURATION", help_heading = "Waiting")]
+    pub timeout: Option<String>,
+    /// On Ctrl-C, stop the job instead of leaving it running
+    #[arg(long, help_heading = "Waiting")]
+    pub stop_on_interrupt: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct WaitArgs {
+    /// Training job name [default: the last job submitted from this project]
+    pub job: Option<String>,
+    #[command(flatten)]
+    pub follow: FollowArgs,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogsArgs {
+    /// Training job name [default: the last job submitted from this project]
+    pub job: Option<String>,
+    /// Keep printing new lines until the job ends
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only lines from this long ago onwards (10m, 2h, 3600)
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusArgs {
+    /// Training job name [default: the last job submitted from this project]
+    pub job: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Only jobs in this status: InProgress, Completed, Failed, Stopping, Stopped
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only jobs whose name contains this text
+    #[arg(long, value_name = "TEXT")]
+    pub name_contains: Option<String>,
+    /// At most this many jobs
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StopArgs {
+    /// Training job name
+    pub job: String,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DownloadArgs {
+    /// Training job name [default: the last job submitted from this project]
+    pub job: Option<String>,
+    /// Folder to download into [default: ./JOB]
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Unpack the archives (model.tar.gz into DIR, output.tar.gz into DIR/output)
+    #[arg(long)]
+    pub extract: bool,
+    /// Also download output.tar.gz (what the container wrote to /opt/ml/output/data)
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]

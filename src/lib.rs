@@ -2,18 +2,24 @@
 //!
 //! `main.rs` parses the command line and calls [`run`], which returns the exit code.
 
+pub mod archive;
 pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod doctor;
 pub mod error;
+pub mod follow;
+pub mod from_job;
 pub mod fsutil;
+pub mod joblogs;
 pub mod jobs;
 pub mod lookups;
 pub mod output;
+pub mod report;
 pub mod secrets;
 pub mod settings;
 pub mod spec;
+pub mod state;
 pub mod timeouts;
 
 use cli::{Cli, Command};
@@ -51,6 +57,12 @@ pub fn run(cli: Cli) -> i32 {
                 Command::Config(args) => commands::config::run(&ctx, args),
                 Command::Doctor(args) => commands::doctor::run(&ctx, args).await,
                 Command::Init(args) => commands::init::run(&ctx, args).await,
+                Command::Wait(args) => commands::wait::run(&ctx, args).await,
+                Command::Logs(args) => commands::logs::run(&ctx, args).await,
+                Command::Status(args) => commands::status::run(&ctx, args).await,
+                Command::List(args) => commands::list::run(&ctx, args).await,
+                Command::Stop(args) => commands::stop::run(&ctx, args).await,
+                Command::Download(args) => commands::download::run(&ctx, args).await,
             }
         };
         match &limits.deadline {

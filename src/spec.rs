@@ -621,6 +621,15 @@ pub fn check_role_arn(arn: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An AWS region name such as `eu-west-1`.
+pub fn check_region(region: &str) -> Result<(), String> {
+    if REGION.is_match(region) {
+        Ok(())
+    } else {
+        Err(format!("`{region}` is not an AWS region (e.g. eu-west-1)"))
+    }
+}
+
 pub fn check_job_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 63 {
         return Err(format!(

@@ -3,8 +3,15 @@
 
 pub mod config;
 pub mod doctor;
+pub mod download;
 pub mod init;
+pub mod jobcmd;
+pub mod list;
+pub mod logs;
+pub mod status;
+pub mod stop;
 pub mod train;
+pub mod wait;
 
 use crate::cli::GlobalArgs;
 use crate::error::Result;

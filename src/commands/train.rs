@@ -2,7 +2,7 @@
 
 use super::Context;
 use crate::aws::{Aws, AwsSettings};
-use crate::cli::TrainArgs;
+use crate::cli::{TrainArgs, TrainCmd};
 use crate::error::{Error, Kind, Result};
 use crate::lookups::{self, Identity};
 use crate::output::Ui;
@@ -232,6 +232,42 @@ fn check_request(request: &CreateTrainingJobRequest) -> Result<()> {
     }
 }
 
+/// `--wait` and what implies it (`--logs`, `--timeout`, `--stop-on-interrupt`), checked before
+/// anything else.
+fn wait_options(ctx: &Context, cmd: &TrainCmd) -> Result<Option<crate::follow::WaitOptions>> {
+    let f = &cmd.follow;
+    let implied = [
+        (f.logs, "--logs"),
+        (f.timeout.is_some(), "--timeout"),
+        (f.stop_on_interrupt, "--stop-on-interrupt"),
+    ];
+    let waiting = cmd.wait || implied.iter().any(|(on, _)| *on);
+    if !waiting {
+        return Ok(None);
+    }
+    let flag = if cmd.wait {
+        "--wait"
+    } else {
+        implied
+            .iter()
+            .find(|(on, _)| *on)
+            .map(|(_, f)| *f)
+            .unwrap_or("--wait")
+    };
+    if cmd.args.dry_run || cmd.args.offline {
+        return Err(Error::usage(format!(
+            "{flag} waits for the job, but {} creates none",
+            if cmd.args.dry_run {
+                "--dry-run"
+            } else {
+                "--offline"
+            }
+        ))
+        .with_hint(format!("drop {flag}, or drop --dry-run/--offline")));
+    }
+    super::jobcmd::wait_options(ctx, f).map(Some)
+}
+
 fn show_settings(ctx: &Context, s: &TrainSettings, resolved: Option<&Resolved>) {
     if ctx.ui.verbose == 0 || ctx.ui.quiet {
         return;
@@ -251,8 +287,13 @@ fn show_settings(ctx: &Context, s: &TrainSettings, resolved: Option<&Resolved>) 
         .detail(&Ui::table(&rows, ("setting", "value", "source")));
 }
 
-pub async fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
-    let s = settings(ctx, args)?;
+pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
+    let args = &cmd.args;
+    let wait = wait_options(ctx, cmd)?;
+    let s = match &cmd.from {
+        Some(job) => crate::from_job::settings(ctx, args, job).await?,
+        None => settings(ctx, args)?,
+    };
     if s.channels.is_empty() {
         ctx.ui.warn("no input channels: the container gets no data (add --train s3://... or [channels] in sagetrain.toml)");
     }
@@ -280,15 +321,38 @@ pub async fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
         ));
     }
     let r = &plan.resolved;
+    super::jobcmd::record_last_job(
+        ctx,
+        s.config_path.as_deref(),
+        &r.job_name.value,
+        &created.job_arn,
+        &r.region,
+    );
+    let result = serde_json::json!({
+        "job_name": r.job_name.value,
+        "job_arn": created.job_arn,
+        "region": r.region,
+        "role_arn": r.role_arn.value,
+        "training_image": r.training_image.value,
+        "output_path": r.output_path.value,
+    });
+    if let Some(opts) = wait {
+        // The name first (in text mode), so that it is known however the wait ends.
+        if !ctx.json() {
+            ctx.ui.result_text(&format!(
+                "training job  {}\narn           {}",
+                r.job_name.value, created.job_arn
+            ));
+        }
+        let base = match result {
+            serde_json::Value::Object(m) => m,
+            _ => Default::default(),
+        };
+        return super::jobcmd::follow_and_report(ctx, aws, &r.job_name.value, &opts, Some(base))
+            .await;
+    }
     if ctx.json() {
-        ctx.ui.result_json(&serde_json::json!({
-            "job_name": r.job_name.value,
-            "job_arn": created.job_arn,
-            "region": r.region,
-            "role_arn": r.role_arn.value,
-            "training_image": r.training_image.value,
-            "output_path": r.output_path.value,
-        }));
+        ctx.ui.result_json(&result);
     } else {
         ctx.ui.result_text(&format!(
             "training job  {}\narn           {}",

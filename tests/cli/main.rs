@@ -2,8 +2,10 @@
 //! moto emulator on loopback (started by ./scripts/test), each checked with an independent read.
 
 mod doctor_e2e;
+mod fake_sagemaker;
 mod fault_proxy;
 mod faults;
+mod follow_e2e;
 mod guards;
 mod harness;
 mod init_e2e;

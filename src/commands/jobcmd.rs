@@ -1,0 +1,273 @@
+//! What the commands that work on an existing job share: the connection settings (region,
+//! profile, endpoint: flag > environment > sagetrain.toml), the job name (given, or the last one
+//! submitted from this project), and waiting with its report.
+
+use super::Context;
+use crate::aws::{Aws, AwsSettings};
+use crate::error::{Error, Result};
+use crate::follow::{
+    self, Clients, LogSink, PlainReporter, Reporter, SpinnerReporter, WaitOptions,
+};
+use crate::report::{self, StatusReport};
+use crate::settings::{parse_duration, Source, Val};
+use crate::spec::{check_job_name, check_region};
+use crate::state;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Region and endpoint are checked before any network call.
+pub fn check_connection_settings(
+    region: Option<&Val<String>>,
+    endpoint: Option<&Val<String>>,
+) -> Result<()> {
+    let mut bad = Vec::new();
+    if let Some(r) = region {
+        if let Err(rule) = check_region(&r.value) {
+            bad.push(crate::spec::Violation::new(r.source.name_for(None), rule));
+        }
+    }
+    if let Some(e) = endpoint {
+        if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
+            bad.push(crate::spec::Violation::new(
+                e.source.name_for(None),
+                format!("`{}` is not an http:// or https:// URL", e.value),
+            ));
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::spec::violations_error(bad))
+    }
+}
+
+/// The connection settings and the project folder (for the state file).
+pub struct Target {
+    pub aws: AwsSettings,
+    pub project: PathBuf,
+}
+
+pub fn target(ctx: &Context) -> Result<Target> {
+    let file = ctx.config_file()?;
+    let env = |var: &'static str| {
+        (ctx.env)(var)
+            .filter(|v| !v.is_empty())
+            .map(|v| Val::new(v, Source::Env(var)))
+    };
+    let from_file = |v: Option<&String>, key: &str| {
+        v.map(|v| {
+            Val::new(
+                v.clone(),
+                Source::File {
+                    path: file.as_ref().map(|f| f.path.clone()).unwrap_or_default(),
+                    key: key.to_string(),
+                },
+            )
+        })
+    };
+    let fc = file.as_ref().map(|f| &f.config);
+    let region = ctx
+        .global
+        .region
+        .clone()
+        .map(|v| Val::new(v, Source::Flag("--region")))
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .or_else(|| from_file(fc.and_then(|c| c.region.as_ref()), "region"));
+    let profile = ctx
+        .global
+        .profile
+        .clone()
+        .map(|v| Val::new(v, Source::Flag("--profile")))
+        .or_else(|| env("AWS_PROFILE"))
+        .or_else(|| from_file(fc.and_then(|c| c.profile.as_ref()), "profile"));
+    let endpoint_url = ctx
+        .global
+        .endpoint_url
+        .clone()
+        .map(|v| Val::new(v, Source::Flag("--endpoint-url")))
+        .or_else(|| env("AWS_ENDPOINT_URL"));
+    check_connection_settings(region.as_ref(), endpoint_url.as_ref())?;
+    Ok(Target {
+        aws: AwsSettings {
+            profile,
+            region,
+            endpoint_url,
+        },
+        project: state::project_dir(file.as_ref().map(|f| f.path.as_path()), &ctx.cwd),
+    })
+}
+
+/// The job to work on: the one given (checked), or the last one submitted from this project.
+/// With the latter, its region is used unless one was set.
+pub fn job_name(ctx: &Context, given: Option<&str>, t: &mut Target) -> Result<String> {
+    if let Some(j) = given {
+        check_job_name(j).map_err(|rule| {
+            Error::usage(format!("JOB: {rule}")).with_hint("`sagetrain list` shows recent jobs")
+        })?;
+        return Ok(j.to_string());
+    }
+    let path = state::state_path(&t.project);
+    match state::load(&t.project)? {
+        Some(last) => {
+            ctx.ui.info(&format!(
+                "training job {} (the last one submitted from this project, {})",
+                last.job_name,
+                path.display()
+            ));
+            if t.aws.region.is_none() {
+                t.aws.region = Some(Val::new(
+                    last.region.clone(),
+                    Source::Lookup(format!("the region of the last job, {}", path.display())),
+                ));
+            }
+            Ok(last.job_name)
+        }
+        None => Err(Error::usage(format!(
+            "no job given, and none was submitted from this project yet ({} does not exist)",
+            path.display()
+        ))
+        .with_hint("name the job: sagetrain status JOB; `sagetrain list` shows recent jobs")),
+    }
+}
+
+/// Load the SDK configuration and check the credentials are there.
+pub async fn connect(ctx: &Context, t: &Target) -> Result<Aws> {
+    let aws = Aws::load(&t.aws).await?;
+    let creds = aws.credentials().await?;
+    ctx.ui.detail(&format!(
+        "credentials: {} (key {}); region {} ({})",
+        creds.source,
+        creds.masked_key_id(),
+        aws.region.value,
+        aws.region.source
+    ));
+    Ok(aws)
+}
+
+/// Record the job just created as this project's last job. A failure is only a warning: the
+/// job exists either way.
+pub fn record_last_job(
+    ctx: &Context,
+    config_path: Option<&std::path::Path>,
+    job: &str,
+    arn: &str,
+    region: &str,
+) {
+    let project = state::project_dir(config_path, &ctx.cwd);
+    let last = state::LastJob {
+        job_name: job.to_string(),
+        job_arn: arn.to_string(),
+        region: region.to_string(),
+        submitted_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    };
+    match state::record(&project, &last) {
+        Ok(p) => ctx.ui.detail(&format!(
+            "recorded as this project's last job in {}",
+            p.display()
+        )),
+        Err(e) => ctx.ui.warn(&format!(
+            "could not record the job in {}: {e} (`sagetrain status` will need the job name)",
+            state::state_path(&project).display()
+        )),
+    }
+}
+
+/// `--timeout` and friends, checked before any network call.
+pub fn wait_options(ctx: &Context, f: &crate::cli::FollowArgs) -> Result<WaitOptions> {
+    let timeout = match &f.timeout {
+        None => None,
+        Some(raw) => match parse_duration(raw) {
+            Ok(0) => {
+                return Err(Error::usage("--timeout: must be more than 0 seconds")
+                    .with_hint("e.g. --timeout 2h"))
+            }
+            Ok(secs) => Some(Duration::from_secs(secs)),
+            Err(rule) => return Err(Error::usage(format!("--timeout: {rule}"))),
+        },
+    };
+    Ok(WaitOptions {
+        policy: follow::PollPolicy::from_env(&*ctx.env),
+        timeout,
+        logs: f.logs,
+        stop_on_interrupt: f.stop_on_interrupt,
+        log_start: None,
+    })
+}
+
+/// The reporter for this terminal (a live line) or for a pipe or CI log (plain lines).
+pub fn reporter(ctx: &Context, logs: LogSink) -> Box<dyn Reporter> {
+    if ctx.ui.stderr_is_terminal && !ctx.ui.quiet {
+        Box::new(SpinnerReporter::new(logs))
+    } else {
+        Box::new(PlainReporter::new(!ctx.ui.quiet, logs))
+    }
+}
+
+/// Wait for the job, then print its report on stdout (with `-o json`: one object, merged into
+/// `base` when given, printed however the wait ends) and return its verdict as the result.
+pub async fn follow_and_report(
+    ctx: &Context,
+    aws: &Aws,
+    job: &str,
+    opts: &WaitOptions,
+    base: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<()> {
+    let sm = aws.sagemaker();
+    let logs = aws.logs();
+    let clients = Clients {
+        sagemaker: &sm,
+        logs: opts.logs.then_some(&logs),
+    };
+    let mut rep = reporter(ctx, LogSink::Stderr);
+    ctx.ui.info(&format!(
+        "waiting for training job {job}{} (Ctrl-C {})",
+        if opts.logs { " with its logs" } else { "" },
+        if opts.stop_on_interrupt {
+            "stops the job"
+        } else {
+            "stops waiting; the job keeps running"
+        }
+    ));
+    let mut last = None;
+    let result = follow::watch(
+        &clients,
+        job,
+        opts,
+        &follow::TokioClock::new(),
+        rep.as_mut(),
+        follow::ctrl_c(),
+        &mut last,
+    )
+    .await;
+    drop(rep);
+    let finished = result.is_ok();
+    if let Some(d) = &last {
+        let r = StatusReport::from_describe(d);
+        if ctx.json() {
+            let mut obj = base.unwrap_or_default();
+            if let serde_json::Value::Object(m) = r.to_json() {
+                for (k, v) in m {
+                    obj.insert(k, v);
+                }
+            }
+            ctx.ui.result_json(&serde_json::Value::Object(obj));
+        } else if finished {
+            ctx.ui.result_text(&r.to_text());
+        }
+    } else if let (true, Some(b)) = (ctx.json(), base) {
+        ctx.ui.result_json(&serde_json::Value::Object(b));
+    }
+    let verdict = result?;
+    match report::verdict_error(job, &verdict) {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
+
+/// A job's description, with "not found" made clear.
+pub async fn describe(aws: &Aws, job: &str) -> Result<follow::Describe> {
+    follow::describe(&aws.sagemaker(), job)
+        .await
+        .map_err(|e| e.error)
+}

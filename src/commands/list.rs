@@ -1,0 +1,248 @@
+//! `sagetrain list`: recent training jobs, newest first, paginated up to `--max`.
+
+use super::jobcmd;
+use super::Context;
+use crate::cli::ListArgs;
+use crate::error::{Error, Result};
+use crate::report::{fmt_secs, fmt_time};
+use aws_sdk_sagemaker::types::{SortBy, SortOrder, TrainingJobStatus, TrainingJobSummary};
+use serde::Serialize;
+
+const STATUSES: &[&str] = &["InProgress", "Completed", "Failed", "Stopping", "Stopped"];
+
+/// The status as the API spells it, whatever the case given.
+pub fn canonical_status(s: &str) -> Option<&'static str> {
+    STATUSES.iter().copied().find(|c| c.eq_ignore_ascii_case(s))
+}
+
+/// One row of the list, with a stable JSON form.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub job_name: String,
+    pub status: String,
+    pub secondary_status: Option<String>,
+    pub creation_time: Option<String>,
+    pub training_end_time: Option<String>,
+    /// From creation to the end (or to now, for a job still running).
+    pub duration_seconds: Option<i64>,
+    pub job_arn: String,
+    #[serde(skip)]
+    created_secs: f64,
+}
+
+fn row(s: &TrainingJobSummary, now: f64) -> Row {
+    let created = s.creation_time().map(|c| c.as_secs_f64());
+    let end = s.training_end_time().map(|c| c.as_secs_f64());
+    Row {
+        job_name: s.training_job_name().unwrap_or_default().to_string(),
+        status: s
+            .training_job_status()
+            .map(|x| x.as_str().to_string())
+            .unwrap_or_default(),
+        secondary_status: s.secondary_status().map(|x| x.as_str().to_string()),
+        creation_time: s.creation_time().map(fmt_time),
+        training_end_time: s.training_end_time().map(fmt_time),
+        duration_seconds: created.map(|c| (end.unwrap_or(now) - c).max(0.0) as i64),
+        job_arn: s.training_job_arn().unwrap_or_default().to_string(),
+        created_secs: created.unwrap_or(0.0),
+    }
+}
+
+/// Every page of ListTrainingJobs (newest first) until `max` jobs or the last page.
+pub async fn list_jobs(
+    sm: &aws_sdk_sagemaker::Client,
+    status: Option<&str>,
+    name_contains: Option<&str>,
+    max: usize,
+) -> Result<Vec<TrainingJobSummary>> {
+    let mut jobs = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page_size = (max - jobs.len()).clamp(1, 100) as i32;
+        let out = sm
+            .list_training_jobs()
+            .sort_by(SortBy::CreationTime)
+            .sort_order(SortOrder::Descending)
+            .max_results(page_size)
+            .set_status_equals(status.map(TrainingJobStatus::from))
+            .set_name_contains(name_contains.map(str::to_string))
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| crate::aws::aws_error("sagemaker:ListTrainingJobs", &e))?;
+        jobs.extend(out.training_job_summaries().iter().cloned());
+        if jobs.len() >= max {
+            jobs.truncate(max);
+            break;
+        }
+        // A page may be empty and still have a next one: only the token says when to stop.
+        match out.next_token() {
+            Some(t) if !t.is_empty() && Some(t) != token.as_deref() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(jobs)
+}
+
+pub fn table(rows: &[Row]) -> String {
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            let status = match &r.secondary_status {
+                Some(s) if s != &r.status => format!("{} / {s}", r.status),
+                _ => r.status.clone(),
+            };
+            [
+                r.job_name.clone(),
+                status,
+                r.creation_time.clone().unwrap_or_default(),
+                r.duration_seconds.map(fmt_secs).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let headers = ["NAME", "STATUS", "CREATED", "DURATION"];
+    let w: Vec<usize> = (0..4)
+        .map(|i| {
+            cells
+                .iter()
+                .map(|c| c[i].chars().count())
+                .chain([headers[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |c: [&str; 4]| {
+        format!(
+            "{:w0$}  {:w1$}  {:w2$}  {}",
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2]
+        )
+        .trim_end()
+        .to_string()
+    };
+    let mut out = vec![line(headers)];
+    for c in &cells {
+        out.push(line([&c[0], &c[1], &c[2], &c[3]]));
+    }
+    out.join("\n")
+}
+
+pub async fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
+    let status = match &args.status {
+        None => None,
+        Some(s) => Some(canonical_status(s).ok_or_else(|| {
+            Error::usage(format!(
+                "--status: `{s}` is not a training job status; use one of {}",
+                STATUSES.join(", ")
+            ))
+        })?),
+    };
+    let t = jobcmd::target(ctx)?;
+    let aws = jobcmd::connect(ctx, &t).await?;
+    let jobs = list_jobs(
+        &aws.sagemaker(),
+        status,
+        args.name_contains.as_deref(),
+        args.max as usize,
+    )
+    .await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let mut rows: Vec<Row> = jobs.iter().map(|j| row(j, now)).collect();
+    // Newest first, whatever order the pages came in.
+    rows.sort_by(|a, b| b.created_secs.total_cmp(&a.created_secs));
+    if ctx.json() {
+        ctx.ui
+            .result_json(&serde_json::to_value(&rows).unwrap_or_default());
+    } else if rows.is_empty() {
+        ctx.ui.info("no training jobs match");
+    } else {
+        ctx.ui.result_text(&table(&rows));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sagemaker::operation::list_training_jobs::ListTrainingJobsOutput;
+    use aws_sdk_sagemaker::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_types::DateTime;
+
+    fn summary(name: &str, created: i64) -> TrainingJobSummary {
+        TrainingJobSummary::builder()
+            .training_job_name(name)
+            .training_job_arn(format!("arn:aws:sagemaker:us-east-1:1:training-job/{name}"))
+            .creation_time(DateTime::from_secs(created))
+            .training_job_status(TrainingJobStatus::Completed)
+            .build()
+    }
+
+    #[tokio::test]
+    async fn pages_are_followed_through_empty_ones_up_to_max() {
+        let p1 = mock!(Client::list_training_jobs)
+            .match_requests(|r| {
+                r.next_token().is_none()
+                    && r.max_results() == Some(5)
+                    && r.sort_by() == Some(&SortBy::CreationTime)
+                    && r.sort_order() == Some(&SortOrder::Descending)
+                    && r.status_equals() == Some(&TrainingJobStatus::Completed)
+            })
+            .then_output(|| {
+                ListTrainingJobsOutput::builder()
+                    .training_job_summaries(summary("c", 30))
+                    .training_job_summaries(summary("b", 20))
+                    .next_token("t1")
+                    .build()
+            });
+        let p2 = mock!(Client::list_training_jobs)
+            .match_requests(|r| r.next_token() == Some("t1") && r.max_results() == Some(3))
+            .then_output(|| {
+                ListTrainingJobsOutput::builder()
+                    .set_training_job_summaries(Some(vec![]))
+                    .next_token("t2")
+                    .build()
+            });
+        let p3 = mock!(Client::list_training_jobs)
+            .match_requests(|r| r.next_token() == Some("t2"))
+            .then_output(|| {
+                ListTrainingJobsOutput::builder()
+                    .training_job_summaries(summary("a", 10))
+                    .training_job_summaries(summary("z", 5))
+                    .training_job_summaries(summary("y", 4))
+                    .training_job_summaries(summary("x", 3))
+                    .next_token("t3")
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&p1, &p2, &p3]);
+        let jobs = list_jobs(&client, Some("Completed"), None, 5)
+            .await
+            .unwrap();
+        let names: Vec<&str> = jobs
+            .iter()
+            .map(|j| j.training_job_name().unwrap())
+            .collect();
+        assert_eq!(names, ["c", "b", "a", "z", "y"]);
+        assert_eq!((p1.num_calls(), p2.num_calls(), p3.num_calls()), (1, 1, 1));
+
+        let rows: Vec<Row> = jobs.iter().map(|j| row(j, 100.0)).collect();
+        let t = table(&rows);
+        assert!(t.starts_with("NAME  STATUS     CREATED"), "{t}");
+        assert!(t.contains("c     Completed  1970-01-01T00:00:30Z"), "{t}");
+    }
+
+    #[test]
+    fn statuses_are_checked_and_spelled_as_the_api_does() {
+        assert_eq!(canonical_status("inprogress"), Some("InProgress"));
+        assert_eq!(canonical_status("STOPPED"), Some("Stopped"));
+        assert_eq!(canonical_status("done"), None);
+    }
+}

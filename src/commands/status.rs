@@ -1,0 +1,22 @@
+//! `sagetrain status [JOB]`: status, secondary status, failure reason, timings, instances and
+//! the model artifact URI.
+
+use super::jobcmd;
+use super::Context;
+use crate::cli::StatusArgs;
+use crate::error::Result;
+use crate::report::StatusReport;
+
+pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
+    let mut t = jobcmd::target(ctx)?;
+    let job = jobcmd::job_name(ctx, args.job.as_deref(), &mut t)?;
+    let aws = jobcmd::connect(ctx, &t).await?;
+    let d = jobcmd::describe(&aws, &job).await?;
+    let r = StatusReport::from_describe(&d);
+    if ctx.json() {
+        ctx.ui.result_json(&r.to_json());
+    } else {
+        ctx.ui.result_text(&r.to_text());
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `sagetrain stop JOB`: StopTrainingJob. A job that already ended is reported, not an error.
+
+use super::jobcmd;
+use super::Context;
+use crate::cli::StopArgs;
+use crate::error::Result;
+use crate::follow::{self, StopOutcome};
+
+pub async fn run(ctx: &Context, args: &StopArgs) -> Result<()> {
+    let mut t = jobcmd::target(ctx)?;
+    let job = jobcmd::job_name(ctx, Some(&args.job), &mut t)?;
+    let aws = jobcmd::connect(ctx, &t).await?;
+    let sm = aws.sagemaker();
+    let outcome = follow::stop_job(&sm, &job).await?;
+    let (requested, status) = match &outcome {
+        StopOutcome::Requested => {
+            // What the job says now (Stopping, usually); not worth failing over.
+            let status = follow::describe(&sm, &job)
+                .await
+                .ok()
+                .and_then(|d| d.training_job_status().map(|s| s.as_str().to_string()))
+                .unwrap_or_else(|| "Stopping".into());
+            (true, status)
+        }
+        StopOutcome::AlreadyEnded { status } => (false, status.clone()),
+    };
+    if ctx.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            "job_name": job,
+            "stop_requested": requested,
+            "status": status,
+        }));
+    } else if requested {
+        ctx.ui
+            .result_text(&format!("training job {job}: stop requested ({status})"));
+        ctx.ui.info(&format!(
+            "SageMaker sends the container SIGTERM, then SIGKILL after 120 s; the model written so far is uploaded. \
+             `sagetrain wait {job}` shows when it has stopped"
+        ));
+    } else {
+        ctx.ui.result_text(&format!(
+            "training job {job} had already ended ({status}); nothing to stop"
+        ));
+    }
+    Ok(())
+}

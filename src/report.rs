@@ -1,0 +1,445 @@
+//! What a described training job looks like to the user: the verdict its status means, the
+//! `status` report (text and JSON), and small time and duration formatters. Pure functions.
+
+use crate::error::{Error, Kind};
+use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
+use serde::Serialize;
+use std::time::Duration;
+
+/// How a job ended, from its primary and secondary status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Completed,
+    Failed { reason: String },
+    Stopped { why: String, secondary: String },
+}
+
+/// Is this primary status one a job never leaves?
+pub fn is_terminal(status: &str) -> bool {
+    matches!(status, "Completed" | "Failed" | "Stopped")
+}
+
+/// The verdict of a described job, or None while it runs (InProgress, Stopping).
+pub fn verdict(d: &DescribeTrainingJobOutput) -> Option<Verdict> {
+    let status = d.training_job_status().map(|s| s.as_str()).unwrap_or("");
+    let secondary = d
+        .secondary_status()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    match status {
+        "Completed" => Some(Verdict::Completed),
+        "Failed" => Some(Verdict::Failed {
+            reason: d
+                .failure_reason()
+                .filter(|r| !r.is_empty())
+                .unwrap_or("SageMaker gave no FailureReason")
+                .to_string(),
+        }),
+        "Stopped" => Some(Verdict::Stopped {
+            why: stop_reason(d),
+            secondary,
+        }),
+        _ => None,
+    }
+}
+
+/// Why a stopped job stopped, from its secondary status and last status message.
+pub fn stop_reason(d: &DescribeTrainingJobOutput) -> String {
+    let secondary = d.secondary_status().map(|s| s.as_str()).unwrap_or("");
+    let message = last_message(d);
+    let sc = d.stopping_condition();
+    let base = match secondary {
+        "MaxRuntimeExceeded" => match sc.and_then(|s| s.max_runtime_in_seconds()) {
+            Some(n) => format!(
+                "it reached its maximum run time (MaxRuntimeInSeconds = {n}, {})",
+                fmt_secs(n as i64)
+            ),
+            None => "it reached its maximum run time (MaxRuntimeInSeconds)".to_string(),
+        },
+        "MaxWaitTimeExceeded" => match sc.and_then(|s| s.max_wait_time_in_seconds()) {
+            Some(n) => format!(
+                "it reached its maximum wait time for spot capacity plus run time (MaxWaitTimeInSeconds = {n}, {})",
+                fmt_secs(n as i64)
+            ),
+            None => "it reached its maximum wait time for spot capacity (MaxWaitTimeInSeconds)"
+                .to_string(),
+        },
+        "Stopped" | "Stopping" | "" => {
+            "a stop was requested (sagetrain stop, the console or the StopTrainingJob API)"
+                .to_string()
+        }
+        other => format!("secondary status {other}"),
+    };
+    match message {
+        Some(m) if !m.is_empty() => format!("{base}: {m}"),
+        _ => base,
+    }
+}
+
+/// The hint that goes with a stop reason.
+fn stop_hint(secondary: &str, job: &str) -> String {
+    match secondary {
+        "MaxRuntimeExceeded" => format!(
+            "raise the limit with --max-run (e.g. --max-run 48h; at most 28 days), or make training faster; \
+             a spot job resumes from its checkpoints: sagetrain train --from {job} --max-run 48h"
+        ),
+        "MaxWaitTimeExceeded" => format!(
+            "spot capacity was short: raise --max-wait, or run without --spot; sagetrain train --from {job} --max-wait 48h"
+        ),
+        _ => format!("see what it did before it stopped: sagetrain logs {job}"),
+    }
+}
+
+/// The error (and exit code) a verdict means; None for Completed.
+pub fn verdict_error(job: &str, v: &Verdict) -> Option<Error> {
+    match v {
+        Verdict::Completed => None,
+        Verdict::Failed { reason } => Some(
+            Error::new(
+                Kind::JobFailed,
+                format!("training job `{job}` failed: {reason}"),
+            )
+            .with_hint(format!(
+                "read its logs: sagetrain logs {job}; the reason is the first 1024 characters the container wrote to /opt/ml/output/failure"
+            )),
+        ),
+        Verdict::Stopped { why, secondary } => Some(
+            Error::new(
+                Kind::JobStopped,
+                format!("training job `{job}` was stopped: {why}"),
+            )
+            .with_hint(stop_hint(secondary, job)),
+        ),
+    }
+}
+
+/// The status message of the latest secondary status transition, when that transition is the
+/// job's current secondary status.
+pub fn last_message(d: &DescribeTrainingJobOutput) -> Option<String> {
+    let t = d.secondary_status_transitions().last()?;
+    if t.status() != d.secondary_status() {
+        return None;
+    }
+    t.status_message().map(str::to_string)
+}
+
+/// `2m05s`, `1h02m03s`, `45s`.
+pub fn fmt_elapsed(d: Duration) -> String {
+    fmt_secs(d.as_secs() as i64)
+}
+
+pub fn fmt_secs(secs: i64) -> String {
+    let s = secs.max(0);
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    match (h, m, s) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, 0) => format!("{h}h{m:02}m"),
+        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
+    }
+}
+
+/// RFC 3339 in UTC, to the second.
+pub fn fmt_time(t: &DateTime) -> String {
+    let secs = DateTime::from_secs(t.secs());
+    secs.fmt(Format::DateTime)
+        .unwrap_or_else(|_| t.secs().to_string())
+}
+
+/// Everything `sagetrain status` shows, with a stable JSON form.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusReport {
+    pub job_name: String,
+    pub job_arn: String,
+    pub status: String,
+    pub secondary_status: Option<String>,
+    pub status_message: Option<String>,
+    pub failure_reason: Option<String>,
+    pub creation_time: Option<String>,
+    pub training_start_time: Option<String>,
+    pub training_end_time: Option<String>,
+    pub training_seconds: Option<i64>,
+    pub billable_seconds: Option<i64>,
+    pub spot: bool,
+    /// `1 - billable / training` for a spot job that has both figures.
+    pub spot_savings: Option<f64>,
+    pub instance_type: Option<String>,
+    pub instance_count: Option<i32>,
+    pub volume_size_gb: Option<i32>,
+    pub max_runtime_seconds: Option<i32>,
+    pub max_wait_seconds: Option<i32>,
+    pub training_image: Option<String>,
+    pub role_arn: Option<String>,
+    pub output_path: Option<String>,
+    pub model_artifacts: Option<String>,
+}
+
+/// The fraction saved by spot training, when it can be computed.
+pub fn spot_savings(spot: bool, training: Option<i64>, billable: Option<i64>) -> Option<f64> {
+    match (spot, training, billable) {
+        (true, Some(t), Some(b)) if t > 0 => {
+            Some(((1.0 - b as f64 / t as f64) * 1000.0).round() / 1000.0)
+        }
+        _ => None,
+    }
+}
+
+impl StatusReport {
+    pub fn from_describe(d: &DescribeTrainingJobOutput) -> StatusReport {
+        let rc = d.resource_config();
+        let sc = d.stopping_condition();
+        let spot = d.enable_managed_spot_training().unwrap_or(false);
+        let training = d.training_time_in_seconds().map(i64::from);
+        let billable = d.billable_time_in_seconds().map(i64::from);
+        StatusReport {
+            job_name: d.training_job_name().unwrap_or_default().to_string(),
+            job_arn: d.training_job_arn().unwrap_or_default().to_string(),
+            status: d
+                .training_job_status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "Unknown".into()),
+            secondary_status: d.secondary_status().map(|s| s.as_str().to_string()),
+            status_message: last_message(d),
+            failure_reason: d.failure_reason().map(str::to_string),
+            creation_time: d.creation_time().map(fmt_time),
+            training_start_time: d.training_start_time().map(fmt_time),
+            training_end_time: d.training_end_time().map(fmt_time),
+            training_seconds: training,
+            billable_seconds: billable,
+            spot,
+            spot_savings: spot_savings(spot, training, billable),
+            instance_type: rc
+                .and_then(|r| r.instance_type())
+                .map(|t| t.as_str().to_string()),
+            instance_count: rc.and_then(|r| r.instance_count()),
+            volume_size_gb: rc.and_then(|r| r.volume_size_in_gb()),
+            max_runtime_seconds: sc.and_then(|s| s.max_runtime_in_seconds()),
+            max_wait_seconds: sc.and_then(|s| s.max_wait_time_in_seconds()),
+            training_image: d
+                .algorithm_specification()
+                .and_then(|a| a.training_image())
+                .map(str::to_string),
+            role_arn: d.role_arn().map(str::to_string),
+            output_path: d
+                .output_data_config()
+                .and_then(|o| o.s3_output_path())
+                .map(str::to_string),
+            model_artifacts: d
+                .model_artifacts()
+                .and_then(|m| m.s3_model_artifacts())
+                .filter(|m| !m.is_empty())
+                .map(str::to_string),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// Aligned `key  value` lines.
+    pub fn to_text(&self) -> String {
+        let mut rows: Vec<(&str, String)> = vec![("job", self.job_name.clone())];
+        let mut status = self.status.clone();
+        if let Some(s) = &self.secondary_status {
+            if s != &self.status {
+                status.push_str(&format!(" / {s}"));
+            }
+        }
+        if let Some(m) = &self.status_message {
+            status.push_str(&format!(": {m}"));
+        }
+        rows.push(("status", status));
+        if let Some(r) = &self.failure_reason {
+            rows.push(("failure reason", r.clone()));
+        }
+        if let Some(t) = &self.creation_time {
+            rows.push(("created", t.clone()));
+        }
+        match (&self.training_start_time, &self.training_end_time) {
+            (Some(s), Some(e)) => rows.push(("ran", format!("{s} to {e}"))),
+            (Some(s), None) => rows.push(("started", s.clone())),
+            _ => {}
+        }
+        if let Some(t) = self.training_seconds {
+            let mut time = format!("{} training", fmt_secs(t));
+            if let Some(b) = self.billable_seconds {
+                time.push_str(&format!(", {} billable", fmt_secs(b)));
+            }
+            if let Some(s) = self.spot_savings {
+                time.push_str(&format!(", spot savings {:.0}%", s * 100.0));
+            }
+            rows.push(("time", time));
+        }
+        if let (Some(t), Some(n)) = (&self.instance_type, self.instance_count) {
+            let mut inst = format!("{n} x {t}");
+            if let Some(v) = self.volume_size_gb {
+                inst.push_str(&format!(", {v} GB volume"));
+            }
+            if self.spot {
+                inst.push_str(", spot");
+            }
+            if let Some(m) = self.max_runtime_seconds {
+                inst.push_str(&format!(", max run {}", fmt_secs(m as i64)));
+            }
+            if let Some(w) = self.max_wait_seconds {
+                inst.push_str(&format!(", max wait {}", fmt_secs(w as i64)));
+            }
+            rows.push(("instances", inst));
+        }
+        if let Some(i) = &self.training_image {
+            rows.push(("image", i.clone()));
+        }
+        if let Some(m) = &self.model_artifacts {
+            rows.push(("model", m.clone()));
+        }
+        rows.push(("arn", self.job_arn.clone()));
+        let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        rows.iter()
+            .map(|(k, v)| format!("{k:w$}  {v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sagemaker::types as sm;
+
+    fn job(
+        status: sm::TrainingJobStatus,
+        secondary: sm::SecondaryStatus,
+    ) -> DescribeTrainingJobOutput {
+        DescribeTrainingJobOutput::builder()
+            .training_job_name("unet-1")
+            .training_job_arn("arn:aws:sagemaker:us-east-1:123456789012:training-job/unet-1")
+            .training_job_status(status)
+            .secondary_status(secondary)
+            .stopping_condition(
+                sm::StoppingCondition::builder()
+                    .max_runtime_in_seconds(3600)
+                    .max_wait_time_in_seconds(7200)
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn verdicts_and_their_exit_codes() {
+        let c = job(
+            sm::TrainingJobStatus::Completed,
+            sm::SecondaryStatus::Completed,
+        );
+        assert_eq!(verdict(&c), Some(Verdict::Completed));
+        assert!(verdict_error("unet-1", &Verdict::Completed).is_none());
+
+        let f = DescribeTrainingJobOutput::builder()
+            .training_job_status(sm::TrainingJobStatus::Failed)
+            .secondary_status(sm::SecondaryStatus::Failed)
+            .failure_reason("AlgorithmError: CUDA out of memory")
+            .build();
+        let v = verdict(&f).unwrap();
+        let e = verdict_error("unet-1", &v).unwrap();
+        assert_eq!(e.exit_code(), 5);
+        assert!(e.message.contains("CUDA out of memory"), "{}", e.message);
+
+        let s = job(
+            sm::TrainingJobStatus::Stopped,
+            sm::SecondaryStatus::MaxRuntimeExceeded,
+        );
+        let v = verdict(&s).unwrap();
+        let e = verdict_error("unet-1", &v).unwrap();
+        assert_eq!(e.exit_code(), 6);
+        assert!(e.message.contains("maximum run time"), "{}", e.message);
+        assert!(e.message.contains("3600"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("--max-run"));
+
+        let w = job(
+            sm::TrainingJobStatus::Stopped,
+            sm::SecondaryStatus::MaxWaitTimeExceeded,
+        );
+        let e = verdict_error("unet-1", &verdict(&w).unwrap()).unwrap();
+        assert_eq!(e.exit_code(), 6);
+        assert!(
+            e.message.contains("MaxWaitTimeInSeconds = 7200"),
+            "{}",
+            e.message
+        );
+
+        let r = job(
+            sm::TrainingJobStatus::InProgress,
+            sm::SecondaryStatus::Training,
+        );
+        assert_eq!(verdict(&r), None);
+        let r = job(
+            sm::TrainingJobStatus::Stopping,
+            sm::SecondaryStatus::Stopping,
+        );
+        assert_eq!(verdict(&r), None);
+    }
+
+    #[test]
+    fn durations_and_savings() {
+        assert_eq!(fmt_secs(5), "5s");
+        assert_eq!(fmt_secs(125), "2m05s");
+        assert_eq!(fmt_secs(3723), "1h02m03s");
+        assert_eq!(fmt_secs(86400), "24h");
+        assert_eq!(fmt_secs(5400), "1h30m");
+        assert_eq!(fmt_secs(120), "2m");
+        assert_eq!(spot_savings(true, Some(1000), Some(300)), Some(0.7));
+        assert_eq!(spot_savings(false, Some(1000), Some(300)), None);
+        assert_eq!(spot_savings(true, Some(0), Some(0)), None);
+    }
+
+    #[test]
+    fn the_report_has_timings_instances_and_the_model() {
+        let d = DescribeTrainingJobOutput::builder()
+            .training_job_name("unet-1")
+            .training_job_arn("arn:x")
+            .training_job_status(sm::TrainingJobStatus::Completed)
+            .secondary_status(sm::SecondaryStatus::Completed)
+            .enable_managed_spot_training(true)
+            .training_time_in_seconds(1000)
+            .billable_time_in_seconds(250)
+            .creation_time(DateTime::from_secs(1_800_000_000))
+            .resource_config(
+                sm::ResourceConfig::builder()
+                    .instance_type(sm::TrainingInstanceType::MlG5Xlarge)
+                    .instance_count(2)
+                    .volume_size_in_gb(30)
+                    .build(),
+            )
+            .model_artifacts(
+                sm::ModelArtifacts::builder()
+                    .s3_model_artifacts("s3://b/out/unet-1/output/model.tar.gz")
+                    .build(),
+            )
+            .build();
+        let r = StatusReport::from_describe(&d);
+        assert_eq!(r.spot_savings, Some(0.75));
+        assert_eq!(r.creation_time.as_deref(), Some("2027-01-15T08:00:00Z"));
+        let text = r.to_text();
+        assert!(
+            text.contains("16m40s training, 4m10s billable, spot savings 75%"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 x ml.g5.xlarge, 30 GB volume, spot"),
+            "{text}"
+        );
+        assert!(
+            text.contains("model      s3://b/out/unet-1/output/model.tar.gz"),
+            "{text}"
+        );
+        let j = r.to_json();
+        assert_eq!(j["billable_seconds"], 250);
+        assert_eq!(
+            j["model_artifacts"],
+            "s3://b/out/unet-1/output/model.tar.gz"
+        );
+    }
+}

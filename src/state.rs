@@ -1,0 +1,168 @@
+//! The project's small local state: the last job submitted from it, so that `sagetrain status`
+//! (and `wait`, `logs`, `download`) can omit the job name.
+//!
+//! It lives in `<project>/.sagetrain/state.json`, where the project is the folder of the
+//! `sagetrain.toml` in effect, or else the current folder. The folder is made 0700 and the file
+//! 0600, and it never holds anything secret: a job name, its ARN, its region and a time.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const STATE_DIR: &str = ".sagetrain";
+pub const STATE_FILE: &str = "state.json";
+
+/// The last job submitted from a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastJob {
+    pub job_name: String,
+    pub job_arn: String,
+    pub region: String,
+    /// RFC 3339, UTC.
+    pub submitted_at: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    last_job: Option<LastJob>,
+}
+
+/// The project folder: that of the config file in effect, or the current folder.
+pub fn project_dir(config_file: Option<&Path>, cwd: &Path) -> PathBuf {
+    config_file
+        .and_then(|p| p.parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| cwd.to_path_buf())
+}
+
+pub fn state_path(project: &Path) -> PathBuf {
+    project.join(STATE_DIR).join(STATE_FILE)
+}
+
+/// Record the last job. The write is atomic (a temporary file renamed over the old one).
+pub fn record(project: &Path, job: &LastJob) -> std::io::Result<PathBuf> {
+    let dir = project.join(STATE_DIR);
+    if !dir.is_dir() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(&dir)?;
+        // Keep it out of version control without touching the project's .gitignore.
+        std::fs::write(dir.join(".gitignore"), "*\n")?;
+    }
+    let text = serde_json::to_string_pretty(&StateFile {
+        last_job: Some(job.clone()),
+    })
+    .map_err(std::io::Error::other)?;
+    let path = dir.join(STATE_FILE);
+    let tmp = dir.join(format!(".{STATE_FILE}.{}.tmp", std::process::id()));
+    {
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o.open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// The last job recorded in this project, if any.
+pub fn load(project: &Path) -> Result<Option<LastJob>> {
+    let path = state_path(project);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::internal(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let state: StateFile = serde_json::from_str(&text).map_err(|e| {
+        Error::usage(format!(
+            "{} is not a sagetrain state file: {e}",
+            path.display()
+        ))
+        .with_hint(format!(
+            "delete it (rm {}); the next `sagetrain train` writes a new one",
+            path.display()
+        ))
+    })?;
+    Ok(state.last_job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> LastJob {
+        LastJob {
+            job_name: "unet-2026-11-29-09-14-42-123".into(),
+            job_arn:
+                "arn:aws:sagemaker:eu-west-1:111122223333:training-job/unet-2026-11-29-09-14-42-123"
+                    .into(),
+            region: "eu-west-1".into(),
+            submitted_at: "2026-11-29T09:14:42Z".into(),
+        }
+    }
+
+    #[test]
+    fn the_project_is_the_config_files_folder_or_the_current_one() {
+        let cwd = Path::new("/work/project/sub");
+        assert_eq!(
+            project_dir(Some(Path::new("/work/project/sagetrain.toml")), cwd),
+            PathBuf::from("/work/project")
+        );
+        assert_eq!(project_dir(None, cwd), cwd.to_path_buf());
+        assert_eq!(
+            project_dir(Some(Path::new("sagetrain.toml")), cwd),
+            cwd.to_path_buf()
+        );
+    }
+
+    #[test]
+    fn record_and_load_with_private_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), None);
+        let path = record(dir.path(), &job()).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), Some(job()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(&dir.path().join(STATE_DIR)), 0o700);
+        }
+        let mut second = job();
+        second.job_name = "unet-2".into();
+        record(dir.path(), &second).unwrap();
+        assert_eq!(load(dir.path()).unwrap().unwrap().job_name, "unet-2");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.to_ascii_lowercase().contains("secret"));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(STATE_DIR).join(".gitignore")).unwrap(),
+            "*\n"
+        );
+        std::fs::write(&path, "{not json").unwrap();
+        assert_eq!(load(dir.path()).unwrap_err().exit_code(), 2);
+    }
+}
