@@ -7,7 +7,6 @@
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const STATE_DIR: &str = ".sagetrain";
@@ -41,46 +40,21 @@ pub fn state_path(project: &Path) -> PathBuf {
     project.join(STATE_DIR).join(STATE_FILE)
 }
 
-/// Record the last job. The write is atomic (a temporary file renamed over the old one).
+/// Record the last job: the folder 0700, the file 0600, written atomically (`fsutil`).
 pub fn record(project: &Path, job: &LastJob) -> std::io::Result<PathBuf> {
     let dir = project.join(STATE_DIR);
     if !dir.is_dir() {
-        let mut b = std::fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            b.mode(0o700);
-        }
-        b.create(&dir)?;
+        crate::fsutil::create_private_dir_all(&dir)?;
         // Keep it out of version control without touching the project's .gitignore.
-        std::fs::write(dir.join(".gitignore"), "*\n")?;
+        crate::fsutil::write_private(&dir.join(".gitignore"), b"*\n")?;
     }
-    let text = serde_json::to_string_pretty(&StateFile {
+    let mut text = serde_json::to_string_pretty(&StateFile {
         last_job: Some(job.clone()),
     })
     .map_err(std::io::Error::other)?;
+    text.push('\n');
     let path = dir.join(STATE_FILE);
-    let tmp = dir.join(format!(".{STATE_FILE}.{}.tmp", std::process::id()));
-    {
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let mut f = o.open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
-    std::fs::rename(&tmp, &path)?;
+    crate::fsutil::write_private(&path, text.as_bytes())?;
     Ok(path)
 }
 

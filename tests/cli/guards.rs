@@ -119,6 +119,18 @@ fn every_command(sb: &mut Sandbox, s: &Secrets, role: &str, train: &str) {
         ),
         with(&["config"], &["-vvv", "--tag", &pasted_key]),
     ];
+    // Following a job: these use the last job the `train` runs above recorded.
+    for cmd in [
+        &["status", "-vvv"][..],
+        &["status", "-vvv", "-o", "json"],
+        &["wait", "--logs", "-vvv"],
+        &["logs", "-vvv"],
+        &["list", "-vvv", "-o", "json"],
+        &["download", "-vvv", "--dir", "downloaded"],
+        &["stop", "no-such-job", "-vvv"],
+    ] {
+        commands.push(cmd.iter().map(|x| x.to_string()).collect());
+    }
     // Rejected credentials, through the same commands.
     let rejecting = rejecting_endpoint();
     commands.push(with(
