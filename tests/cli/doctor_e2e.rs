@@ -41,30 +41,6 @@ fn doctor_and_train(sb: &Sandbox, settings: &[&str]) -> (Run, Value, Run) {
     (doctor, report, train)
 }
 
-struct Seeded {
-    acct: Account,
-    role_arn: String,
-    digest: String,
-    bucket: String,
-}
-
-fn seeded(region: &str) -> Seeded {
-    block_on(async {
-        let acct = Account::new(region).await;
-        let role_arn = acct.role("SageMakerRole", "/service-role/", true).await;
-        let digest = acct.image("unet-vessels", "latest").await;
-        let bucket = acct
-            .bucket("vessels", &["data/train/img-001.png", "empty-marker"])
-            .await;
-        Seeded {
-            acct,
-            role_arn,
-            digest,
-            bucket,
-        }
-    })
-}
-
 #[test]
 fn a_healthy_setup_passes_every_check_and_train_then_succeeds() {
     let s = seeded("eu-west-1");

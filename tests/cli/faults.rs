@@ -5,32 +5,6 @@ use crate::fault_proxy::{Fault, FaultProxy, Pick, Rule};
 use crate::harness::*;
 use std::time::Duration;
 
-struct Seeded {
-    acct: Account,
-    role_arn: String,
-    bucket: String,
-}
-
-/// An account with an execution role, an image `unet-vessels:latest` and a bucket with data.
-fn seeded() -> Seeded {
-    block_on(async {
-        let acct = Account::new("us-east-1").await;
-        let role_arn = acct.role("SageMakerRole", "/service-role/", true).await;
-        acct.image("unet-vessels", "latest").await;
-        let bucket = acct
-            .bucket(
-                "vessels",
-                &["data/train/img-001.png", "data/validation/img-101.png"],
-            )
-            .await;
-        Seeded {
-            acct,
-            role_arn,
-            bucket,
-        }
-    })
-}
-
 /// A sandbox whose AWS requests go through `proxy`.
 fn sandbox(s: &Seeded, proxy: &FaultProxy) -> Sandbox {
     let mut sb = Sandbox::new();
@@ -85,7 +59,7 @@ fn default_bucket(s: &Seeded) -> String {
 
 #[test]
 fn with_30_percent_of_requests_failing_train_still_creates_exactly_one_job() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     // 500, 503 and throttling errors in turn for about 30% of the requests (a seeded PRNG), never
     // more than twice in a row for the same request: transient faults that 3 attempts get through.
     let proxy = FaultProxy::start(
@@ -142,7 +116,7 @@ fn with_30_percent_of_requests_failing_train_still_creates_exactly_one_job() {
 
 #[test]
 fn a_create_whose_response_is_lost_is_reconciled_into_one_job() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     // The first CreateTrainingJob is forwarded (moto creates the job) and its answer dropped.
     let proxy = FaultProxy::start(
         &moto_url(),
@@ -178,7 +152,7 @@ fn a_create_whose_response_is_lost_is_reconciled_into_one_job() {
 
 #[test]
 fn a_duplicate_name_that_is_not_our_job_is_refused_not_reconciled() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let proxy = FaultProxy::start(&moto_url(), vec![]);
     let sb = sandbox(&s, &proxy);
     let first = run(
@@ -208,7 +182,7 @@ fn a_duplicate_name_that_is_not_our_job_is_refused_not_reconciled() {
 
 #[test]
 fn when_every_request_fails_the_run_gives_up_within_its_retry_budget() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let proxy = FaultProxy::start(&moto_url(), vec![Rule::new(Fault::Transient, Pick::All)]);
     let sb = sandbox(&s, &proxy);
     let r = run(&sb, &train_args(&s, "doomed", &[]));
@@ -330,7 +304,7 @@ fn invalid_retry_and_timeout_settings_are_usage_errors_before_any_request() {
 
 #[test]
 fn a_slow_endpoint_gives_a_clear_timeout_error() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let proxy = FaultProxy::start(
         &moto_url(),
         vec![Rule::new(Fault::Delay(Duration::from_secs(10)), Pick::All)],
@@ -360,7 +334,7 @@ fn a_slow_endpoint_gives_a_clear_timeout_error() {
 
 #[test]
 fn the_deadline_bounds_the_whole_run_retries_included() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let proxy = FaultProxy::start(
         &moto_url(),
         vec![Rule::new(Fault::Delay(Duration::from_secs(20)), Pick::All)],
@@ -383,7 +357,7 @@ fn the_deadline_bounds_the_whole_run_retries_included() {
 
 #[test]
 fn a_deadline_that_cuts_off_the_create_names_the_job_to_check() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let proxy = FaultProxy::start(
         &moto_url(),
         vec![Rule::new(Fault::Delay(Duration::from_secs(20)), Pick::All).only("CreateTrainingJob")],

@@ -12,31 +12,6 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct Seeded {
-    acct: Account,
-    role_arn: String,
-    bucket: String,
-}
-
-fn seeded() -> Seeded {
-    block_on(async {
-        let acct = Account::new("us-east-1").await;
-        let role_arn = acct.role("SageMakerRole", "/service-role/", true).await;
-        acct.image("unet-vessels", "latest").await;
-        let bucket = acct
-            .bucket(
-                "vessels",
-                &["data/train/img-001.png", "data/validation/img-101.png"],
-            )
-            .await;
-        Seeded {
-            acct,
-            role_arn,
-            bucket,
-        }
-    })
-}
-
 fn sandbox(s: &Seeded) -> Sandbox {
     let mut sb = Sandbox::new();
     s.acct.env(&mut sb);
@@ -143,7 +118,7 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn train_wait_logs_puts_logs_on_stderr_and_the_verdict_on_stdout() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let sb = sandbox(&s);
     let job = name("wait-logs");
     let base = now_ms();
@@ -226,7 +201,7 @@ fn train_wait_logs_puts_logs_on_stderr_and_the_verdict_on_stdout() {
 
 #[test]
 fn logs_prints_every_host_in_time_order_with_prefixes_on_stdout() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let sb = sandbox(&s);
     let job = name("logs");
     run(&sb, &train_args(&s, &job, &["--instance-count", "2"])).ok();
@@ -312,7 +287,7 @@ fn logs_prints_every_host_in_time_order_with_prefixes_on_stdout() {
 /// in order.
 #[test]
 fn logs_across_several_pages_lose_and_repeat_nothing() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let sb = sandbox(&s);
     let job = name("logs-pages");
     run(&sb, &train_args(&s, &job, &[])).ok();
@@ -359,7 +334,7 @@ fn logs_across_several_pages_lose_and_repeat_nothing() {
 
 #[test]
 fn status_shows_the_job_and_omitting_it_means_the_projects_last_job() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let sb = sandbox(&s);
     // The project is the folder of the sagetrain.toml in effect, even from a subfolder.
     sb.write(
@@ -436,7 +411,7 @@ fn status_shows_the_job_and_omitting_it_means_the_projects_last_job() {
 
 #[test]
 fn list_is_newest_first_with_filters_and_json() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let sb = sandbox(&s);
     let u = unique() % 1_000_000;
     let names = [
@@ -555,7 +530,7 @@ fn tree(dir: &Path) -> Vec<String> {
 
 #[test]
 fn download_extract_writes_the_model_and_prints_the_paths() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let sb = sandbox(&s);
     let job = name("download");
     run(&sb, &train_args(&s, &job, &[])).ok();
@@ -631,7 +606,7 @@ fn download_extract_writes_the_model_and_prints_the_paths() {
 
 #[test]
 fn extract_refuses_archives_that_would_write_outside_the_folder() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let sb = sandbox(&s);
     let job = name("unsafe");
     run(&sb, &train_args(&s, &job, &[])).ok();
@@ -685,7 +660,7 @@ fn extract_refuses_archives_that_would_write_outside_the_folder() {
 
 #[test]
 fn train_from_copies_the_old_jobs_settings_and_flags_override_them() {
-    let s = seeded();
+    let s = seeded("us-east-1");
     let other_role = block_on(s.acct.role("OtherSageMakerRole", "/", true));
     let mut sb = sandbox(&s);
     let a = name("from-a");

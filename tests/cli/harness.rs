@@ -446,3 +446,32 @@ pub fn rejecting_endpoint() -> String {
     });
     url
 }
+
+/// An account with an execution role (with a path), an image `unet-vessels:latest`, and a
+/// bucket holding `data/train/` and `data/validation/`.
+pub struct Seeded {
+    pub acct: Account,
+    pub role_arn: String,
+    pub digest: String,
+    pub bucket: String,
+}
+
+pub fn seeded(region: &str) -> Seeded {
+    block_on(async {
+        let acct = Account::new(region).await;
+        let role_arn = acct.role("SageMakerRole", "/service-role/", true).await;
+        let digest = acct.image("unet-vessels", "latest").await;
+        let bucket = acct
+            .bucket(
+                "vessels",
+                &["data/train/img-001.png", "data/validation/img-101.png"],
+            )
+            .await;
+        Seeded {
+            acct,
+            role_arn,
+            digest,
+            bucket,
+        }
+    })
+}

@@ -4,34 +4,6 @@ use crate::harness::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 
-struct Seeded {
-    acct: Account,
-    role_arn: String,
-    digest: String,
-    bucket: String,
-}
-
-/// An account with an execution role (with a path), an image, and a bucket with data.
-fn seeded(region: &str) -> Seeded {
-    block_on(async {
-        let acct = Account::new(region).await;
-        let role_arn = acct.role("SageMakerRole", "/service-role/", true).await;
-        let digest = acct.image("unet-vessels", "latest").await;
-        let bucket = acct
-            .bucket(
-                "vessels",
-                &["data/train/img-001.png", "data/validation/img-101.png"],
-            )
-            .await;
-        Seeded {
-            acct,
-            role_arn,
-            digest,
-            bucket,
-        }
-    })
-}
-
 fn hyperparameters(
     d: &aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput,
 ) -> BTreeMap<String, String> {
