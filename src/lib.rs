@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod cli;
 pub mod commands;
+pub mod data;
 pub mod error;
 pub mod jobs;
 pub mod lookups;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> i32 {
         match &cli.command {
             Command::Train(args) => commands::train::run(&ctx, args).await,
             Command::Config(args) => commands::config::run(&ctx, args),
+            Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
         }
     });
     match result {

@@ -1,6 +1,8 @@
 //! Tests that run the real `sagetrain` binary: offline ones, and end-to-end ones against the
 //! moto emulator on loopback (started by ./scripts/test), each checked with an independent read.
 
+mod data_e2e;
 mod harness;
 mod offline;
+mod proxy;
 mod train_e2e;
