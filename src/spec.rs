@@ -1175,6 +1175,84 @@ mod tests {
     }
 
     #[test]
+    fn channel_values_are_s3_uris_or_folders_relative_to_their_source() {
+        let cwd = Path::new("/work/project");
+        let flag = |v: &str| Val::new(v.to_string(), Source::Flag("--train"));
+        let file = |v: &str, f: &str| {
+            Val::new(
+                v.to_string(),
+                Source::File {
+                    path: PathBuf::from(f),
+                    key: "channels.train".into(),
+                },
+            )
+        };
+        let local = |p: &str| Ok(ChannelLocation::Local(PathBuf::from(p)));
+        assert_eq!(
+            channel_location(&flag("s3://bkt/data/"), cwd),
+            Ok(ChannelLocation::S3(S3Uri {
+                bucket: "bkt".into(),
+                key: "data/".into()
+            }))
+        );
+        assert_eq!(
+            channel_location(&flag("./data/train"), cwd),
+            local("/work/project/./data/train")
+        );
+        assert_eq!(
+            channel_location(&Val::new("d".into(), Source::Env("X")), cwd),
+            local("/work/project/d")
+        );
+        assert_eq!(channel_location(&flag("/abs/d"), cwd), local("/abs/d"));
+        // A file value is relative to the file's folder, wherever the command runs.
+        assert_eq!(
+            channel_location(&file("data/train", "/home/me/unet/sagetrain.toml"), cwd),
+            local("/home/me/unet/data/train")
+        );
+        assert_eq!(
+            channel_location(&file("data", "conf/sagetrain.toml"), cwd),
+            local("/work/project/conf/data")
+        );
+        assert!(channel_location(&flag("s3://Bad_Bucket/x"), cwd).is_err());
+        assert!(channel_location(&flag("https://b.s3.amazonaws.com/x"), cwd)
+            .unwrap_err()
+            .contains("neither an S3 URI"));
+        assert!(channel_location(&flag(""), cwd).is_err());
+    }
+
+    #[test]
+    fn an_existing_local_folder_is_a_valid_channel() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("file.txt"), "x").unwrap();
+        let mut args = valid_args();
+        args.train = Some(d.path().display().to_string());
+        args.validation = Some("relative-missing".into());
+        args.channels = vec![format!("test={}", d.path().join("file.txt").display())];
+        let s = settings(args);
+        let v: Vec<String> = validate_settings_at(&s, d.path())
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(
+            v[0].starts_with("--channel test: the local folder"),
+            "{v:?}"
+        );
+        assert!(v[0].contains("file.txt is not a folder"), "{v:?}");
+        assert!(
+            v[1].contains(&format!(
+                "the local folder {} does not exist",
+                d.path().join("relative-missing").display()
+            )),
+            "{v:?}"
+        );
+        std::fs::create_dir(d.path().join("relative-missing")).unwrap();
+        let mut ok = valid_args();
+        ok.train = Some("relative-missing".into());
+        assert!(validate_settings_at(&settings(ok), d.path()).is_empty());
+    }
+
+    #[test]
     fn s3_uris() {
         assert_eq!(
             S3Uri::parse("s3://b-1/a/b/").unwrap(),

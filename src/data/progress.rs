@@ -62,7 +62,7 @@ impl Progress {
             let bar =
                 ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
-                "{prefix} [{bar:28}] {msg} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+                "{prefix} [{bar:28}] {msg} {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");

@@ -20,6 +20,9 @@ const SCAN_MAX_FILE: u64 = 1024 * 1024;
 /// ...in their first this many bytes, when they are text.
 const SCAN_HEAD: usize = 64 * 1024;
 const READ_BUF: usize = 256 * 1024;
+/// The longest relative path: 1024 bytes of S3 key minus the longest prefix
+/// (`sagetrain/data/` + a 64-character channel + `/` + 32 hex digits + `/`).
+pub const MAX_REL_PATH: usize = 1024 - (15 + 64 + 1 + 32 + 1);
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScanOptions {
@@ -309,6 +312,15 @@ pub fn scan(
             "the data folder {shown} holds no files to upload (hidden files, symlinks and what .sagetrainignore excludes are left out)"
         ))
         .with_hint("put the training files in it, or give an s3:// URI"));
+    }
+    // S3 keys have at most 1024 bytes; the prefix takes up to 113 (a 64-character channel).
+    if let Some(f) = found.iter().find(|f| f.rel.len() > MAX_REL_PATH) {
+        return Err(Error::usage(format!(
+            "{}: the path is {} bytes long; inside a data folder a path may have at most {MAX_REL_PATH} (S3 keys have at most 1024)",
+            f.abs.display(),
+            f.rel.len()
+        ))
+        .with_hint("shorten the path, or exclude the file in .sagetrainignore"));
     }
     let mut cache = HashCache::load(cache_dir, &root);
     let (to_read_files, to_read_bytes) = found

@@ -132,13 +132,16 @@ async fn exists(s3: &Client, bucket: &str, key: &str) -> Result<bool> {
     }
 }
 
-/// Every object under `prefix`, with its size and time.
+type Listing = Vec<(String, i64, Option<aws_smithy_types::DateTime>)>;
+
+/// Every object under `prefix`, with its size and time; None when the bucket does not exist
+/// (yet: a dry run before the default bucket is created).
 async fn list(
     s3: &Client,
     bucket: &str,
     prefix: &str,
     delimiter: Option<&str>,
-) -> Result<Vec<(String, i64, Option<aws_smithy_types::DateTime>)>> {
+) -> Result<Option<Listing>> {
     let mut out = Vec::new();
     let mut pages = s3
         .list_objects_v2()
@@ -148,7 +151,11 @@ async fn list(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_error("s3:ListObjectsV2", &e))?;
+        let page = match page {
+            Ok(p) => p,
+            Err(e) if error_code(&e).as_deref() == Some("NoSuchBucket") => return Ok(None),
+            Err(e) => return Err(aws_error("s3:ListObjectsV2", &e)),
+        };
         for o in page.contents() {
             if let Some(k) = o.key() {
                 out.push((
@@ -159,7 +166,7 @@ async fn list(
             }
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Learn what is already in S3 and what must be sent. Read-only.
@@ -170,11 +177,12 @@ pub async fn remote_plan(s3: &Client, target: &Target, scanned: &Scanned) -> Res
         return Ok(plan);
     }
     let prefix = target.prefix();
-    let remote: HashMap<String, i64> = list(s3, &target.bucket, &prefix, None)
-        .await?
-        .into_iter()
-        .map(|(k, s, _)| (k, s))
-        .collect();
+    let Some(listing) = list(s3, &target.bucket, &prefix, None).await? else {
+        // No bucket: everything is missing.
+        plan.uploads = (0..scanned.files.len()).collect();
+        return Ok(plan);
+    };
+    let remote: HashMap<String, i64> = listing.into_iter().map(|(k, s, _)| (k, s)).collect();
     let mut wanted = std::collections::HashSet::new();
     let mut missing = Vec::new();
     for (i, f) in scanned.files.iter().enumerate() {
@@ -202,6 +210,7 @@ pub async fn remote_plan(s3: &Client, target: &Target, scanned: &Scanned) -> Res
         Some("/"),
     )
     .await?
+    .unwrap_or_default()
     .into_iter()
     .filter(|(k, _, _)| {
         manifest::digest_of_manifest_key(&target.channel, k).is_some_and(|d| d != target.digest)
@@ -480,13 +489,23 @@ async fn existing_upload(
     bucket: &str,
     key: &str,
 ) -> Result<Option<(String, HashMap<i32, (i64, String, Option<String>)>)>> {
-    let out = s3
+    let out = match s3
         .list_multipart_uploads()
         .bucket(bucket)
         .prefix(key)
         .send()
         .await
-        .map_err(|e| aws_error("s3:ListMultipartUploads", &e))?;
+    {
+        Ok(o) => o,
+        // Without s3:ListBucketMultipartUploads the file is sent whole, as a new upload.
+        Err(e) => {
+            tracing::debug!(
+                "{}; starting a new upload of {key}",
+                aws_error("s3:ListMultipartUploads", &e).message
+            );
+            return Ok(None);
+        }
+    };
     let mut uploads: Vec<_> = out
         .uploads()
         .iter()
