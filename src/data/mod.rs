@@ -112,12 +112,7 @@ pub fn prepare(
     for ch in local_channels(s, cwd) {
         let scanned = scan::scan(&ch.given.value, &ch.dir, opts, cache_dir.as_deref(), ui)
             .map_err(|mut e| {
-                e.message = format!(
-                    "channel `{}` ({}): {}",
-                    ch.name,
-                    ch.given.source.name_for(Some(&ch.name)),
-                    e.message
-                );
+                e.message = format!("channel `{}` ({}): {}", ch.name, ch.given.source, e.message);
                 e
             })?;
         ui.info(&format!(

@@ -442,6 +442,17 @@ mod tests {
     }
 
     #[test]
+    fn a_hidden_file_can_be_included_again_by_a_negated_pattern() {
+        let d = tree(&[
+            (".sagetrainignore", "!.labels.json\n"),
+            (".labels.json", "{}"),
+            (".other", "x"),
+            ("a.png", "1"),
+        ]);
+        assert_eq!(rels(d.path(), false), vec![".labels.json", "a.png"]);
+    }
+
+    #[test]
     fn sagetrainignore_excludes_with_gitignore_syntax_in_every_folder() {
         let d = tree(&[
             (

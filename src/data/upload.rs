@@ -650,7 +650,7 @@ async fn upload_multipart(
                 )
             }
         })
-        .buffered(limit.available_permits().max(1))
+        .buffered(DEFAULT_CONCURRENCY)
         .try_collect()
         .await?;
     s3.complete_multipart_upload()

@@ -225,6 +225,37 @@ fn push_uploads_exactly_the_files_then_nothing_then_only_the_changed_file() {
     );
     // The first version is untouched.
     assert_eq!(list(&acct, &bucket, &prefix).len(), 30);
+
+    // 4. A prefix without its manifest is not complete, and an object that is not a file of
+    //    the dataset is removed from it (the job would download it): only the manifest is sent.
+    block_on(async {
+        let s3 = acct.s3();
+        s3.delete_object()
+            .bucket(&bucket)
+            .key(format!("sagetrain/data/train/{digest2}.manifest"))
+            .send()
+            .await
+            .unwrap();
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!("{prefix2}junk.txt"))
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"junk"))
+            .send()
+            .await
+            .unwrap();
+    });
+    proxy.clear();
+    let r = sb.run(&["data", "push", "data/train", "-o", "json"]).ok();
+    assert_eq!(r.json()["uploaded_files"], 0);
+    let puts: Vec<String> = proxy.data_puts().iter().map(|r| r.path()).collect();
+    assert_eq!(
+        puts,
+        vec![format!("/{bucket}/sagetrain/data/train/{digest2}.manifest")]
+    );
+    assert!(proxy.copies().is_empty());
+    let now = list(&acct, &bucket, &prefix2);
+    assert_eq!(now.len(), 30);
+    assert!(!now.contains_key(&format!("{prefix2}junk.txt")));
     // Nothing outside the tree, hidden or ignored was ever uploaded.
     for key in list(&acct, &bucket, "").keys() {
         for bad in [
