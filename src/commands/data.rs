@@ -81,6 +81,7 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
     }
     let channel = channel.expect("no violations");
 
+    let push_opts = PushOptions::from_env(&*ctx.env)?;
     // Local work first: a credentials file is refused before anything is sent.
     let shown = args.dir.display().to_string();
     let scanned = data::scan::scan(
@@ -131,15 +132,8 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
         channel,
         digest: scanned.digest.clone(),
     };
-    let (plan, outcome) = data::push(
-        ui,
-        &aws.s3(),
-        &target,
-        &scanned,
-        args.dry_run,
-        PushOptions::default(),
-    )
-    .await?;
+    let (plan, outcome) =
+        data::push(ui, &aws.s3(), &target, &scanned, args.dry_run, push_opts).await?;
     if args.dry_run {
         ui.info(&format!(
             "dry run: nothing was uploaded; {}",

@@ -266,6 +266,7 @@ pub async fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
     if s.channels.is_empty() {
         ctx.ui.warn("no input channels: the container gets no data (add --train s3://... or [channels] in sagetrain.toml)");
     }
+    let push_opts = data::upload::PushOptions::from_env(&*ctx.env)?;
     // Local data folders are read and hashed first: no network, and a credentials file is
     // refused before anything is sent.
     let local = data::prepare(
@@ -292,7 +293,7 @@ pub async fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
     }
     let aws = plan.aws.as_ref().expect("not offline: AWS is configured");
     // The job is created only once its data is complete in S3.
-    data::push_all(&ctx.ui, aws, &local, &data_bucket).await?;
+    data::push_all(&ctx.ui, aws, &local, &data_bucket, push_opts).await?;
     let created = crate::jobs::create(&aws.sagemaker(), &plan.request).await?;
     if created.reconciled {
         ctx.ui.info(

@@ -233,6 +233,7 @@ pub async fn push_all(
     aws: &crate::aws::Aws,
     data: &[Prepared],
     bucket: &str,
+    opts: PushOptions,
 ) -> Result<()> {
     let s3 = aws.s3();
     for p in data {
@@ -241,7 +242,7 @@ pub async fn push_all(
             channel: p.channel.name.clone(),
             digest: p.scanned.digest.clone(),
         };
-        push(ui, &s3, &target, &p.scanned, false, PushOptions::default()).await?;
+        push(ui, &s3, &target, &p.scanned, false, opts).await?;
     }
     Ok(())
 }

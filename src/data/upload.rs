@@ -273,6 +273,28 @@ impl Default for PushOptions {
     }
 }
 
+/// The variable that sets the number of requests in flight.
+pub const CONCURRENCY_VAR: &str = "SAGETRAIN_UPLOAD_CONCURRENCY";
+
+impl PushOptions {
+    /// The defaults, with `SAGETRAIN_UPLOAD_CONCURRENCY` (1-64) if set.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<PushOptions> {
+        let mut o = PushOptions::default();
+        if let Some(v) = env(CONCURRENCY_VAR).filter(|v| !v.is_empty()) {
+            match v.trim().parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => o.concurrency = n,
+                _ => {
+                    return Err(Error::usage(format!(
+                        "{CONCURRENCY_VAR}: `{v}` is not a number of requests from 1 to 64"
+                    ))
+                    .with_hint(format!("e.g. export {CONCURRENCY_VAR}=8 (or unset it)")))
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
 fn resend_hint() -> String {
     "run the same command again: the files that arrived are not sent again".to_string()
 }
@@ -577,6 +599,7 @@ async fn upload_multipart(
     progress: &Progress,
 ) -> Result<()> {
     let count = f.size.div_ceil(psize) as i32;
+    let limit_hint = DEFAULT_CONCURRENCY.min(count.max(1) as usize);
     let (upload_id, existing) = match existing_upload(s3, bucket, key).await? {
         Some(found) => found,
         None => {
@@ -650,7 +673,7 @@ async fn upload_multipart(
                 )
             }
         })
-        .buffered(DEFAULT_CONCURRENCY)
+        .buffered(limit_hint)
         .try_collect()
         .await?;
     s3.complete_multipart_upload()
@@ -697,6 +720,17 @@ pub fn describe_plan(plan: &RemotePlan, scanned: &Scanned) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrency_from_the_environment() {
+        let env = |v: &'static str| move |k: &str| (k == CONCURRENCY_VAR).then(|| v.to_string());
+        assert_eq!(PushOptions::from_env(&|_| None).unwrap().concurrency, 16);
+        assert_eq!(PushOptions::from_env(&env("4")).unwrap().concurrency, 4);
+        for bad in ["0", "65", "many"] {
+            let e = PushOptions::from_env(&env(bad)).unwrap_err();
+            assert!(e.message.starts_with(CONCURRENCY_VAR), "{e}");
+        }
+    }
 
     #[test]
     fn part_sizes_stay_within_10000_parts() {
