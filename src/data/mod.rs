@@ -172,7 +172,7 @@ pub async fn push(
     opts: PushOptions,
 ) -> Result<(RemotePlan, Outcome)> {
     let name = &target.channel;
-    let plan = upload::remote_plan(s3, target, scanned).await?;
+    let plan = interruptible(name, upload::remote_plan(s3, target, scanned)).await?;
     if dry_run || plan.complete {
         let outcome = Outcome {
             already_complete: plan.complete,
@@ -194,15 +194,11 @@ pub async fn push(
         upload::describe_plan(&plan, scanned)
     ));
     let progress = Progress::new(ui, name, to_send, plan.upload_bytes(&scanned.files));
-    let work = upload::execute(s3, target, scanned, &plan, &progress, opts);
-    let result = tokio::select! {
-        r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::new(
-            Kind::Interrupted,
-            format!("{name}: the upload was interrupted; no job was created"),
-        )
-        .with_hint("run the same command again: the files that arrived are not sent again")),
-    };
+    let result = interruptible(
+        name,
+        upload::execute(s3, target, scanned, &plan, &progress, opts),
+    )
+    .await;
     progress.finish();
     let outcome = result?;
     let secs = progress.elapsed().as_secs_f64().max(0.001);
@@ -225,6 +221,21 @@ pub async fn push(
         secs
     ));
     Ok((plan, outcome))
+}
+
+/// Run `work` unless Ctrl-C comes first (exit code 130).
+async fn interruptible<T>(
+    name: &str,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(Error::new(
+            Kind::Interrupted,
+            format!("{name}: the upload was interrupted; no training job is created from incomplete data"),
+        )
+        .with_hint("run the same command again: the files that arrived are not sent again")),
+    }
 }
 
 /// Upload every prepared channel to `bucket` (train, before the job is created).
