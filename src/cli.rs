@@ -100,6 +100,38 @@ pub enum Command {
     Stop(StopArgs),
     /// Download a training job's model.tar.gz (and output.tar.gz), optionally unpacked
     Download(DownloadArgs),
+    /// Training data: upload a local folder to S3
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Upload a folder to a content-addressed S3 prefix and print its URI (unchanged data is
+    /// never uploaded twice)
+    Push(PushArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct PushArgs {
+    /// The folder to upload
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Channel name, part of the S3 key [default: the folder's name]
+    #[arg(long, value_name = "NAME")]
+    pub channel: Option<String>,
+    /// Upload to the bucket of this output path [default: s3://sagemaker-REGION-ACCOUNT/]
+    #[arg(long, value_name = "S3URI")]
+    pub output_path: Option<String>,
+    /// Follow symbolic links (by default they are skipped)
+    #[arg(long)]
+    pub follow_symlinks: bool,
+    /// Upload files that look like AWS credentials instead of refusing
+    #[arg(long)]
+    pub allow_credentials_files: bool,
+    /// Hash the folder and say what would be uploaded; upload nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `sagetrain train`: the job's settings, plus where to start from and whether to wait.
@@ -249,15 +281,21 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DURATION", help_heading = "Resources")]
     pub max_wait: Option<String>,
 
-    /// An input channel (repeatable)
-    #[arg(long = "channel", value_name = "NAME=S3URI", help_heading = "Data")]
+    /// An input channel: an S3 prefix, or a local folder uploaded first (repeatable)
+    #[arg(long = "channel", value_name = "NAME=S3URI|DIR", help_heading = "Data")]
     pub channels: Vec<String>,
-    /// Shorthand for --channel train=S3URI
-    #[arg(long, value_name = "S3URI", help_heading = "Data")]
+    /// Shorthand for --channel train=S3URI|DIR
+    #[arg(long, value_name = "S3URI|DIR", help_heading = "Data")]
     pub train: Option<String>,
-    /// Shorthand for --channel validation=S3URI
-    #[arg(long, value_name = "S3URI", help_heading = "Data")]
+    /// Shorthand for --channel validation=S3URI|DIR
+    #[arg(long, value_name = "S3URI|DIR", help_heading = "Data")]
     pub validation: Option<String>,
+    /// Follow symbolic links in local data folders (by default they are skipped)
+    #[arg(long, help_heading = "Data")]
+    pub follow_symlinks: bool,
+    /// Upload files that look like AWS credentials instead of refusing
+    #[arg(long, help_heading = "Data")]
+    pub allow_credentials_files: bool,
     /// Where the model goes [default: s3://sagemaker-REGION-ACCOUNT/sagetrain/]
     #[arg(long, value_name = "S3URI", help_heading = "Data")]
     pub output_path: Option<String>,

@@ -6,6 +6,7 @@ pub mod archive;
 pub mod aws;
 pub mod cli;
 pub mod commands;
+pub mod data;
 pub mod doctor;
 pub mod error;
 pub mod follow;
@@ -63,6 +64,7 @@ pub fn run(cli: Cli) -> i32 {
                 Command::List(args) => commands::list::run(&ctx, args).await,
                 Command::Stop(args) => commands::stop::run(&ctx, args).await,
                 Command::Download(args) => commands::download::run(&ctx, args).await,
+                Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
             }
         };
         match &limits.deadline {

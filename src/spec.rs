@@ -8,6 +8,7 @@ use regex::Regex;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::SystemTime;
 
@@ -253,8 +254,59 @@ pub fn sanitize_base(base: &str) -> String {
     s.trim_matches('-').to_string()
 }
 
-/// Check every value that can be checked without AWS. All violations are returned together.
+/// Where a channel's data is: an S3 prefix, or a local folder that is uploaded first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelLocation {
+    S3(S3Uri),
+    Local(PathBuf),
+}
+
+/// Is `name` a valid channel name?
+pub fn is_channel_name(name: &str) -> bool {
+    CHANNEL_NAME.is_match(name)
+}
+
+/// Read a channel value: `s3://...` is an S3 prefix; anything else without a scheme is a local
+/// folder, relative to the config file's folder for a value from the file, and to `cwd` for a
+/// flag or an environment variable. Pure: whether the folder exists is not checked here.
+pub fn channel_location(value: &Val<String>, cwd: &Path) -> Result<ChannelLocation, String> {
+    let v = value.value.as_str();
+    if v.starts_with("s3://") {
+        return S3Uri::parse(v).map(ChannelLocation::S3);
+    }
+    if v.is_empty() || v.contains("://") {
+        return Err(format!(
+            "`{v}` is neither an S3 URI (s3://BUCKET/PREFIX) nor a local folder"
+        ));
+    }
+    let p = Path::new(v);
+    if p.is_absolute() {
+        return Ok(ChannelLocation::Local(p.to_path_buf()));
+    }
+    let base = match &value.source {
+        Source::File { path, .. } => {
+            let folder = path.parent().unwrap_or(Path::new(""));
+            if folder.is_absolute() {
+                folder.to_path_buf()
+            } else {
+                cwd.join(folder)
+            }
+        }
+        _ => cwd.to_path_buf(),
+    };
+    Ok(ChannelLocation::Local(base.join(p)))
+}
+
+/// Check every value that can be checked without AWS, with relative channel folders taken from
+/// the process's current folder. All violations are returned together.
 pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    validate_settings_at(s, &cwd)
+}
+
+/// [`validate_settings`], with relative channel folders (from flags and the environment) taken
+/// from `cwd`.
+pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
     let mut v = Vec::new();
     fn bad(v: &mut Vec<Violation>, src: &Source, rule: String) {
         v.push(Violation::new(src.name_for(None), rule));
@@ -417,8 +469,25 @@ pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
                 ),
             ));
         }
-        if let Err(rule) = S3Uri::parse(&uri.value) {
-            v.push(Violation::new(uri.source.name_for(Some(name)), rule));
+        match channel_location(uri, cwd) {
+            Ok(ChannelLocation::S3(_)) => {}
+            Ok(ChannelLocation::Local(dir)) => {
+                if !dir.is_dir() {
+                    let what = if dir.exists() {
+                        "is not a folder"
+                    } else {
+                        "does not exist"
+                    };
+                    v.push(Violation::new(
+                        uri.source.name_for(Some(name)),
+                        format!(
+                            "the local folder {} {what}; a channel is an S3 URI (s3://BUCKET/PREFIX) or a local folder to upload",
+                            dir.display()
+                        ),
+                    ));
+                }
+            }
+            Err(rule) => v.push(Violation::new(uri.source.name_for(Some(name)), rule)),
         }
     }
     for val in [&s.output_path, &s.checkpoint_s3].into_iter().flatten() {
@@ -962,7 +1031,7 @@ mod tests {
             "--instance-type: `g5.xlarge` is not a SageMaker training instance type (did you mean ml.g5.xlarge?)",
             "--instance-count: must be at least 1",
             "--channel bad name: `bad name` is not a valid channel name",
-            "--channel val: `/local/path` is not an S3 URI",
+            "--channel val: the local folder /local/path does not exist; a channel is an S3 URI (s3://BUCKET/PREFIX) or a local folder to upload",
             "--env 1BAD: `1BAD` is not a valid variable name",
             "--tag aws:owner: tag keys starting with `aws:` are reserved",
             "--subnet: subnets need at least one security group",
@@ -1113,6 +1182,84 @@ mod tests {
                 .short_name(),
             "unet-vessels"
         );
+    }
+
+    #[test]
+    fn channel_values_are_s3_uris_or_folders_relative_to_their_source() {
+        let cwd = Path::new("/work/project");
+        let flag = |v: &str| Val::new(v.to_string(), Source::Flag("--train"));
+        let file = |v: &str, f: &str| {
+            Val::new(
+                v.to_string(),
+                Source::File {
+                    path: PathBuf::from(f),
+                    key: "channels.train".into(),
+                },
+            )
+        };
+        let local = |p: &str| Ok(ChannelLocation::Local(PathBuf::from(p)));
+        assert_eq!(
+            channel_location(&flag("s3://bkt/data/"), cwd),
+            Ok(ChannelLocation::S3(S3Uri {
+                bucket: "bkt".into(),
+                key: "data/".into()
+            }))
+        );
+        assert_eq!(
+            channel_location(&flag("./data/train"), cwd),
+            local("/work/project/./data/train")
+        );
+        assert_eq!(
+            channel_location(&Val::new("d".into(), Source::Env("X")), cwd),
+            local("/work/project/d")
+        );
+        assert_eq!(channel_location(&flag("/abs/d"), cwd), local("/abs/d"));
+        // A file value is relative to the file's folder, wherever the command runs.
+        assert_eq!(
+            channel_location(&file("data/train", "/home/me/unet/sagetrain.toml"), cwd),
+            local("/home/me/unet/data/train")
+        );
+        assert_eq!(
+            channel_location(&file("data", "conf/sagetrain.toml"), cwd),
+            local("/work/project/conf/data")
+        );
+        assert!(channel_location(&flag("s3://Bad_Bucket/x"), cwd).is_err());
+        assert!(channel_location(&flag("https://b.s3.amazonaws.com/x"), cwd)
+            .unwrap_err()
+            .contains("neither an S3 URI"));
+        assert!(channel_location(&flag(""), cwd).is_err());
+    }
+
+    #[test]
+    fn an_existing_local_folder_is_a_valid_channel() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("file.txt"), "x").unwrap();
+        let mut args = valid_args();
+        args.train = Some(d.path().display().to_string());
+        args.validation = Some("relative-missing".into());
+        args.channels = vec![format!("test={}", d.path().join("file.txt").display())];
+        let s = settings(args);
+        let v: Vec<String> = validate_settings_at(&s, d.path())
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(
+            v[0].starts_with("--channel test: the local folder"),
+            "{v:?}"
+        );
+        assert!(v[0].contains("file.txt is not a folder"), "{v:?}");
+        assert!(
+            v[1].contains(&format!(
+                "the local folder {} does not exist",
+                d.path().join("relative-missing").display()
+            )),
+            "{v:?}"
+        );
+        std::fs::create_dir(d.path().join("relative-missing")).unwrap();
+        let mut ok = valid_args();
+        ok.train = Some("relative-missing".into());
+        assert!(validate_settings_at(&settings(ok), d.path()).is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `lib::run` maps to an exit code.
 
 pub mod config;
+pub mod data;
 pub mod doctor;
 pub mod download;
 pub mod init;

@@ -3,12 +3,13 @@
 use super::Context;
 use crate::aws::{Aws, AwsSettings};
 use crate::cli::{TrainArgs, TrainCmd};
+use crate::data::{self, scan::ScanOptions, Prepared};
 use crate::error::{Error, Kind, Result};
 use crate::lookups::{self, Identity};
 use crate::output::Ui;
 use crate::settings::{Source, TrainSettings, Val};
 use crate::spec::{
-    build_request, generate_job_name, validate_request, validate_settings, violations_error,
+    build_request, generate_job_name, validate_request, validate_settings_at, violations_error,
     CreateTrainingJobRequest, ImageRef, Resolved,
 };
 use std::time::SystemTime;
@@ -25,7 +26,7 @@ pub fn settings(ctx: &Context, args: &TrainArgs) -> Result<TrainSettings> {
     let file = ctx.config_file()?;
     let s = TrainSettings::layer(&ctx.global, args, &*ctx.env, file.as_ref())
         .map_err(violations_error)?;
-    let v = validate_settings(&s);
+    let v = validate_settings_at(&s, &ctx.cwd);
     if !v.is_empty() {
         return Err(violations_error(v));
     }
@@ -75,6 +76,12 @@ fn first_error(errors: Vec<Error>) -> Error {
 
 /// Resolve every value, with the independent lookups running concurrently.
 pub async fn plan(ctx: &Context, s: &TrainSettings) -> Result<Plan> {
+    plan_with_data(ctx, s, &[]).await
+}
+
+/// [`plan`], with local channel folders (scanned by [`data::prepare`]) given their
+/// content-addressed URIs in the output bucket.
+pub async fn plan_with_data(ctx: &Context, s: &TrainSettings, local: &[Prepared]) -> Result<Plan> {
     let ui = &ctx.ui;
     if s.offline {
         let region = s.region.clone().expect("validated: offline has a region");
@@ -88,6 +95,7 @@ pub async fn plan(ctx: &Context, s: &TrainSettings) -> Result<Plan> {
                 .expect("validated: offline has an output path"),
             job_name: job_name(s, ui),
         };
+        let s = &data::substitute(s, local, &data::bucket_of(&resolved.output_path.value)?);
         let request = build_request(s, &resolved);
         check_request(&request)?;
         return Ok(Plan {
@@ -148,6 +156,7 @@ pub async fn plan(ctx: &Context, s: &TrainSettings) -> Result<Plan> {
     let channels = futures::future::join_all(
         s.channels
             .iter()
+            .filter(|(name, _)| !local.iter().any(|p| &p.channel.name == *name))
             .map(|(name, uri)| lookups::check_channel(&aws, name, uri, &region)),
     );
     let (chain, role_given, image, channels) =
@@ -214,6 +223,7 @@ pub async fn plan(ctx: &Context, s: &TrainSettings) -> Result<Plan> {
         output_path,
         job_name: job_name(s, ui),
     };
+    let s = &data::substitute(s, local, &data::bucket_of(&resolved.output_path.value)?);
     let request = build_request(s, &resolved);
     check_request(&request)?;
     Ok(Plan {
@@ -297,9 +307,24 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     if s.channels.is_empty() {
         ctx.ui.warn("no input channels: the container gets no data (add --train s3://... or [channels] in sagetrain.toml)");
     }
-    let plan = plan(ctx, &s).await?;
+    let push_opts = data::upload::PushOptions::from_env(&*ctx.env)?;
+    // Local data folders are read and hashed first: no network, and a credentials file is
+    // refused before anything is sent.
+    let local = data::prepare(
+        &ctx.ui,
+        &*ctx.env,
+        &s,
+        &ctx.cwd,
+        ScanOptions {
+            follow_symlinks: args.follow_symlinks,
+            allow_credentials_files: args.allow_credentials_files,
+        },
+    )?;
+    let plan = plan_with_data(ctx, &s, &local).await?;
     show_settings(ctx, &s, Some(&plan.resolved));
+    let data_bucket = data::bucket_of(&plan.resolved.output_path.value)?;
     if s.dry_run {
+        data::dry_run_report(&ctx.ui, plan.aws.as_ref(), &local, &data_bucket).await;
         ctx.ui
             .info("dry run: this is the CreateTrainingJob request; nothing was created");
         let json =
@@ -309,6 +334,8 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     }
     let aws = plan.aws.as_ref().expect("not offline: AWS is configured");
     let name = &plan.request.training_job_name;
+    // The job is created only once its data is complete in S3.
+    data::push_all(&ctx.ui, aws, &local, &data_bucket, push_opts).await?;
     crate::timeouts::in_flight(Some(format!(
         "sagemaker:CreateTrainingJob of `{name}`, which may or may not have been created: check with `aws sagemaker describe-training-job --training-job-name {name}`"
     )));

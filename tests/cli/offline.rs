@@ -134,7 +134,7 @@ fn invalid_input_is_rejected_before_any_call_with_every_violation() {
         "--epochs epochs: `fifty` is not a positive whole number",
         "--name: `unet_v2` is not a valid job name",
         "--instance-type: `p3.2xlarge` is not a SageMaker training instance type (did you mean ml.p3.2xlarge?)",
-        "--channel train: `/data/train` is not an S3 URI",
+        "--channel train: the local folder /data/train does not exist",
         "--max-wait: must be at least the maximum run time",
         "--env AWS_SECRET_ACCESS_KEY: `AWS_SECRET_ACCESS_KEY` would hand your credentials",
     ] {

@@ -1,0 +1,165 @@
+//! `sagetrain data push DIR`: upload a folder to its content-addressed S3 prefix and print the
+//! URI, for users who upload once and name the URI in `sagetrain.toml`.
+
+use super::Context;
+use crate::aws::{Aws, AwsSettings};
+use crate::cli::{DataCommand, PushArgs, TrainArgs};
+use crate::data::scan::ScanOptions;
+use crate::data::upload::{PushOptions, Target};
+use crate::data::{self, cache};
+use crate::error::Result;
+use crate::lookups;
+use crate::settings::TrainSettings;
+use crate::spec::{is_channel_name, violations_error, S3Uri, Violation};
+
+pub async fn run(ctx: &Context, cmd: &DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Push(args) => push(ctx, args).await,
+    }
+}
+
+/// The channel name: `--channel`, or the folder's own name.
+fn channel_name(args: &PushArgs, dir: &std::path::Path) -> std::result::Result<String, Violation> {
+    match &args.channel {
+        Some(c) if is_channel_name(c) => Ok(c.clone()),
+        Some(c) => Err(Violation::new(
+            "--channel",
+            format!("`{c}` is not a valid channel name (1-64 of letters, digits, `.`, `-`, `_`)"),
+        )),
+        None => {
+            let name = dir
+                .canonicalize()
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_default();
+            if is_channel_name(&name) {
+                Ok(name)
+            } else {
+                Err(Violation::new(
+                    "--channel",
+                    format!(
+                        "the folder's name `{name}` is not a valid channel name; give one with --channel NAME"
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
+    let ui = &ctx.ui;
+    // Settings: region, profile and endpoint as for `train`, and the output path's bucket.
+    let file = ctx.config_file()?;
+    let targs = TrainArgs {
+        output_path: args.output_path.clone(),
+        ..Default::default()
+    };
+    let s = TrainSettings::layer(&ctx.global, &targs, &*ctx.env, file.as_ref())
+        .map_err(violations_error)?;
+    let dir = ctx.cwd.join(&args.dir);
+    let mut violations = Vec::new();
+    if !dir.is_dir() {
+        violations.push(Violation::new(
+            "DIR",
+            format!("{} is not an existing folder", args.dir.display()),
+        ));
+    }
+    let channel = match channel_name(args, &dir) {
+        Ok(c) => Some(c),
+        Err(v) => {
+            violations.push(v);
+            None
+        }
+    };
+    if let Some(o) = &s.output_path {
+        if let Err(rule) = S3Uri::parse(&o.value) {
+            violations.push(Violation::new(o.source.name_for(None), rule));
+        }
+    }
+    if !violations.is_empty() {
+        return Err(violations_error(violations));
+    }
+    let channel = channel.expect("no violations");
+
+    let push_opts = PushOptions::from_env(&*ctx.env)?;
+    // Local work first: a credentials file is refused before anything is sent.
+    let shown = args.dir.display().to_string();
+    let scanned = data::scan::scan(
+        &shown,
+        &dir,
+        ScanOptions {
+            follow_symlinks: args.follow_symlinks,
+            allow_credentials_files: args.allow_credentials_files,
+        },
+        cache::cache_dir(&*ctx.env).as_deref(),
+        ui,
+    )?;
+    ui.info(&format!(
+        "data: {} files, {}, digest {}",
+        scanned.files.len(),
+        data::progress::human_bytes(scanned.bytes),
+        scanned.digest
+    ));
+    data::warn_about(ui, &channel, &scanned);
+
+    let aws = Aws::load(&AwsSettings {
+        profile: s.profile.clone(),
+        region: s.region.clone(),
+        endpoint_url: s.endpoint_url.clone(),
+    })
+    .await?;
+    let region = aws.region.value.clone();
+    let creds = aws.credentials().await?;
+    ui.info(&format!(
+        "credentials: {} (key {})",
+        creds.source,
+        creds.masked_key_id()
+    ));
+    let id = lookups::identity(&aws).await?;
+    let (output, notes) = lookups::output_path(
+        &aws,
+        s.output_path.as_ref(),
+        &id.account,
+        &region,
+        args.dry_run,
+    )
+    .await?;
+    for n in notes {
+        ui.info(&n);
+    }
+    let target = Target {
+        bucket: data::bucket_of(&output.value)?,
+        channel,
+        digest: scanned.digest.clone(),
+    };
+    let (plan, outcome) =
+        data::push(ui, &aws.s3(), &target, &scanned, args.dry_run, push_opts).await?;
+    if args.dry_run {
+        ui.info(&format!(
+            "dry run: nothing was uploaded; {}",
+            crate::data::upload::describe_plan(&plan, &scanned)
+        ));
+    }
+    if ctx.json() {
+        let mut v = serde_json::json!({
+            "s3_uri": target.uri(),
+            "files": scanned.files.len(),
+            "bytes": scanned.bytes,
+            "uploaded_files": outcome.uploaded_files,
+            "uploaded_bytes": outcome.uploaded_bytes,
+            "copied_files": outcome.copied_files,
+            "digest": target.digest,
+        });
+        if args.dry_run {
+            v["dry_run"] = serde_json::json!(true);
+            v["missing_files"] = serde_json::json!(plan.uploads.len() + plan.copies.len());
+            v["missing_bytes"] = serde_json::json!(
+                plan.upload_bytes(&scanned.files) + plan.copy_bytes(&scanned.files)
+            );
+        }
+        ui.result_json(&v);
+    } else {
+        ui.result_text(&target.uri());
+    }
+    Ok(())
+}

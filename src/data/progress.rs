@@ -1,0 +1,195 @@
+//! Progress of hashing and uploading, on stderr only: a bar on a terminal (files, bytes, rate,
+//! ETA), plain lines every few seconds elsewhere (CI logs), nothing with `-q`.
+
+use crate::output::Ui;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How often a plain progress line is printed when stderr is not a terminal.
+pub const LINE_INTERVAL: Duration = Duration::from_secs(5);
+
+enum Mode {
+    Bar(ProgressBar),
+    Lines { last: Mutex<Instant> },
+    Silent,
+}
+
+/// Counts files and bytes done out of a total, and shows them.
+pub struct Progress {
+    label: String,
+    total_files: u64,
+    total_bytes: u64,
+    files: AtomicU64,
+    bytes: AtomicU64,
+    start: Instant,
+    mode: Mode,
+}
+
+/// `12.3 MB` (decimal units, as `aws s3` prints them).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+impl Progress {
+    pub fn new(ui: &Ui, label: &str, total_files: u64, total_bytes: u64) -> Progress {
+        let mode = if ui.quiet || total_files == 0 {
+            Mode::Silent
+        } else if ui.stderr_is_terminal {
+            let bar =
+                ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{prefix} [{bar:28}] {msg} {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(label.to_string());
+            bar.set_message(format!("0/{total_files} files"));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Mode::Bar(bar)
+        } else {
+            Mode::Lines {
+                last: Mutex::new(Instant::now()),
+            }
+        };
+        Progress {
+            label: label.to_string(),
+            total_files,
+            total_bytes,
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            start: Instant::now(),
+            mode,
+        }
+    }
+
+    /// A silent counter (tests, and work too small to show).
+    pub fn silent() -> Progress {
+        Progress {
+            label: String::new(),
+            total_files: 0,
+            total_bytes: 0,
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            start: Instant::now(),
+            mode: Mode::Silent,
+        }
+    }
+
+    pub fn done(&self) -> (u64, u64) {
+        (
+            self.files.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// `files` finished and `bytes` more sent (or read).
+    pub fn inc(&self, files: u64, bytes: u64) {
+        let f = self.files.fetch_add(files, Ordering::Relaxed) + files;
+        let b = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        match &self.mode {
+            Mode::Bar(bar) => {
+                bar.set_position(b);
+                if files > 0 {
+                    bar.set_message(format!("{f}/{} files", self.total_files));
+                }
+            }
+            Mode::Lines { last } => {
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.elapsed() >= LINE_INTERVAL {
+                    *last = Instant::now();
+                    eprintln!("{}", self.line(f, b));
+                }
+            }
+            Mode::Silent => {}
+        }
+    }
+
+    /// One plain status line.
+    pub fn line(&self, files: u64, bytes: u64) -> String {
+        let secs = self.start.elapsed().as_secs_f64().max(0.001);
+        let rate = bytes as f64 / secs;
+        let eta = if rate > 0.0 && self.total_bytes > bytes {
+            format!(
+                ", ETA {}",
+                human_duration(Duration::from_secs_f64(
+                    (self.total_bytes - bytes) as f64 / rate
+                ))
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{}: {files}/{} files, {}/{}, {}/s{eta}",
+            self.label,
+            self.total_files,
+            human_bytes(bytes),
+            human_bytes(self.total_bytes),
+            human_bytes(rate as u64),
+        )
+    }
+
+    /// Remove the bar (the caller prints the summary).
+    pub fn finish(&self) {
+        if let Mode::Bar(bar) = &self.mode {
+            bar.finish_and_clear();
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_500), "1.5 kB");
+        assert_eq!(human_bytes(350_200_000), "350.2 MB");
+        assert_eq!(human_duration(Duration::from_secs(75)), "1m15s");
+    }
+
+    #[test]
+    fn plain_line_has_files_bytes_rate_and_eta() {
+        let p = Progress {
+            label: "train".into(),
+            total_files: 10,
+            total_bytes: 10_000_000,
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            start: Instant::now() - Duration::from_secs(2),
+            mode: Mode::Silent,
+        };
+        let l = p.line(3, 2_000_000);
+        assert!(l.starts_with("train: 3/10 files, 2.0 MB/10.0 MB, "), "{l}");
+        assert!(l.contains("/s, ETA "), "{l}");
+    }
+}
