@@ -5,6 +5,7 @@ Run from the repository root:  python3 -m unittest discover -s examples/iam/test
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -121,6 +122,18 @@ class ExecutionRoleTest(unittest.TestCase):
         prefixes = as_list(stmt["Condition"]["StringLike"]["s3:prefix"])
         self.assertIn("sagetrain/data/*", prefixes)
 
+    def test_reads_what_sagetrain_uploads_and_the_default_spot_checkpoints(self) -> None:
+        # sagetrain puts local data under sagetrain/data/<channel>/<digest>/ and gives spot
+        # jobs the checkpoint location <output_path>/<job>/checkpoints/ (output_path default:
+        # s3://sagemaker-REGION-ACCOUNT/sagetrain/).
+        policy = load("execution-role-policy.json")
+        readable = [r for st in statements(policy) if "s3:GetObject" in actions(st) for r in resources(st)]
+        for key in ("sagetrain/data/train/0123abcd/images/a.png", "sagetrain/unet-2026-11-29-10-00-00-000/checkpoints/ckpt-1"):
+            self.assertTrue(
+                any(fnmatch.fnmatchcase(f"arn:aws:s3:::BUCKET/{key}", r) for r in readable),
+                f"the execution role cannot read {key}",
+            )
+
     def test_ecr_pull_is_limited_to_the_repository(self) -> None:
         for stmt in statements(load("execution-role-policy.json")):
             if "ecr:BatchGetImage" in actions(stmt):
@@ -162,6 +175,16 @@ class DeveloperPolicyTest(unittest.TestCase):
             if iam:
                 self.assertTrue(set(iam) <= {"iam:PassRole", "iam:GetRole"}, iam)
                 self.assertEqual(resources(stmt), ["arn:aws:iam::ACCOUNT_ID:role/ROLE_NAME"])
+
+    def test_data_upload_permissions_are_limited_to_the_data_prefix(self) -> None:
+        policy = load("developer-policy.json")
+        deletes = [st for st in statements(policy) if "s3:DeleteObject" in actions(st)]
+        self.assertEqual(len(deletes), 1)
+        for r in resources(deletes[0]):
+            self.assertTrue(r.endswith("/sagetrain/data/*"), r)
+        every = [a for st in statements(policy) for a in actions(st)]
+        for needed in ("s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:ListBucketMultipartUploads"):
+            self.assertIn(needed, every)
 
     def test_training_job_actions(self) -> None:
         granted: Dict[str, List[str]] = {}
