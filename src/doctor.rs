@@ -1103,9 +1103,9 @@ mod tests {
                         .build()
                 };
                 ListAccessKeysOutput::builder()
-                    .access_key_metadata(key("AKIAOLDKEY2222222222", 100, iamt::StatusType::Active))
-                    .access_key_metadata(key("AKIANEWKEY3333333333", 390, iamt::StatusType::Active))
-                    .access_key_metadata(key("AKIADEADKEY444444444", 1, iamt::StatusType::Inactive))
+                    .access_key_metadata(key("AKIAOLDKEYEXAMPLE222", 100, iamt::StatusType::Active))
+                    .access_key_metadata(key("AKIANEWKEYEXAMPLE333", 390, iamt::StatusType::Active))
+                    .access_key_metadata(key("AKIADEADKEYEXAMPLE44", 1, iamt::StatusType::Inactive))
                     .build()
                     .unwrap()
             });
@@ -1118,7 +1118,7 @@ mod tests {
             c.value
         );
         assert!(
-            c.value.contains("****************2222 300 days"),
+            c.value.contains("****************E222 300 days"),
             "{}",
             c.value
         );
@@ -1281,39 +1281,7 @@ mod tests {
             )
         });
         let sm = mock_client!(aws_sdk_sagemaker, [&create]);
-        use crate::spec::*;
-        let req = CreateTrainingJobRequest {
-            training_job_name: "unet-1".into(),
-            hyper_parameters: [("epochs".to_string(), "50".to_string())].into(),
-            algorithm_specification: AlgorithmSpecification {
-                training_image: "111122223333.dkr.ecr.us-east-1.amazonaws.com/unet@sha256:ab"
-                    .into(),
-                training_input_mode: "File".into(),
-                metric_definitions: vec![],
-            },
-            role_arn: "arn:aws:iam::111122223333:role/SageMakerRole".into(),
-            input_data_config: vec![],
-            output_data_config: OutputDataConfig {
-                s3_output_path: "s3://b/out/".into(),
-                kms_key_id: None,
-            },
-            resource_config: ResourceConfig {
-                instance_type: "ml.g5.xlarge".into(),
-                instance_count: 1,
-                volume_size_in_gb: 30,
-                volume_kms_key_id: None,
-            },
-            vpc_config: None,
-            stopping_condition: StoppingCondition {
-                max_runtime_in_seconds: 3600,
-                max_wait_time_in_seconds: None,
-            },
-            tags: vec![],
-            enable_network_isolation: false,
-            enable_managed_spot_training: false,
-            checkpoint_config: None,
-            environment: Default::default(),
-        };
+        let req = crate::jobs::tests::request();
         let e = crate::jobs::create(&sm, &req).await.unwrap_err();
         assert_eq!(e.kind, Kind::Aws);
         assert_eq!(e.exit_code(), 4);

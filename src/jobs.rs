@@ -202,7 +202,7 @@ pub async fn describe(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::spec::*;
     use aws_sdk_sagemaker::operation::create_training_job::{
@@ -212,7 +212,8 @@ mod tests {
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use std::collections::BTreeMap;
 
-    fn request() -> CreateTrainingJobRequest {
+    /// A valid request, for tests here and elsewhere.
+    pub(crate) fn request() -> CreateTrainingJobRequest {
         CreateTrainingJobRequest {
             training_job_name: "unet-1".into(),
             hyper_parameters: BTreeMap::from([("epochs".to_string(), "50".to_string())]),
