@@ -179,8 +179,8 @@ fn push_uploads_exactly_the_files_then_nothing_then_only_the_changed_file() {
     // 2. Unchanged: no PUT at all.
     proxy.clear();
     let r = sb.run(&["data", "push", "data/train", "-o", "json"]).ok();
-    assert_eq!(proxy.count("PUT"), 0, "{:#?}", proxy.requests());
-    assert_eq!(proxy.count("POST") - count_sts(&proxy), 0);
+    assert_eq!(proxy.count_method("PUT"), 0, "{:#?}", proxy.requests());
+    assert_eq!(proxy.count_method("POST") - count_sts(&proxy), 0);
     let j = r.json();
     assert_eq!(j["s3_uri"], uri.as_str());
     assert_eq!(j["files"], 30);
@@ -470,7 +470,7 @@ fn dry_run_uploads_nothing_and_says_how_much_is_missing() {
         "--dry-run",
     ];
     let r = sb.run(&args).ok();
-    assert_eq!(proxy.count("PUT"), 0, "{:#?}", proxy.requests());
+    assert_eq!(proxy.count_method("PUT"), 0, "{:#?}", proxy.requests());
     let (digest, _) = expected_digest(&files);
     let uri = format!(
         "s3://{}/sagetrain/data/train/{digest}/",
@@ -492,7 +492,7 @@ fn dry_run_uploads_nothing_and_says_how_much_is_missing() {
     );
     proxy.clear();
     let r = sb.run(&args).ok();
-    assert_eq!(proxy.count("PUT"), 0);
+    assert_eq!(proxy.count_method("PUT"), 0);
     assert!(
         r.stderr
             .contains("1 file (2.0 kB) missing in S3, 5 found in earlier versions"),
@@ -739,7 +739,7 @@ fn train_with_local_folders_twice_uploads_once_and_the_jobs_read_the_content_add
 
     proxy.clear();
     let r2 = sb.run(&args).ok();
-    assert_eq!(proxy.count("PUT"), 0, "{:#?}", proxy.requests());
+    assert_eq!(proxy.count_method("PUT"), 0, "{:#?}", proxy.requests());
     let job2 = r2.json()["job_name"].as_str().unwrap().to_string();
     assert_ne!(job1, job2);
     assert_eq!(channel_uris(&block_on(acct.describe(&job2))), want);

@@ -1,12 +1,12 @@
-//! `sagetrain train` under faults: a fault-injecting proxy ([`crate::fault_proxy`]) between the
+//! `sagetrain train` under faults: a fault-injecting proxy ([`crate::proxy`]) between the
 //! binary and moto. Every result is checked with an independent read on moto directly.
 
-use crate::fault_proxy::{Fault, FaultProxy, Pick, Rule};
 use crate::harness::*;
+use crate::proxy::{Fault, Pick, Proxy, Rule};
 use std::time::Duration;
 
 /// A sandbox whose AWS requests go through `proxy`.
-fn sandbox(s: &Seeded, proxy: &FaultProxy) -> Sandbox {
+fn sandbox(s: &Seeded, proxy: &Proxy) -> Sandbox {
     let mut sb = Sandbox::new();
     s.acct.env(&mut sb);
     sb.set("AWS_ENDPOINT_URL", &proxy.url);
@@ -62,7 +62,7 @@ fn with_30_percent_of_requests_failing_train_still_creates_exactly_one_job() {
     let s = seeded("us-east-1");
     // 500, 503 and throttling errors in turn for about 30% of the requests (a seeded PRNG), never
     // more than twice in a row for the same request: transient faults that 3 attempts get through.
-    let proxy = FaultProxy::start(
+    let proxy = Proxy::with_rules(
         &moto_url(),
         vec![Rule::new(
             Fault::Transient,
@@ -88,7 +88,7 @@ fn with_30_percent_of_requests_failing_train_still_creates_exactly_one_job() {
         "30% transient faults: {} requests, {faults} of them answered with a fault and retried ({:?}); {:?}",
         proxy.total(),
         proxy
-            .log()
+            .requests()
             .iter()
             .filter_map(|e| e.fault.clone().map(|f| format!("{} {f}", e.op)))
             .collect::<Vec<_>>(),
@@ -97,10 +97,10 @@ fn with_30_percent_of_requests_failing_train_still_creates_exactly_one_job() {
     assert!(
         faults >= 2,
         "the test must inject faults: {:?}",
-        proxy.log()
+        proxy.requests()
     );
     // Every fault was followed by a retry of the same operation that got through.
-    let log = proxy.log();
+    let log = proxy.requests();
     for (i, e) in log.iter().enumerate() {
         if e.fault.is_some() {
             assert!(
@@ -118,7 +118,7 @@ fn with_30_percent_of_requests_failing_train_still_creates_exactly_one_job() {
 fn a_create_whose_response_is_lost_is_reconciled_into_one_job() {
     let s = seeded("us-east-1");
     // The first CreateTrainingJob is forwarded (moto creates the job) and its answer dropped.
-    let proxy = FaultProxy::start(
+    let proxy = Proxy::with_rules(
         &moto_url(),
         vec![Rule::new(Fault::Drop, Pick::First(1)).only("CreateTrainingJob")],
     );
@@ -136,10 +136,20 @@ fn a_create_whose_response_is_lost_is_reconciled_into_one_job() {
     let d = block_on(s.acct.describe(&name));
     assert_eq!(r.json()["job_arn"].as_str(), d.training_job_arn());
     // The retry met ResourceInUse and the existing job was described and compared.
-    assert_eq!(proxy.count("CreateTrainingJob"), 2, "{:?}", proxy.log());
-    assert_eq!(proxy.count("DescribeTrainingJob"), 1, "{:?}", proxy.log());
+    assert_eq!(
+        proxy.count_op("CreateTrainingJob"),
+        2,
+        "{:?}",
+        proxy.requests()
+    );
+    assert_eq!(
+        proxy.count_op("DescribeTrainingJob"),
+        1,
+        "{:?}",
+        proxy.requests()
+    );
     let outcomes: Vec<Option<String>> = proxy
-        .log()
+        .requests()
         .into_iter()
         .filter(|e| e.op == "CreateTrainingJob")
         .map(|e| e.fault)
@@ -153,7 +163,7 @@ fn a_create_whose_response_is_lost_is_reconciled_into_one_job() {
 #[test]
 fn a_duplicate_name_that_is_not_our_job_is_refused_not_reconciled() {
     let s = seeded("us-east-1");
-    let proxy = FaultProxy::start(&moto_url(), vec![]);
+    let proxy = Proxy::with_rules(&moto_url(), vec![]);
     let sb = sandbox(&s, &proxy);
     let first = run(
         &sb,
@@ -183,7 +193,7 @@ fn a_duplicate_name_that_is_not_our_job_is_refused_not_reconciled() {
 #[test]
 fn when_every_request_fails_the_run_gives_up_within_its_retry_budget() {
     let s = seeded("us-east-1");
-    let proxy = FaultProxy::start(&moto_url(), vec![Rule::new(Fault::Transient, Pick::All)]);
+    let proxy = Proxy::with_rules(&moto_url(), vec![Rule::new(Fault::Transient, Pick::All)]);
     let sb = sandbox(&s, &proxy);
     let r = run(&sb, &train_args(&s, "doomed", &[]));
     eprintln!(
@@ -211,17 +221,22 @@ fn when_every_request_fails_the_run_gives_up_within_its_retry_budget() {
     );
     // Standard retry mode: 3 attempts of each request, with backoff of at most 1 s + 2 s.
     assert!(r.elapsed < Duration::from_secs(20), "{:?}", r.elapsed);
-    assert_eq!(proxy.count("GetCallerIdentity"), 3, "{:?}", proxy.counts());
-    assert_eq!(proxy.count("DescribeImages"), 3, "{:?}", proxy.counts());
+    assert_eq!(
+        proxy.count_op("GetCallerIdentity"),
+        3,
+        "{:?}",
+        proxy.counts()
+    );
+    assert_eq!(proxy.count_op("DescribeImages"), 3, "{:?}", proxy.counts());
     // Nothing was created half-way.
-    assert_eq!(proxy.count("CreateTrainingJob"), 0);
+    assert_eq!(proxy.count_op("CreateTrainingJob"), 0);
     assert!(jobs_named(&s, "").is_empty());
     assert!(!block_on(s.acct.bucket_exists(&default_bucket(&s))));
 }
 
 /// A proxy that fails every request, for counting attempts.
 fn attempts_of_get_caller_identity(setup: impl FnOnce(&mut Sandbox)) -> (Run, usize) {
-    let proxy = FaultProxy::start(&moto_url(), vec![Rule::new(Fault::Status503, Pick::All)]);
+    let proxy = Proxy::with_rules(&moto_url(), vec![Rule::new(Fault::Status503, Pick::All)]);
     let mut sb = Sandbox::new();
     sb.set("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
         .set("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
@@ -238,7 +253,7 @@ fn attempts_of_get_caller_identity(setup: impl FnOnce(&mut Sandbox)) -> (Run, us
         "s3://bench-bucket/out/",
         "--dry-run",
     ]);
-    (r, proxy.count("GetCallerIdentity"))
+    (r, proxy.count_op("GetCallerIdentity"))
 }
 
 #[test]
@@ -274,7 +289,7 @@ fn aws_max_attempts_and_the_profiles_max_attempts_are_honoured() {
 
 #[test]
 fn invalid_retry_and_timeout_settings_are_usage_errors_before_any_request() {
-    let proxy = FaultProxy::start(&moto_url(), vec![]);
+    let proxy = Proxy::with_rules(&moto_url(), vec![]);
     let mut sb = Sandbox::new();
     sb.set("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
         .set("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
@@ -305,7 +320,7 @@ fn invalid_retry_and_timeout_settings_are_usage_errors_before_any_request() {
 #[test]
 fn a_slow_endpoint_gives_a_clear_timeout_error() {
     let s = seeded("us-east-1");
-    let proxy = FaultProxy::start(
+    let proxy = Proxy::with_rules(
         &moto_url(),
         vec![Rule::new(Fault::Delay(Duration::from_secs(10)), Pick::All)],
     );
@@ -328,14 +343,19 @@ fn a_slow_endpoint_gives_a_clear_timeout_error() {
     );
     // 2 attempts of 0.5 s and a backoff of at most 1 s, not the 10 s the endpoint takes.
     assert!(r.elapsed < Duration::from_secs(6), "{:?}", r.elapsed);
-    assert_eq!(proxy.count("GetCallerIdentity"), 2, "{:?}", proxy.counts());
+    assert_eq!(
+        proxy.count_op("GetCallerIdentity"),
+        2,
+        "{:?}",
+        proxy.counts()
+    );
     assert!(jobs_named(&s, "").is_empty());
 }
 
 #[test]
 fn the_deadline_bounds_the_whole_run_retries_included() {
     let s = seeded("us-east-1");
-    let proxy = FaultProxy::start(
+    let proxy = Proxy::with_rules(
         &moto_url(),
         vec![Rule::new(Fault::Delay(Duration::from_secs(20)), Pick::All)],
     );
@@ -358,7 +378,7 @@ fn the_deadline_bounds_the_whole_run_retries_included() {
 #[test]
 fn a_deadline_that_cuts_off_the_create_names_the_job_to_check() {
     let s = seeded("us-east-1");
-    let proxy = FaultProxy::start(
+    let proxy = Proxy::with_rules(
         &moto_url(),
         vec![Rule::new(Fault::Delay(Duration::from_secs(20)), Pick::All).only("CreateTrainingJob")],
     );
@@ -370,5 +390,5 @@ fn a_deadline_that_cuts_off_the_create_names_the_job_to_check() {
         .stderr_has("may or may not have been created")
         .stderr_has("aws sagemaker describe-training-job --training-job-name cut-off-job");
     assert!(r.elapsed < Duration::from_secs(8), "{:?}", r.elapsed);
-    assert_eq!(proxy.count("CreateTrainingJob"), 1);
+    assert_eq!(proxy.count_op("CreateTrainingJob"), 1);
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use crate::proxy::{Fault, Pick, Proxy, Rule};
 use aws_credential_types::Credentials;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -401,50 +402,15 @@ impl Account {
     }
 }
 
-/// A loopback server that answers every request with STS's "invalid token" error, as AWS
-/// does for unknown or revoked access keys.
+/// A loopback endpoint that answers every request with the "invalid token" error, as AWS does
+/// for unknown or revoked access keys; nothing is forwarded.
 pub fn rejecting_endpoint() -> String {
-    use std::io::{Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in l.incoming().take(64) {
-            let Ok(mut s) = stream else { continue };
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buf = vec![0u8; 65536];
-                let mut got = Vec::new();
-                // Read headers and the body announced by Content-Length.
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                    let text = String::from_utf8_lossy(&got);
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let len = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if got.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                let body = "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>";
-                let resp = format!(
-                    "HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes());
-            });
-        }
-    });
-    url
+    let reject = Fault::Error {
+        status: 403,
+        code: "InvalidClientTokenId",
+        message: "The security token included in the request is invalid.",
+    };
+    Proxy::with_rules("http://127.0.0.1:9", vec![Rule::new(reject, Pick::All)]).url
 }
 
 /// An account with an execution role (with a path), an image `unet-vessels:latest`, and a

@@ -4,7 +4,6 @@
 mod data_e2e;
 mod doctor_e2e;
 mod fake_sagemaker;
-mod fault_proxy;
 mod faults;
 mod follow_e2e;
 mod guards;
