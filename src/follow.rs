@@ -933,6 +933,33 @@ mod tests {
         }
     }
 
+    /// What a watch of JOB through the SageMaker client alone (no logs, no Ctrl-C) gave.
+    struct Watched {
+        result: Result<Verdict>,
+        rec: Recorder,
+        last: Option<Describe>,
+    }
+
+    async fn watch_alone(client: &Client, timeout: Option<Duration>, clock: &FakeClock) -> Watched {
+        let clients = Clients {
+            sagemaker: client,
+            logs: None,
+        };
+        let mut rec = Recorder::default();
+        let mut last = None;
+        let result = watch(
+            &clients,
+            JOB,
+            &opts(timeout),
+            clock,
+            &mut rec,
+            never(),
+            &mut last,
+        )
+        .await;
+        Watched { result, rec, last }
+    }
+
     fn never() -> impl Future<Output = ()> {
         std::future::pending()
     }
@@ -1008,24 +1035,9 @@ mod tests {
             ),
         ]);
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
-        let clients = Clients {
-            sagemaker: &client,
-            logs: None,
-        };
         let clock = FakeClock::default();
-        let mut rec = Recorder::default();
-        let mut last = None;
-        let v = watch(
-            &clients,
-            JOB,
-            &opts(None),
-            &clock,
-            &mut rec,
-            never(),
-            &mut last,
-        )
-        .await
-        .unwrap();
+        let Watched { result, rec, last } = watch_alone(&client, None, &clock).await;
+        let v = result.unwrap();
         assert_eq!(v, Verdict::Completed);
         assert!(report::verdict_error(JOB, &v).is_none(), "exit 0");
         let lines: Vec<&str> = rec.status.iter().map(|l| l.trim_start()).collect();
@@ -1141,23 +1153,8 @@ mod tests {
             failed,
         ]);
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
-        let clients = Clients {
-            sagemaker: &client,
-            logs: None,
-        };
-        let mut rec = Recorder::default();
-        let mut last = None;
-        let v = watch(
-            &clients,
-            JOB,
-            &opts(None),
-            &FakeClock::default(),
-            &mut rec,
-            never(),
-            &mut last,
-        )
-        .await
-        .unwrap();
+        let Watched { result, rec, .. } = watch_alone(&client, None, &FakeClock::default()).await;
+        let v = result.unwrap();
         let e = report::verdict_error(JOB, &v).unwrap();
         assert_eq!(e.exit_code(), 5);
         assert!(e.message.contains("CUDA out of memory"), "{}", e.message);
@@ -1186,23 +1183,8 @@ mod tests {
             stopped,
         ]);
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
-        let clients = Clients {
-            sagemaker: &client,
-            logs: None,
-        };
-        let mut rec = Recorder::default();
-        let mut last = None;
-        let v = watch(
-            &clients,
-            JOB,
-            &opts(None),
-            &FakeClock::default(),
-            &mut rec,
-            never(),
-            &mut last,
-        )
-        .await
-        .unwrap();
+        let Watched { result, rec, .. } = watch_alone(&client, None, &FakeClock::default()).await;
+        let v = result.unwrap();
         let e = report::verdict_error(JOB, &v).unwrap();
         assert_eq!(e.exit_code(), 6);
         assert!(e.message.contains("maximum run time"), "{}", e.message);
@@ -1243,24 +1225,9 @@ mod tests {
         // The SDK's own retries are off here, so that the loop sees each throttling answer.
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::Sequential, [&rule], |b| b
             .retry_config(RetryConfig::disabled()));
-        let clients = Clients {
-            sagemaker: &client,
-            logs: None,
-        };
         let clock = FakeClock::default();
-        let mut rec = Recorder::default();
-        let mut last = None;
-        let v = watch(
-            &clients,
-            JOB,
-            &opts(None),
-            &clock,
-            &mut rec,
-            never(),
-            &mut last,
-        )
-        .await
-        .unwrap();
+        let Watched { result, rec, .. } = watch_alone(&client, None, &clock).await;
+        let v = result.unwrap();
         assert_eq!(v, Verdict::Completed);
         assert_eq!(rule.num_calls(), 6);
         assert_eq!(rec.warnings.len(), 3, "{:?}", rec.warnings);
@@ -1289,23 +1256,8 @@ mod tests {
             .build();
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::Sequential, [&rule], |b| b
             .retry_config(RetryConfig::disabled()));
-        let clients = Clients {
-            sagemaker: &client,
-            logs: None,
-        };
-        let mut rec = Recorder::default();
-        let mut last = None;
-        let e = watch(
-            &clients,
-            JOB,
-            &opts(None),
-            &FakeClock::default(),
-            &mut rec,
-            never(),
-            &mut last,
-        )
-        .await
-        .unwrap_err();
+        let Watched { result, rec, .. } = watch_alone(&client, None, &FakeClock::default()).await;
+        let e = result.unwrap_err();
         assert_eq!(e.kind, Kind::Aws);
         assert!(e.message.contains("10 times in a row"), "{}", e.message);
         assert!(e.hint.unwrap().contains("sagetrain wait unet-1"));
@@ -1321,24 +1273,10 @@ mod tests {
             &[TRAINING],
         )]);
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
-        let clients = Clients {
-            sagemaker: &client,
-            logs: None,
-        };
         let clock = FakeClock::default();
-        let mut rec = Recorder::default();
-        let mut last = None;
-        let e = watch(
-            &clients,
-            JOB,
-            &opts(Some(Duration::from_secs(30))),
-            &clock,
-            &mut rec,
-            never(),
-            &mut last,
-        )
-        .await
-        .unwrap_err();
+        let Watched { result, last, .. } =
+            watch_alone(&client, Some(Duration::from_secs(30)), &clock).await;
+        let e = result.unwrap_err();
         assert_eq!(e.exit_code(), 7);
         assert!(e.message.contains("after 30s"), "{}", e.message);
         assert!(e.message.contains("InProgress / Training"), "{}", e.message);
