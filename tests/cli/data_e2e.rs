@@ -386,7 +386,7 @@ fn missing_folders_and_bad_channel_values_are_violations_naming_the_key_and_path
     assert!(
         r.stderr.contains(&format!(
             "--validation validation: the local folder {} does not exist",
-            project.join("./nope").display()
+            project.join("nope").display()
         )),
         "{}",
         r.stderr
