@@ -586,69 +586,44 @@ mod tests {
     fn scan_uses_the_cache_and_rereads_changed_files() {
         let d = tree(&[("a.png", "aaaa"), ("b.png", "bbbb")]);
         let cache = tempfile::tempdir().unwrap();
+        let cached_scan = || {
+            scan(
+                "d",
+                d.path(),
+                ScanOptions::default(),
+                Some(cache.path()),
+                &ui(),
+            )
+            .unwrap()
+        };
+        let set_mtime = |f: &Path, t: SystemTime| {
+            std::fs::File::options()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
         // Make the files old enough to be cached.
         let old = SystemTime::now() - std::time::Duration::from_secs(60);
         for f in ["a.png", "b.png"] {
-            std::fs::File::options()
-                .write(true)
-                .open(d.path().join(f))
-                .unwrap()
-                .set_modified(old)
-                .unwrap();
+            set_mtime(&d.path().join(f), old);
         }
-        let first = scan(
-            "d",
-            d.path(),
-            ScanOptions::default(),
-            Some(cache.path()),
-            &ui(),
-        )
-        .unwrap();
+        let first = cached_scan();
         assert_eq!(first.hashed_files, 2);
-        let again = scan(
-            "d",
-            d.path(),
-            ScanOptions::default(),
-            Some(cache.path()),
-            &ui(),
-        )
-        .unwrap();
+        let again = cached_scan();
         assert_eq!(again.hashed_files, 0, "nothing is read again");
         assert_eq!(again.digest, first.digest);
         // Same size, same mtime, other content: the cache is trusted (proof it is not read).
         let a = d.path().join("a.png");
         std::fs::write(&a, "AAAA").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&a)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-        let trusted = scan(
-            "d",
-            d.path(),
-            ScanOptions::default(),
-            Some(cache.path()),
-            &ui(),
-        )
-        .unwrap();
+        set_mtime(&a, old);
+        let trusted = cached_scan();
         assert_eq!(trusted.hashed_files, 0);
         assert_eq!(trusted.digest, first.digest);
         // A new mtime: read again, new digest.
-        std::fs::File::options()
-            .write(true)
-            .open(&a)
-            .unwrap()
-            .set_modified(old + std::time::Duration::from_secs(1))
-            .unwrap();
-        let changed = scan(
-            "d",
-            d.path(),
-            ScanOptions::default(),
-            Some(cache.path()),
-            &ui(),
-        )
-        .unwrap();
+        set_mtime(&a, old + std::time::Duration::from_secs(1));
+        let changed = cached_scan();
         assert_eq!(changed.hashed_files, 1);
         assert_ne!(changed.digest, first.digest);
         // Without a cache folder everything is read, with the same result.

@@ -182,17 +182,8 @@ fn every_command(sb: &mut Sandbox, s: &Secrets, role: &str, train: &str) {
 
 #[test]
 fn with_session_credentials_in_the_environment_no_command_leaks_them() {
-    let (acct, role, train) = block_on(async {
-        let acct = Account::new("us-east-1").await;
-        acct.role("SageMakerRole", "/service-role/", true).await;
-        acct.image("unet-vessels", "latest").await;
-        let b = acct.bucket("vessels", &["train/a.png"]).await;
-        (
-            acct,
-            "SageMakerRole".to_string(),
-            format!("s3://{b}/train/"),
-        )
-    });
+    let Seeded { acct, bucket, .. } = seeded("us-east-1");
+    let (role, train) = ("SageMakerRole", format!("s3://{bucket}/data/train/"));
     let mut sb = Sandbox::new();
     acct.env(&mut sb);
     let s = Secrets {
@@ -200,22 +191,13 @@ fn with_session_credentials_in_the_environment_no_command_leaks_them() {
         secret: acct.creds.secret_access_key().to_string(),
         token: acct.creds.session_token().map(str::to_string),
     };
-    every_command(&mut sb, &s, &role, &train);
+    every_command(&mut sb, &s, role, &train);
 }
 
 #[test]
 fn with_credentials_in_a_profile_file_no_command_leaks_them() {
-    let (acct, role, train) = block_on(async {
-        let acct = Account::new("eu-west-1").await;
-        acct.role("SageMakerRole", "/", true).await;
-        acct.image("unet-vessels", "latest").await;
-        let b = acct.bucket("vessels", &["train/a.png"]).await;
-        (
-            acct,
-            "SageMakerRole".to_string(),
-            format!("s3://{b}/train/"),
-        )
-    });
+    let Seeded { acct, bucket, .. } = seeded("eu-west-1");
+    let (role, train) = ("SageMakerRole", format!("s3://{bucket}/data/train/"));
     let mut sb = Sandbox::new();
     acct.profile(&mut sb, "ml");
     sb.set("AWS_PROFILE", "ml");
@@ -224,7 +206,7 @@ fn with_credentials_in_a_profile_file_no_command_leaks_them() {
         secret: acct.creds.secret_access_key().to_string(),
         token: acct.creds.session_token().map(str::to_string),
     };
-    every_command(&mut sb, &s, &role, &train);
+    every_command(&mut sb, &s, role, &train);
 }
 
 #[test]
