@@ -1,5 +1,5 @@
 //! The command-line definition. Flags only: environment variables and the config file are
-//! layered on top of these in [`crate::settings`], so that each value knows where it came from.
+//! layered on top of these in [`crate::config`], so that each value knows where it came from.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -51,7 +51,7 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-/// Network time limits, for every command (see [`crate::timeouts`]).
+/// Network time limits, for every command (see [`crate::aws::timeouts`]).
 #[derive(Debug, Clone, Default, Args)]
 pub struct NetArgs {
     /// Give up on a request whose response does not start within this long (each attempt): 30s, 2m [default: 60s] [env: SAGETRAIN_READ_TIMEOUT]

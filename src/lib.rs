@@ -2,26 +2,18 @@
 //!
 //! `main.rs` parses the command line and calls [`run`], which returns the exit code.
 
-pub mod archive;
 pub mod aws;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod data;
 pub mod doctor;
 pub mod error;
 pub mod follow;
-pub mod from_job;
 pub mod fsutil;
-pub mod joblogs;
-pub mod jobs;
-pub mod lookups;
-pub mod output;
-pub mod report;
+pub mod job;
 pub mod secrets;
-pub mod settings;
-pub mod spec;
-pub mod state;
-pub mod timeouts;
+pub mod ui;
 
 use cli::{Cli, Command};
 use commands::Context;
@@ -29,16 +21,16 @@ use commands::Context;
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> i32 {
     secrets::register_env(&|k| std::env::var(k).ok());
-    output::init_logging(cli.global.verbose);
+    ui::init_logging(cli.global.verbose);
     let ctx = Context::from_process(cli.global.clone());
-    let limits = match timeouts::Timeouts::layer(&cli.net, &*ctx.env) {
+    let limits = match aws::timeouts::Timeouts::layer(&cli.net, &*ctx.env) {
         Ok(t) => t,
         Err(e) => {
             ctx.ui.error(&e);
             return e.exit_code();
         }
     };
-    timeouts::install(limits.clone());
+    aws::timeouts::install(limits.clone());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -71,7 +63,7 @@ pub fn run(cli: Cli) -> i32 {
             None => command.await,
             Some(d) => tokio::time::timeout(d.value, command)
                 .await
-                .unwrap_or_else(|_| Err(timeouts::deadline_error(d))),
+                .unwrap_or_else(|_| Err(aws::timeouts::deadline_error(d))),
         }
     });
     match result {

@@ -2,10 +2,10 @@
 
 use super::Context;
 use crate::cli::TrainArgs;
+use crate::config::TrainSettings;
 use crate::error::Result;
-use crate::output::Ui;
-use crate::settings::TrainSettings;
-use crate::spec::{validate_settings, violations_error};
+use crate::job::spec::{validate_settings, violations_error};
+use crate::ui::Ui;
 
 pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
     let file = ctx.config_file()?;

@@ -4,13 +4,13 @@
 use super::Context;
 use crate::aws::{Aws, AwsSettings};
 use crate::cli::{DataCommand, PushArgs, TrainArgs};
+use crate::config::TrainSettings;
 use crate::data::scan::ScanOptions;
 use crate::data::upload::{PushOptions, Target};
 use crate::data::{self, cache};
 use crate::error::Result;
-use crate::lookups;
-use crate::settings::TrainSettings;
-use crate::spec::{is_channel_name, violations_error, S3Uri, Violation};
+use crate::job::lookups;
+use crate::job::spec::{is_channel_name, violations_error, S3Uri, Violation};
 
 pub async fn run(ctx: &Context, cmd: &DataCommand) -> Result<()> {
     match cmd {

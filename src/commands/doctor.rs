@@ -10,10 +10,10 @@
 use super::Context;
 use crate::aws::{self, Aws, AwsSettings};
 use crate::cli::TrainArgs;
+use crate::config::{LoadedFile, Source, TrainSettings, Val};
 use crate::doctor::{self, id, Check, Report};
 use crate::error::{Error, Kind, Result};
-use crate::settings::{LoadedFile, Source, TrainSettings, Val};
-use crate::spec::{validate_settings, Violation};
+use crate::job::spec::{validate_settings, Violation};
 
 /// What the configuration step found.
 struct Config {

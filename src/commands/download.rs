@@ -6,8 +6,8 @@ use super::jobcmd;
 use super::Context;
 use crate::cli::DownloadArgs;
 use crate::error::{Error, Result};
-use crate::output::Ui;
-use crate::spec::S3Uri;
+use crate::job::spec::S3Uri;
+use crate::ui::Ui;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -183,7 +183,7 @@ pub async fn run(ctx: &Context, args: &DownloadArgs) -> Result<()> {
     let mut extracted: Vec<PathBuf> = Vec::new();
     if args.extract {
         for (archive, into) in &archives {
-            extracted.extend(crate::archive::extract(archive, into)?);
+            extracted.extend(crate::data::archive::extract(archive, into)?);
         }
     }
     let shown = |p: &Path| p.display().to_string();

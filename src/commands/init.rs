@@ -9,11 +9,11 @@
 use super::Context;
 use crate::aws::{self, Aws, AwsSettings};
 use crate::cli::{InitArgs, TrainArgs};
+use crate::config::{self, Source, TrainSettings, Val, CONFIG_FILE_NAME};
 use crate::error::{Error, Kind, Result};
 use crate::fsutil;
-use crate::lookups;
-use crate::settings::{self, Source, TrainSettings, Val, CONFIG_FILE_NAME};
-use crate::spec::default_bucket;
+use crate::job::lookups;
+use crate::job::spec::default_bucket;
 
 /// The execution role, as far as it was found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -451,7 +451,7 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
     };
     let text = render(&found);
     // The guard of every config file: it must parse and hold no credential.
-    settings::parse_file(&path, &text).map_err(|e| {
+    config::parse_file(&path, &text).map_err(|e| {
         Error::internal(format!(
             "the file init would write is not valid, so it was not written: {}",
             e.message
@@ -550,7 +550,7 @@ mod tests {
     #[test]
     fn a_filled_in_file_parses_and_carries_what_was_found() {
         let text = render(&full());
-        let c = settings::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
+        let c = config::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
         assert_eq!(c.region.as_deref(), Some("eu-west-1"));
         assert_eq!(
             c.role.as_deref(),
@@ -573,7 +573,7 @@ mod tests {
             ..Found::default()
         };
         let text = render(&f);
-        let c = settings::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
+        let c = config::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
         assert!(c.region.is_none() && c.role.is_none() && c.image.is_none());
         for l in text.lines() {
             let t = l.trim();
@@ -597,7 +597,7 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        let c = settings::parse_file(Path::new("x.toml"), &uncommented)
+        let c = config::parse_file(Path::new("x.toml"), &uncommented)
             .unwrap_or_else(|e| panic!("{}\n{uncommented}", e.message));
         assert_eq!(c.image.as_deref(), Some("unet-vessels:latest"));
         assert_eq!(c.hyperparameters.len(), 3);
@@ -615,7 +615,7 @@ mod tests {
             ..full()
         };
         let text = render(&f);
-        let c = settings::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
+        let c = config::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
         assert!(c.role.is_none() && c.image.is_none());
         assert!(text.contains("# role = \"arn:aws:iam::1:role/B\""));
         assert!(text.contains("# image = \"unet-b:latest\""));

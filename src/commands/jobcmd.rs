@@ -4,14 +4,14 @@
 
 use super::Context;
 use crate::aws::{Aws, AwsSettings};
+use crate::config::{parse_duration, Source, Val};
 use crate::error::{Error, Result};
+use crate::follow::report::{self, StatusReport};
 use crate::follow::{
     self, Clients, LogSink, PlainReporter, Reporter, SpinnerReporter, WaitOptions,
 };
-use crate::report::{self, StatusReport};
-use crate::settings::{parse_duration, Source, Val};
-use crate::spec::{check_job_name, check_region};
-use crate::state;
+use crate::job::spec::{check_job_name, check_region};
+use crate::job::state;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,12 +23,15 @@ pub fn check_connection_settings(
     let mut bad = Vec::new();
     if let Some(r) = region {
         if let Err(rule) = check_region(&r.value) {
-            bad.push(crate::spec::Violation::new(r.source.name_for(None), rule));
+            bad.push(crate::job::spec::Violation::new(
+                r.source.name_for(None),
+                rule,
+            ));
         }
     }
     if let Some(e) = endpoint {
         if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
-            bad.push(crate::spec::Violation::new(
+            bad.push(crate::job::spec::Violation::new(
                 e.source.name_for(None),
                 format!("`{}` is not an http:// or https:// URL", e.value),
             ));
@@ -37,7 +40,7 @@ pub fn check_connection_settings(
     if bad.is_empty() {
         Ok(())
     } else {
-        Err(crate::spec::violations_error(bad))
+        Err(crate::job::spec::violations_error(bad))
     }
 }
 

@@ -4,7 +4,7 @@ use super::jobcmd;
 use super::Context;
 use crate::cli::ListArgs;
 use crate::error::{Error, Result};
-use crate::report::{fmt_secs, fmt_time};
+use crate::follow::report::{fmt_secs, fmt_time};
 use aws_sdk_sagemaker::types::{SortBy, SortOrder, TrainingJobStatus, TrainingJobSummary};
 use serde::Serialize;
 

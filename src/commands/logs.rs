@@ -5,10 +5,10 @@
 use super::jobcmd;
 use super::Context;
 use crate::cli::LogsArgs;
+use crate::config::parse_duration;
 use crate::error::{Error, Result};
+use crate::follow::logs::LogTail;
 use crate::follow::{self, Clients, LogSink};
-use crate::joblogs::LogTail;
-use crate::settings::parse_duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
@@ -64,7 +64,7 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
         .await?;
         drop(rep);
         // The logs are the result; the verdict is told on stderr (`wait` makes it the exit code).
-        match crate::report::verdict_error(&job, &verdict) {
+        match crate::follow::report::verdict_error(&job, &verdict) {
             None => ctx.ui.info(&format!("training job {job} completed")),
             Some(e) => ctx.ui.info(&format!(
                 "{} (`sagetrain wait {job}` exits with the verdict)",
@@ -86,7 +86,7 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
             .unwrap_or("unknown");
         ctx.ui.info(&format!(
             "training job {job} has no log streams in {} (yet): it is {status}{}",
-            crate::joblogs::LOG_GROUP,
+            crate::follow::logs::LOG_GROUP,
             if status == "InProgress" {
                 "; logs appear once its instances start (`sagetrain logs --follow` waits for them)"
             } else {

@@ -15,9 +15,9 @@ pub mod train;
 pub mod wait;
 
 use crate::cli::GlobalArgs;
+use crate::config::LoadedFile;
 use crate::error::Result;
-use crate::output::Ui;
-use crate::settings::{self, LoadedFile};
+use crate::ui::Ui;
 use std::path::PathBuf;
 
 /// Reads an environment variable (injectable for tests).
@@ -44,8 +44,9 @@ impl Context {
 
     /// The config file in effect, if any.
     pub fn config_file(&self) -> Result<Option<LoadedFile>> {
-        let path = settings::find_config(self.global.config.as_deref(), &*self.env, &self.cwd)?;
-        path.map(|p| settings::load_file(&p)).transpose()
+        let path =
+            crate::config::find_config(self.global.config.as_deref(), &*self.env, &self.cwd)?;
+        path.map(|p| crate::config::load_file(&p)).transpose()
     }
 
     pub fn json(&self) -> bool {

@@ -5,7 +5,7 @@ use super::jobcmd;
 use super::Context;
 use crate::cli::StatusArgs;
 use crate::error::Result;
-use crate::report::StatusReport;
+use crate::follow::report::StatusReport;
 
 pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
     let mut t = jobcmd::target(ctx)?;

@@ -3,15 +3,15 @@
 use super::Context;
 use crate::aws::{Aws, AwsSettings};
 use crate::cli::{TrainArgs, TrainCmd};
+use crate::config::{Source, TrainSettings, Val};
 use crate::data::{self, scan::ScanOptions, Prepared};
 use crate::error::{Error, Kind, Result};
-use crate::lookups::{self, Identity};
-use crate::output::Ui;
-use crate::settings::{Source, TrainSettings, Val};
-use crate::spec::{
+use crate::job::lookups::{self, Identity};
+use crate::job::spec::{
     build_request, generate_job_name, validate_request, validate_settings_at, violations_error,
     CreateTrainingJobRequest, ImageRef, Resolved,
 };
+use crate::ui::Ui;
 use std::time::SystemTime;
 
 /// The request and how its values were found: what `--dry-run` prints and `train` sends.
@@ -48,7 +48,7 @@ fn job_name(s: &TrainSettings, ui: &Ui) -> Val<String> {
         }
     };
     let name = generate_job_name(&base, SystemTime::now());
-    let sanitized = crate::spec::sanitize_base(&base);
+    let sanitized = crate::job::spec::sanitize_base(&base);
     if sanitized != base {
         ui.detail(&format!(
             "job base name `{base}` sanitized to `{sanitized}`"
@@ -301,7 +301,7 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     let args = &cmd.args;
     let wait = wait_options(ctx, cmd)?;
     let s = match &cmd.from {
-        Some(job) => crate::from_job::settings(ctx, args, job).await?,
+        Some(job) => crate::job::from_job::settings(ctx, args, job).await?,
         None => settings(ctx, args)?,
     };
     if s.channels.is_empty() {
@@ -336,11 +336,11 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     let name = &plan.request.training_job_name;
     // The job is created only once its data is complete in S3.
     data::push_all(&ctx.ui, aws, &local, &data_bucket, push_opts).await?;
-    crate::timeouts::in_flight(Some(format!(
+    crate::aws::timeouts::in_flight(Some(format!(
         "sagemaker:CreateTrainingJob of `{name}`, which may or may not have been created: check with `aws sagemaker describe-training-job --training-job-name {name}`"
     )));
-    let created = crate::jobs::create(&aws.sagemaker(), &plan.request).await;
-    crate::timeouts::in_flight(None);
+    let created = crate::job::create::create(&aws.sagemaker(), &plan.request).await;
+    crate::aws::timeouts::in_flight(None);
     let created = created?;
     if created.reconciled {
         ctx.ui.info(&format!(

@@ -5,16 +5,17 @@
 //! resumes. See `manifest` (the digest), `cache` (hashes kept by size and mtime), `scan` (what
 //! is uploaded and what is refused), `upload` (the S3 side) and `progress`.
 
+pub mod archive;
 pub mod cache;
 pub mod manifest;
 pub mod progress;
 pub mod scan;
 pub mod upload;
 
+use crate::config::{Source, TrainSettings, Val};
 use crate::error::{Error, Kind, Result};
-use crate::output::Ui;
-use crate::settings::{Source, TrainSettings, Val};
-use crate::spec::{channel_location, ChannelLocation};
+use crate::job::spec::{channel_location, ChannelLocation};
+use crate::ui::Ui;
 use progress::{human_bytes, Progress};
 use scan::{ScanOptions, Scanned};
 use std::path::{Path, PathBuf};
@@ -60,7 +61,7 @@ pub fn data_uri(bucket: &str, channel: &str, digest: &str) -> String {
 
 /// Where the data goes: the bucket of the job's output path.
 pub fn bucket_of(output_path: &str) -> Result<String> {
-    crate::spec::S3Uri::parse(output_path)
+    crate::job::spec::S3Uri::parse(output_path)
         .map(|u| u.bucket)
         .map_err(|r| Error::usage(format!("output path: {r}")))
 }

@@ -1,7 +1,7 @@
 //! Progress of hashing and uploading, on stderr only: a bar on a terminal (files, bytes, rate,
 //! ETA), plain lines every few seconds elsewhere (CI logs), nothing with `-q`.
 
-use crate::output::Ui;
+use crate::ui::Ui;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

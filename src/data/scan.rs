@@ -295,7 +295,7 @@ pub fn scan(
     dir: &Path,
     opts: ScanOptions,
     cache_dir: Option<&Path>,
-    ui: &crate::output::Ui,
+    ui: &crate::ui::Ui,
 ) -> Result<Scanned> {
     let root = dir.canonicalize().map_err(|e| {
         Error::usage(format!("the data folder {shown} cannot be opened: {e}"))
@@ -543,8 +543,8 @@ mod tests {
         );
     }
 
-    fn ui() -> crate::output::Ui {
-        crate::output::Ui::new(crate::cli::OutputFormat::Text, true, 0)
+    fn ui() -> crate::ui::Ui {
+        crate::ui::Ui::new(crate::cli::OutputFormat::Text, true, 0)
     }
 
     #[test]

@@ -5,15 +5,18 @@
 //! Everything here takes the SDK clients, a [`Clock`] and a [`Reporter`] as parameters, so the
 //! tests drive it with `aws-smithy-mocks` clients and a fake clock that sleeps in no time.
 
+pub mod logs;
+pub mod report;
+
 use crate::aws::aws_error;
 use crate::error::{Error, Kind, Result};
-use crate::joblogs::{LogLine, LogTail};
-use crate::report::{self, fmt_elapsed, Verdict};
+use crate::follow::logs::{LogLine, LogTail};
 use crate::secrets::redact;
 use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use report::{fmt_elapsed, Verdict};
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, SystemTime};

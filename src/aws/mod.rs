@@ -6,9 +6,11 @@
 //! found until shortly before expiry, so the up-front check and the clients share one
 //! resolution.
 
+pub mod timeouts;
+
+use crate::config::{Source, Val};
 use crate::error::{Error, Kind, Result};
 use crate::secrets;
-use crate::settings::{Source, Val};
 use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_config::profile::ProfileSet;
 use aws_config::provider_config::ProviderConfig;
@@ -391,7 +393,7 @@ impl Aws {
             .credentials_provider(SharedCredentialsProvider::new(ChainRef(chain.clone())))
             .retry_config(retry)
             .timeout_config({
-                let t = crate::timeouts::current();
+                let t = crate::aws::timeouts::current();
                 TimeoutConfig::builder()
                     .connect_timeout(t.connect.value)
                     .read_timeout(t.read.value)
@@ -537,8 +539,8 @@ where
 
 /// The error for a request that timed out, naming the time limit and where it was set.
 fn timeout_error(operation: &str, text: &str) -> Error {
-    let t = crate::timeouts::current();
-    let show = crate::timeouts::show;
+    let t = crate::aws::timeouts::current();
+    let show = crate::aws::timeouts::show;
     if text.contains("HTTP read") {
         Error::aws(format!(
             "{operation}: timed out: no response within the read timeout of {} ({})",
@@ -556,7 +558,7 @@ fn timeout_error(operation: &str, text: &str) -> Error {
     } else {
         Error::aws(format!(
             "{operation}: timed out ({})",
-            crate::timeouts::timeout_explanation()
+            crate::aws::timeouts::timeout_explanation()
         ))
         .with_hint("check your network and the endpoint (--endpoint-url, AWS_ENDPOINT_URL); the limits are --read-timeout and --connect-timeout, retries follow AWS_MAX_ATTEMPTS")
     }

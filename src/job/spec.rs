@@ -2,8 +2,8 @@
 //! references, and the CreateTrainingJob request. No I/O here: `--dry-run`, `train` and the
 //! tests all go through these functions.
 
+use crate::config::{Source, TrainSettings, Val};
 use crate::secrets;
-use crate::settings::{Source, TrainSettings, Val};
 use regex::Regex;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -358,7 +358,7 @@ pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
             "no image given: set --image, SAGETRAIN_IMAGE or `image` in sagetrain.toml",
         )),
     }
-    if !crate::spec::training_instance_types().contains(&s.instance_type.value.as_str()) {
+    if !crate::job::spec::training_instance_types().contains(&s.instance_type.value.as_str()) {
         let t = &s.instance_type.value;
         let hint = if t.starts_with("ml.") {
             "is not a SageMaker training instance type".to_string()

@@ -4,9 +4,11 @@
 //! Raw text is turned into typed values here; a value that cannot be parsed becomes a
 //! [`Violation`] naming the flag, variable or config key, and all of them are reported together.
 
+pub mod durations;
+
 use crate::cli::{GlobalArgs, TrainArgs};
 use crate::error::{Error, Result};
-use crate::spec::Violation;
+use crate::job::spec::Violation;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;

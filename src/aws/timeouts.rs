@@ -9,8 +9,8 @@
 //! from `--timeout` of the commands that wait for a job, which bounds the wait.
 
 use crate::cli::NetArgs;
+use crate::config::{Source, Val};
 use crate::error::{Error, Kind, Result};
-use crate::settings::{Source, Val};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 
 use crate::aws::{aws_error, error_code};
 use crate::error::{Error, Result};
-use crate::spec::CreateTrainingJobRequest;
+use crate::job::spec::CreateTrainingJobRequest;
 use aws_sdk_sagemaker::types as sm;
 use aws_sdk_sagemaker::Client;
 
@@ -204,7 +204,7 @@ pub async fn describe(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::spec::*;
+    use crate::job::spec::*;
     use aws_sdk_sagemaker::operation::create_training_job::{
         CreateTrainingJobError, CreateTrainingJobOutput,
     };

@@ -8,11 +8,11 @@
 //! or disappears).
 
 use crate::aws::{aws_error, error_code, ResolvedCredentials};
+use crate::config::Val;
 use crate::error::{Error, Kind};
-use crate::lookups::{self, Identity};
+use crate::job::lookups::{self, Identity};
+use crate::job::spec::ImageRef;
 use crate::secrets;
-use crate::settings::Val;
-use crate::spec::ImageRef;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -1161,7 +1161,7 @@ mod tests {
         let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&missing, &ec2]);
         let given = Val::new(
             "NoSuchRole".to_string(),
-            crate::settings::Source::Flag("--role"),
+            crate::config::Source::Flag("--role"),
         );
         let (c, found) = role_check(&iam, Some(&given), &user()).await;
         assert_eq!(c.status, Status::Fail);
@@ -1175,7 +1175,7 @@ mod tests {
 
         let given = Val::new(
             "Ec2Role".to_string(),
-            crate::settings::Source::Env("SAGEMAKER_ROLE"),
+            crate::config::Source::Env("SAGEMAKER_ROLE"),
         );
         let (c, found) = role_check(&iam, Some(&given), &user()).await;
         assert_eq!(c.status, Status::Pass);
@@ -1202,7 +1202,7 @@ mod tests {
         let iam = mock_client!(aws_sdk_iam, [&r]);
         let given = Val::new(
             format!("arn:aws:iam::{ACCOUNT}:role/SageMakerRole"),
-            crate::settings::Source::Flag("--role"),
+            crate::config::Source::Flag("--role"),
         );
         let (c, _) = role_check(&iam, Some(&given), &user()).await;
         assert_eq!(c.status, Status::Fail);
@@ -1281,8 +1281,8 @@ mod tests {
             )
         });
         let sm = mock_client!(aws_sdk_sagemaker, [&create]);
-        let req = crate::jobs::tests::request();
-        let e = crate::jobs::create(&sm, &req).await.unwrap_err();
+        let req = crate::job::create::tests::request();
+        let e = crate::job::create::create(&sm, &req).await.unwrap_err();
         assert_eq!(e.kind, Kind::Aws);
         assert_eq!(e.exit_code(), 4);
         assert!(

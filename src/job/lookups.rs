@@ -2,9 +2,9 @@
 //! the execution role, the image digest, the output bucket, and the input prefixes.
 
 use crate::aws::{aws_error, error_code, Aws};
+use crate::config::{Source, Val};
 use crate::error::{Error, Kind, Result};
-use crate::settings::{Source, Val};
-use crate::spec::{default_bucket, ecr_registry, ImageRef, ImageVersion, S3Uri};
+use crate::job::spec::{default_bucket, ecr_registry, ImageRef, ImageVersion, S3Uri};
 
 /// Who the caller is.
 #[derive(Debug, Clone)]

@@ -16,10 +16,10 @@
 use crate::aws::{Aws, AwsSettings};
 use crate::cli::TrainArgs;
 use crate::commands::Context;
+use crate::config::{Source, TrainSettings, Val};
 use crate::error::{Error, Result};
 use crate::follow;
-use crate::settings::{Source, TrainSettings, Val};
-use crate::spec::{check_job_name, validate_settings, violations_error};
+use crate::job::spec::{check_job_name, validate_settings, violations_error};
 use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
 use std::collections::BTreeMap;
 
@@ -417,7 +417,7 @@ pub async fn settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result<Trai
 mod tests {
     use super::*;
     use crate::cli::{GlobalArgs, OutputFormat};
-    use crate::settings::parse_file;
+    use crate::config::parse_file;
     use aws_sdk_sagemaker::types as sm;
     use std::path::PathBuf;
 
@@ -522,7 +522,7 @@ mod tests {
     #[test]
     fn flags_beat_the_job_which_beats_env_and_file() {
         let path = PathBuf::from("/p/sagetrain.toml");
-        let file = crate::settings::LoadedFile {
+        let file = crate::config::LoadedFile {
             config: parse_file(
                 &path,
                 "image = \"file-image\"\ninstance_type = \"ml.m5.xlarge\"\nkms_key = \"alias/x\"\n\

@@ -1,0 +1,8 @@
+//! What a training job is: its settings' rules, the request, the lookups that complete it, how
+//! it is created, read back (`--from`) and remembered (the last job of a project).
+
+pub mod create;
+pub mod from_job;
+pub mod lookups;
+pub mod spec;
+pub mod state;
