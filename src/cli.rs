@@ -4,6 +4,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+pub use crate::job::settings::TrainArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sagetrain",
@@ -232,120 +234,6 @@ pub struct InitArgs {
     #[arg(long)]
     pub print: bool,
     /// Make no AWS call: write the template with every value commented out
-    #[arg(long)]
-    pub offline: bool,
-}
-
-#[derive(Debug, Clone, Default, Args)]
-pub struct TrainArgs {
-    /// The `epochs` hyperparameter
-    #[arg(long, value_name = "N", help_heading = "Training")]
-    pub epochs: Option<String>,
-    /// A hyperparameter, sent as its plain string (repeatable)
-    #[arg(
-        short = 'H',
-        long = "hyperparameter",
-        value_name = "KEY=VALUE",
-        help_heading = "Training"
-    )]
-    pub hyperparameters: Vec<String>,
-    /// Image: a full URI, or repo[:tag] / repo@sha256:... in your account's ECR [env: SAGETRAIN_IMAGE]
-    #[arg(long, value_name = "IMAGE", help_heading = "Training")]
-    pub image: Option<String>,
-    /// Do not pin the job to the image digest resolved from the tag
-    #[arg(long, help_heading = "Training")]
-    pub no_pin_digest: bool,
-    /// Execution role SageMaker assumes: ARN or role name [env: SAGEMAKER_ROLE]
-    #[arg(long, value_name = "ROLE", help_heading = "Training")]
-    pub role: Option<String>,
-    /// A metric parsed from the logs (repeatable)
-    #[arg(long = "metric", value_name = "NAME=REGEX", help_heading = "Training")]
-    pub metrics: Vec<String>,
-
-    /// Instance type [default: ml.g5.xlarge]
-    #[arg(long, value_name = "TYPE", help_heading = "Resources")]
-    pub instance_type: Option<String>,
-    /// Number of instances [default: 1]
-    #[arg(long, value_name = "N", help_heading = "Resources")]
-    pub instance_count: Option<String>,
-    /// Volume size in GB [default: 30]
-    #[arg(long, value_name = "GB", help_heading = "Resources")]
-    pub volume_size: Option<String>,
-    /// Longest the job may run: 90m, 24h, 3600 [default: 24h]
-    #[arg(long, value_name = "DURATION", help_heading = "Resources")]
-    pub max_run: Option<String>,
-    /// Use managed spot training
-    #[arg(long, help_heading = "Resources")]
-    pub spot: bool,
-    /// Longest to wait for spot capacity plus run time (spot only; >= --max-run)
-    #[arg(long, value_name = "DURATION", help_heading = "Resources")]
-    pub max_wait: Option<String>,
-
-    /// An input channel: an S3 prefix, or a local folder uploaded first (repeatable)
-    #[arg(long = "channel", value_name = "NAME=S3URI|DIR", help_heading = "Data")]
-    pub channels: Vec<String>,
-    /// Shorthand for --channel train=S3URI|DIR
-    #[arg(long, value_name = "S3URI|DIR", help_heading = "Data")]
-    pub train: Option<String>,
-    /// Shorthand for --channel validation=S3URI|DIR
-    #[arg(long, value_name = "S3URI|DIR", help_heading = "Data")]
-    pub validation: Option<String>,
-    /// Follow symbolic links in local data folders (by default they are skipped)
-    #[arg(long, help_heading = "Data")]
-    pub follow_symlinks: bool,
-    /// Upload files that look like AWS credentials instead of refusing
-    #[arg(long, help_heading = "Data")]
-    pub allow_credentials_files: bool,
-    /// Where the model goes [default: s3://sagemaker-REGION-ACCOUNT/sagetrain/]
-    #[arg(long, value_name = "S3URI", help_heading = "Data")]
-    pub output_path: Option<String>,
-    /// Where checkpoints are synced (spot resume)
-    #[arg(long = "checkpoint-s3", value_name = "S3URI", help_heading = "Data")]
-    pub checkpoint_s3: Option<String>,
-
-    /// Job name, used as is
-    #[arg(
-        long,
-        value_name = "NAME",
-        conflicts_with = "base_name",
-        help_heading = "Job"
-    )]
-    pub name: Option<String>,
-    /// Job name prefix, followed by a UTC timestamp [default: the image repository's name]
-    #[arg(long, value_name = "BASE", help_heading = "Job")]
-    pub base_name: Option<String>,
-    /// A job tag (repeatable)
-    #[arg(long = "tag", value_name = "KEY=VALUE", help_heading = "Job")]
-    pub tags: Vec<String>,
-    /// A container environment variable (repeatable)
-    #[arg(long = "env", value_name = "KEY=VALUE", help_heading = "Job")]
-    pub environment: Vec<String>,
-
-    /// VPC subnet (repeatable)
-    #[arg(
-        long = "subnet",
-        value_name = "ID",
-        help_heading = "Network and encryption"
-    )]
-    pub subnets: Vec<String>,
-    /// VPC security group (repeatable)
-    #[arg(
-        long = "security-group",
-        value_name = "ID",
-        help_heading = "Network and encryption"
-    )]
-    pub security_groups: Vec<String>,
-    /// KMS key for the output and the volume
-    #[arg(long, value_name = "ID", help_heading = "Network and encryption")]
-    pub kms_key: Option<String>,
-    /// Run the container without network access
-    #[arg(long, help_heading = "Network and encryption")]
-    pub network_isolation: bool,
-
-    /// Resolve and check everything, print the CreateTrainingJob request as JSON, create nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Make no network call; every value that needs a lookup must be given
     #[arg(long)]
     pub offline: bool,
 }

@@ -2,16 +2,17 @@
 
 use super::Context;
 use crate::cli::TrainArgs;
-use crate::config::TrainSettings;
+use crate::config::layer::cells;
 use crate::error::Result;
-use crate::job::spec::{validate_settings, violations_error};
+use crate::job::settings::TrainSettings;
+use crate::job::spec::{validate_settings_at, violations_error};
 use crate::ui::Ui;
 
 pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
     let file = ctx.config_file()?;
     let settings = TrainSettings::layer(&ctx.global, args, &*ctx.env, file.as_ref())
         .map_err(violations_error)?;
-    let rows = settings.rows();
+    let rows = cells(&settings.rows());
     if ctx.json() {
         let settings_json: serde_json::Map<String, serde_json::Value> = rows
             .iter()
@@ -32,7 +33,7 @@ pub fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
         ctx.ui
             .result_text(&Ui::table(&rows, ("setting", "value", "source")));
     }
-    let violations = validate_settings(&settings);
+    let violations = validate_settings_at(&settings, &ctx.cwd);
     if violations.is_empty() {
         Ok(())
     } else {

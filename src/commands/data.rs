@@ -2,15 +2,15 @@
 //! URI, for users who upload once and name the URI in `sagetrain.toml`.
 
 use super::Context;
-use crate::aws::{Aws, AwsSettings};
-use crate::cli::{DataCommand, PushArgs, TrainArgs};
-use crate::config::TrainSettings;
+use crate::aws::Aws;
+use crate::cli::{DataCommand, PushArgs};
+use crate::config::Connection;
 use crate::data::scan::ScanOptions;
 use crate::data::upload::{PushOptions, Target};
 use crate::data::{self, cache};
 use crate::error::Result;
-use crate::job::lookups;
 use crate::job::spec::{is_channel_name, violations_error, S3Uri, Violation};
+use crate::job::{lookups, settings};
 
 pub async fn run(ctx: &Context, cmd: &DataCommand) -> Result<()> {
     match cmd {
@@ -50,14 +50,20 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
     let ui = &ctx.ui;
     // Settings: region, profile and endpoint as for `train`, and the output path's bucket.
     let file = ctx.config_file()?;
-    let targs = TrainArgs {
-        output_path: args.output_path.clone(),
-        ..Default::default()
-    };
-    let s = TrainSettings::layer(&ctx.global, &targs, &*ctx.env, file.as_ref())
-        .map_err(violations_error)?;
-    let dir = ctx.cwd.join(&args.dir);
+    // Only what a push uses is layered and checked: the connection and the output path.
     let mut violations = Vec::new();
+    let connection = Connection::layer_checked(&ctx.global, &*ctx.env, file.as_ref())
+        .unwrap_or_else(|v| {
+            violations.extend(v);
+            Connection::default()
+        });
+    let output_path = settings::def::output_path.layer(
+        &args.output_path,
+        &*ctx.env,
+        file.as_ref(),
+        &mut violations,
+    );
+    let dir = ctx.cwd.join(&args.dir);
     if !dir.is_dir() {
         violations.push(Violation::new(
             "DIR",
@@ -71,7 +77,7 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
             None
         }
     };
-    if let Some(o) = &s.output_path {
+    if let Some(o) = &output_path {
         if let Err(rule) = S3Uri::parse(&o.value) {
             violations.push(Violation::new(o.source.name_for(None), rule));
         }
@@ -102,12 +108,7 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
     ));
     data::warn_about(ui, &channel, &scanned);
 
-    let aws = Aws::load(&AwsSettings {
-        profile: s.profile.clone(),
-        region: s.region.clone(),
-        endpoint_url: s.endpoint_url.clone(),
-    })
-    .await?;
+    let aws = Aws::load(&super::jobcmd::aws_settings(&connection)).await?;
     let region = aws.region.value.clone();
     let creds = aws.credentials().await?;
     ui.info(&format!(
@@ -118,7 +119,7 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
     let id = lookups::identity(&aws).await?;
     let (output, notes) = lookups::output_path(
         &aws,
-        s.output_path.as_ref(),
+        output_path.as_ref(),
         &id.account,
         &region,
         args.dry_run,

@@ -10,10 +10,11 @@
 use super::Context;
 use crate::aws::{self, Aws, AwsSettings};
 use crate::cli::TrainArgs;
-use crate::config::{LoadedFile, Source, TrainSettings, Val};
+use crate::config::{LoadedFile, Source, Val};
 use crate::doctor::{self, id, Check, Report};
 use crate::error::{Error, Kind, Result};
-use crate::job::spec::{validate_settings, Violation};
+use crate::job::settings::TrainSettings;
+use crate::job::spec::{validate_settings_at, Violation};
 
 /// What the configuration step found.
 struct Config {
@@ -37,7 +38,7 @@ fn configuration(ctx: &Context, args: &TrainArgs) -> Config {
             // With --offline, `train` needs every value a lookup would give; doctor's --offline
             // only means "make no call", so those rules do not apply to it.
             s.offline = false;
-            let v = validate_settings(&s);
+            let v = validate_settings_at(&s, &ctx.cwd);
             (Some(s), v)
         }
         Err(v) => {
@@ -172,15 +173,16 @@ pub async fn checks(ctx: &Context, args: &TrainArgs) -> Report {
     let violations = &cfg.violations;
 
     // Region and credentials: the SDK configuration (no network call).
+    let c = &s.connection;
     let aws_settings = AwsSettings {
-        profile: s.profile.clone(),
-        region: s
+        profile: c.profile.clone(),
+        region: c
             .region
             .clone()
             .filter(|r| !is_invalid(violations, &r.source, None)),
-        endpoint_url: s.endpoint_url.clone(),
+        endpoint_url: c.endpoint_url.clone(),
     };
-    let region_invalid = s
+    let region_invalid = c
         .region
         .as_ref()
         .is_some_and(|r| is_invalid(violations, &r.source, None));
@@ -214,7 +216,7 @@ pub async fn checks(ctx: &Context, args: &TrainArgs) -> Report {
             aws_res = Aws::load(&placeholder).await;
         }
         Err(e) if e.kind == Kind::Credentials => {
-            region_check = match &s.region {
+            region_check = match &c.region {
                 Some(r) if !region_invalid => {
                     region_ok = true;
                     Check::pass(id::REGION, r.value.clone()).with_source(r.source.name_for(None))

@@ -7,12 +7,13 @@
 //! is written). Without credentials, or with `--offline`, every value is commented out.
 
 use super::Context;
-use crate::aws::{self, Aws, AwsSettings};
-use crate::cli::{InitArgs, TrainArgs};
-use crate::config::{self, Source, TrainSettings, Val, CONFIG_FILE_NAME};
+use crate::aws::{self, Aws};
+use crate::cli::InitArgs;
+use crate::config::{Connection, Source, Val, CONFIG_FILE_NAME};
 use crate::error::{Error, Kind, Result};
 use crate::fsutil;
 use crate::job::lookups;
+use crate::job::settings::{maps, scalars, DATA, JOB, NETWORK, RESOURCES};
 use crate::job::spec::default_bucket;
 
 /// The execution role, as far as it was found.
@@ -87,10 +88,9 @@ pub fn choose_tag(images: &[(Vec<String>, i64)]) -> Option<String> {
         .and_then(|(tags, _)| tags.iter().min().cloned())
 }
 
+/// A TOML string, quoted and escaped.
 fn q(s: &str) -> String {
-    // TOML basic string.
-    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
-    format!("\"{escaped}\"")
+    toml::Value::String(s.to_string()).to_string()
 }
 
 /// The file's text.
@@ -196,70 +196,55 @@ pub fn render(f: &Found) -> String {
     line("# The job runs the digest the tag points to when it is submitted (--no-pin-digest: the tag).");
     line("# pin_digest = true");
     line("");
-    line("# --- Resources -----------------------------------------------------------------------------");
-    line("");
-    line("# instance_type = \"ml.g5.xlarge\"        # the default; 1 x NVIDIA A10G, 24 GB");
-    line("# instance_count = 1");
-    line("# volume_size = 30                      # GB");
-    line("# max_run = \"24h\"                       # \"90m\", \"1h30m\" or seconds; at most 28 days");
-    line("# spot = true                           # managed spot training: cheaper, may be interrupted");
-    line("# max_wait = \"36h\"                      # spot only: at least max_run");
-    line("");
-    line("# --- Output and naming ---------------------------------------------------------------------");
-    line("");
     let bucket = match (&f.region, &f.account) {
         (Some((r, _)), Some(a)) => default_bucket(r, a),
         _ => "sagemaker-REGION-ACCOUNT".into(),
     };
     line(&format!(
-        "# Default: s3://{bucket}/sagetrain/ (created by `train` if missing)."
+        "# The model goes to output_path; default: s3://{bucket}/sagetrain/ (created by `train` if missing)."
     ));
-    line(&format!("# output_path = \"s3://{bucket}/sagetrain/\""));
-    line(&format!(
-        "# checkpoint_s3 = \"s3://{bucket}/sagetrain/checkpoints/\""
-    ));
-    line("# Job names are <base_name>-<UTC timestamp>; default: the image repository's name.");
-    line("# base_name = \"unet-vessels\"");
-    line("");
-    line("# --- Network and encryption (optional) -----------------------------------------------------");
-    line("");
-    line("# kms_key = \"arn:aws:kms:REGION:ACCOUNT:key/KEY-ID\"");
-    line("# network_isolation = true");
-    line("# subnets = [\"subnet-0123456789abcdef0\"]");
-    line("# security_groups = [\"sg-0123456789abcdef0\"]");
-    line("");
-    line("# --- Hyperparameters -----------------------------------------------------------------------");
-    line("");
-    line("# Sent to the container as plain strings (\"50\", \"0.0001\"). `--epochs N` and -H KEY=VALUE override.");
-    line("[hyperparameters]");
-    line("# epochs = 50");
-    line("# batch_size = 8");
-    line("# learning_rate = 0.0001");
-    line("");
-    line("# --- Data ----------------------------------------------------------------------------------");
-    line("");
-    line("# Channel name = S3 prefix, copied to /opt/ml/input/data/<name>/ in the container.");
-    line("[channels]");
-    line(&format!(
-        "# train = \"s3://{bucket}/sagetrain/data/train/\""
-    ));
-    line(&format!(
-        "# validation = \"s3://{bucket}/sagetrain/data/validation/\""
-    ));
-    line("");
-    line("# --- Container environment (never credentials: the job gets the role's permissions) -------");
-    line("");
-    line("[environment]");
-    line("# OMP_NUM_THREADS = \"4\"");
-    line("");
-    line("# --- Tags and metrics ----------------------------------------------------------------------");
-    line("");
-    line("[tags]");
-    line("# project = \"vessel-segmentation\"");
-    line("");
-    line("# Name = regex with one capture group, applied to the job's log lines.");
-    line("[metrics]");
-    line("# val_dice = \"val_dice=([0-9.eE+-]+)\"");
+    line("# Job names are <base_name>-<UTC timestamp>-<random>; base_name defaults to the image repository's name.");
+    // Every other setting, from its declaration: its help and a commented example.
+    let shown = ["role", "image", "pin_digest"];
+    for section in [RESOURCES, DATA, JOB, NETWORK] {
+        let settings: Vec<_> = scalars()
+            .into_iter()
+            .filter(|m| m.section == section && m.in_file && !shown.contains(&m.key))
+            .collect();
+        if settings.is_empty() {
+            continue;
+        }
+        line("");
+        line(&format!(
+            "# --- {section} {}",
+            "-".repeat(88 - section.len())
+        ));
+        line("");
+        for m in settings {
+            line(&format!(
+                "# {} = {:<36} # {}",
+                m.key,
+                m.example.replace("sagemaker-REGION-ACCOUNT", &bucket),
+                m.help
+            ));
+        }
+    }
+    for m in maps() {
+        line("");
+        line(&format!(
+            "# --- [{}] {}",
+            m.key,
+            "-".repeat(85 - m.key.len())
+        ));
+        line(&format!("# {}; {} KEY=VALUE overrides.", m.help, m.flag));
+        line(&format!("[{}]", m.key));
+        for (k, v) in m.example {
+            line(&format!(
+                "# {k} = {}",
+                v.replace("sagemaker-REGION-ACCOUNT", &bucket)
+            ));
+        }
+    }
     o
 }
 
@@ -267,7 +252,7 @@ pub fn render(f: &Found) -> String {
 /// the reason in `note`.
 pub async fn discover(ctx: &Context) -> Found {
     let mut found = Found::default();
-    let s = match TrainSettings::layer(&ctx.global, &TrainArgs::default(), &*ctx.env, None) {
+    let s = match Connection::layer_checked(&ctx.global, &*ctx.env, None) {
         Ok(s) => s,
         Err(v) => {
             found.note = Some(format!(
@@ -285,11 +270,7 @@ pub async fn discover(ctx: &Context) -> Found {
         .as_ref()
         .filter(|p| !matches!(p.source, Source::File { .. }))
         .map(|p| p.value.clone());
-    let mut aws_settings = AwsSettings {
-        profile: s.profile.clone(),
-        region: s.region.clone(),
-        endpoint_url: s.endpoint_url.clone(),
-    };
+    let mut aws_settings = super::jobcmd::aws_settings(&s);
     let mut region_known = true;
     let aws = match Aws::load(&aws_settings).await {
         Ok(a) => a,
@@ -451,12 +432,14 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
     };
     let text = render(&found);
     // The guard of every config file: it must parse and hold no credential.
-    config::parse_file(&path, &text).map_err(|e| {
-        Error::internal(format!(
-            "the file init would write is not valid, so it was not written: {}",
-            e.message
-        ))
-    })?;
+    crate::config::LoadedFile::parse(&path, &text)
+        .and_then(|f| crate::job::settings::check_file(&f))
+        .map_err(|e| {
+            Error::internal(format!(
+                "the file init would write is not valid, so it was not written: {}",
+                e.message
+            ))
+        })?;
     report_found(ctx, &found);
     if args.print {
         ctx.ui.result_text(text.trim_end());
@@ -530,7 +513,29 @@ fn report_found(ctx: &Context, f: &Found) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::settings::{TrainArgs, TrainSettings};
     use std::path::Path;
+
+    /// What `train` reads from the file (no flags, no environment); the file must pass the check.
+    fn parse(path: &str, text: &str) -> TrainSettings {
+        let f = crate::config::LoadedFile::parse(Path::new(path), text)
+            .unwrap_or_else(|e| panic!("{}\n{text}", e.message));
+        crate::job::settings::check_file(&f).unwrap_or_else(|e| panic!("{}\n{text}", e.message));
+        let g = crate::cli::GlobalArgs {
+            profile: None,
+            region: None,
+            endpoint_url: None,
+            config: None,
+            output: crate::cli::OutputFormat::Text,
+            quiet: false,
+            verbose: 0,
+        };
+        TrainSettings::layer(&g, &TrainArgs::default(), &|_| None, Some(&f)).unwrap()
+    }
+
+    fn val<T: Clone>(v: &Option<Val<T>>) -> Option<T> {
+        v.as_ref().map(|v| v.value.clone())
+    }
 
     fn full() -> Found {
         Found {
@@ -550,15 +555,15 @@ mod tests {
     #[test]
     fn a_filled_in_file_parses_and_carries_what_was_found() {
         let text = render(&full());
-        let c = config::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
-        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+        let c = parse("sagetrain.toml", &text);
+        assert_eq!(val(&c.connection.region).as_deref(), Some("eu-west-1"));
         assert_eq!(
-            c.role.as_deref(),
+            val(&c.role).as_deref(),
             Some("arn:aws:iam::111122223333:role/service-role/SageMakerRole")
         );
-        assert_eq!(c.image.as_deref(), Some("unet-vessels:latest"));
+        assert_eq!(val(&c.image).as_deref(), Some("unet-vessels:latest"));
         assert_eq!(
-            c.profile, None,
+            c.connection.profile, None,
             "the profile stays a comment: it is machine-specific"
         );
         assert!(c.hyperparameters.is_empty() && c.channels.is_empty());
@@ -573,8 +578,8 @@ mod tests {
             ..Found::default()
         };
         let text = render(&f);
-        let c = config::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
-        assert!(c.region.is_none() && c.role.is_none() && c.image.is_none());
+        let c = parse("sagetrain.toml", &text);
+        assert!(c.connection.region.is_none() && c.role.is_none() && c.image.is_none());
         for l in text.lines() {
             let t = l.trim();
             assert!(
@@ -597,9 +602,8 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        let c = config::parse_file(Path::new("x.toml"), &uncommented)
-            .unwrap_or_else(|e| panic!("{}\n{uncommented}", e.message));
-        assert_eq!(c.image.as_deref(), Some("unet-vessels:latest"));
+        let c = parse("x.toml", &uncommented);
+        assert_eq!(val(&c.image).as_deref(), Some("unet-vessels:latest"));
         assert_eq!(c.hyperparameters.len(), 3);
         assert_eq!(c.channels.len(), 2);
     }
@@ -615,7 +619,7 @@ mod tests {
             ..full()
         };
         let text = render(&f);
-        let c = config::parse_file(Path::new("sagetrain.toml"), &text).unwrap();
+        let c = parse("sagetrain.toml", &text);
         assert!(c.role.is_none() && c.image.is_none());
         assert!(text.contains("# role = \"arn:aws:iam::1:role/B\""));
         assert!(text.contains("# image = \"unet-b:latest\""));

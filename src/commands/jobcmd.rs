@@ -4,45 +4,16 @@
 
 use super::Context;
 use crate::aws::{Aws, AwsSettings};
-use crate::config::{parse_duration, Source, Val};
+use crate::config::{violations_error, Connection, Source, Val};
 use crate::error::{Error, Result};
 use crate::follow::report::{self, StatusReport};
 use crate::follow::{
     self, Clients, LogSink, PlainReporter, Reporter, SpinnerReporter, WaitOptions,
 };
-use crate::job::spec::{check_job_name, check_region};
+use crate::job::spec::check_job_name;
 use crate::job::state;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Region and endpoint are checked before any network call.
-pub fn check_connection_settings(
-    region: Option<&Val<String>>,
-    endpoint: Option<&Val<String>>,
-) -> Result<()> {
-    let mut bad = Vec::new();
-    if let Some(r) = region {
-        if let Err(rule) = check_region(&r.value) {
-            bad.push(crate::job::spec::Violation::new(
-                r.source.name_for(None),
-                rule,
-            ));
-        }
-    }
-    if let Some(e) = endpoint {
-        if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
-            bad.push(crate::job::spec::Violation::new(
-                e.source.name_for(None),
-                format!("`{}` is not an http:// or https:// URL", e.value),
-            ));
-        }
-    }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(crate::job::spec::violations_error(bad))
-    }
-}
 
 /// The connection settings and the project folder (for the state file).
 pub struct Target {
@@ -50,53 +21,23 @@ pub struct Target {
     pub project: PathBuf,
 }
 
+/// The SDK's settings from the connection settings.
+pub fn aws_settings(c: &Connection) -> AwsSettings {
+    AwsSettings {
+        profile: c.profile.clone(),
+        region: c.region.clone(),
+        endpoint_url: c.endpoint_url.clone(),
+    }
+}
+
+/// The connection settings of every command (one layering: [`Connection::layer`]), checked
+/// before any network call.
 pub fn target(ctx: &Context) -> Result<Target> {
     let file = ctx.config_file()?;
-    let env = |var: &'static str| {
-        (ctx.env)(var)
-            .filter(|v| !v.is_empty())
-            .map(|v| Val::new(v, Source::Env(var)))
-    };
-    let from_file = |v: Option<&String>, key: &str| {
-        v.map(|v| {
-            Val::new(
-                v.clone(),
-                Source::File {
-                    path: file.as_ref().map(|f| f.path.clone()).unwrap_or_default(),
-                    key: key.to_string(),
-                },
-            )
-        })
-    };
-    let fc = file.as_ref().map(|f| &f.config);
-    let region = ctx
-        .global
-        .region
-        .clone()
-        .map(|v| Val::new(v, Source::Flag("--region")))
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .or_else(|| from_file(fc.and_then(|c| c.region.as_ref()), "region"));
-    let profile = ctx
-        .global
-        .profile
-        .clone()
-        .map(|v| Val::new(v, Source::Flag("--profile")))
-        .or_else(|| env("AWS_PROFILE"))
-        .or_else(|| from_file(fc.and_then(|c| c.profile.as_ref()), "profile"));
-    let endpoint_url = ctx
-        .global
-        .endpoint_url
-        .clone()
-        .map(|v| Val::new(v, Source::Flag("--endpoint-url")))
-        .or_else(|| env("AWS_ENDPOINT_URL"));
-    check_connection_settings(region.as_ref(), endpoint_url.as_ref())?;
+    let c = Connection::layer_checked(&ctx.global, &*ctx.env, file.as_ref())
+        .map_err(violations_error)?;
     Ok(Target {
-        aws: AwsSettings {
-            profile,
-            region,
-            endpoint_url,
-        },
+        aws: aws_settings(&c),
         project: state::project_dir(file.as_ref().map(|f| f.path.as_path()), &ctx.cwd),
     })
 }
@@ -180,7 +121,7 @@ pub fn record_last_job(
 pub fn wait_options(ctx: &Context, f: &crate::cli::FollowArgs) -> Result<WaitOptions> {
     let timeout = match &f.timeout {
         None => None,
-        Some(raw) => match parse_duration(raw) {
+        Some(raw) => match crate::config::durations::parse(raw).map(|d| d.as_secs()) {
             Ok(0) => {
                 return Err(Error::usage("--timeout: must be more than 0 seconds")
                     .with_hint("e.g. --timeout 2h"))

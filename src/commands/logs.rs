@@ -5,7 +5,6 @@
 use super::jobcmd;
 use super::Context;
 use crate::cli::LogsArgs;
-use crate::config::parse_duration;
 use crate::error::{Error, Result};
 use crate::follow::logs::LogTail;
 use crate::follow::{self, Clients, LogSink};
@@ -15,8 +14,9 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
     let start = match &args.since {
         None => None,
         Some(raw) => {
-            let secs =
-                parse_duration(raw).map_err(|rule| Error::usage(format!("--since: {rule}")))?;
+            let secs = crate::config::durations::parse(raw)
+                .map(|d| d.as_secs())
+                .map_err(|rule| Error::usage(format!("--since: {rule}")))?;
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)

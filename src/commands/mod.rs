@@ -46,7 +46,8 @@ impl Context {
     pub fn config_file(&self) -> Result<Option<LoadedFile>> {
         let path =
             crate::config::find_config(self.global.config.as_deref(), &*self.env, &self.cwd)?;
-        path.map(|p| crate::config::load_file(&p)).transpose()
+        path.map(|p| crate::job::settings::load_file(&p))
+            .transpose()
     }
 
     pub fn json(&self) -> bool {

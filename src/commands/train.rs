@@ -1,16 +1,18 @@
 //! `sagetrain train`: resolve, validate, and create one training job.
 
 use super::Context;
-use crate::aws::{Aws, AwsSettings};
+use crate::aws::Aws;
 use crate::cli::{TrainArgs, TrainCmd};
-use crate::config::{Source, TrainSettings, Val};
+use crate::config::layer::cells;
+use crate::config::{Source, Val};
 use crate::data::{self, scan::ScanOptions, Prepared};
 use crate::error::{Error, Kind, Result};
+use crate::job::create::submission_id;
+use crate::job::from_job;
 use crate::job::lookups::{self, Identity};
-use crate::job::spec::{
-    build_request, generate_job_name, validate_request, validate_settings_at, violations_error,
-    CreateTrainingJobRequest, ImageRef, Resolved,
-};
+use crate::job::request::{build_request, validate_request, CreateTrainingJobRequest, Resolved};
+use crate::job::settings::TrainSettings;
+use crate::job::spec::{generate_job_name, validate, violations_error, JobSpec};
 use crate::ui::Ui;
 use std::time::SystemTime;
 
@@ -21,33 +23,57 @@ pub struct Plan {
     pub aws: Option<Aws>,
 }
 
-/// Settings from flags, environment and file, validated. No network.
-pub fn settings(ctx: &Context, args: &TrainArgs) -> Result<TrainSettings> {
+/// Settings from flags, environment and file. No network.
+pub fn layered(ctx: &Context, args: &TrainArgs) -> Result<TrainSettings> {
     let file = ctx.config_file()?;
-    let s = TrainSettings::layer(&ctx.global, args, &*ctx.env, file.as_ref())
-        .map_err(violations_error)?;
-    let v = validate_settings_at(&s, &ctx.cwd);
-    if !v.is_empty() {
-        return Err(violations_error(v));
-    }
-    Ok(s)
+    TrainSettings::layer(&ctx.global, args, &*ctx.env, file.as_ref()).map_err(violations_error)
 }
 
-fn job_name(s: &TrainSettings, ui: &Ui) -> Val<String> {
+/// Settings from flags, environment and file, validated. No network.
+pub fn settings(ctx: &Context, args: &TrainArgs) -> Result<JobSpec> {
+    validate(&layered(ctx, args)?, &ctx.cwd).map_err(violations_error)
+}
+
+/// Settings for `train --from JOB`: flags, the job, environment, file; then validated.
+pub async fn from_settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result<JobSpec> {
+    if args.offline {
+        return Err(Error::usage(
+            "--from needs to read the job from SageMaker, so it cannot be used with --offline",
+        )
+        .with_hint("drop --offline (--dry-run still creates nothing)"));
+    }
+    let mut s = layered(ctx, args)?;
+    let aws = Aws::load(&super::jobcmd::aws_settings(&s.connection)).await?;
+    aws.credentials().await?;
+    let described = from_job::read(&aws, job, &|w| ctx.ui.warn(w)).await?;
+    for n in from_job::notes(&described) {
+        ctx.ui.warn(&n);
+    }
+    let over = from_job::apply(&mut s, job, &described);
+    ctx.ui.info(&format!(
+        "starting from job {job} (--from): its settings, with the flags given here over them"
+    ));
+    if !over.is_empty() {
+        ctx.ui.info(&format!(
+            "the job's settings replace these from the environment or sagetrain.toml: {}",
+            over.join(", ")
+        ));
+    }
+    validate(&s, &ctx.cwd).map_err(violations_error)
+}
+
+fn job_name(s: &JobSpec, submission: &str, ui: &Ui) -> Val<String> {
     if let Some(n) = &s.name {
         return n.clone();
     }
     let (base, src) = match &s.base_name {
         Some(b) => (b.value.clone(), b.source.clone()),
-        None => {
-            let img = s.image.as_ref().expect("validated: image is set");
-            let short = ImageRef::parse(&img.value)
-                .map(|i| i.short_name())
-                .unwrap_or_else(|_| "sagetrain".into());
-            (short, Source::Lookup("the image repository's name".into()))
-        }
+        None => (
+            s.image_ref.short_name(),
+            Source::Lookup("the image repository's name".into()),
+        ),
     };
-    let name = generate_job_name(&base, SystemTime::now());
+    let name = generate_job_name(&base, SystemTime::now(), submission);
     let sanitized = crate::job::spec::sanitize_base(&base);
     if sanitized != base {
         ui.detail(&format!(
@@ -75,28 +101,39 @@ fn first_error(errors: Vec<Error>) -> Error {
 }
 
 /// Resolve every value, with the independent lookups running concurrently.
-pub async fn plan(ctx: &Context, s: &TrainSettings) -> Result<Plan> {
+pub async fn plan(ctx: &Context, s: &JobSpec) -> Result<Plan> {
     plan_with_data(ctx, s, &[]).await
 }
 
 /// [`plan`], with local channel folders (scanned by [`data::prepare`]) given their
 /// content-addressed URIs in the output bucket.
-pub async fn plan_with_data(ctx: &Context, s: &TrainSettings, local: &[Prepared]) -> Result<Plan> {
+pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> Result<Plan> {
     let ui = &ctx.ui;
+    let submission = submission_id();
     if s.offline {
-        let region = s.region.clone().expect("validated: offline has a region");
-        let resolved = Resolved {
-            region: region.value,
-            role_arn: s.role.clone().expect("validated: offline has a role ARN"),
-            training_image: s.image.clone().expect("validated: image is set"),
-            output_path: s
-                .output_path
-                .clone()
-                .expect("validated: offline has an output path"),
-            job_name: job_name(s, ui),
-        };
-        let s = &data::substitute(s, local, &data::bucket_of(&resolved.output_path.value)?);
-        let request = build_request(s, &resolved);
+        // Validation proved these are given with --offline.
+        let offline = (|| {
+            Some(Resolved {
+                submission_id: submission.clone(),
+                region: s.connection.region.clone()?.value,
+                role_arn: s.role.clone()?,
+                training_image: s.image.clone(),
+                output_path: s.output_path.clone()?,
+                job_name: job_name(s, &submission, ui),
+            })
+        })();
+        let resolved = offline.ok_or_else(|| {
+            Error::internal(
+                "--offline settings passed validation without a region, role or output path",
+            )
+        })?;
+        let mut s = s.clone();
+        s.channels = data::substitute(
+            &s.channels,
+            local,
+            &data::bucket_of(&resolved.output_path.value)?,
+        );
+        let request = build_request(&s, &resolved);
         check_request(&request)?;
         return Ok(Plan {
             request,
@@ -105,12 +142,7 @@ pub async fn plan_with_data(ctx: &Context, s: &TrainSettings, local: &[Prepared]
         });
     }
 
-    let aws = Aws::load(&AwsSettings {
-        profile: s.profile.clone(),
-        region: s.region.clone(),
-        endpoint_url: s.endpoint_url.clone(),
-    })
-    .await?;
+    let aws = Aws::load(&super::jobcmd::aws_settings(&s.connection)).await?;
     let region = aws.region.value.clone();
     let creds = aws.credentials().await?;
     ui.info(&format!(
@@ -124,7 +156,7 @@ pub async fn plan_with_data(ctx: &Context, s: &TrainSettings, local: &[Prepared]
         }
     ));
 
-    let image_val = s.image.clone().expect("validated: image is set");
+    let image_val = s.image.clone();
     // The caller's identity first on its own chain: the account it gives is needed by the
     // default bucket and by role discovery; everything else runs beside it.
     let identity_chain = async {
@@ -152,7 +184,7 @@ pub async fn plan_with_data(ctx: &Context, s: &TrainSettings, local: &[Prepared]
             None => Ok(None),
         }
     };
-    let image = lookups::image(&aws, &image_val, s.pin_digest.value, &region);
+    let image = lookups::image(&aws, &image_val, s.pin_digest, &region);
     let channels = futures::future::join_all(
         s.channels
             .iter()
@@ -193,13 +225,20 @@ pub async fn plan_with_data(ctx: &Context, s: &TrainSettings, local: &[Prepared]
         }
     };
     errors.extend(channels.into_iter().filter_map(|c| c.err()));
-    if !errors.is_empty() {
-        return Err(first_error(errors));
-    }
-    let identity = identity.expect("no errors: identity resolved");
-    let (image, image_notes) = image.expect("no errors: image resolved");
-    let (output_path, output_notes) = output.expect("no errors: output resolved");
-    let role_arn = found_role.expect("no errors: role resolved");
+    let (
+        Some(identity),
+        Some((image, image_notes)),
+        Some((output_path, output_notes)),
+        Some(role_arn),
+        true,
+    ) = (identity, image, output, found_role, errors.is_empty())
+    else {
+        return Err(if errors.is_empty() {
+            Error::internal("a lookup gave neither a value nor an error")
+        } else {
+            first_error(errors)
+        });
+    };
     ui.detail(&format!(
         "caller: {} (account {})",
         identity.arn, identity.account
@@ -217,14 +256,20 @@ pub async fn plan_with_data(ctx: &Context, s: &TrainSettings, local: &[Prepared]
     ui.info(&format!("image: {} ({})", image.value, image.source));
 
     let resolved = Resolved {
+        submission_id: submission.clone(),
         region,
         role_arn,
         training_image: image,
         output_path,
-        job_name: job_name(s, ui),
+        job_name: job_name(s, &submission, ui),
     };
-    let s = &data::substitute(s, local, &data::bucket_of(&resolved.output_path.value)?);
-    let request = build_request(s, &resolved);
+    let mut s = s.clone();
+    s.channels = data::substitute(
+        &s.channels,
+        local,
+        &data::bucket_of(&resolved.output_path.value)?,
+    );
+    let request = build_request(&s, &resolved);
     check_request(&request)?;
     Ok(Plan {
         request,
@@ -278,11 +323,11 @@ fn wait_options(ctx: &Context, cmd: &TrainCmd) -> Result<Option<crate::follow::W
     super::jobcmd::wait_options(ctx, f).map(Some)
 }
 
-fn show_settings(ctx: &Context, s: &TrainSettings, resolved: Option<&Resolved>) {
+fn show_settings(ctx: &Context, rows: &[crate::config::layer::Row], resolved: Option<&Resolved>) {
     if ctx.ui.verbose == 0 || ctx.ui.quiet {
         return;
     }
-    let mut rows = s.rows();
+    let mut rows = cells(rows);
     if let Some(r) = resolved {
         for (name, v) in [
             ("role_arn", &r.role_arn),
@@ -301,7 +346,7 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     let args = &cmd.args;
     let wait = wait_options(ctx, cmd)?;
     let s = match &cmd.from {
-        Some(job) => crate::job::from_job::settings(ctx, args, job).await?,
+        Some(job) => from_settings(ctx, args, job).await?,
         None => settings(ctx, args)?,
     };
     if s.channels.is_empty() {
@@ -313,7 +358,7 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     let local = data::prepare(
         &ctx.ui,
         &*ctx.env,
-        &s,
+        &s.channels,
         &ctx.cwd,
         ScanOptions {
             follow_symlinks: args.follow_symlinks,
@@ -321,7 +366,7 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
         },
     )?;
     let plan = plan_with_data(ctx, &s, &local).await?;
-    show_settings(ctx, &s, Some(&plan.resolved));
+    show_settings(ctx, &s.rows, Some(&plan.resolved));
     let data_bucket = data::bucket_of(&plan.resolved.output_path.value)?;
     if s.dry_run {
         data::dry_run_report(&ctx.ui, plan.aws.as_ref(), &local, &data_bucket).await;
@@ -332,7 +377,12 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
         ctx.ui.result_json(&json);
         return Ok(());
     }
-    let aws = plan.aws.as_ref().expect("not offline: AWS is configured");
+    let Some(aws) = plan.aws.as_ref() else {
+        return Err(
+            Error::usage("--offline makes no AWS call, so it creates no job")
+                .with_hint("add --dry-run to print the request, or drop --offline"),
+        );
+    };
     let name = &plan.request.training_job_name;
     // The job is created only once its data is complete in S3.
     data::push_all(&ctx.ui, aws, &local, &data_bucket, push_opts).await?;

@@ -1,41 +1,53 @@
 //! Settings: flags, environment variables and `sagetrain.toml`, layered in that order of
 //! precedence over the defaults, each value remembering where it came from.
 //!
-//! Raw text is turned into typed values here; a value that cannot be parsed becomes a
-//! [`Violation`] naming the flag, variable or config key, and all of them are reported together.
+//! This module is the generic part: where a value came from ([`Source`], [`Val`]), a broken
+//! rule ([`Violation`]), the config file (found, read, refused when it holds a credential),
+//! the kinds of values and how each is layered ([`layer`]), durations, and the connection
+//! settings every command shares ([`Connection`]). What the settings of a training job are is
+//! declared once in [`crate::job::settings`].
 
 pub mod durations;
+pub mod layer;
 
-use crate::cli::{GlobalArgs, TrainArgs};
+use crate::cli::GlobalArgs;
 use crate::error::{Error, Result};
-use crate::job::spec::Violation;
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 pub const CONFIG_FILE_NAME: &str = "sagetrain.toml";
-pub const DEFAULT_INSTANCE_TYPE: &str = "ml.g5.xlarge";
-pub const DEFAULT_INSTANCE_COUNT: i64 = 1;
-pub const DEFAULT_VOLUME_SIZE_GB: i64 = 30;
-pub const DEFAULT_MAX_RUN_SECS: u64 = 24 * 3600;
 
 /// Where a setting came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Flag(&'static str),
     Env(&'static str),
-    File { path: PathBuf, key: String },
+    File {
+        path: PathBuf,
+        key: String,
+    },
     Default,
+    /// Found by a lookup (an AWS call, a generated name).
     Lookup(String),
+    /// Read back from an earlier job (`train --from JOB`): the job and the API field.
+    Job {
+        job: String,
+        field: String,
+    },
 }
 
 impl Source {
-    fn file(path: &Path, key: impl Into<String>) -> Self {
+    pub fn file(path: &Path, key: impl Into<String>) -> Self {
         Source::File {
             path: path.to_path_buf(),
             key: key.into(),
         }
+    }
+
+    /// Is this value from the environment or the config file (the ambient layers)?
+    pub fn is_ambient(&self) -> bool {
+        matches!(self, Source::Env(_) | Source::File { .. })
     }
 
     /// How to name this source in an error about `entry` (a map key, if any).
@@ -47,6 +59,7 @@ impl Source {
             (Source::File { path, key }, _) => format!("`{key}` in {}", path.display()),
             (Source::Default, _) => "default".into(),
             (Source::Lookup(how), _) => format!("lookup ({how})"),
+            (Source::Job { job, field }, _) => format!("{field} of job {job} (--from)"),
         }
     }
 }
@@ -59,6 +72,7 @@ impl fmt::Display for Source {
             Source::File { path, key } => write!(f, "file {} ({key})", path.display()),
             Source::Default => write!(f, "default"),
             Source::Lookup(how) => write!(f, "lookup: {how}"),
+            Source::Job { job, field } => write!(f, "lookup: --from {job}: {field}"),
         }
     }
 }
@@ -76,75 +90,37 @@ impl<T> Val<T> {
     }
 }
 
-/// `sagetrain.toml`. Unknown keys and wrong types are errors.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub region: Option<String>,
-    pub profile: Option<String>,
-    pub role: Option<String>,
-    pub image: Option<String>,
-    pub pin_digest: Option<bool>,
-    pub instance_type: Option<String>,
-    pub instance_count: Option<i64>,
-    pub volume_size: Option<i64>,
-    pub max_run: Option<DurationValue>,
-    pub max_wait: Option<DurationValue>,
-    pub spot: Option<bool>,
-    pub checkpoint_s3: Option<String>,
-    pub output_path: Option<String>,
-    pub base_name: Option<String>,
-    pub kms_key: Option<String>,
-    pub network_isolation: Option<bool>,
-    pub subnets: Option<Vec<String>>,
-    pub security_groups: Option<Vec<String>>,
-    #[serde(default)]
-    pub hyperparameters: BTreeMap<String, ScalarValue>,
-    #[serde(default)]
-    pub channels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub environment: BTreeMap<String, String>,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    #[serde(default)]
-    pub metrics: BTreeMap<String, String>,
+/// One broken rule, naming the flag, variable or config key that holds the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub what: String,
+    pub rule: String,
 }
 
-/// A duration in the file: `"24h"`, `"90m"`, or a number of seconds.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum DurationValue {
-    Seconds(i64),
-    Text(String),
-}
-
-/// A hyperparameter in the file: TOML scalars become their plain string form.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum ScalarValue {
-    String(String),
-    Integer(i64),
-    Float(f64),
-    Boolean(bool),
-}
-
-impl ScalarValue {
-    pub fn plain(&self) -> String {
-        match self {
-            ScalarValue::String(s) => s.clone(),
-            ScalarValue::Integer(i) => i.to_string(),
-            // Rust prints 0.0001 as "0.0001" and 1e-5 as "0.00001": plain, never JSON-quoted.
-            ScalarValue::Float(f) => f.to_string(),
-            ScalarValue::Boolean(b) => b.to_string(),
+impl Violation {
+    pub fn new(what: impl Into<String>, rule: impl Into<String>) -> Self {
+        Violation {
+            what: what.into(),
+            rule: rule.into(),
         }
     }
 }
 
-/// A loaded config file.
-#[derive(Debug)]
-pub struct LoadedFile {
-    pub path: PathBuf,
-    pub config: FileConfig,
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.rule)
+    }
+}
+
+/// Turn violations into one usage error listing them all.
+pub fn violations_error(v: Vec<Violation>) -> Error {
+    let n = v.len();
+    Error::usage(format!(
+        "{n} invalid setting{}; nothing was sent to AWS",
+        if n == 1 { "" } else { "s" }
+    ))
+    .with_details(v.iter().map(|v| v.to_string()).collect())
+    .with_hint("fix the values above (flags, environment variables or sagetrain.toml); `sagetrain config` shows where each value comes from")
 }
 
 /// Keys in a config file that must never be there: credentials belong in AWS profiles.
@@ -155,7 +131,7 @@ const CREDENTIAL_KEYS: &[&str] = &[
 ];
 
 /// Parse a config file's text. Errors name the file, line and key.
-pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
+pub fn parse_file(path: &Path, text: &str) -> Result<toml::Table> {
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         if trimmed.starts_with('#') {
@@ -179,7 +155,7 @@ pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
             ));
         }
     }
-    toml::from_str(text).map_err(|e| {
+    text.parse::<toml::Table>().map_err(|e| {
         let span = e
             .span()
             .map(|s| {
@@ -236,465 +212,198 @@ fn require_exists(p: PathBuf, from: &str) -> Result<Option<PathBuf>> {
 pub fn load_file(path: &Path) -> Result<LoadedFile> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::usage(format!("cannot read config file {}: {e}", path.display())))?;
-    Ok(LoadedFile {
-        path: path.to_path_buf(),
-        config: parse_file(path, &text)?,
-    })
+    LoadedFile::parse(path, &text)
 }
 
-/// Everything `train` needs, typed and with its sources.
+/// A config file, parsed (not yet checked against what the settings are: see
+/// [`layer::check_file`]).
 #[derive(Debug, Clone)]
-pub struct TrainSettings {
-    pub config_path: Option<PathBuf>,
+pub struct LoadedFile {
+    pub path: PathBuf,
+    pub table: toml::Table,
+    text: String,
+}
+
+impl LoadedFile {
+    pub fn parse(path: &Path, text: &str) -> Result<LoadedFile> {
+        Ok(LoadedFile {
+            path: path.to_path_buf(),
+            table: parse_file(path, text)?,
+            text: text.to_string(),
+        })
+    }
+
+    /// A top-level value, or a key of a `[section]`.
+    pub fn get(&self, section: Option<&str>, key: &str) -> Option<&toml::Value> {
+        match section {
+            None => self.table.get(key),
+            Some(sec) => self.table.get(sec)?.as_table()?.get(key),
+        }
+    }
+
+    /// The source of a file value: `key`, or `section.key`.
+    pub fn source(&self, section: Option<&str>, key: &str) -> Source {
+        match section {
+            None => Source::file(&self.path, key),
+            Some(sec) => Source::file(&self.path, format!("{sec}.{key}")),
+        }
+    }
+
+    /// `path:line` of a key, for messages (the first line that assigns it in its section).
+    pub fn location(&self, section: Option<&str>, key: &str) -> String {
+        let mut current: Option<String> = None;
+        for (i, line) in self.text.lines().enumerate() {
+            let t = line.trim();
+            if let Some(h) = t.strip_prefix('[') {
+                current = Some(h.trim_end_matches(']').trim().to_string());
+                continue;
+            }
+            let lhs = t.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if t.contains('=') && lhs == key && current.as_deref() == section {
+                return format!("{}:{}", self.path.display(), i + 1);
+            }
+            if section.is_none() && current.is_none() && lhs == key && t.contains('=') {
+                return format!("{}:{}", self.path.display(), i + 1);
+            }
+        }
+        let header = format!("[{}]", section.unwrap_or(key));
+        match self.text.lines().position(|l| l.trim() == header) {
+            Some(i) => format!("{}:{}", self.path.display(), i + 1),
+            None => self.path.display().to_string(),
+        }
+    }
+}
+
+static REGION: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"^[a-z]{2}(-[a-z0-9]+)+-[0-9]+$").expect("valid regex"));
+
+/// An AWS region name such as `eu-west-1`.
+pub fn check_region(region: &str) -> std::result::Result<(), String> {
+    if REGION.is_match(region) {
+        Ok(())
+    } else {
+        Err(format!("`{region}` is not an AWS region (e.g. eu-west-1)"))
+    }
+}
+
+/// Where and as whom AWS is called: the same for every command, layered
+/// flag > environment > `sagetrain.toml` (the endpoint: flag > environment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connection {
     pub region: Option<Val<String>>,
     pub profile: Option<Val<String>>,
     pub endpoint_url: Option<Val<String>>,
-    pub role: Option<Val<String>>,
-    pub image: Option<Val<String>>,
-    pub pin_digest: Val<bool>,
-    pub instance_type: Val<String>,
-    pub instance_count: Val<i64>,
-    pub volume_size: Val<i64>,
-    pub max_run: Val<u64>,
-    pub spot: Val<bool>,
-    pub max_wait: Option<Val<u64>>,
-    pub hyperparameters: BTreeMap<String, Val<String>>,
-    pub channels: BTreeMap<String, Val<String>>,
-    pub environment: BTreeMap<String, Val<String>>,
-    pub tags: BTreeMap<String, Val<String>>,
-    pub metrics: BTreeMap<String, Val<String>>,
-    pub output_path: Option<Val<String>>,
-    pub checkpoint_s3: Option<Val<String>>,
-    pub name: Option<Val<String>>,
-    pub base_name: Option<Val<String>>,
-    pub kms_key: Option<Val<String>>,
-    pub network_isolation: Val<bool>,
-    pub subnets: Option<Val<Vec<String>>>,
-    pub security_groups: Option<Val<Vec<String>>>,
-    pub dry_run: bool,
-    pub offline: bool,
 }
 
-/// Parse `90m`, `24h`, `1h30m` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> std::result::Result<u64, String> {
-    let t = text.trim();
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(secs);
-    }
-    humantime::parse_duration(t)
-        .map(|d| d.as_secs())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 90m, 24h or 3600"))
-}
+/// The connection settings' keys in `sagetrain.toml`.
+pub const CONNECTION_KEYS: &[&str] = &["region", "profile"];
 
-fn split_kv(raw: &str) -> Option<(String, String)> {
-    let (k, v) = raw.split_once('=')?;
-    Some((k.trim().to_string(), v.to_string()))
-}
-
-/// First of: flag, environment variable(s), file, in that order.
-fn pick<T>(
-    flag: Option<(T, &'static str)>,
-    envs: &[&'static str],
-    env: &dyn Fn(&str) -> Option<String>,
-    parse_env: impl Fn(String) -> T,
-    file: Option<(T, Source)>,
-) -> Option<Val<T>> {
-    if let Some((v, f)) = flag {
-        return Some(Val::new(v, Source::Flag(f)));
-    }
-    for var in envs {
-        if let Some(v) = env(var).filter(|s| !s.is_empty()) {
-            return Some(Val::new(parse_env(v), Source::Env(var)));
-        }
-    }
-    file.map(|(v, s)| Val::new(v, s))
-}
-
-impl TrainSettings {
-    /// Layer flags over environment over file over defaults.
+impl Connection {
+    /// Layer (a value of the wrong type in the file is a violation; the rules are in
+    /// [`Connection::check`]).
     pub fn layer(
         global: &GlobalArgs,
-        args: &TrainArgs,
         env: &dyn Fn(&str) -> Option<String>,
         file: Option<&LoadedFile>,
-    ) -> std::result::Result<TrainSettings, Vec<Violation>> {
-        let mut violations = Vec::new();
-        let empty = FileConfig::default();
-        let (fc, fpath) = match file {
-            Some(f) => (&f.config, Some(f.path.as_path())),
-            None => (&empty, None),
-        };
-        let fsrc = |key: &str| Source::file(fpath.unwrap_or(Path::new(CONFIG_FILE_NAME)), key);
-        let from_file = |v: &Option<String>, key: &str| v.clone().map(|v| (v, fsrc(key)));
-        let ident = |s: String| s;
-
-        let region = pick(
-            global.region.clone().map(|v| (v, "--region")),
-            &["AWS_REGION", "AWS_DEFAULT_REGION"],
-            env,
-            ident,
-            from_file(&fc.region, "region"),
-        );
-        let profile = pick(
-            global.profile.clone().map(|v| (v, "--profile")),
-            &["AWS_PROFILE"],
-            env,
-            ident,
-            from_file(&fc.profile, "profile"),
-        );
-        let endpoint_url = pick(
-            global.endpoint_url.clone().map(|v| (v, "--endpoint-url")),
-            &["AWS_ENDPOINT_URL"],
-            env,
-            ident,
-            None,
-        );
-        let role = pick(
-            args.role.clone().map(|v| (v, "--role")),
-            &["SAGEMAKER_ROLE"],
-            env,
-            ident,
-            from_file(&fc.role, "role"),
-        );
-        let image = pick(
-            args.image.clone().map(|v| (v, "--image")),
-            &["SAGETRAIN_IMAGE"],
-            env,
-            ident,
-            from_file(&fc.image, "image"),
-        );
-        let pin_digest = if args.no_pin_digest {
-            Val::new(false, Source::Flag("--no-pin-digest"))
-        } else if let Some(p) = fc.pin_digest {
-            Val::new(p, fsrc("pin_digest"))
-        } else {
-            Val::new(true, Source::Default)
-        };
-        let instance_type = pick(
-            args.instance_type.clone().map(|v| (v, "--instance-type")),
-            &[],
-            env,
-            ident,
-            from_file(&fc.instance_type, "instance_type"),
-        )
-        .unwrap_or_else(|| Val::new(DEFAULT_INSTANCE_TYPE.to_string(), Source::Default));
-
-        let mut int_setting = |flag: &Option<String>,
-                               flag_name: &'static str,
-                               file_v: Option<i64>,
-                               key: &str,
-                               default: i64| {
-            if let Some(raw) = flag {
-                match raw.trim().parse::<i64>() {
-                    Ok(v) => Val::new(v, Source::Flag(flag_name)),
-                    Err(_) => {
-                        violations.push(Violation::new(
-                            flag_name,
-                            format!("`{raw}` is not a whole number"),
-                        ));
-                        Val::new(default, Source::Flag(flag_name))
-                    }
-                }
-            } else if let Some(v) = file_v {
-                Val::new(v, fsrc(key))
-            } else {
-                Val::new(default, Source::Default)
+    ) -> std::result::Result<Connection, Vec<Violation>> {
+        let mut v = Vec::new();
+        let mut one = |flag: &Option<String>,
+                       flag_name: &'static str,
+                       vars: &[&'static str],
+                       key: Option<&str>| {
+            if let Some(f) = flag {
+                return Some(Val::new(f.clone(), Source::Flag(flag_name)));
             }
-        };
-        let instance_count = int_setting(
-            &args.instance_count,
-            "--instance-count",
-            fc.instance_count,
-            "instance_count",
-            DEFAULT_INSTANCE_COUNT,
-        );
-        let volume_size = int_setting(
-            &args.volume_size,
-            "--volume-size",
-            fc.volume_size,
-            "volume_size",
-            DEFAULT_VOLUME_SIZE_GB,
-        );
-
-        let mut duration_setting = |flag: &Option<String>,
-                                    flag_name: &'static str,
-                                    file_v: &Option<DurationValue>,
-                                    key: &str| {
-            let (raw, src) = if let Some(raw) = flag {
-                (raw.clone(), Source::Flag(flag_name))
-            } else if let Some(v) = file_v {
-                match v {
-                    DurationValue::Seconds(s) if *s >= 0 => {
-                        return Some(Val::new(*s as u64, fsrc(key)))
-                    }
-                    DurationValue::Seconds(s) => (s.to_string(), fsrc(key)),
-                    DurationValue::Text(t) => (t.clone(), fsrc(key)),
+            for var in vars {
+                if let Some(x) = env(var).filter(|s| !s.is_empty()) {
+                    return Some(Val::new(x, Source::Env(var)));
                 }
-            } else {
-                return None;
-            };
-            match parse_duration(&raw) {
-                Ok(secs) => Some(Val::new(secs, src)),
-                Err(rule) => {
-                    violations.push(Violation::new(src.name_for(None), rule));
+            }
+            let (file, key) = (file?, key?);
+            match file.get(None, key)? {
+                toml::Value::String(s) => Some(Val::new(s.clone(), file.source(None, key))),
+                other => {
+                    v.push(Violation::new(
+                        format!("`{key}` in {}", file.location(None, key)),
+                        format!("must be a string (got {})", other.type_str()),
+                    ));
                     None
                 }
             }
         };
-        let max_run = duration_setting(&args.max_run, "--max-run", &fc.max_run, "max_run")
-            .unwrap_or_else(|| Val::new(DEFAULT_MAX_RUN_SECS, Source::Default));
-        let max_wait = duration_setting(&args.max_wait, "--max-wait", &fc.max_wait, "max_wait");
-
-        let bool_setting =
-            |flag: bool, flag_name: &'static str, file_v: Option<bool>, key: &str| {
-                if flag {
-                    Val::new(true, Source::Flag(flag_name))
-                } else if let Some(v) = file_v {
-                    Val::new(v, fsrc(key))
-                } else {
-                    Val::new(false, Source::Default)
-                }
-            };
-        let spot = bool_setting(args.spot, "--spot", fc.spot, "spot");
-        let network_isolation = bool_setting(
-            args.network_isolation,
-            "--network-isolation",
-            fc.network_isolation,
-            "network_isolation",
+        let region = one(
+            &global.region,
+            "--region",
+            &["AWS_REGION", "AWS_DEFAULT_REGION"],
+            Some("region"),
         );
-
-        // Maps: file entries first, then flags override per key.
-        let mut map_setting = |file_map: BTreeMap<String, String>,
-                               section: &str,
-                               flags: &[String],
-                               flag_name: &'static str| {
-            let mut m: BTreeMap<String, Val<String>> = file_map
-                .into_iter()
-                .map(|(k, v)| {
-                    let src = fsrc(&format!("{section}.{k}"));
-                    (k, Val::new(v, src))
-                })
-                .collect();
-            for raw in flags {
-                match split_kv(raw) {
-                    Some((k, v)) => {
-                        m.insert(k, Val::new(v, Source::Flag(flag_name)));
-                    }
-                    None => violations.push(Violation::new(
-                        flag_name,
-                        format!("`{raw}` is not of the form KEY=VALUE"),
-                    )),
-                }
-            }
-            m
-        };
-        let mut hyperparameters = map_setting(
-            fc.hyperparameters
-                .iter()
-                .map(|(k, v)| (k.clone(), v.plain()))
-                .collect(),
-            "hyperparameters",
-            &args.hyperparameters,
-            "--hyperparameter",
+        let profile = one(
+            &global.profile,
+            "--profile",
+            &["AWS_PROFILE"],
+            Some("profile"),
         );
-        if let Some(e) = &args.epochs {
-            hyperparameters.insert(
-                "epochs".into(),
-                Val::new(e.trim().to_string(), Source::Flag("--epochs")),
-            );
+        let endpoint_url = one(
+            &global.endpoint_url,
+            "--endpoint-url",
+            &["AWS_ENDPOINT_URL"],
+            None,
+        );
+        if v.is_empty() {
+            Ok(Connection {
+                region,
+                profile,
+                endpoint_url,
+            })
+        } else {
+            Err(v)
         }
-        let mut channels =
-            map_setting(fc.channels.clone(), "channels", &args.channels, "--channel");
-        if let Some(t) = &args.train {
-            channels.insert("train".into(), Val::new(t.clone(), Source::Flag("--train")));
-        }
-        if let Some(v) = &args.validation {
-            channels.insert(
-                "validation".into(),
-                Val::new(v.clone(), Source::Flag("--validation")),
-            );
-        }
-        let environment = map_setting(
-            fc.environment.clone(),
-            "environment",
-            &args.environment,
-            "--env",
-        );
-        let tags = map_setting(fc.tags.clone(), "tags", &args.tags, "--tag");
-        let metrics = map_setting(fc.metrics.clone(), "metrics", &args.metrics, "--metric");
-
-        let opt =
-            |flag: &Option<String>, flag_name: &'static str, file_v: &Option<String>, key: &str| {
-                pick(
-                    flag.clone().map(|v| (v, flag_name)),
-                    &[],
-                    env,
-                    ident,
-                    from_file(file_v, key),
-                )
-            };
-        let output_path = opt(
-            &args.output_path,
-            "--output-path",
-            &fc.output_path,
-            "output_path",
-        );
-        let checkpoint_s3 = opt(
-            &args.checkpoint_s3,
-            "--checkpoint-s3",
-            &fc.checkpoint_s3,
-            "checkpoint_s3",
-        );
-        let name = args
-            .name
-            .clone()
-            .map(|v| Val::new(v, Source::Flag("--name")));
-        let base_name = opt(&args.base_name, "--base-name", &fc.base_name, "base_name");
-        let kms_key = opt(&args.kms_key, "--kms-key", &fc.kms_key, "kms_key");
-        let list_setting =
-            |flags: &[String], flag_name: &'static str, file_v: &Option<Vec<String>>, key: &str| {
-                if !flags.is_empty() {
-                    Some(Val::new(flags.to_vec(), Source::Flag(flag_name)))
-                } else {
-                    file_v.clone().map(|v| Val::new(v, fsrc(key)))
-                }
-            };
-        let subnets = list_setting(&args.subnets, "--subnet", &fc.subnets, "subnets");
-        let security_groups = list_setting(
-            &args.security_groups,
-            "--security-group",
-            &fc.security_groups,
-            "security_groups",
-        );
-
-        if !violations.is_empty() {
-            return Err(violations);
-        }
-        Ok(TrainSettings {
-            config_path: fpath.map(Path::to_path_buf),
-            region,
-            profile,
-            endpoint_url,
-            role,
-            image,
-            pin_digest,
-            instance_type,
-            instance_count,
-            volume_size,
-            max_run,
-            spot,
-            max_wait,
-            hyperparameters,
-            channels,
-            environment,
-            tags,
-            metrics,
-            output_path,
-            checkpoint_s3,
-            name,
-            base_name,
-            kms_key,
-            network_isolation,
-            subnets,
-            security_groups,
-            dry_run: args.dry_run,
-            offline: args.offline,
-        })
     }
 
-    /// Every effective setting as (name, value, source) rows, for `sagetrain config` and `-v`.
-    pub fn rows(&self) -> Vec<(String, String, String)> {
-        let mut rows = Vec::new();
-        let mut one = |name: &str, v: Option<(String, String)>| {
-            let (value, source) = v.unwrap_or_else(|| ("(not set)".into(), "-".into()));
-            rows.push((name.to_string(), value, source));
-        };
-        let s =
-            |v: &Option<Val<String>>| v.as_ref().map(|v| (v.value.clone(), v.source.to_string()));
-        one("region", s(&self.region));
-        one("profile", s(&self.profile));
-        one("endpoint_url", s(&self.endpoint_url));
-        one("role", s(&self.role));
-        one("image", s(&self.image));
-        one(
-            "pin_digest",
-            Some((
-                self.pin_digest.value.to_string(),
-                self.pin_digest.source.to_string(),
-            )),
-        );
-        one(
-            "instance_type",
-            Some((
-                self.instance_type.value.clone(),
-                self.instance_type.source.to_string(),
-            )),
-        );
-        one(
-            "instance_count",
-            Some((
-                self.instance_count.value.to_string(),
-                self.instance_count.source.to_string(),
-            )),
-        );
-        one(
-            "volume_size",
-            Some((
-                self.volume_size.value.to_string(),
-                self.volume_size.source.to_string(),
-            )),
-        );
-        one(
-            "max_run",
-            Some((
-                format!("{}s", self.max_run.value),
-                self.max_run.source.to_string(),
-            )),
-        );
-        one(
-            "spot",
-            Some((self.spot.value.to_string(), self.spot.source.to_string())),
-        );
-        one(
-            "max_wait",
-            self.max_wait
-                .as_ref()
-                .map(|v| (format!("{}s", v.value), v.source.to_string())),
-        );
-        one("output_path", s(&self.output_path));
-        one("checkpoint_s3", s(&self.checkpoint_s3));
-        one("name", s(&self.name));
-        one("base_name", s(&self.base_name));
-        one("kms_key", s(&self.kms_key));
-        one(
-            "network_isolation",
-            Some((
-                self.network_isolation.value.to_string(),
-                self.network_isolation.source.to_string(),
-            )),
-        );
-        let l = |v: &Option<Val<Vec<String>>>| {
-            v.as_ref()
-                .map(|v| (v.value.join(","), v.source.to_string()))
-        };
-        one("subnets", l(&self.subnets));
-        one("security_groups", l(&self.security_groups));
-        for (section, map) in [
-            ("hyperparameters", &self.hyperparameters),
-            ("channels", &self.channels),
-            ("environment", &self.environment),
-            ("tags", &self.tags),
-            ("metrics", &self.metrics),
-        ] {
-            for (k, v) in map {
-                rows.push((
-                    format!("{section}.{k}"),
-                    v.value.clone(),
-                    v.source.to_string(),
+    /// The rules of the region and the endpoint.
+    pub fn check(&self) -> Vec<Violation> {
+        let mut v = Vec::new();
+        if let Some(r) = &self.region {
+            if let Err(rule) = check_region(&r.value) {
+                v.push(Violation::new(r.source.name_for(None), rule));
+            }
+        }
+        if let Some(e) = &self.endpoint_url {
+            if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
+                v.push(Violation::new(
+                    e.source.name_for(None),
+                    format!("`{}` is not an http:// or https:// URL", e.value),
                 ));
             }
         }
-        rows
+        v
+    }
+
+    /// [`Connection::layer`] and [`Connection::check`]: what every command runs first.
+    pub fn layer_checked(
+        global: &GlobalArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: Option<&LoadedFile>,
+    ) -> std::result::Result<Connection, Vec<Violation>> {
+        let c = Connection::layer(global, env, file)?;
+        let v = c.check();
+        if v.is_empty() {
+            Ok(c)
+        } else {
+            Err(v)
+        }
+    }
+
+    /// Rows of `sagetrain config`.
+    pub fn rows(&self) -> Vec<layer::Row> {
+        [
+            ("region", &self.region),
+            ("profile", &self.profile),
+            ("endpoint_url", &self.endpoint_url),
+        ]
+        .into_iter()
+        .map(|(name, v)| layer::row(name, v.as_ref().map(|v| (v.value.clone(), &v.source))))
+        .collect()
     }
 }
 
@@ -703,131 +412,12 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    pub(crate) fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let m: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| m.get(k).cloned()
-    }
-
-    fn global() -> GlobalArgs {
-        GlobalArgs {
-            profile: None,
-            region: None,
-            endpoint_url: None,
-            config: None,
-            output: crate::cli::OutputFormat::Text,
-            quiet: false,
-            verbose: 0,
-        }
-    }
-
-    fn file(text: &str) -> LoadedFile {
-        let path = PathBuf::from("/p/sagetrain.toml");
-        LoadedFile {
-            config: parse_file(&path, text).unwrap(),
-            path,
-        }
-    }
-
-    #[test]
-    fn flags_beat_env_beat_file_beat_defaults() {
-        let f = file("role = \"FileRole\"\nimage = \"file-img\"\ninstance_type = \"ml.p3.2xlarge\"\nregion = \"eu-west-1\"\n");
-        let env = env_of(&[
-            ("SAGEMAKER_ROLE", "EnvRole"),
-            ("SAGETRAIN_IMAGE", "env-img"),
-        ]);
-        let args = TrainArgs {
-            image: Some("flag-img".into()),
-            ..Default::default()
-        };
-        let s = TrainSettings::layer(&global(), &args, &env, Some(&f)).unwrap();
-        assert_eq!(s.image.as_ref().unwrap().value, "flag-img");
-        assert_eq!(s.image.as_ref().unwrap().source, Source::Flag("--image"));
-        assert_eq!(s.role.as_ref().unwrap().value, "EnvRole");
-        assert_eq!(
-            s.role.as_ref().unwrap().source,
-            Source::Env("SAGEMAKER_ROLE")
-        );
-        assert_eq!(s.instance_type.value, "ml.p3.2xlarge");
-        assert!(matches!(s.instance_type.source, Source::File { .. }));
-        assert_eq!(s.region.as_ref().unwrap().value, "eu-west-1");
-        assert_eq!(s.instance_count.value, 1);
-        assert_eq!(s.instance_count.source, Source::Default);
-        assert_eq!(s.max_run.value, 86400);
-        assert!(s.pin_digest.value);
-    }
-
-    #[test]
-    fn env_region_beats_file_region() {
-        let f = file("region = \"eu-west-1\"\n");
-        let env = env_of(&[("AWS_REGION", "us-west-2")]);
-        let s = TrainSettings::layer(&global(), &TrainArgs::default(), &env, Some(&f)).unwrap();
-        assert_eq!(s.region.unwrap().value, "us-west-2");
-    }
-
-    #[test]
-    fn toml_scalars_become_plain_strings_and_flags_override_per_key() {
-        let f = file("[hyperparameters]\nepochs = 10\nlearning_rate = 0.0001\naugment = true\noptimizer = \"adam\"\n");
-        let args = TrainArgs {
-            epochs: Some("50".into()),
-            hyperparameters: vec!["batch_size=8".into()],
-            ..Default::default()
-        };
-        let s = TrainSettings::layer(&global(), &args, &env_of(&[]), Some(&f)).unwrap();
-        let hp: BTreeMap<_, _> = s
-            .hyperparameters
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.value.as_str()))
-            .collect();
-        assert_eq!(
-            hp,
-            BTreeMap::from([
-                ("augment", "true"),
-                ("batch_size", "8"),
-                ("epochs", "50"),
-                ("learning_rate", "0.0001"),
-                ("optimizer", "adam"),
-            ])
-        );
-        assert_eq!(s.hyperparameters["epochs"].source, Source::Flag("--epochs"));
-    }
-
-    #[test]
-    fn bad_values_are_collected_together() {
-        let args = TrainArgs {
-            instance_count: Some("two".into()),
-            max_run: Some("forever".into()),
-            tags: vec!["novalue".into()],
-            ..Default::default()
-        };
-        let v = TrainSettings::layer(&global(), &args, &env_of(&[]), None).unwrap_err();
-        let text: Vec<String> = v.iter().map(|v| v.to_string()).collect();
-        assert_eq!(v.len(), 3, "{text:?}");
-        assert!(text[0].starts_with("--instance-count"));
-        assert!(text[1].starts_with("--max-run"));
-        assert!(text[2].starts_with("--tag"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("3600"), Ok(3600));
-        assert_eq!(parse_duration("90m"), Ok(5400));
-        assert_eq!(parse_duration("24h"), Ok(86400));
-        assert_eq!(parse_duration("1h 30m"), Ok(5400));
-        assert!(parse_duration("soon").is_err());
-    }
-
-    #[test]
-    fn unknown_keys_and_wrong_types_name_file_line_and_key() {
-        let p = PathBuf::from("/p/sagetrain.toml");
-        let e = parse_file(&p, "region = \"x\"\ninstance_cont = 2\n").unwrap_err();
-        assert!(e.message.contains("/p/sagetrain.toml:2"), "{}", e.message);
-        assert!(e.message.contains("instance_cont"), "{}", e.message);
-        let e = parse_file(&p, "\ninstance_count = \"two\"\n").unwrap_err();
-        assert!(e.message.contains("/p/sagetrain.toml:2"), "{}", e.message);
-        assert_eq!(e.kind, crate::error::Kind::Usage);
     }
 
     #[test]
@@ -851,5 +441,56 @@ mod tests {
         let err =
             find_config(Some(Path::new("/nonexistent.toml")), &env_of(&[]), &sub).unwrap_err();
         assert!(err.message.contains("--config"));
+    }
+
+    #[test]
+    fn keys_are_located_by_section_and_line() {
+        let f = LoadedFile::parse(
+            Path::new("/p/s.toml"),
+            "region = \"x\"\n[tags]\nregion = \"t\"\n[channels]\ntrain = \"s3://b/x\"\n",
+        )
+        .unwrap();
+        assert_eq!(f.location(None, "region"), "/p/s.toml:1");
+        assert_eq!(f.location(Some("tags"), "region"), "/p/s.toml:3");
+        assert_eq!(f.location(Some("channels"), "train"), "/p/s.toml:5");
+        assert_eq!(f.location(None, "channels"), "/p/s.toml:4");
+    }
+
+    #[test]
+    fn connection_settings_layer_flag_env_file_and_are_checked() {
+        let f = LoadedFile::parse(
+            Path::new("/p/s.toml"),
+            "region = \"eu-west-1\"\nprofile = \"p\"\n",
+        )
+        .unwrap();
+        let g = GlobalArgs {
+            profile: None,
+            region: None,
+            endpoint_url: None,
+            config: None,
+            output: crate::cli::OutputFormat::Text,
+            quiet: false,
+            verbose: 0,
+        };
+        let c = Connection::layer(&g, &env_of(&[("AWS_PROFILE", "envp")]), Some(&f)).unwrap();
+        assert_eq!(
+            c.region.unwrap().source,
+            Source::file(Path::new("/p/s.toml"), "region")
+        );
+        assert_eq!(c.profile.unwrap().source, Source::Env("AWS_PROFILE"));
+        let bad = Connection::layer_checked(
+            &GlobalArgs {
+                region: Some("Europe".into()),
+                endpoint_url: Some("localhost:5000".into()),
+                ..g
+            },
+            &env_of(&[]),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(bad[0]
+            .to_string()
+            .starts_with("--region: `Europe` is not an AWS region"));
     }
 }

@@ -12,12 +12,13 @@ pub mod progress;
 pub mod scan;
 pub mod upload;
 
-use crate::config::{Source, TrainSettings, Val};
+use crate::config::{Source, Val};
 use crate::error::{Error, Kind, Result};
 use crate::job::spec::{channel_location, ChannelLocation};
 use crate::ui::Ui;
 use progress::{human_bytes, Progress};
 use scan::{ScanOptions, Scanned};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use upload::{Outcome, PushOptions, RemotePlan, Target};
 
@@ -39,9 +40,9 @@ pub struct Prepared {
     pub scanned: Scanned,
 }
 
-/// The channels of `s` that are local folders.
-pub fn local_channels(s: &TrainSettings, cwd: &Path) -> Vec<LocalChannel> {
-    s.channels
+/// The channels that are local folders.
+pub fn local_channels(channels: &BTreeMap<String, Val<String>>, cwd: &Path) -> Vec<LocalChannel> {
+    channels
         .iter()
         .filter_map(|(name, v)| match channel_location(v, cwd) {
             Ok(ChannelLocation::Local(dir)) => Some(LocalChannel {
@@ -99,18 +100,18 @@ pub fn warn_about(ui: &Ui, name: &str, s: &Scanned) {
     }
 }
 
-/// Scan and hash every local channel of `s`. Local only: run before any AWS call, so that a
+/// Scan and hash every local channel. Local only: run before any AWS call, so that a
 /// credentials file is refused before anything is sent.
 pub fn prepare(
     ui: &Ui,
     env: &dyn Fn(&str) -> Option<String>,
-    s: &TrainSettings,
+    channels: &BTreeMap<String, Val<String>>,
     cwd: &Path,
     opts: ScanOptions,
 ) -> Result<Vec<Prepared>> {
     let cache_dir = cache::cache_dir(env);
     let mut out = Vec::new();
-    for ch in local_channels(s, cwd) {
+    for ch in local_channels(channels, cwd) {
         let scanned = scan::scan(&ch.given.value, &ch.dir, opts, cache_dir.as_deref(), ui)
             .map_err(|mut e| {
                 e.message = format!("channel `{}` ({}): {}", ch.name, ch.given.source, e.message);
@@ -147,19 +148,22 @@ fn read_note(s: &Scanned) -> String {
     }
 }
 
-/// The settings with each local channel replaced by its content-addressed S3 URI.
-pub fn substitute(s: &TrainSettings, data: &[Prepared], bucket: &str) -> TrainSettings {
-    let mut s = s.clone();
+/// The channels with each local one replaced by its content-addressed S3 URI.
+pub fn substitute(
+    channels: &BTreeMap<String, Val<String>>,
+    data: &[Prepared],
+    bucket: &str,
+) -> BTreeMap<String, Val<String>> {
+    let mut channels = channels.clone();
     for p in data {
         let uri = data_uri(bucket, &p.channel.name, &p.scanned.digest);
         let how = format!(
             "local folder {} ({}), content-addressed",
             p.channel.given.value, p.channel.given.source
         );
-        s.channels
-            .insert(p.channel.name.clone(), Val::new(uri, Source::Lookup(how)));
+        channels.insert(p.channel.name.clone(), Val::new(uri, Source::Lookup(how)));
     }
-    s
+    channels
 }
 
 /// Push one scanned folder: read what is there, send the rest, write the manifest last.

@@ -1,122 +1,41 @@
-//! SageMaker training jobs: the request in the SDK's types, and a create that is safe to retry.
+//! Creating a training job, safely under retries and concurrent runs.
+//!
+//! CreateTrainingJob has no client token: a retried attempt whose first attempt succeeded meets
+//! `ResourceInUse`. Each run tags its job with a random submission id
+//! ([`crate::job::request::SUBMISSION_TAG`]); `ResourceInUse` is this run's own job (an earlier
+//! attempt created it) only when the existing job carries this run's id. Any other job of that
+//! name, however alike, is a name conflict.
 
 use crate::aws::{aws_error, error_code};
-use crate::error::{Error, Result};
-use crate::job::spec::CreateTrainingJobRequest;
-use aws_sdk_sagemaker::types as sm;
+use crate::error::Result;
+use crate::job::request::{to_sdk, CreateTrainingJobRequest, SUBMISSION_TAG};
 use aws_sdk_sagemaker::Client;
-
-/// The SDK call for a request. Kept next to the serde form so the two cannot drift apart
-/// unnoticed: the tests compare them field by field.
-pub fn to_sdk(
-    client: &Client,
-    r: &CreateTrainingJobRequest,
-) -> aws_sdk_sagemaker::operation::create_training_job::builders::CreateTrainingJobFluentBuilder {
-    let a = &r.algorithm_specification;
-    let mut algo = sm::AlgorithmSpecification::builder()
-        .training_image(&a.training_image)
-        .training_input_mode(sm::TrainingInputMode::from(a.training_input_mode.as_str()));
-    for m in &a.metric_definitions {
-        algo = algo.metric_definitions(
-            sm::MetricDefinition::builder()
-                .name(&m.name)
-                .regex(&m.regex)
-                .build(),
-        );
-    }
-    let mut b = client
-        .create_training_job()
-        .training_job_name(&r.training_job_name)
-        .algorithm_specification(algo.build())
-        .role_arn(&r.role_arn)
-        .output_data_config(
-            sm::OutputDataConfig::builder()
-                .s3_output_path(&r.output_data_config.s3_output_path)
-                .set_kms_key_id(r.output_data_config.kms_key_id.clone())
-                .build(),
-        )
-        .resource_config(
-            sm::ResourceConfig::builder()
-                .instance_type(sm::TrainingInstanceType::from(
-                    r.resource_config.instance_type.as_str(),
-                ))
-                .instance_count(r.resource_config.instance_count)
-                .volume_size_in_gb(r.resource_config.volume_size_in_gb)
-                .set_volume_kms_key_id(r.resource_config.volume_kms_key_id.clone())
-                .build(),
-        )
-        .stopping_condition(
-            sm::StoppingCondition::builder()
-                .max_runtime_in_seconds(r.stopping_condition.max_runtime_in_seconds)
-                .set_max_wait_time_in_seconds(r.stopping_condition.max_wait_time_in_seconds)
-                .build(),
-        );
-    for (k, v) in &r.hyper_parameters {
-        b = b.hyper_parameters(k, v);
-    }
-    for (k, v) in &r.environment {
-        b = b.environment(k, v);
-    }
-    for c in &r.input_data_config {
-        let s3 = &c.data_source.s3_data_source;
-        b = b.input_data_config(
-            sm::Channel::builder()
-                .channel_name(&c.channel_name)
-                .data_source(
-                    sm::DataSource::builder()
-                        .s3_data_source(
-                            sm::S3DataSource::builder()
-                                .s3_data_type(sm::S3DataType::from(s3.s3_data_type.as_str()))
-                                .s3_uri(&s3.s3_uri)
-                                .s3_data_distribution_type(sm::S3DataDistribution::from(
-                                    s3.s3_data_distribution_type.as_str(),
-                                ))
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        );
-    }
-    if let Some(v) = &r.vpc_config {
-        b = b.vpc_config(
-            sm::VpcConfig::builder()
-                .set_security_group_ids(Some(v.security_group_ids.clone()))
-                .set_subnets(Some(v.subnets.clone()))
-                .build(),
-        );
-    }
-    for t in &r.tags {
-        b = b.tags(sm::Tag::builder().key(&t.key).value(&t.value).build());
-    }
-    if r.enable_network_isolation {
-        b = b.enable_network_isolation(true);
-    }
-    if r.enable_managed_spot_training {
-        b = b.enable_managed_spot_training(true);
-    }
-    if let Some(c) = &r.checkpoint_config {
-        b = b.checkpoint_config(
-            sm::CheckpointConfig::builder()
-                .s3_uri(&c.s3_uri)
-                .local_path(&c.local_path)
-                .build(),
-        );
-    }
-    b
-}
 
 /// The outcome of a create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
     pub job_arn: String,
-    /// True when the create met `ResourceInUse` and the existing job was this request's own
-    /// (an earlier attempt of ours had succeeded).
+    /// True when the create met `ResourceInUse` and the existing job was this run's own
+    /// (an earlier attempt had created it).
     pub reconciled: bool,
 }
 
-/// Create the job. CreateTrainingJob has no client token: when a retried attempt meets
-/// `ResourceInUse`, the job that exists is compared with the request and accepted if it is ours.
+/// A random submission id: 16 hex digits from the OS's random source (through the standard
+/// library's randomly keyed hasher), never derived from the time alone.
+pub fn submission_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// Create the job (see the module's note on `ResourceInUse`).
 pub async fn create(client: &Client, req: &CreateTrainingJobRequest) -> Result<Created> {
     match to_sdk(client, req).send().await {
         Ok(out) => Ok(Created {
@@ -133,9 +52,12 @@ pub async fn create(client: &Client, req: &CreateTrainingJobRequest) -> Result<C
                 .send()
                 .await
                 .map_err(|e| aws_error("sagemaker:DescribeTrainingJob", &e))?;
-            if same_job(req, &existing) {
+            let arn = existing.training_job_arn().unwrap_or_default().to_string();
+            let ours = submission_of(req);
+            let theirs = job_submission(client, &arn).await?;
+            if ours.is_some() && theirs.as_deref() == ours {
                 Ok(Created {
-                    job_arn: existing.training_job_arn().unwrap_or_default().to_string(),
+                    job_arn: arn,
                     reconciled: true,
                 })
             } else {
@@ -146,69 +68,39 @@ pub async fn create(client: &Client, req: &CreateTrainingJobRequest) -> Result<C
     }
 }
 
-/// Is the described job the one this request would create?
-pub fn same_job(
-    req: &CreateTrainingJobRequest,
-    d: &aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput,
-) -> bool {
-    let hp: std::collections::BTreeMap<String, String> = d
-        .hyper_parameters()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
-    let image = d
-        .algorithm_specification()
-        .and_then(|a| a.training_image())
-        .unwrap_or_default();
-    let out = d
-        .output_data_config()
-        .and_then(|o| o.s3_output_path())
-        .unwrap_or_default();
-    let res = d.resource_config();
-    d.training_job_name().unwrap_or_default() == req.training_job_name
-        && d.role_arn().unwrap_or_default() == req.role_arn
-        && image == req.algorithm_specification.training_image
-        && hp == req.hyper_parameters
-        && out == req.output_data_config.s3_output_path
-        && res.and_then(|r| r.instance_type()).map(|t| t.as_str())
-            == Some(req.resource_config.instance_type.as_str())
-        && res.and_then(|r| r.instance_count()) == Some(req.resource_config.instance_count)
+/// The submission id a request tags its job with.
+fn submission_of(req: &CreateTrainingJobRequest) -> Option<&str> {
+    req.tags
+        .iter()
+        .find(|t| t.key == SUBMISSION_TAG)
+        .map(|t| t.value.as_str())
 }
 
-/// Describe a job, mapping "not found" (a ValidationException) to a clear error.
-pub async fn describe(
-    client: &Client,
-    name: &str,
-) -> Result<aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput> {
-    client
-        .describe_training_job()
-        .training_job_name(name)
-        .send()
-        .await
-        .map_err(|e| {
-            let msg = e
-                .as_service_error()
-                .and_then(|s| aws_smithy_types::error::metadata::ProvideErrorMetadata::message(s))
-                .unwrap_or_default()
-                .to_string();
-            if msg.contains("Could not find") || msg.contains("not found") {
-                Error::aws(format!(
-                    "training job `{name}` not found in this account and region"
-                ))
-                .with_hint("check the name and --region; `sagetrain list` shows recent jobs")
-            } else {
-                aws_error("sagemaker:DescribeTrainingJob", &e)
-            }
-        })
+/// The submission id of an existing job, from its tags.
+async fn job_submission(client: &Client, arn: &str) -> Result<Option<String>> {
+    let mut pages = client
+        .list_tags()
+        .resource_arn(arn)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(tag) = pages.next().await {
+        let tag = tag.map_err(|e| aws_error("sagemaker:ListTags", &e))?;
+        if tag.key() == Some(SUBMISSION_TAG) {
+            return Ok(tag.value().map(str::to_string));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::job::spec::*;
-    use aws_sdk_sagemaker::operation::create_training_job::{
-        CreateTrainingJobError, CreateTrainingJobOutput,
-    };
+    use crate::job::request::*;
+    use aws_sdk_sagemaker::operation::create_training_job::CreateTrainingJobError;
     use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
+    use aws_sdk_sagemaker::operation::list_tags::ListTagsOutput;
+    use aws_sdk_sagemaker::types as sm;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use std::collections::BTreeMap;
 
@@ -240,7 +132,10 @@ pub(crate) mod tests {
                 max_runtime_in_seconds: 3600,
                 max_wait_time_in_seconds: None,
             },
-            tags: vec![],
+            tags: vec![Tag {
+                key: SUBMISSION_TAG.into(),
+                value: "0123456789abcdef".into(),
+            }],
             enable_network_isolation: false,
             enable_managed_spot_training: false,
             checkpoint_config: None,
@@ -291,16 +186,24 @@ pub(crate) mod tests {
         )
     }
 
+    fn tagged(id: &str) -> ListTagsOutput {
+        ListTagsOutput::builder()
+            .tags(sm::Tag::builder().key("project").value("vessels").build())
+            .tags(sm::Tag::builder().key(SUBMISSION_TAG).value(id).build())
+            .build()
+    }
+
     #[tokio::test]
     async fn a_retried_create_that_meets_its_own_job_is_accepted() {
         let req = request();
         let d = described(&req, "50");
         let create_rule = mock!(Client::create_training_job).then_error(in_use);
         let describe = mock!(Client::describe_training_job).then_output(move || d.clone());
+        let tags = mock!(Client::list_tags).then_output(|| tagged("0123456789abcdef"));
         let client = mock_client!(
             aws_sdk_sagemaker,
             RuleMode::MatchAny,
-            [&create_rule, &describe]
+            [&create_rule, &describe, &tags]
         );
         let created = create(&client, &req).await.unwrap();
         assert!(created.reconciled);
@@ -309,6 +212,7 @@ pub(crate) mod tests {
             "arn:aws:sagemaker:us-east-1:123456789012:training-job/unet-1"
         );
         assert_eq!(describe.num_calls(), 1);
+        assert_eq!(tags.num_calls(), 1);
     }
 
     #[tokio::test]
@@ -317,85 +221,52 @@ pub(crate) mod tests {
         let d = described(&req, "10");
         let create_rule = mock!(Client::create_training_job).then_error(in_use);
         let describe = mock!(Client::describe_training_job).then_output(move || d.clone());
+        let tags = mock!(Client::list_tags).then_output(|| tagged("fedcba9876543210"));
         let client = mock_client!(
             aws_sdk_sagemaker,
             RuleMode::MatchAny,
-            [&create_rule, &describe]
+            [&create_rule, &describe, &tags]
         );
         let err = create(&client, &req).await.unwrap_err();
         assert_eq!(err.kind, crate::error::Kind::Aws);
+        assert_eq!(err.exit_code(), 4);
         assert!(err.message.contains("already exists"), "{}", err.message);
         assert!(err.hint.unwrap().contains("--name"));
     }
 
+    /// Two runs with identical settings: the second meets the first's job, which is alike in
+    /// every field but carries another submission id. It is a conflict, not "created".
     #[tokio::test]
-    async fn the_sdk_call_carries_every_field_of_the_request() {
-        let mut req = request();
-        req.hyper_parameters
-            .insert("learning_rate".into(), "0.0001".into());
-        req.environment.insert("MODE".into(), "fast".into());
-        req.tags.push(Tag {
-            key: "project".into(),
-            value: "vessels".into(),
-        });
-        req.enable_managed_spot_training = true;
-        req.stopping_condition.max_wait_time_in_seconds = Some(7200);
-        req.checkpoint_config = Some(CheckpointConfig {
-            s3_uri: "s3://b/ck/".into(),
-            local_path: "/opt/ml/checkpoints/".into(),
-        });
-        req.vpc_config = Some(VpcConfig {
-            security_group_ids: vec!["sg-1".into()],
-            subnets: vec!["subnet-1".into()],
-        });
-        req.algorithm_specification
-            .metric_definitions
-            .push(MetricDefinition {
-                name: "val_dice".into(),
-                regex: "val_dice=([0-9.]+)".into(),
-            });
-        let expected = req.clone();
-        let create_rule = mock!(Client::create_training_job)
-            .match_requests(move |r| {
-                let e = &expected;
-                r.training_job_name() == Some(e.training_job_name.as_str())
-                    && r.hyper_parameters().map(|m| m.len()) == Some(2)
-                    && r.hyper_parameters()
-                        .and_then(|m| m.get("learning_rate"))
-                        .map(String::as_str)
-                        == Some("0.0001")
-                    && r.environment()
-                        .and_then(|m| m.get("MODE"))
-                        .map(String::as_str)
-                        == Some("fast")
-                    && r.tags().len() == 1
-                    && r.enable_managed_spot_training() == Some(true)
-                    && r.stopping_condition()
-                        .and_then(|s| s.max_wait_time_in_seconds())
-                        == Some(7200)
-                    && r.checkpoint_config().map(|c| c.s3_uri()) == Some(Some("s3://b/ck/"))
-                    && r.vpc_config().map(|v| v.subnets().len()) == Some(1)
-                    && r.algorithm_specification()
-                        .map(|a| a.metric_definitions().len())
-                        == Some(1)
-                    && r.resource_config().and_then(|c| c.volume_size_in_gb()) == Some(30)
-                    && r.output_data_config().and_then(|o| o.s3_output_path())
-                        == Some("s3://b/out/")
-            })
-            .then_output(|| {
-                CreateTrainingJobOutput::builder()
-                    .training_job_arn("arn:x")
-                    .build()
-            });
-        let client = mock_client!(aws_sdk_sagemaker, [&create_rule]);
-        let created = create(&client, &req).await.unwrap();
-        assert_eq!(
-            created,
-            Created {
-                job_arn: "arn:x".into(),
-                reconciled: false
-            }
+    async fn an_identical_job_of_another_run_is_a_conflict_not_ours() {
+        let req = request();
+        let d = described(&req, "50");
+        let create_rule = mock!(Client::create_training_job).then_error(in_use);
+        let describe = mock!(Client::describe_training_job).then_output(move || d.clone());
+        let tags = mock!(Client::list_tags).then_output(|| tagged("fedcba9876543210"));
+        let client = mock_client!(
+            aws_sdk_sagemaker,
+            RuleMode::MatchAny,
+            [&create_rule, &describe, &tags]
         );
-        assert_eq!(create_rule.num_calls(), 1);
+        let err = create(&client, &req).await.unwrap_err();
+        assert_eq!(err.exit_code(), 4, "{}", err.message);
+        // A job with no submission id at all (created by another tool) is not ours either.
+        let d = described(&req, "50");
+        let describe = mock!(Client::describe_training_job).then_output(move || d.clone());
+        let untagged = mock!(Client::list_tags).then_output(|| ListTagsOutput::builder().build());
+        let create_rule = mock!(Client::create_training_job).then_error(in_use);
+        let client = mock_client!(
+            aws_sdk_sagemaker,
+            RuleMode::MatchAny,
+            [&create_rule, &describe, &untagged]
+        );
+        assert_eq!(create(&client, &req).await.unwrap_err().exit_code(), 4);
+    }
+
+    #[test]
+    fn submission_ids_differ_between_calls() {
+        let ids: std::collections::BTreeSet<String> = (0..64).map(|_| submission_id()).collect();
+        assert_eq!(ids.len(), 64);
+        assert!(ids.iter().all(|i| i.len() == 16));
     }
 }

@@ -1,8 +1,11 @@
-//! What a training job is: its settings' rules, the request, the lookups that complete it, how
-//! it is created, read back (`--from`) and remembered (the last job of a project).
+//! What a training job is: its settings (declared once), their rules, the request, the lookups
+//! that complete it, how it is created, read back (`--from`) and remembered (the last job of a
+//! project).
 
 pub mod create;
 pub mod from_job;
 pub mod lookups;
+pub mod request;
+pub mod settings;
 pub mod spec;
 pub mod state;

@@ -1,49 +1,19 @@
-//! The pure job specification: validation rules (FACTS.md section 2), job names, image and S3
-//! references, and the CreateTrainingJob request. No I/O here: `--dry-run`, `train` and the
-//! tests all go through these functions.
+//! The pure job specification: the rules of CreateTrainingJob's fields (lengths, patterns,
+//! counts and ranges of the SageMaker API), job names, image and S3 references, and
+//! [`validate`], which turns layered [`TrainSettings`] into a [`JobSpec`] that carries what it
+//! proved. No I/O here but checking that local data folders exist: `--dry-run`, `train` and
+//! the tests all go through these functions.
 
-use crate::config::{Source, TrainSettings, Val};
+pub use crate::config::{check_region, violations_error, Violation};
+use crate::config::{Connection, Source, Val};
+use crate::job::settings::TrainSettings;
 use crate::secrets;
 use regex::Regex;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::SystemTime;
-
-/// One broken rule, naming the flag, variable or config key that holds the value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub what: String,
-    pub rule: String,
-}
-
-impl Violation {
-    pub fn new(what: impl Into<String>, rule: impl Into<String>) -> Self {
-        Violation {
-            what: what.into(),
-            rule: rule.into(),
-        }
-    }
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.what, self.rule)
-    }
-}
-
-/// Turn violations into one usage error listing them all.
-pub fn violations_error(v: Vec<Violation>) -> crate::error::Error {
-    let n = v.len();
-    crate::error::Error::usage(format!(
-        "{n} invalid setting{}; nothing was sent to AWS",
-        if n == 1 { "" } else { "s" }
-    ))
-    .with_details(v.iter().map(|v| v.to_string()).collect())
-    .with_hint("fix the values above (flags, environment variables or sagetrain.toml); `sagetrain config` shows where each value comes from")
-}
 
 fn re(p: &str) -> Regex {
     Regex::new(p).expect("valid regex")
@@ -66,7 +36,6 @@ static ECR_REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
 static BUCKET: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"));
 static VPC_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[-0-9a-zA-Z]{1,32}$"));
 static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z0-9:/_\-]{1,2048}$"));
-static REGION: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z]{2}(-[a-z0-9]+)+-[0-9]+$"));
 
 pub const MAX_RUNTIME_SECS: u64 = 28 * 24 * 3600;
 const CREDENTIAL_ENV_NAMES: &[&str] = &[
@@ -225,15 +194,28 @@ pub fn default_bucket(region: &str, account: &str) -> String {
     format!("sagemaker-{region}-{account}")
 }
 
-/// `<base>-<UTC timestamp with milliseconds>`, sanitized and cut so the timestamp survives.
-pub fn generate_job_name(base: &str, now: SystemTime) -> String {
+/// `<base>-<UTC timestamp with milliseconds>-<random>`, sanitized and cut so the timestamp
+/// survives.
+///
+/// `submission` (this run's random id) gives the name a 4-character suffix after the
+/// timestamp, so that runs started in the same millisecond (a CI matrix, `xargs -P`) never
+/// pick the same name.
+pub fn generate_job_name(base: &str, now: SystemTime, submission: &str) -> String {
     // 2026-11-29T09:14:42.123Z -> 2026-11-29-09-14-42-123
-    let stamp: String = humantime::format_rfc3339_millis(now)
+    let mut stamp: String = humantime::format_rfc3339_millis(now)
         .to_string()
         .trim_end_matches('Z')
         .chars()
         .map(|c| if c.is_ascii_digit() { c } else { '-' })
         .collect();
+    let suffix: String = submission
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(4)
+        .collect();
+    if !suffix.is_empty() {
+        stamp = format!("{stamp}-{suffix}");
+    }
     let base = sanitize_base(base);
     let room = 63 - stamp.len() - 1;
     let cut: String = base.chars().take(room).collect();
@@ -302,6 +284,147 @@ pub fn channel_location(value: &Val<String>, cwd: &Path) -> Result<ChannelLocati
     Ok(ChannelLocation::Local(base.join(tidy)))
 }
 
+/// VPC placement: subnets and security groups, given together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vpc {
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+}
+
+/// Validated settings: every value is of the type and within the range the API takes, and
+/// what needs a lookup is marked. Built only by [`validate`].
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// The settings as layered, with their sources (for `-v`).
+    pub rows: Vec<crate::config::layer::Row>,
+    pub config_path: Option<PathBuf>,
+    pub connection: Connection,
+    /// Given: an ARN or a role name (looked up); `None`: discovered.
+    pub role: Option<Val<String>>,
+    pub image: Val<String>,
+    pub image_ref: ImageRef,
+    pub pin_digest: bool,
+    pub instance_type: String,
+    pub instance_count: i32,
+    pub volume_size: i32,
+    pub max_run: i32,
+    pub spot: bool,
+    /// Spot only: at least `max_run` (it defaults to it).
+    pub max_wait: Option<i32>,
+    pub output_path: Option<Val<String>>,
+    pub checkpoint_s3: Option<String>,
+    pub name: Option<Val<String>>,
+    pub base_name: Option<Val<String>>,
+    pub kms_key: Option<String>,
+    pub network_isolation: bool,
+    pub vpc: Option<Vpc>,
+    pub hyperparameters: BTreeMap<String, String>,
+    /// S3 prefixes, or local folders until they are uploaded.
+    pub channels: BTreeMap<String, Val<String>>,
+    pub environment: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub metrics: BTreeMap<String, String>,
+    pub dry_run: bool,
+    pub offline: bool,
+}
+
+/// The limits of a `KEY=VALUE` map setting, one row per map.
+struct MapRule {
+    /// Plural, for the count message.
+    what: &'static str,
+    /// Singular, for key and value messages.
+    kind: &'static str,
+    max_count: usize,
+    max_key: usize,
+    max_value: usize,
+    /// Scan values for credentials.
+    credentials: bool,
+}
+
+const HYPERPARAMETERS: MapRule = MapRule {
+    what: "hyperparameters",
+    kind: "hyperparameter",
+    max_count: 100,
+    max_key: 256,
+    max_value: 2500,
+    credentials: true,
+};
+const ENVIRONMENT: MapRule = MapRule {
+    what: "environment variables",
+    kind: "environment variable",
+    max_count: 100,
+    max_key: 512,
+    max_value: 512,
+    credentials: true,
+};
+const CHANNELS: MapRule = MapRule {
+    what: "input channels",
+    kind: "channel",
+    max_count: 20,
+    max_key: 64,
+    max_value: 1024,
+    credentials: false,
+};
+const TAGS: MapRule = MapRule {
+    what: "tags",
+    kind: "tag",
+    max_count: 50,
+    max_key: 128,
+    max_value: 256,
+    credentials: true,
+};
+const METRICS: MapRule = MapRule {
+    what: "metric definitions",
+    kind: "metric",
+    max_count: 40,
+    max_key: 255,
+    max_value: 500,
+    credentials: false,
+};
+
+impl MapRule {
+    /// The count, each key's and value's length, and credential-like values.
+    fn check(&self, v: &mut Vec<Violation>, m: &BTreeMap<String, Val<String>>) {
+        if m.len() > self.max_count {
+            v_push_count(v, self.what, m.len(), self.max_count);
+        }
+        for (k, val) in m {
+            let what = val.source.name_for(Some(k));
+            if k.is_empty() || k.chars().count() > self.max_key {
+                v.push(Violation::new(
+                    &what,
+                    format!("{} names have 1-{} characters", self.kind, self.max_key),
+                ));
+            }
+            let n = val.value.chars().count();
+            if n > self.max_value {
+                v.push(Violation::new(
+                    &what,
+                    format!(
+                        "{} values have at most {} characters (got {n})",
+                        self.kind, self.max_value
+                    ),
+                ));
+            }
+            if self.credentials {
+                if let Some(f) = secrets::scan(k).or_else(|| secrets::scan(&val.value)) {
+                    v.push(credential_violation(&what, f, &val.value));
+                }
+            }
+        }
+    }
+}
+
+fn strings(m: &BTreeMap<String, Val<String>>) -> BTreeMap<String, String> {
+    m.iter()
+        .map(|(k, v)| (k.clone(), v.value.clone()))
+        .collect()
+}
+
+fn to_i32(v: i64) -> i32 {
+    v.clamp(0, i32::MAX as i64) as i32
+}
+
 /// Check every value that can be checked without AWS, with relative channel folders taken from
 /// the process's current folder. All violations are returned together.
 pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
@@ -309,33 +432,49 @@ pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
     validate_settings_at(s, &cwd)
 }
 
-/// [`validate_settings`], with relative channel folders (from flags and the environment) taken
-/// from `cwd`.
+/// The violations of [`validate`].
 pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
-    let mut v = Vec::new();
+    validate(s, cwd).err().unwrap_or_default()
+}
+
+/// Check every setting (relative channel folders from flags and the environment taken from
+/// `cwd`) and return the validated [`JobSpec`], or every violation together.
+pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>> {
+    // No `..`: a setting declared in `job::settings` is a compile error here until it has a rule.
+    let TrainSettings {
+        config_path,
+        connection,
+        role,
+        image,
+        pin_digest,
+        instance_type,
+        instance_count,
+        volume_size,
+        max_run,
+        spot,
+        max_wait,
+        output_path,
+        checkpoint_s3,
+        name,
+        base_name,
+        kms_key,
+        network_isolation,
+        subnets,
+        security_groups,
+        hyperparameters,
+        channels,
+        environment,
+        tags,
+        metrics,
+        dry_run,
+        offline,
+    } = s;
+    let mut v = connection.check();
     fn bad(v: &mut Vec<Violation>, src: &Source, rule: String) {
         v.push(Violation::new(src.name_for(None), rule));
     }
 
-    if let Some(r) = &s.region {
-        if !REGION.is_match(&r.value) {
-            bad(
-                &mut v,
-                &r.source,
-                format!("`{}` is not an AWS region (e.g. eu-west-1)", r.value),
-            );
-        }
-    }
-    if let Some(e) = &s.endpoint_url {
-        if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
-            bad(
-                &mut v,
-                &e.source,
-                format!("`{}` is not an http:// or https:// URL", e.value),
-            );
-        }
-    }
-    if let Some(role) = &s.role {
+    if let Some(role) = role {
         let r = &role.value;
         if r.starts_with("arn:") {
             if let Err(rule) = check_role_arn(r) {
@@ -347,19 +486,27 @@ pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
             ));
         }
     }
-    match &s.image {
-        Some(img) => {
-            if let Err(rule) = ImageRef::parse(&img.value) {
+    let image_ref = match image {
+        Some(img) => match ImageRef::parse(&img.value) {
+            Ok(r) => Some(r),
+            Err(rule) => {
                 bad(&mut v, &img.source, rule);
+                None
             }
+        },
+        None => {
+            v.push(Violation::new(
+                "--image",
+                "no image given: set --image, SAGETRAIN_IMAGE or `image` in sagetrain.toml",
+            ));
+            None
         }
-        None => v.push(Violation::new(
-            "--image",
-            "no image given: set --image, SAGETRAIN_IMAGE or `image` in sagetrain.toml",
-        )),
-    }
-    if !crate::job::spec::training_instance_types().contains(&s.instance_type.value.as_str()) {
-        let t = &s.instance_type.value;
+    };
+    let instance_type = instance_type
+        .clone()
+        .unwrap_or_else(|| Val::new(String::new(), Source::Default));
+    if !crate::job::spec::training_instance_types().contains(&instance_type.value.as_str()) {
+        let t = &instance_type.value;
         let hint = if t.starts_with("ml.") {
             "is not a SageMaker training instance type".to_string()
         } else {
@@ -367,41 +514,45 @@ pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
         };
         bad(
             &mut v,
-            &s.instance_type.source,
+            &instance_type.source,
             format!("`{t}` {hint}; e.g. ml.g5.xlarge, ml.p3.2xlarge, ml.m5.xlarge"),
         );
     }
-    if s.instance_count.value < 1 {
+    let count = instance_count.as_ref().map(|c| c.value).unwrap_or(1);
+    if let Some(c) = instance_count.as_ref().filter(|c| c.value < 1) {
         bad(
             &mut v,
-            &s.instance_count.source,
-            format!("must be at least 1 (got {})", s.instance_count.value),
+            &c.source,
+            format!("must be at least 1 (got {})", c.value),
         );
     }
-    if s.volume_size.value < 1 {
+    let volume = volume_size.as_ref().map(|c| c.value).unwrap_or(30);
+    if let Some(c) = volume_size.as_ref().filter(|c| c.value < 1) {
         bad(
             &mut v,
-            &s.volume_size.source,
-            format!("must be at least 1 GB (got {})", s.volume_size.value),
+            &c.source,
+            format!("must be at least 1 GB (got {})", c.value),
         );
     }
-    if s.max_run.value < 1 || s.max_run.value > MAX_RUNTIME_SECS {
+    let run = max_run.as_ref().map(|m| m.value).unwrap_or(24 * 3600);
+    if let Some(m) = max_run
+        .as_ref()
+        .filter(|m| m.value < 1 || m.value > MAX_RUNTIME_SECS)
+    {
         bad(
             &mut v,
-            &s.max_run.source,
-            format!(
-                "must be between 1 second and 28 days (got {}s)",
-                s.max_run.value
-            ),
+            &m.source,
+            format!("must be between 1 second and 28 days (got {}s)", m.value),
         );
     }
-    match (&s.max_wait, s.spot.value) {
-        (Some(w), true) if w.value < s.max_run.value => bad(
+    let is_spot = spot.as_ref().is_some_and(|s| s.value);
+    match (max_wait, is_spot) {
+        (Some(w), true) if w.value < run => bad(
             &mut v,
             &w.source,
             format!(
-                "must be at least the maximum run time ({}s; got {}s)",
-                s.max_run.value, w.value
+                "must be at least the maximum run time ({run}s; got {}s)",
+                w.value
             ),
         ),
         (Some(w), false) => bad(
@@ -412,22 +563,8 @@ pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
         _ => {}
     }
 
-    // Hyperparameters.
-    if s.hyperparameters.len() > 100 {
-        v_push_count(&mut v, "hyperparameters", s.hyperparameters.len(), 100);
-    }
-    for (k, val) in &s.hyperparameters {
-        check_entry(
-            &mut v,
-            &val.source,
-            "hyperparameter",
-            k,
-            &val.value,
-            256,
-            2500,
-        );
-    }
-    if let Some(e) = s.hyperparameters.get("epochs") {
+    HYPERPARAMETERS.check(&mut v, hyperparameters);
+    if let Some(e) = hyperparameters.get("epochs") {
         if !e.value.parse::<u64>().map(|n| n >= 1).unwrap_or(false) {
             v.push(Violation::new(
                 e.source.name_for(Some("epochs")),
@@ -435,20 +572,8 @@ pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
             ));
         }
     }
-    // Environment.
-    if s.environment.len() > 100 {
-        v_push_count(&mut v, "environment variables", s.environment.len(), 100);
-    }
-    for (k, val) in &s.environment {
-        check_entry(
-            &mut v,
-            &val.source,
-            "environment variable",
-            k,
-            &val.value,
-            512,
-            512,
-        );
+    ENVIRONMENT.check(&mut v, environment);
+    for (k, val) in environment {
         if !ENV_KEY.is_match(k) {
             v.push(Violation::new(
                 val.source.name_for(Some(k)),
@@ -461,16 +586,15 @@ pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
             )));
         }
     }
-    // Channels.
-    if s.channels.len() > 20 {
-        v_push_count(&mut v, "input channels", s.channels.len(), 20);
+    if channels.len() > CHANNELS.max_count {
+        v_push_count(&mut v, CHANNELS.what, channels.len(), CHANNELS.max_count);
     }
-    for (name, uri) in &s.channels {
-        if !CHANNEL_NAME.is_match(name) {
+    for (cname, uri) in channels {
+        if !CHANNEL_NAME.is_match(cname) {
             v.push(Violation::new(
-                uri.source.name_for(Some(name)),
+                uri.source.name_for(Some(cname)),
                 format!(
-                    "`{name}` is not a valid channel name (1-64 of letters, digits, `.`, `-`, `_`)"
+                    "`{cname}` is not a valid channel name (1-64 of letters, digits, `.`, `-`, `_`)"
                 ),
             ));
         }
@@ -484,7 +608,7 @@ pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
                         "does not exist"
                     };
                     v.push(Violation::new(
-                        uri.source.name_for(Some(name)),
+                        uri.source.name_for(Some(cname)),
                         format!(
                             "the local folder {} {what}; a channel is an S3 URI (s3://BUCKET/PREFIX) or a local folder to upload",
                             dir.display()
@@ -492,81 +616,70 @@ pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
                     ));
                 }
             }
-            Err(rule) => v.push(Violation::new(uri.source.name_for(Some(name)), rule)),
+            Err(rule) => v.push(Violation::new(uri.source.name_for(Some(cname)), rule)),
         }
     }
-    for val in [&s.output_path, &s.checkpoint_s3].into_iter().flatten() {
+    for val in [output_path, checkpoint_s3].into_iter().flatten() {
         if let Err(rule) = S3Uri::parse(&val.value) {
             v.push(Violation::new(val.source.name_for(None), rule));
         }
     }
-    // Name.
-    if let Some(n) = &s.name {
+    if let Some(n) = name {
         if let Err(rule) = check_job_name(&n.value) {
             v.push(Violation::new(n.source.name_for(None), rule));
         }
     }
-    // Tags.
-    if s.tags.len() > 50 {
-        v_push_count(&mut v, "tags", s.tags.len(), 50);
-    }
-    for (k, val) in &s.tags {
+    TAGS.check(&mut v, tags);
+    for (k, val) in tags {
         let what = val.source.name_for(Some(k));
-        if k.is_empty() || k.chars().count() > 128 {
-            v.push(Violation::new(&what, "a tag key has 1-128 characters"));
-        }
-        if val.value.chars().count() > 256 {
-            v.push(Violation::new(
-                &what,
-                "a tag value has at most 256 characters",
-            ));
-        }
         if !TAG_TEXT.is_match(k) || !TAG_TEXT.is_match(&val.value) {
             v.push(Violation::new(
                 &what,
                 "tags may hold letters, digits, spaces and _ . : / = + - @ only",
             ));
         }
-        if k.to_ascii_lowercase().starts_with("aws:") {
+        let lower = k.to_ascii_lowercase();
+        if lower.starts_with("aws:") {
             v.push(Violation::new(
                 &what,
                 "tag keys starting with `aws:` are reserved by AWS",
             ));
-        }
-        if let Some(f) = secrets::scan(k).or_else(|| secrets::scan(&val.value)) {
-            v.push(credential_violation(&what, f, &val.value));
-        }
-    }
-    // Metrics.
-    if s.metrics.len() > 40 {
-        v_push_count(&mut v, "metric definitions", s.metrics.len(), 40);
-    }
-    for (name, val) in &s.metrics {
-        let what = val.source.name_for(Some(name));
-        if name.is_empty() || name.chars().count() > 255 {
-            v.push(Violation::new(&what, "a metric name has 1-255 characters"));
-        }
-        if val.value.is_empty() || val.value.chars().count() > 500 {
-            v.push(Violation::new(&what, "a metric regex has 1-500 characters"));
-        } else if !val.value.contains('(') {
+        } else if lower.starts_with("sagetrain:") {
             v.push(Violation::new(
                 &what,
+                "tag keys starting with `sagetrain:` are set by sagetrain itself",
+            ));
+        }
+    }
+    METRICS.check(&mut v, metrics);
+    for (mname, val) in metrics {
+        if val.value.is_empty() {
+            v.push(Violation::new(
+                val.source.name_for(Some(mname)),
+                "a metric regex has 1-500 characters",
+            ));
+        } else if !val.value.contains('(') {
+            v.push(Violation::new(
+                val.source.name_for(Some(mname)),
                 "the regex needs a capture group around the number, e.g. `val_dice=([0-9.]+)`",
             ));
         }
     }
-    // VPC.
-    let subnets = s.subnets.as_ref();
-    let groups = s.security_groups.as_ref();
-    match (subnets, groups) {
-        (Some(sn), None) => v.push(Violation::new(
-            sn.source.name_for(None),
-            "subnets need at least one security group too (--security-group)",
-        )),
-        (None, Some(sg)) => v.push(Violation::new(
-            sg.source.name_for(None),
-            "security groups need at least one subnet too (--subnet)",
-        )),
+    let vpc = match (subnets, security_groups) {
+        (Some(sn), None) => {
+            v.push(Violation::new(
+                sn.source.name_for(None),
+                "subnets need at least one security group too (--security-group)",
+            ));
+            None
+        }
+        (None, Some(sg)) => {
+            v.push(Violation::new(
+                sg.source.name_for(None),
+                "security groups need at least one subnet too (--subnet)",
+            ));
+            None
+        }
         (Some(sn), Some(sg)) => {
             if sn.value.is_empty() || sn.value.len() > 16 {
                 v.push(Violation::new(
@@ -590,10 +703,14 @@ pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
                     }
                 }
             }
+            Some(Vpc {
+                subnets: sn.value.clone(),
+                security_groups: sg.value.clone(),
+            })
         }
-        (None, None) => {}
-    }
-    if let Some(k) = &s.kms_key {
+        (None, None) => None,
+    };
+    if let Some(k) = kms_key {
         if !KMS_KEY.is_match(&k.value) {
             v.push(Violation::new(
                 k.source.name_for(None),
@@ -601,10 +718,53 @@ pub fn validate_settings_at(s: &TrainSettings, cwd: &Path) -> Vec<Violation> {
             ));
         }
     }
-    if s.offline {
-        v.extend(offline_violations(s));
+    let pin = pin_digest.as_ref().is_none_or(|p| p.value);
+    if *offline {
+        v.extend(offline_violations(
+            connection,
+            role.as_ref(),
+            image.as_ref().zip(image_ref.as_ref()),
+            pin,
+            output_path.as_ref(),
+        ));
     }
-    v
+    let (Some(image), Some(image_ref), true) = (image, image_ref, v.is_empty()) else {
+        return Err(v);
+    };
+    Ok(JobSpec {
+        rows: s.rows(),
+        config_path: config_path.clone(),
+        connection: connection.clone(),
+        role: role.clone(),
+        image: image.clone(),
+        image_ref,
+        pin_digest: pin,
+        instance_type: instance_type.value,
+        instance_count: to_i32(count),
+        volume_size: to_i32(volume),
+        max_run: run.min(i32::MAX as u64) as i32,
+        spot: is_spot,
+        max_wait: is_spot.then(|| {
+            max_wait
+                .as_ref()
+                .map_or(run, |w| w.value)
+                .min(i32::MAX as u64) as i32
+        }),
+        output_path: output_path.clone(),
+        checkpoint_s3: checkpoint_s3.as_ref().map(|c| c.value.clone()),
+        name: name.clone(),
+        base_name: base_name.clone(),
+        kms_key: kms_key.as_ref().map(|k| k.value.clone()),
+        network_isolation: network_isolation.as_ref().is_some_and(|n| n.value),
+        vpc,
+        hyperparameters: strings(hyperparameters),
+        channels: channels.clone(),
+        environment: strings(environment),
+        tags: strings(tags),
+        metrics: strings(metrics),
+        dry_run: *dry_run,
+        offline: *offline,
+    })
 }
 
 fn v_push_count(v: &mut Vec<Violation>, what: &str, n: usize, max: usize) {
@@ -625,53 +785,29 @@ fn credential_violation(what: &str, f: secrets::Finding, value: &str) -> Violati
     )
 }
 
-fn check_entry(
-    v: &mut Vec<Violation>,
-    src: &Source,
-    kind: &str,
-    key: &str,
-    value: &str,
-    max_key: usize,
-    max_value: usize,
-) {
-    let what = src.name_for(Some(key));
-    if key.is_empty() || key.chars().count() > max_key {
-        v.push(Violation::new(
-            &what,
-            format!("{kind} names have 1-{max_key} characters"),
-        ));
-    }
-    if value.chars().count() > max_value {
-        v.push(Violation::new(
-            &what,
-            format!(
-                "{kind} values have at most {max_value} characters (got {})",
-                value.chars().count()
-            ),
-        ));
-    }
-    if let Some(f) = secrets::scan(value) {
-        v.push(credential_violation(&what, f, value));
-    }
-}
-
 /// With `--offline`, every value that would need a lookup must be given.
-fn offline_violations(s: &TrainSettings) -> Vec<Violation> {
+fn offline_violations(
+    connection: &Connection,
+    role: Option<&Val<String>>,
+    image: Option<(&Val<String>, &ImageRef)>,
+    pin_digest: bool,
+    output_path: Option<&Val<String>>,
+) -> Vec<Violation> {
     let mut v = Vec::new();
-    match &s.role {
+    match role {
         None => v.push(Violation::new("--offline", "no execution role given and it cannot be looked up offline: set --role ARN or SAGEMAKER_ROLE")),
         Some(r) if !r.value.starts_with("arn:") => v.push(Violation::new(r.source.name_for(None), "a role name needs a lookup (iam:GetRole); give the full role ARN with --offline")),
         _ => {}
     }
-    match s.image.as_ref().map(|i| (i, ImageRef::parse(&i.value))) {
-        Some((i, Ok(ImageRef::Ecr { account: None, .. }))) => v.push(Violation::new(i.source.name_for(None), "a bare repository name needs the account (a lookup); give the full URI ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG with --offline")),
-        Some((i, Ok(ImageRef::Ecr { version: ImageVersion::Tag(_), .. }))) if s.pin_digest.value => v.push(Violation::new(i.source.name_for(None), "pinning the image digest needs an ECR lookup; add --no-pin-digest or give REPO@sha256:DIGEST with --offline")),
+    match image {
+        Some((i, ImageRef::Ecr { account: None, .. })) => v.push(Violation::new(i.source.name_for(None), "a bare repository name needs the account (a lookup); give the full URI ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG with --offline")),
+        Some((i, ImageRef::Ecr { version: ImageVersion::Tag(_), .. })) if pin_digest => v.push(Violation::new(i.source.name_for(None), "pinning the image digest needs an ECR lookup; add --no-pin-digest or give REPO@sha256:DIGEST with --offline")),
         _ => {}
     }
-    if s.output_path.is_none() {
+    if output_path.is_none() {
         v.push(Violation::new("--offline", "the default output bucket needs the account (a lookup): set --output-path s3://BUCKET/PREFIX"));
     }
-    if s.region.is_none() {
+    if connection.region.is_none() {
         v.push(Violation::new(
             "--offline",
             "no region: set --region, AWS_REGION or `region` in sagetrain.toml",
@@ -695,15 +831,6 @@ pub fn check_role_arn(arn: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// An AWS region name such as `eu-west-1`.
-pub fn check_region(region: &str) -> Result<(), String> {
-    if REGION.is_match(region) {
-        Ok(())
-    } else {
-        Err(format!("`{region}` is not an AWS region (e.g. eu-west-1)"))
-    }
-}
-
 pub fn check_job_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 63 {
         return Err(format!(
@@ -724,260 +851,11 @@ pub fn training_instance_types() -> &'static [&'static str] {
     aws_sdk_sagemaker::types::TrainingInstanceType::values()
 }
 
-/// The values found by lookups (or given), needed to build the request.
-#[derive(Debug, Clone)]
-pub struct Resolved {
-    pub region: String,
-    pub role_arn: Val<String>,
-    pub training_image: Val<String>,
-    pub output_path: Val<String>,
-    pub job_name: Val<String>,
-}
-
-// ---- The CreateTrainingJob request, with the AWS API's field names. ----
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CreateTrainingJobRequest {
-    pub training_job_name: String,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub hyper_parameters: BTreeMap<String, String>,
-    pub algorithm_specification: AlgorithmSpecification,
-    pub role_arn: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub input_data_config: Vec<Channel>,
-    pub output_data_config: OutputDataConfig,
-    pub resource_config: ResourceConfig,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vpc_config: Option<VpcConfig>,
-    pub stopping_condition: StoppingCondition,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<Tag>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub enable_network_isolation: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub enable_managed_spot_training: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checkpoint_config: Option<CheckpointConfig>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub environment: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct AlgorithmSpecification {
-    pub training_image: String,
-    pub training_input_mode: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub metric_definitions: Vec<MetricDefinition>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct MetricDefinition {
-    pub name: String,
-    pub regex: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Channel {
-    pub channel_name: String,
-    pub data_source: DataSource,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct DataSource {
-    pub s3_data_source: S3DataSource,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct S3DataSource {
-    pub s3_data_type: String,
-    pub s3_uri: String,
-    pub s3_data_distribution_type: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct OutputDataConfig {
-    pub s3_output_path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kms_key_id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ResourceConfig {
-    pub instance_type: String,
-    pub instance_count: i32,
-    #[serde(rename = "VolumeSizeInGB")]
-    pub volume_size_in_gb: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub volume_kms_key_id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct VpcConfig {
-    pub security_group_ids: Vec<String>,
-    pub subnets: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct StoppingCondition {
-    pub max_runtime_in_seconds: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_wait_time_in_seconds: Option<i32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Tag {
-    pub key: String,
-    pub value: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CheckpointConfig {
-    pub s3_uri: String,
-    pub local_path: String,
-}
-
-fn join_s3(prefix: &str, rest: &str) -> String {
-    format!("{}/{}", prefix.trim_end_matches('/'), rest)
-}
-
-/// Build the request from validated settings and resolved values.
-pub fn build_request(s: &TrainSettings, r: &Resolved) -> CreateTrainingJobRequest {
-    let strings = |m: &BTreeMap<String, Val<String>>| -> BTreeMap<String, String> {
-        m.iter()
-            .map(|(k, v)| (k.clone(), v.value.clone()))
-            .collect()
-    };
-    let spot = s.spot.value;
-    // A spot job gets a checkpoint location by default, so that it resumes after an interruption.
-    let checkpoint = s
-        .checkpoint_s3
-        .as_ref()
-        .map(|c| c.value.clone())
-        .or_else(|| {
-            spot.then(|| {
-                join_s3(
-                    &r.output_path.value,
-                    &format!("{}/checkpoints/", r.job_name.value),
-                )
-            })
-        });
-    CreateTrainingJobRequest {
-        training_job_name: r.job_name.value.clone(),
-        hyper_parameters: strings(&s.hyperparameters),
-        algorithm_specification: AlgorithmSpecification {
-            training_image: r.training_image.value.clone(),
-            training_input_mode: "File".into(),
-            metric_definitions: s
-                .metrics
-                .iter()
-                .map(|(k, v)| MetricDefinition {
-                    name: k.clone(),
-                    regex: v.value.clone(),
-                })
-                .collect(),
-        },
-        role_arn: r.role_arn.value.clone(),
-        input_data_config: s
-            .channels
-            .iter()
-            .map(|(name, uri)| Channel {
-                channel_name: name.clone(),
-                data_source: DataSource {
-                    s3_data_source: S3DataSource {
-                        s3_data_type: "S3Prefix".into(),
-                        s3_uri: uri.value.clone(),
-                        s3_data_distribution_type: "FullyReplicated".into(),
-                    },
-                },
-            })
-            .collect(),
-        output_data_config: OutputDataConfig {
-            s3_output_path: r.output_path.value.clone(),
-            kms_key_id: s.kms_key.as_ref().map(|k| k.value.clone()),
-        },
-        resource_config: ResourceConfig {
-            instance_type: s.instance_type.value.clone(),
-            instance_count: s.instance_count.value.clamp(0, i32::MAX as i64) as i32,
-            volume_size_in_gb: s.volume_size.value.clamp(0, i32::MAX as i64) as i32,
-            volume_kms_key_id: s.kms_key.as_ref().map(|k| k.value.clone()),
-        },
-        vpc_config: match (&s.subnets, &s.security_groups) {
-            (Some(sn), Some(sg)) => Some(VpcConfig {
-                security_group_ids: sg.value.clone(),
-                subnets: sn.value.clone(),
-            }),
-            _ => None,
-        },
-        stopping_condition: StoppingCondition {
-            max_runtime_in_seconds: s.max_run.value.min(i32::MAX as u64) as i32,
-            max_wait_time_in_seconds: spot.then(|| {
-                s.max_wait
-                    .as_ref()
-                    .map(|w| w.value)
-                    .unwrap_or(s.max_run.value)
-                    .min(i32::MAX as u64) as i32
-            }),
-        },
-        tags: s
-            .tags
-            .iter()
-            .map(|(k, v)| Tag {
-                key: k.clone(),
-                value: v.value.clone(),
-            })
-            .collect(),
-        enable_network_isolation: s.network_isolation.value,
-        enable_managed_spot_training: spot,
-        checkpoint_config: checkpoint.map(|uri| CheckpointConfig {
-            s3_uri: uri,
-            local_path: "/opt/ml/checkpoints/".into(),
-        }),
-        environment: strings(&s.environment),
-    }
-}
-
-/// Final check of the values that came from lookups, named by their API field.
-pub fn validate_request(req: &CreateTrainingJobRequest) -> Vec<Violation> {
-    let mut v = Vec::new();
-    if let Err(rule) = check_job_name(&req.training_job_name) {
-        v.push(Violation::new("TrainingJobName", rule));
-    }
-    if let Err(rule) = check_role_arn(&req.role_arn) {
-        v.push(Violation::new("RoleArn", rule));
-    }
-    if req.algorithm_specification.training_image.len() > 255 {
-        v.push(Violation::new(
-            "TrainingImage",
-            "has more than 255 characters",
-        ));
-    }
-    if let Err(rule) = S3Uri::parse(&req.output_data_config.s3_output_path) {
-        v.push(Violation::new("OutputDataConfig.S3OutputPath", rule));
-    }
-    if let Some(c) = &req.checkpoint_config {
-        if let Err(rule) = S3Uri::parse(&c.s3_uri) {
-            v.push(Violation::new("CheckpointConfig.S3Uri", rule));
-        }
-    }
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::{GlobalArgs, OutputFormat, TrainArgs};
+    use crate::job::settings::TrainSettings;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn settings(args: TrainArgs) -> TrainSettings {
@@ -1138,7 +1016,7 @@ mod tests {
         assert!(rules(ok.clone())
             .join("")
             .contains("pinning the image digest needs an ECR lookup"));
-        ok.no_pin_digest = true;
+        ok.pin_digest = true;
         assert!(rules(ok).is_empty());
     }
 
@@ -1288,61 +1166,22 @@ mod tests {
     #[test]
     fn generated_names_keep_the_timestamp_and_are_valid() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
-        let n = generate_job_name("unet_vessels", t);
-        assert_eq!(n, "unet-vessels-2026-11-18-11-06-40-123");
-        let long = generate_job_name(&"a_very_long_base_name_".repeat(5), t);
+        let n = generate_job_name("unet_vessels", t, "a1b2c3d4");
+        assert_eq!(n, "unet-vessels-2026-11-18-11-06-40-123-a1b2");
+        let long = generate_job_name(&"a_very_long_base_name_".repeat(5), t, "a1b2c3d4");
         assert!(long.len() <= 63, "{long}");
-        assert!(long.ends_with("-2026-11-18-11-06-40-123"), "{long}");
+        assert!(long.ends_with("-2026-11-18-11-06-40-123-a1b2"), "{long}");
         check_job_name(&long).unwrap();
         assert_eq!(
-            generate_job_name("___", t),
-            "sagetrain-2026-11-18-11-06-40-123"
+            generate_job_name("___", t, "a1b2"),
+            "sagetrain-2026-11-18-11-06-40-123-a1b2"
+        );
+        // Two runs in the same millisecond get different names.
+        assert_ne!(
+            generate_job_name("unet", t, "a1b2"),
+            generate_job_name("unet", t, "ffff")
         );
         check_job_name(&n).unwrap();
-    }
-
-    #[test]
-    fn request_has_plain_strings_and_api_field_names() {
-        let mut args = valid_args();
-        args.hyperparameters = vec!["learning_rate=0.0001".into(), "optimizer=adam".into()];
-        args.spot = true;
-        args.tags = vec!["project=vessels".into()];
-        let s = settings(args);
-        let r = Resolved {
-            region: "eu-west-1".into(),
-            role_arn: s.role.clone().unwrap(),
-            training_image: s.image.clone().unwrap(),
-            output_path: s.output_path.clone().unwrap(),
-            job_name: Val::new("unet-1".into(), Source::Default),
-        };
-        let req = build_request(&s, &r);
-        assert!(validate_request(&req).is_empty());
-        let json = serde_json::to_value(&req).unwrap();
-        assert_eq!(
-            json["HyperParameters"],
-            serde_json::json!({"epochs": "50", "learning_rate": "0.0001", "optimizer": "adam"})
-        );
-        assert_eq!(json["ResourceConfig"]["VolumeSizeInGB"], 30);
-        assert_eq!(json["ResourceConfig"]["InstanceType"], "ml.g5.xlarge");
-        assert_eq!(
-            json["StoppingCondition"],
-            serde_json::json!({"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 86400})
-        );
-        assert_eq!(
-            json["CheckpointConfig"]["S3Uri"],
-            "s3://my-bucket/out/unet-1/checkpoints/"
-        );
-        assert_eq!(
-            json["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"],
-            "s3://my-bucket/data/train/"
-        );
-        assert_eq!(json["EnableManagedSpotTraining"], true);
-        assert_eq!(
-            json["Tags"][0],
-            serde_json::json!({"Key": "project", "Value": "vessels"})
-        );
-        assert!(json.get("Environment").is_none());
-        assert!(json.get("VpcConfig").is_none());
     }
 }
 
@@ -1360,6 +1199,6 @@ mod ascii_pattern_tests {
         assert!(ROLE_ARN.is_match("arn:aws:iam::111122223333:role/service-role/R"));
         assert!(!ROLE_ARN.is_match("arn:aws:iam::١١١١٢٢٢٢٣٣٣٣:role/R"));
         assert!(ECR_REGISTRY.is_match("111122223333.dkr.ecr.eu-west-1.amazonaws.com"));
-        assert!(REGION.is_match("eu-west-1") && !REGION.is_match("eu-west-١"));
+        assert!(check_region("eu-west-1").is_ok() && check_region("eu-west-١").is_err());
     }
 }

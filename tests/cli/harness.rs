@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+/// The tag sagetrain puts on every job it creates.
+pub const SUBMISSION_TAG: &str = "sagetrain:submission-id";
+
 use crate::proxy::{Fault, Pick, Proxy, Rule};
 use aws_credential_types::Credentials;
 use std::path::{Path, PathBuf};
@@ -379,7 +382,24 @@ impl Account {
             .collect()
     }
 
+    /// The job's own tags: all but the submission id that sagetrain adds to every job
+    /// (see [`Account::submission_id`]).
     pub async fn tags(&self, arn: &str) -> Vec<(String, String)> {
+        let mut t = self.all_tags(arn).await;
+        t.retain(|(k, _)| k != SUBMISSION_TAG);
+        t
+    }
+
+    /// The submission id sagetrain tagged the job with.
+    pub async fn submission_id(&self, arn: &str) -> Option<String> {
+        self.all_tags(arn)
+            .await
+            .into_iter()
+            .find(|(k, _)| k == SUBMISSION_TAG)
+            .map(|(_, v)| v)
+    }
+
+    pub async fn all_tags(&self, arn: &str) -> Vec<(String, String)> {
         let out = self
             .sagemaker()
             .list_tags()

@@ -190,7 +190,7 @@ fn config_file_values_flags_and_env_layer_and_config_shows_sources() {
     assert_eq!(req["ResourceConfig"]["InstanceType"], "ml.p3.2xlarge");
     assert_eq!(req["StoppingCondition"]["MaxRuntimeInSeconds"], 5400);
     assert_eq!(
-        req["Tags"],
+        user_tags(&req),
         serde_json::json!([{"Key": "project", "Value": "vessels"}])
     );
 
@@ -464,7 +464,7 @@ fn every_train_option_reaches_the_request() {
     assert_eq!(req["EnableNetworkIsolation"], true);
     assert_eq!(req["Environment"], serde_json::json!({"MODE": "fast"}));
     assert_eq!(
-        req["Tags"],
+        user_tags(&req),
         serde_json::json!([{"Key": "team", "Value": "retina"}])
     );
     assert_eq!(
@@ -492,4 +492,22 @@ fn no_credentials_with_instance_metadata_enabled_still_fails_within_two_seconds(
     sb.set("AWS_ENDPOINT_URL", &dead_endpoint());
     fails_fast_without_credentials(&sb);
     drop(silent);
+}
+
+/// The request's tags but the submission id, which is checked to be there (one, 16 hex digits).
+fn user_tags(req: &serde_json::Value) -> serde_json::Value {
+    let tags = req["Tags"].as_array().expect("Tags");
+    let ids: Vec<&serde_json::Value> = tags.iter().filter(|t| t["Key"] == SUBMISSION_TAG).collect();
+    assert_eq!(ids.len(), 1, "one submission id tag: {tags:?}");
+    let id = ids[0]["Value"].as_str().unwrap();
+    assert!(
+        id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    serde_json::Value::Array(
+        tags.iter()
+            .filter(|t| t["Key"] != SUBMISSION_TAG)
+            .cloned()
+            .collect(),
+    )
 }

@@ -130,6 +130,10 @@ fn train_with_environment_credentials_creates_the_exact_job() {
         block_on(s.acct.tags(d.training_job_arn().unwrap())),
         vec![("project".into(), "vessels".into())]
     );
+    assert!(
+        block_on(s.acct.submission_id(d.training_job_arn().unwrap())).is_some(),
+        "every job carries its run's submission id"
+    );
     // The default bucket was created in the job's region.
     assert!(block_on(
         s.acct

@@ -1,0 +1,525 @@
+//! The CreateTrainingJob request: its serde form (what `--dry-run` prints, with the API's field
+//! names), built from a validated [`JobSpec`] and the values found by lookups, and its SDK form.
+//! The tests compare the two forms on the wire, field for field.
+
+use crate::config::Val;
+use crate::job::spec::{check_job_name, check_role_arn, JobSpec, S3Uri, Violation, Vpc};
+use aws_sdk_sagemaker::types as sm;
+use aws_sdk_sagemaker::Client;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The tag that carries a run's submission id.
+pub const SUBMISSION_TAG: &str = "sagetrain:submission-id";
+
+/// The values found by lookups (or given), needed to build the request.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// This run's random id, tagged on the job as `sagetrain:submission-id`, so that a
+    /// `ResourceInUse` on create is recognised as this run's own job, or as another's.
+    pub submission_id: String,
+    pub region: String,
+    pub role_arn: Val<String>,
+    pub training_image: Val<String>,
+    pub output_path: Val<String>,
+    pub job_name: Val<String>,
+}
+
+// ---- The CreateTrainingJob request, with the AWS API's field names. ----
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateTrainingJobRequest {
+    pub training_job_name: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hyper_parameters: BTreeMap<String, String>,
+    pub algorithm_specification: AlgorithmSpecification,
+    pub role_arn: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub input_data_config: Vec<Channel>,
+    pub output_data_config: OutputDataConfig,
+    pub resource_config: ResourceConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vpc_config: Option<VpcConfig>,
+    pub stopping_condition: StoppingCondition,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enable_network_isolation: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enable_managed_spot_training: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_config: Option<CheckpointConfig>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AlgorithmSpecification {
+    pub training_image: String,
+    pub training_input_mode: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metric_definitions: Vec<MetricDefinition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricDefinition {
+    pub name: String,
+    pub regex: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Channel {
+    pub channel_name: String,
+    pub data_source: DataSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DataSource {
+    pub s3_data_source: S3DataSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct S3DataSource {
+    pub s3_data_type: String,
+    pub s3_uri: String,
+    pub s3_data_distribution_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OutputDataConfig {
+    pub s3_output_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResourceConfig {
+    pub instance_type: String,
+    pub instance_count: i32,
+    #[serde(rename = "VolumeSizeInGB")]
+    pub volume_size_in_gb: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_kms_key_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VpcConfig {
+    pub security_group_ids: Vec<String>,
+    pub subnets: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoppingCondition {
+    pub max_runtime_in_seconds: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_wait_time_in_seconds: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CheckpointConfig {
+    pub s3_uri: String,
+    pub local_path: String,
+}
+
+/// Build the request from a validated spec and the resolved values.
+pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
+    // No `..`: a setting added to the spec is a compile error here until it is placed.
+    let JobSpec {
+        rows: _,
+        config_path: _,
+        connection: _,
+        role: _,
+        image: _,
+        image_ref: _,
+        pin_digest: _,
+        instance_type,
+        instance_count,
+        volume_size,
+        max_run,
+        spot,
+        max_wait,
+        output_path: _,
+        checkpoint_s3,
+        name: _,
+        base_name: _,
+        kms_key,
+        network_isolation,
+        vpc,
+        hyperparameters,
+        channels,
+        environment,
+        tags,
+        metrics,
+        dry_run: _,
+        offline: _,
+    } = s;
+    // A spot job gets a checkpoint location by default, so that it resumes after an interruption.
+    let checkpoint = checkpoint_s3.clone().or_else(|| {
+        spot.then(|| {
+            crate::job::settings::default_checkpoint(&r.output_path.value, &r.job_name.value)
+        })
+    });
+    let mut tags: Vec<Tag> = tags
+        .iter()
+        .map(|(k, v)| Tag {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect();
+    tags.push(Tag {
+        key: SUBMISSION_TAG.into(),
+        value: r.submission_id.clone(),
+    });
+    CreateTrainingJobRequest {
+        training_job_name: r.job_name.value.clone(),
+        hyper_parameters: hyperparameters.clone(),
+        algorithm_specification: AlgorithmSpecification {
+            training_image: r.training_image.value.clone(),
+            training_input_mode: "File".into(),
+            metric_definitions: metrics
+                .iter()
+                .map(|(k, v)| MetricDefinition {
+                    name: k.clone(),
+                    regex: v.clone(),
+                })
+                .collect(),
+        },
+        role_arn: r.role_arn.value.clone(),
+        input_data_config: channels
+            .iter()
+            .map(|(name, uri)| Channel {
+                channel_name: name.clone(),
+                data_source: DataSource {
+                    s3_data_source: S3DataSource {
+                        s3_data_type: "S3Prefix".into(),
+                        s3_uri: uri.value.clone(),
+                        s3_data_distribution_type: "FullyReplicated".into(),
+                    },
+                },
+            })
+            .collect(),
+        output_data_config: OutputDataConfig {
+            s3_output_path: r.output_path.value.clone(),
+            kms_key_id: kms_key.clone(),
+        },
+        resource_config: ResourceConfig {
+            instance_type: instance_type.clone(),
+            instance_count: *instance_count,
+            volume_size_in_gb: *volume_size,
+            volume_kms_key_id: kms_key.clone(),
+        },
+        vpc_config: vpc.as_ref().map(
+            |Vpc {
+                 subnets,
+                 security_groups,
+             }| VpcConfig {
+                security_group_ids: security_groups.clone(),
+                subnets: subnets.clone(),
+            },
+        ),
+        stopping_condition: StoppingCondition {
+            max_runtime_in_seconds: *max_run,
+            max_wait_time_in_seconds: *max_wait,
+        },
+        tags,
+        enable_network_isolation: *network_isolation,
+        enable_managed_spot_training: *spot,
+        checkpoint_config: checkpoint.map(|uri| CheckpointConfig {
+            s3_uri: uri,
+            local_path: "/opt/ml/checkpoints/".into(),
+        }),
+        environment: environment.clone(),
+    }
+}
+
+/// The SDK call for a request. Kept next to the serde form so the two cannot drift apart
+/// unnoticed: a test compares the body the SDK sends with the serde form, field for field.
+pub fn to_sdk(
+    client: &Client,
+    r: &CreateTrainingJobRequest,
+) -> aws_sdk_sagemaker::operation::create_training_job::builders::CreateTrainingJobFluentBuilder {
+    let a = &r.algorithm_specification;
+    let mut algo = sm::AlgorithmSpecification::builder()
+        .training_image(&a.training_image)
+        .training_input_mode(sm::TrainingInputMode::from(a.training_input_mode.as_str()));
+    for m in &a.metric_definitions {
+        algo = algo.metric_definitions(
+            sm::MetricDefinition::builder()
+                .name(&m.name)
+                .regex(&m.regex)
+                .build(),
+        );
+    }
+    let mut b = client
+        .create_training_job()
+        .training_job_name(&r.training_job_name)
+        .algorithm_specification(algo.build())
+        .role_arn(&r.role_arn)
+        .output_data_config(
+            sm::OutputDataConfig::builder()
+                .s3_output_path(&r.output_data_config.s3_output_path)
+                .set_kms_key_id(r.output_data_config.kms_key_id.clone())
+                .build(),
+        )
+        .resource_config(
+            sm::ResourceConfig::builder()
+                .instance_type(sm::TrainingInstanceType::from(
+                    r.resource_config.instance_type.as_str(),
+                ))
+                .instance_count(r.resource_config.instance_count)
+                .volume_size_in_gb(r.resource_config.volume_size_in_gb)
+                .set_volume_kms_key_id(r.resource_config.volume_kms_key_id.clone())
+                .build(),
+        )
+        .stopping_condition(
+            sm::StoppingCondition::builder()
+                .max_runtime_in_seconds(r.stopping_condition.max_runtime_in_seconds)
+                .set_max_wait_time_in_seconds(r.stopping_condition.max_wait_time_in_seconds)
+                .build(),
+        );
+    for (k, v) in &r.hyper_parameters {
+        b = b.hyper_parameters(k, v);
+    }
+    for (k, v) in &r.environment {
+        b = b.environment(k, v);
+    }
+    for c in &r.input_data_config {
+        let s3 = &c.data_source.s3_data_source;
+        b = b.input_data_config(
+            sm::Channel::builder()
+                .channel_name(&c.channel_name)
+                .data_source(
+                    sm::DataSource::builder()
+                        .s3_data_source(
+                            sm::S3DataSource::builder()
+                                .s3_data_type(sm::S3DataType::from(s3.s3_data_type.as_str()))
+                                .s3_uri(&s3.s3_uri)
+                                .s3_data_distribution_type(sm::S3DataDistribution::from(
+                                    s3.s3_data_distribution_type.as_str(),
+                                ))
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    if let Some(v) = &r.vpc_config {
+        b = b.vpc_config(
+            sm::VpcConfig::builder()
+                .set_security_group_ids(Some(v.security_group_ids.clone()))
+                .set_subnets(Some(v.subnets.clone()))
+                .build(),
+        );
+    }
+    for t in &r.tags {
+        b = b.tags(sm::Tag::builder().key(&t.key).value(&t.value).build());
+    }
+    if r.enable_network_isolation {
+        b = b.enable_network_isolation(true);
+    }
+    if r.enable_managed_spot_training {
+        b = b.enable_managed_spot_training(true);
+    }
+    if let Some(c) = &r.checkpoint_config {
+        b = b.checkpoint_config(
+            sm::CheckpointConfig::builder()
+                .s3_uri(&c.s3_uri)
+                .local_path(&c.local_path)
+                .build(),
+        );
+    }
+    b
+}
+
+/// Final check of the values that came from lookups, named by their API field.
+pub fn validate_request(req: &CreateTrainingJobRequest) -> Vec<Violation> {
+    let mut v = Vec::new();
+    if let Err(rule) = check_job_name(&req.training_job_name) {
+        v.push(Violation::new("TrainingJobName", rule));
+    }
+    if let Err(rule) = check_role_arn(&req.role_arn) {
+        v.push(Violation::new("RoleArn", rule));
+    }
+    if req.algorithm_specification.training_image.len() > 255 {
+        v.push(Violation::new(
+            "TrainingImage",
+            "has more than 255 characters",
+        ));
+    }
+    if let Err(rule) = S3Uri::parse(&req.output_data_config.s3_output_path) {
+        v.push(Violation::new("OutputDataConfig.S3OutputPath", rule));
+    }
+    if let Some(c) = &req.checkpoint_config {
+        if let Err(rule) = S3Uri::parse(&c.s3_uri) {
+            v.push(Violation::new("CheckpointConfig.S3Uri", rule));
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Source;
+    use crate::job::settings::{TrainArgs, TrainSettings};
+    use crate::job::spec::validate;
+
+    fn spec(args: TrainArgs) -> JobSpec {
+        let g = crate::cli::GlobalArgs {
+            profile: None,
+            region: Some("eu-west-1".into()),
+            endpoint_url: None,
+            config: None,
+            output: crate::cli::OutputFormat::Text,
+            quiet: false,
+            verbose: 0,
+        };
+        let s = TrainSettings::layer(&g, &args, &|_| None, None).unwrap();
+        validate(&s, std::path::Path::new("/")).unwrap()
+    }
+
+    fn valid_args() -> TrainArgs {
+        TrainArgs {
+            epochs: Some("50".into()),
+            role: Some("arn:aws:iam::123456789012:role/service-role/SageMakerRole".into()),
+            image: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/unet:latest".into()),
+            train: Some("s3://my-bucket/data/train/".into()),
+            output_path: Some("s3://my-bucket/out/".into()),
+            ..Default::default()
+        }
+    }
+
+    fn resolved(s: &JobSpec) -> Resolved {
+        Resolved {
+            submission_id: "0123456789abcdef".into(),
+            region: "eu-west-1".into(),
+            role_arn: s.role.clone().unwrap(),
+            training_image: s.image.clone(),
+            output_path: s.output_path.clone().unwrap(),
+            job_name: Val::new("unet-1".into(), Source::Default),
+        }
+    }
+
+    #[test]
+    fn request_has_plain_strings_and_api_field_names() {
+        let mut args = valid_args();
+        args.hyperparameters = vec!["learning_rate=0.0001".into(), "optimizer=adam".into()];
+        args.spot = true;
+        args.tags = vec!["project=vessels".into()];
+        let s = spec(args);
+        let req = build_request(&s, &resolved(&s));
+        assert!(validate_request(&req).is_empty());
+        let json = serde_json::to_value(&req).unwrap();
+        assert_eq!(
+            json["HyperParameters"],
+            serde_json::json!({"epochs": "50", "learning_rate": "0.0001", "optimizer": "adam"})
+        );
+        assert_eq!(json["ResourceConfig"]["VolumeSizeInGB"], 30);
+        assert_eq!(json["ResourceConfig"]["InstanceType"], "ml.g5.xlarge");
+        assert_eq!(
+            json["StoppingCondition"],
+            serde_json::json!({"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 86400})
+        );
+        assert_eq!(
+            json["CheckpointConfig"]["S3Uri"],
+            "s3://my-bucket/out/unet-1/checkpoints/"
+        );
+        assert_eq!(
+            json["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"],
+            "s3://my-bucket/data/train/"
+        );
+        assert_eq!(json["EnableManagedSpotTraining"], true);
+        assert_eq!(
+            json["Tags"][0],
+            serde_json::json!({"Key": "project", "Value": "vessels"})
+        );
+        assert_eq!(
+            json["Tags"][1],
+            serde_json::json!({"Key": SUBMISSION_TAG, "Value": "0123456789abcdef"})
+        );
+        assert!(json.get("Environment").is_none());
+        assert!(json.get("VpcConfig").is_none());
+    }
+
+    /// A request with every field set: the body the SDK sends (SageMaker's JSON protocol uses
+    /// the API's field names) is the serde form, field for field.
+    #[tokio::test]
+    async fn the_sdk_sends_exactly_the_serde_form() {
+        let mut args = valid_args();
+        args.hyperparameters = vec!["learning_rate=0.0001".into()];
+        args.environment = vec!["MODE=fast".into()];
+        args.tags = vec!["project=vessels".into()];
+        args.metrics = vec!["val_dice=val_dice=([0-9.]+)".into()];
+        args.spot = true;
+        args.max_wait = Some("2d".into());
+        args.checkpoint_s3 = Some("s3://my-bucket/ck/".into());
+        args.subnets = vec!["subnet-1".into()];
+        args.security_groups = vec!["sg-1".into()];
+        args.kms_key = Some("alias/unet".into());
+        args.network_isolation = true;
+        args.instance_count = Some("2".into());
+        args.volume_size = Some("100".into());
+        args.validation = Some("s3://my-bucket/data/val/".into());
+        let s = spec(args);
+        let req = build_request(&s, &resolved(&s));
+        let expected = serde_json::to_value(&req).unwrap();
+
+        let (http, rx) = aws_smithy_http_client::test_util::capture_request(None);
+        let conf = aws_sdk_sagemaker::Config::builder()
+            .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
+            .region(aws_sdk_sagemaker::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKIDTESTTESTTEST",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .http_client(http)
+            .build();
+        let client = Client::from_conf(conf);
+        let _ = to_sdk(&client, &req).send().await;
+        let sent = rx.expect_request();
+        let body: serde_json::Value = serde_json::from_slice(sent.body().bytes().unwrap()).unwrap();
+        assert_eq!(body, expected);
+        // Every optional part is there, so the comparison covers each field.
+        for field in [
+            "HyperParameters",
+            "Environment",
+            "Tags",
+            "VpcConfig",
+            "CheckpointConfig",
+            "EnableNetworkIsolation",
+            "EnableManagedSpotTraining",
+            "InputDataConfig",
+        ] {
+            assert!(body.get(field).is_some(), "{field} missing from {body}");
+        }
+        assert_eq!(body["ResourceConfig"]["VolumeKmsKeyId"], "alias/unet");
+        assert_eq!(body["OutputDataConfig"]["KmsKeyId"], "alias/unet");
+        assert_eq!(body["StoppingCondition"]["MaxWaitTimeInSeconds"], 172800);
+        assert_eq!(
+            body["AlgorithmSpecification"]["MetricDefinitions"][0]["Name"],
+            "val_dice"
+        );
+    }
+}

@@ -1,0 +1,871 @@
+//! Every setting of `sagetrain train`, declared once.
+//!
+//! One entry per setting gives its name (the `sagetrain.toml` key and the `sagetrain config`
+//! row), its kind, its flag (clap's attributes, under the entry's help heading), its environment
+//! variables, whether the file may set it, its default, an example, and how `train --from JOB`
+//! reads it back from `DescribeTrainingJob` (or why it does not). The flags of `train`, the file
+//! check, the layering with sources, the rows of `sagetrain config`, `--from` and the commented
+//! examples of `sagetrain init` all follow from the list below.
+//!
+//! Where a setting goes in the CreateTrainingJob request is not here but in
+//! [`crate::job::request::build_request`], and its rule in [`crate::job::spec::validate`]: both
+//! destructure their input without `..`, so a setting added here is a compile error there until
+//! it is placed and checked. Adding a setting is one entry here, its rule, and its place.
+
+use crate::cli::GlobalArgs;
+use crate::config::layer::{
+    FromJob, Int, Kind, List, MapSetting, NoSwitch, Secs, Setting, Shorthand, Switch, Text,
+};
+use crate::config::{Connection, LoadedFile, Source, Val, Violation, CONNECTION_KEYS};
+use crate::error::{Error, Result};
+use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+/// An earlier job as `train --from` reads it: its description and its tags.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub job: DescribeTrainingJobOutput,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Help headings of `sagetrain train --help`, also the sections of `sagetrain init`.
+pub const TRAINING: &str = "Training";
+pub const RESOURCES: &str = "Resources";
+pub const DATA: &str = "Data";
+pub const JOB: &str = "Job";
+pub const NETWORK: &str = "Network and encryption";
+
+/// What `sagetrain init`, the docs and the tests know of a scalar setting.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub key: &'static str,
+    pub flag: &'static str,
+    pub env: &'static [&'static str],
+    pub in_file: bool,
+    pub default: Option<&'static str>,
+    pub example: &'static str,
+    pub help: &'static str,
+    pub section: &'static str,
+    /// `None` when `--from` copies it; otherwise why not.
+    pub not_copied: Option<&'static str>,
+}
+
+/// What `sagetrain init`, the docs and the tests know of a map setting.
+#[derive(Debug, Clone)]
+pub struct MapMeta {
+    pub key: &'static str,
+    pub flag: &'static str,
+    pub example: &'static [(&'static str, &'static str)],
+    pub help: &'static str,
+    pub not_copied: Option<&'static str>,
+}
+
+fn not_copied<V, J>(f: &FromJob<V, J>) -> Option<&'static str> {
+    match f {
+        FromJob::Copy { .. } => None,
+        FromJob::NotCopied(why) => Some(why),
+    }
+}
+
+macro_rules! declare {
+    (
+        scalars {
+            $(
+                $(#[doc = $doc:literal])*
+                $field:ident : $raw:ty = $kind:ident [$($clap:tt)*] {
+                    flag: $flag:literal,
+                    section: $section:expr,
+                    $($prop:ident : $val:expr),* $(,)?
+                }
+            )*
+        }
+        maps {
+            $(
+                $(#[doc = $mdoc:literal])*
+                $mfield:ident [$($mclap:tt)*] {
+                    flag: $mflag:literal,
+                    section: $msection:expr,
+                    $($mprop:ident : $mval:expr),* $(,)?
+                }
+            )*
+        }
+        shorthands {
+            $(
+                $(#[doc = $sdoc:literal])*
+                $sfield:ident => $smap:ident [$skey:literal] [$($sclap:tt)*] {
+                    flag: $sflag:literal,
+                    section: $ssection:expr $(,)?
+                }
+            )*
+        }
+    ) => {
+        /// The flags of `train`, `config` and `doctor`: one per declared setting, plus the modes.
+        #[derive(Debug, Clone, Default, clap::Args)]
+        pub struct TrainArgs {
+            $(
+                $(#[doc = $doc])*
+                #[arg($($clap)*, help_heading = $section)]
+                pub $field: $raw,
+            )*
+            $(
+                $(#[doc = $sdoc])*
+                #[arg($($sclap)*, help_heading = $ssection)]
+                pub $sfield: Option<String>,
+            )*
+            $(
+                $(#[doc = $mdoc])*
+                #[arg($($mclap)*, help_heading = $msection)]
+                pub $mfield: Vec<String>,
+            )*
+            /// Follow symbolic links in local data folders (by default they are skipped)
+            #[arg(long, help_heading = DATA)]
+            pub follow_symlinks: bool,
+            /// Upload files that look like AWS credentials instead of refusing
+            #[arg(long, help_heading = DATA)]
+            pub allow_credentials_files: bool,
+            /// Resolve and check everything, print the CreateTrainingJob request as JSON, create nothing
+            #[arg(long)]
+            pub dry_run: bool,
+            /// Make no network call; every value that needs a lookup must be given
+            #[arg(long)]
+            pub offline: bool,
+        }
+
+        /// Every `train` setting, layered, each value with its source. `None` is "not set"
+        /// (a setting with a default is always set).
+        #[derive(Debug, Clone, Default)]
+        pub struct TrainSettings {
+            pub config_path: Option<PathBuf>,
+            pub connection: Connection,
+            $( pub $field: Option<Val<<$kind as crate::config::layer::Kind>::Value>>, )*
+            $( pub $mfield: BTreeMap<String, Val<String>>, )*
+            pub dry_run: bool,
+            pub offline: bool,
+        }
+
+        /// The declarations.
+        #[allow(non_upper_case_globals)]
+        pub mod def {
+            use super::*;
+            $(
+                pub const $field: Setting<$kind, Described> = Setting {
+                    key: stringify!($field),
+                    flag: $flag,
+                    help: concat!($($doc),*),
+                    $($prop: $val),*
+                };
+            )*
+            $(
+                pub const $mfield: MapSetting<Described> = MapSetting {
+                    key: stringify!($mfield),
+                    flag: $mflag,
+                    help: concat!($($mdoc),*),
+                    $($mprop: $mval),*
+                };
+            )*
+        }
+
+        /// The flags that set one key of a map.
+        pub const SHORTHANDS: &[Shorthand] = &[
+            $( Shorthand { flag: $sflag, map: stringify!($smap), key: $skey }, )*
+        ];
+
+        /// The scalar settings, in declaration order.
+        pub fn scalars() -> Vec<Meta> {
+            vec![$(
+                Meta {
+                    key: def::$field.key,
+                    flag: def::$field.flag,
+                    env: def::$field.env,
+                    in_file: def::$field.in_file,
+                    default: def::$field.default,
+                    example: def::$field.example,
+                    help: def::$field.help.trim(),
+                    section: $section,
+                    not_copied: not_copied(&def::$field.from_job),
+                },
+            )*]
+        }
+
+        /// The map settings, in declaration order.
+        pub fn maps() -> Vec<MapMeta> {
+            vec![$(
+                MapMeta {
+                    key: def::$mfield.key,
+                    flag: def::$mfield.flag,
+                    example: def::$mfield.example,
+                    help: def::$mfield.help.trim(),
+                    not_copied: not_copied(&def::$mfield.from_job),
+                },
+            )*]
+        }
+
+        impl TrainSettings {
+            /// Layer flags over environment over file over defaults. No network.
+            pub fn layer(
+                global: &GlobalArgs,
+                args: &TrainArgs,
+                env: &dyn Fn(&str) -> Option<String>,
+                file: Option<&LoadedFile>,
+            ) -> std::result::Result<TrainSettings, Vec<Violation>> {
+                let mut v = Vec::new();
+                let connection = Connection::layer(global, env, file).unwrap_or_else(|e| {
+                    v.extend(e);
+                    Connection::default()
+                });
+                let shorthands: Vec<(&'static str, &'static str, &'static str, Option<String>)> =
+                    vec![$( (stringify!($smap), $sflag, $skey, args.$sfield.clone()), )*];
+                let for_map = |map: &str| -> Vec<(&'static str, &'static str, Option<String>)> {
+                    shorthands
+                        .iter()
+                        .filter(|s| s.0 == map)
+                        .map(|s| (s.1, s.2, s.3.clone()))
+                        .collect()
+                };
+                let s = TrainSettings {
+                    config_path: file.map(|f| f.path.clone()),
+                    connection,
+                    $( $field: def::$field.layer(&args.$field, env, file, &mut v), )*
+                    $( $mfield: def::$mfield.layer(&args.$mfield, &for_map(stringify!($mfield)), file, &mut v), )*
+                    dry_run: args.dry_run,
+                    offline: args.offline,
+                };
+                if v.is_empty() { Ok(s) } else { Err(v) }
+            }
+
+            /// Every effective setting as (name, value, source) rows, for `sagetrain config`
+            /// and `-v`.
+            pub fn rows(&self) -> Vec<crate::config::layer::Row> {
+                let mut rows = self.connection.rows();
+                $( rows.push(def::$field.row(&self.$field)); )*
+                $( rows.extend(def::$mfield.rows(&self.$mfield)); )*
+                rows
+            }
+
+            /// Put an earlier job's settings under the flags (`train --from`).
+            pub fn apply_job(&mut self, job_name: &str, job: &Described) {
+                $( def::$field.apply_job(&mut self.$field, job_name, job); )*
+                $( def::$mfield.apply_job(&mut self.$mfield, job_name, job); )*
+            }
+        }
+
+        /// Check a config file against the declarations: unknown keys and wrong types are
+        /// errors naming the file, the line and the key.
+        pub fn check_file(f: &LoadedFile) -> Result<()> {
+            let mut problems = Vec::new();
+            for (key, value) in &f.table {
+                let checked = match key.as_str() {
+                    k if CONNECTION_KEYS.contains(&k) => Text::from_toml(value).map(|_| ()),
+                    $( stringify!($field) if def::$field.in_file => def::$field.check_toml(value), )*
+                    $( stringify!($mfield) => def::$mfield.check_toml(value), )*
+                    _ => Err(format!(
+                        "unknown key `{key}`; the README's configuration reference lists every key"
+                    )),
+                };
+                if let Err(rule) = checked {
+                    problems.push(format!("{}: `{key}` {rule}", f.location(None, key)));
+                }
+            }
+            if problems.is_empty() {
+                return Ok(());
+            }
+            let mut e = Error::usage(problems.remove(0)).with_hint(
+                "fix the file; the README's configuration reference lists every key and its type",
+            );
+            e.details = problems;
+            Err(e)
+        }
+    };
+}
+
+fn map_of(m: Option<&HashMap<String, String>>) -> Option<BTreeMap<String, String>> {
+    m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+fn join_s3(prefix: &str, rest: &str) -> String {
+    format!("{}/{}", prefix.trim_end_matches('/'), rest)
+}
+
+/// The default checkpoint location of a spot job: under its own name in its output path.
+pub fn default_checkpoint(output_path: &str, job_name: &str) -> String {
+    join_s3(output_path, &format!("{job_name}/checkpoints/"))
+}
+
+declare! {
+    scalars {
+        /// Execution role SageMaker assumes: ARN or role name [env: SAGEMAKER_ROLE]
+        role: Option<String> = Text [long = "role", value_name = "ROLE"] {
+            flag: "--role",
+            section: TRAINING,
+            env: &["SAGEMAKER_ROLE"],
+            in_file: true,
+            default: None,
+            example: "\"SageMakerExecutionRole-unet\"",
+            from_job: FromJob::Copy { field: "RoleArn", read: |j| j.job.role_arn().map(str::to_string) },
+        }
+        /// Image: a full URI, or repo[:tag] / repo@sha256:... in your account's ECR [env: SAGETRAIN_IMAGE]
+        image: Option<String> = Text [long = "image", value_name = "IMAGE"] {
+            flag: "--image",
+            section: TRAINING,
+            env: &["SAGETRAIN_IMAGE"],
+            in_file: true,
+            default: None,
+            example: "\"unet-vessels:latest\"",
+            from_job: FromJob::Copy {
+                field: "AlgorithmSpecification.TrainingImage",
+                read: |j| j.job.algorithm_specification()?.training_image().map(str::to_string),
+            },
+        }
+        /// Do not pin the job to the image digest resolved from the tag
+        pin_digest: bool = NoSwitch [long = "no-pin-digest"] {
+            flag: "--no-pin-digest",
+            section: TRAINING,
+            env: &[],
+            in_file: true,
+            default: Some("true"),
+            example: "false",
+            from_job: FromJob::NotCopied("the job's image is already what it ran, pinned if it was"),
+        }
+        /// Instance type [default: ml.g5.xlarge]
+        instance_type: Option<String> = Text [long = "instance-type", value_name = "TYPE"] {
+            flag: "--instance-type",
+            section: RESOURCES,
+            env: &[],
+            in_file: true,
+            default: Some("ml.g5.xlarge"),
+            example: "\"ml.p3.2xlarge\"",
+            from_job: FromJob::Copy {
+                field: "ResourceConfig.InstanceType",
+                read: |j| j.job.resource_config()?.instance_type().map(|t| t.as_str().to_string()),
+            },
+        }
+        /// Number of instances [default: 1]
+        instance_count: Option<String> = Int [long = "instance-count", value_name = "N"] {
+            flag: "--instance-count",
+            section: RESOURCES,
+            env: &[],
+            in_file: true,
+            default: Some("1"),
+            example: "2",
+            from_job: FromJob::Copy {
+                field: "ResourceConfig.InstanceCount",
+                read: |j| j.job.resource_config()?.instance_count().map(i64::from),
+            },
+        }
+        /// Volume size in GB [default: 30]
+        volume_size: Option<String> = Int [long = "volume-size", value_name = "GB"] {
+            flag: "--volume-size",
+            section: RESOURCES,
+            env: &[],
+            in_file: true,
+            default: Some("30"),
+            example: "50",
+            from_job: FromJob::Copy {
+                field: "ResourceConfig.VolumeSizeInGB",
+                read: |j| j.job.resource_config()?.volume_size_in_gb().map(i64::from),
+            },
+        }
+        /// Longest the job may run: 90m, 24h, 3600 [default: 24h]
+        max_run: Option<String> = Secs [long = "max-run", value_name = "DURATION"] {
+            flag: "--max-run",
+            section: RESOURCES,
+            env: &[],
+            in_file: true,
+            default: Some("24h"),
+            example: "\"12h\"",
+            from_job: FromJob::Copy {
+                field: "StoppingCondition.MaxRuntimeInSeconds",
+                read: |j| j.job.stopping_condition()?.max_runtime_in_seconds().map(|v| v.max(0) as u64),
+            },
+        }
+        /// Use managed spot training
+        spot: bool = Switch [long = "spot"] {
+            flag: "--spot",
+            section: RESOURCES,
+            env: &[],
+            in_file: true,
+            default: Some("false"),
+            example: "true",
+            from_job: FromJob::Copy {
+                field: "EnableManagedSpotTraining",
+                read: |j| Some(j.job.enable_managed_spot_training().unwrap_or(false)),
+            },
+        }
+        /// Longest to wait for spot capacity plus run time (spot only; >= --max-run)
+        max_wait: Option<String> = Secs [long = "max-wait", value_name = "DURATION"] {
+            flag: "--max-wait",
+            section: RESOURCES,
+            env: &[],
+            in_file: true,
+            default: None,
+            example: "\"36h\"",
+            from_job: FromJob::Copy {
+                field: "StoppingCondition.MaxWaitTimeInSeconds",
+                read: |j| {
+                    let on_spot = j.job.enable_managed_spot_training().unwrap_or(false);
+                    let w = j.job.stopping_condition()?.max_wait_time_in_seconds()?;
+                    on_spot.then_some(w.max(0) as u64)
+                },
+            },
+        }
+        /// Where the model goes [default: s3://sagemaker-REGION-ACCOUNT/sagetrain/]
+        output_path: Option<String> = Text [long = "output-path", value_name = "S3URI"] {
+            flag: "--output-path",
+            section: DATA,
+            env: &[],
+            in_file: true,
+            default: None,
+            example: "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/\"",
+            from_job: FromJob::Copy {
+                field: "OutputDataConfig.S3OutputPath",
+                read: |j| j.job.output_data_config()?.s3_output_path().map(str::to_string),
+            },
+        }
+        /// Where checkpoints are synced (spot resume)
+        checkpoint_s3: Option<String> = Text [long = "checkpoint-s3", value_name = "S3URI"] {
+            flag: "--checkpoint-s3",
+            section: DATA,
+            env: &[],
+            in_file: true,
+            default: None,
+            example: "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/checkpoints/\"",
+            // The old job's default location (under its own name) is not copied: the new job
+            // gets its own, rather than resuming from the old job's checkpoints.
+            from_job: FromJob::Copy {
+                field: "CheckpointConfig.S3Uri",
+                read: |j| {
+                    let uri = j.job.checkpoint_config()?.s3_uri()?;
+                    let job_name = j.job.training_job_name().unwrap_or_default();
+                    let default = j
+                        .job
+                        .output_data_config()
+                        .and_then(|o| o.s3_output_path())
+                        .map(|o| default_checkpoint(o, job_name));
+                    (Some(uri) != default.as_deref()).then(|| uri.to_string())
+                },
+            },
+        }
+        /// Job name, used as is
+        name: Option<String> = Text [long = "name", value_name = "NAME", conflicts_with = "base_name"] {
+            flag: "--name",
+            section: JOB,
+            env: &[],
+            in_file: false,
+            default: None,
+            example: "\"unet-vessels-1\"",
+            from_job: FromJob::NotCopied("a new job needs a new name"),
+        }
+        /// Job name prefix, followed by a UTC timestamp [default: the image repository's name]
+        base_name: Option<String> = Text [long = "base-name", value_name = "BASE"] {
+            flag: "--base-name",
+            section: JOB,
+            env: &[],
+            in_file: true,
+            default: None,
+            example: "\"unet-vessels\"",
+            from_job: FromJob::NotCopied("the new name is generated from this project's base name"),
+        }
+        /// KMS key for the output and the volume
+        kms_key: Option<String> = Text [long = "kms-key", value_name = "ID"] {
+            flag: "--kms-key",
+            section: NETWORK,
+            env: &[],
+            in_file: true,
+            default: None,
+            example: "\"arn:aws:kms:REGION:ACCOUNT:key/KEY-ID\"",
+            from_job: FromJob::Copy {
+                field: "OutputDataConfig.KmsKeyId",
+                read: |j| j.job.output_data_config()?.kms_key_id().map(str::to_string),
+            },
+        }
+        /// Run the container without network access
+        network_isolation: bool = Switch [long = "network-isolation"] {
+            flag: "--network-isolation",
+            section: NETWORK,
+            env: &[],
+            in_file: true,
+            default: Some("false"),
+            example: "true",
+            from_job: FromJob::Copy {
+                field: "EnableNetworkIsolation",
+                read: |j| Some(j.job.enable_network_isolation().unwrap_or(false)),
+            },
+        }
+        /// VPC subnet (repeatable)
+        subnets: Vec<String> = List [long = "subnet", value_name = "ID"] {
+            flag: "--subnet",
+            section: NETWORK,
+            env: &[],
+            in_file: true,
+            default: None,
+            example: "[\"subnet-0123456789abcdef0\"]",
+            from_job: FromJob::Copy {
+                field: "VpcConfig.Subnets",
+                read: |j| Some(j.job.vpc_config()?.subnets().to_vec()).filter(|v| !v.is_empty()),
+            },
+        }
+        /// VPC security group (repeatable)
+        security_groups: Vec<String> = List [long = "security-group", value_name = "ID"] {
+            flag: "--security-group",
+            section: NETWORK,
+            env: &[],
+            in_file: true,
+            default: None,
+            example: "[\"sg-0123456789abcdef0\"]",
+            from_job: FromJob::Copy {
+                field: "VpcConfig.SecurityGroupIds",
+                read: |j| Some(j.job.vpc_config()?.security_group_ids().to_vec()).filter(|v| !v.is_empty()),
+            },
+        }
+    }
+    maps {
+        /// A hyperparameter, sent as its plain string (repeatable)
+        hyperparameters [short = 'H', long = "hyperparameter", value_name = "KEY=VALUE"] {
+            flag: "--hyperparameter",
+            section: TRAINING,
+            scalars: true,
+            example: &[("epochs", "50"), ("batch_size", "8"), ("learning_rate", "0.0001")],
+            from_job: FromJob::Copy { field: "HyperParameters", read: |j| map_of(j.job.hyper_parameters()) },
+        }
+        /// An input channel: an S3 prefix, or a local folder uploaded first (repeatable)
+        channels [long = "channel", value_name = "NAME=S3URI|DIR"] {
+            flag: "--channel",
+            section: DATA,
+            scalars: false,
+            example: &[
+                ("train", "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/data/train/\""),
+                ("validation", "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/data/validation/\""),
+            ],
+            from_job: FromJob::Copy {
+                field: "InputDataConfig",
+                read: |j| {
+                    Some(
+                        j.job
+                            .input_data_config()
+                            .iter()
+                            .filter_map(|c| {
+                                let s3 = c.data_source()?.s3_data_source()?;
+                                Some((c.channel_name()?.to_string(), s3.s3_uri()?.to_string()))
+                            })
+                            .collect(),
+                    )
+                },
+            },
+        }
+        /// A container environment variable (repeatable)
+        environment [long = "env", value_name = "KEY=VALUE"] {
+            flag: "--env",
+            section: JOB,
+            scalars: false,
+            example: &[("OMP_NUM_THREADS", "\"4\"")],
+            from_job: FromJob::Copy { field: "Environment", read: |j| map_of(j.job.environment()) },
+        }
+        /// A job tag (repeatable)
+        tags [long = "tag", value_name = "KEY=VALUE"] {
+            flag: "--tag",
+            section: JOB,
+            scalars: false,
+            example: &[("project", "\"vessel-segmentation\"")],
+            // Tags under `aws:` and `sagetrain:` belong to AWS and to one submission.
+            from_job: FromJob::Copy {
+                field: "Tags",
+                read: |j| {
+                    Some(
+                        j.tags
+                            .iter()
+                            .filter(|(k, _)| {
+                                let k = k.to_ascii_lowercase();
+                                !k.starts_with("aws:") && !k.starts_with("sagetrain:")
+                            })
+                            .cloned()
+                            .collect(),
+                    )
+                },
+            },
+        }
+        /// A metric parsed from the logs (repeatable)
+        metrics [long = "metric", value_name = "NAME=REGEX"] {
+            flag: "--metric",
+            section: TRAINING,
+            scalars: false,
+            example: &[("val_dice", "\"val_dice=([0-9.eE+-]+)\"")],
+            from_job: FromJob::Copy {
+                field: "AlgorithmSpecification.MetricDefinitions",
+                read: |j| {
+                    Some(
+                        j.job
+                            .algorithm_specification()?
+                            .metric_definitions()
+                            .iter()
+                            .map(|m| {
+                                (
+                                    m.name().unwrap_or_default().to_string(),
+                                    m.regex().unwrap_or_default().to_string(),
+                                )
+                            })
+                            .collect(),
+                    )
+                },
+            },
+        }
+    }
+    shorthands {
+        /// The `epochs` hyperparameter
+        epochs => hyperparameters["epochs"] [long = "epochs", value_name = "N"] {
+            flag: "--epochs",
+            section: TRAINING,
+        }
+        /// Shorthand for --channel train=S3URI|DIR
+        train => channels["train"] [long = "train", value_name = "S3URI|DIR"] {
+            flag: "--train",
+            section: DATA,
+        }
+        /// Shorthand for --channel validation=S3URI|DIR
+        validation => channels["validation"] [long = "validation", value_name = "S3URI|DIR"] {
+            flag: "--validation",
+            section: DATA,
+        }
+    }
+}
+
+/// A config file, read and checked against the declarations.
+pub fn load_file(path: &std::path::Path) -> Result<LoadedFile> {
+    let f = crate::config::load_file(path)?;
+    check_file(&f)?;
+    Ok(f)
+}
+
+/// Is this value from a flag?
+pub fn is_flag(v: &Option<Val<impl Sized>>) -> bool {
+    v.as_ref()
+        .is_some_and(|v| matches!(v.source, Source::Flag(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::layer::Kind;
+    use std::path::Path;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    fn global() -> GlobalArgs {
+        GlobalArgs {
+            profile: None,
+            region: None,
+            endpoint_url: None,
+            config: None,
+            output: crate::cli::OutputFormat::Text,
+            quiet: false,
+            verbose: 0,
+        }
+    }
+
+    fn file(text: &str) -> LoadedFile {
+        let f = LoadedFile::parse(Path::new("/p/sagetrain.toml"), text).unwrap();
+        check_file(&f).unwrap();
+        f
+    }
+
+    fn val<T: Clone>(v: &Option<Val<T>>) -> T {
+        v.as_ref().unwrap().value.clone()
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let f = file("role = \"FileRole\"\nimage = \"file-img\"\ninstance_type = \"ml.p3.2xlarge\"\nregion = \"eu-west-1\"\n");
+        let env = env_of(&[
+            ("SAGEMAKER_ROLE", "EnvRole"),
+            ("SAGETRAIN_IMAGE", "env-img"),
+        ]);
+        let args = TrainArgs {
+            image: Some("flag-img".into()),
+            ..Default::default()
+        };
+        let s = TrainSettings::layer(&global(), &args, &env, Some(&f)).unwrap();
+        assert_eq!(s.image.as_ref().unwrap().value, "flag-img");
+        assert_eq!(s.image.as_ref().unwrap().source, Source::Flag("--image"));
+        assert_eq!(s.role.as_ref().unwrap().value, "EnvRole");
+        assert_eq!(
+            s.role.as_ref().unwrap().source,
+            Source::Env("SAGEMAKER_ROLE")
+        );
+        assert_eq!(val(&s.instance_type), "ml.p3.2xlarge");
+        assert!(matches!(
+            s.instance_type.as_ref().unwrap().source,
+            Source::File { .. }
+        ));
+        assert_eq!(val(&s.connection.region), "eu-west-1");
+        assert_eq!(val(&s.instance_count), 1);
+        assert_eq!(s.instance_count.as_ref().unwrap().source, Source::Default);
+        assert_eq!(val(&s.max_run), 86400);
+        assert!(val(&s.pin_digest));
+    }
+
+    #[test]
+    fn env_region_beats_file_region() {
+        let f = file("region = \"eu-west-1\"\n");
+        let env = env_of(&[("AWS_REGION", "us-west-2")]);
+        let s = TrainSettings::layer(&global(), &TrainArgs::default(), &env, Some(&f)).unwrap();
+        assert_eq!(val(&s.connection.region), "us-west-2");
+    }
+
+    #[test]
+    fn toml_scalars_become_plain_strings_and_flags_override_per_key() {
+        let f = file("[hyperparameters]\nepochs = 10\nlearning_rate = 0.0001\naugment = true\noptimizer = \"adam\"\n");
+        let args = TrainArgs {
+            epochs: Some("50".into()),
+            hyperparameters: vec!["batch_size=8".into()],
+            ..Default::default()
+        };
+        let s = TrainSettings::layer(&global(), &args, &env_of(&[]), Some(&f)).unwrap();
+        let hp: BTreeMap<_, _> = s
+            .hyperparameters
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(
+            hp,
+            BTreeMap::from([
+                ("augment", "true"),
+                ("batch_size", "8"),
+                ("epochs", "50"),
+                ("learning_rate", "0.0001"),
+                ("optimizer", "adam"),
+            ])
+        );
+        assert_eq!(s.hyperparameters["epochs"].source, Source::Flag("--epochs"));
+    }
+
+    #[test]
+    fn bad_values_are_collected_together() {
+        let args = TrainArgs {
+            instance_count: Some("two".into()),
+            max_run: Some("forever".into()),
+            tags: vec!["novalue".into()],
+            ..Default::default()
+        };
+        let v = TrainSettings::layer(&global(), &args, &env_of(&[]), None).unwrap_err();
+        let text: Vec<String> = v.iter().map(|v| v.to_string()).collect();
+        assert_eq!(v.len(), 3, "{text:?}");
+        assert!(text[0].starts_with("--instance-count"));
+        assert!(text[1].starts_with("--max-run"));
+        assert!(text[2].starts_with("--tag"));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_file_line_and_key() {
+        let p = PathBuf::from("/p/sagetrain.toml");
+        let parse_file = |p: &Path, text: &str| check_file(&LoadedFile::parse(p, text).unwrap());
+        let e = parse_file(&p, "region = \"x\"\ninstance_cont = 2\n").unwrap_err();
+        assert!(e.message.contains("/p/sagetrain.toml:2"), "{}", e.message);
+        assert!(e.message.contains("instance_cont"), "{}", e.message);
+        let e = parse_file(&p, "\ninstance_count = \"two\"\n").unwrap_err();
+        assert!(e.message.contains("/p/sagetrain.toml:2"), "{}", e.message);
+        assert_eq!(e.kind, crate::error::Kind::Usage);
+    }
+
+    #[test]
+    fn every_default_and_example_is_a_valid_value_of_its_kind() {
+        // A file with every example parses and passes the file check.
+        let mut text = String::new();
+        for m in scalars().iter().filter(|m| m.in_file) {
+            text.push_str(&format!("{} = {}\n", m.key, m.example));
+        }
+        for m in maps() {
+            text.push_str(&format!("[{}]\n", m.key));
+            for (k, v) in m.example {
+                text.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        let f = file(&text);
+        let s =
+            TrainSettings::layer(&global(), &TrainArgs::default(), &env_of(&[]), Some(&f)).unwrap();
+        for row in s.rows() {
+            if row.name != "profile"
+                && row.name != "region"
+                && row.name != "endpoint_url"
+                && row.name != "name"
+            {
+                assert!(
+                    matches!(row.source, Some(Source::File { .. })),
+                    "{} is not read from the file: {row:?}",
+                    row.name
+                );
+            }
+        }
+        for m in scalars() {
+            if let Some(d) = m.default {
+                assert_ne!(
+                    m.example.trim_matches('"'),
+                    d,
+                    "the example of {} is its default: the tests could not see it",
+                    m.key
+                );
+                let ok = match m.key {
+                    "instance_count" | "volume_size" => Int::from_text(d).is_ok(),
+                    "max_run" => Secs::from_text(d).is_ok(),
+                    "spot" | "network_isolation" | "pin_digest" => Switch::from_text(d).is_ok(),
+                    _ => true,
+                };
+                assert!(ok, "default of {} does not parse: {d}", m.key);
+            }
+        }
+    }
+
+    /// Every flag a source names (`Source::Flag`) exists in the clap command of `train`.
+    #[test]
+    fn every_declared_flag_is_a_flag_of_train() {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        let train = cli.find_subcommand("train").unwrap();
+        let longs: Vec<String> = train
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect();
+        let mut declared: Vec<&str> = scalars().iter().map(|m| m.flag).collect();
+        declared.extend(maps().iter().map(|m| m.flag));
+        declared.extend(SHORTHANDS.iter().map(|s| s.flag));
+        for flag in declared {
+            assert!(
+                longs.iter().any(|l| l == flag),
+                "{flag} is not a flag of train: {longs:?}"
+            );
+        }
+        // The help of a setting read from the environment names its variables.
+        for m in scalars().iter().filter(|m| !m.env.is_empty()) {
+            for var in m.env {
+                assert!(
+                    m.help.contains(var),
+                    "the help of {} does not name {var}",
+                    m.key
+                );
+            }
+        }
+        // And each flag, given, is the source of its setting.
+        for m in scalars() {
+            let mut argv = vec!["sagetrain", "config", m.flag];
+            let value = match m.key {
+                "pin_digest" | "spot" | "network_isolation" => None,
+                "instance_count" | "volume_size" => Some("3"),
+                "max_run" | "max_wait" => Some("2h"),
+                _ => Some("x"),
+            };
+            argv.extend(value);
+            let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv).unwrap();
+            let crate::cli::Command::Config(args) = cli.command else {
+                panic!()
+            };
+            let s = TrainSettings::layer(&global(), &args, &env_of(&[]), None).unwrap();
+            let row = s.rows().into_iter().find(|r| r.name == m.key).unwrap();
+            assert_eq!(row.source, Some(Source::Flag(m.flag)), "{}", m.key);
+        }
+    }
+}
