@@ -28,7 +28,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct GlobalArgs {
     /// AWS profile for your credentials [env: AWS_PROFILE]
     #[arg(long, global = true, value_name = "NAME")]
@@ -67,8 +67,9 @@ pub struct NetArgs {
     pub deadline: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    #[default]
     Text,
     Json,
 }

@@ -521,15 +521,7 @@ mod tests {
         let f = crate::config::LoadedFile::parse(Path::new(path), text)
             .unwrap_or_else(|e| panic!("{}\n{text}", e.message));
         crate::job::settings::check_file(&f).unwrap_or_else(|e| panic!("{}\n{text}", e.message));
-        let g = crate::cli::GlobalArgs {
-            profile: None,
-            region: None,
-            endpoint_url: None,
-            config: None,
-            output: crate::cli::OutputFormat::Text,
-            quiet: false,
-            verbose: 0,
-        };
+        let g = crate::cli::GlobalArgs::default();
         TrainSettings::layer(&g, &TrainArgs::default(), &|_| None, Some(&f)).unwrap()
     }
 

@@ -127,19 +127,7 @@ pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> R
                 "--offline settings passed validation without a region, role or output path",
             )
         })?;
-        let mut s = s.clone();
-        s.channels = data::substitute(
-            &s.channels,
-            local,
-            &data::bucket_of(&resolved.output_path.value)?,
-        );
-        let request = build_request(&s, &resolved);
-        check_request(&request)?;
-        return Ok(Plan {
-            request,
-            resolved,
-            aws: None,
-        });
+        return finish(s, local, resolved, None);
     }
 
     let aws = Aws::load(&super::jobcmd::aws_settings(&s.connection)).await?;
@@ -263,6 +251,12 @@ pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> R
         output_path,
         job_name: job_name(s, &submission, ui),
     };
+    finish(s, local, resolved, Some(aws))
+}
+
+/// The request from the spec, with local channels given their content-addressed URIs in the
+/// output bucket, checked once more with the values the lookups found.
+fn finish(s: &JobSpec, local: &[Prepared], resolved: Resolved, aws: Option<Aws>) -> Result<Plan> {
     let mut s = s.clone();
     s.channels = data::substitute(
         &s.channels,
@@ -274,7 +268,7 @@ pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> R
     Ok(Plan {
         request,
         resolved,
-        aws: Some(aws),
+        aws,
     })
 }
 

@@ -229,6 +229,19 @@ pub struct Setting<K: Kind, J> {
 }
 
 impl<K: Kind, J> Setting<K, J> {
+    /// What a declaration leaves out: no environment variable, settable in the file, no
+    /// default (the key, flag, example, help and `from_job` are always given).
+    pub const DEFAULTS: Self = Setting {
+        key: "",
+        flag: "",
+        env: &[],
+        in_file: true,
+        default: None,
+        example: "",
+        help: "",
+        from_job: FromJob::NotCopied(""),
+    };
+
     /// The default value, if any.
     pub fn default_val(&self) -> Option<Val<K::Value>> {
         let text = self.default?;

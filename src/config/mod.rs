@@ -463,15 +463,7 @@ mod tests {
             "region = \"eu-west-1\"\nprofile = \"p\"\n",
         )
         .unwrap();
-        let g = GlobalArgs {
-            profile: None,
-            region: None,
-            endpoint_url: None,
-            config: None,
-            output: crate::cli::OutputFormat::Text,
-            quiet: false,
-            verbose: 0,
-        };
+        let g = GlobalArgs::default();
         let c = Connection::layer(&g, &env_of(&[("AWS_PROFILE", "envp")]), Some(&f)).unwrap();
         assert_eq!(
             c.region.unwrap().source,

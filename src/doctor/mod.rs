@@ -1281,7 +1281,7 @@ mod tests {
             )
         });
         let sm = mock_client!(aws_sdk_sagemaker, [&create]);
-        let req = crate::job::create::tests::request();
+        let req = crate::job::request::tests::sample_request();
         let e = crate::job::create::create(&sm, &req).await.unwrap_err();
         assert_eq!(e.kind, Kind::Aws);
         assert_eq!(e.exit_code(), 4);

@@ -96,52 +96,13 @@ async fn job_submission(client: &Client, arn: &str) -> Result<Option<String>> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::job::request::tests::sample_request;
     use crate::job::request::*;
     use aws_sdk_sagemaker::operation::create_training_job::CreateTrainingJobError;
     use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
     use aws_sdk_sagemaker::operation::list_tags::ListTagsOutput;
     use aws_sdk_sagemaker::types as sm;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
-    use std::collections::BTreeMap;
-
-    /// A valid request, for tests here and elsewhere.
-    pub(crate) fn request() -> CreateTrainingJobRequest {
-        CreateTrainingJobRequest {
-            training_job_name: "unet-1".into(),
-            hyper_parameters: BTreeMap::from([("epochs".to_string(), "50".to_string())]),
-            algorithm_specification: AlgorithmSpecification {
-                training_image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/unet@sha256:ab"
-                    .into(),
-                training_input_mode: "File".into(),
-                metric_definitions: vec![],
-            },
-            role_arn: "arn:aws:iam::123456789012:role/SageMakerRole".into(),
-            input_data_config: vec![],
-            output_data_config: OutputDataConfig {
-                s3_output_path: "s3://b/out/".into(),
-                kms_key_id: None,
-            },
-            resource_config: ResourceConfig {
-                instance_type: "ml.g5.xlarge".into(),
-                instance_count: 1,
-                volume_size_in_gb: 30,
-                volume_kms_key_id: None,
-            },
-            vpc_config: None,
-            stopping_condition: StoppingCondition {
-                max_runtime_in_seconds: 3600,
-                max_wait_time_in_seconds: None,
-            },
-            tags: vec![Tag {
-                key: SUBMISSION_TAG.into(),
-                value: "0123456789abcdef".into(),
-            }],
-            enable_network_isolation: false,
-            enable_managed_spot_training: false,
-            checkpoint_config: None,
-            environment: BTreeMap::new(),
-        }
-    }
 
     fn described(req: &CreateTrainingJobRequest, epochs: &str) -> DescribeTrainingJobOutput {
         DescribeTrainingJobOutput::builder()
@@ -193,74 +154,64 @@ pub(crate) mod tests {
             .build()
     }
 
-    #[tokio::test]
-    async fn a_retried_create_that_meets_its_own_job_is_accepted() {
-        let req = request();
-        let d = described(&req, "50");
+    /// `create` of the sample request when its name is taken by the job `d` with `tags`: the
+    /// result, and how many times the job was described and its tags listed.
+    async fn create_meeting(
+        d: DescribeTrainingJobOutput,
+        tags: ListTagsOutput,
+    ) -> (Result<Created>, usize, usize) {
         let create_rule = mock!(Client::create_training_job).then_error(in_use);
         let describe = mock!(Client::describe_training_job).then_output(move || d.clone());
-        let tags = mock!(Client::list_tags).then_output(|| tagged("0123456789abcdef"));
+        let list = mock!(Client::list_tags).then_output(move || tags.clone());
         let client = mock_client!(
             aws_sdk_sagemaker,
             RuleMode::MatchAny,
-            [&create_rule, &describe, &tags]
+            [&create_rule, &describe, &list]
         );
-        let created = create(&client, &req).await.unwrap();
+        let r = create(&client, &sample_request()).await;
+        (r, describe.num_calls(), list.num_calls())
+    }
+
+    #[tokio::test]
+    async fn a_retried_create_that_meets_its_own_job_is_accepted() {
+        let d = described(&sample_request(), "50");
+        let (created, described_calls, tag_calls) =
+            create_meeting(d, tagged("0123456789abcdef")).await;
+        let created = created.unwrap();
         assert!(created.reconciled);
         assert_eq!(
             created.job_arn,
             "arn:aws:sagemaker:us-east-1:123456789012:training-job/unet-1"
         );
-        assert_eq!(describe.num_calls(), 1);
-        assert_eq!(tags.num_calls(), 1);
+        assert_eq!(described_calls, 1);
+        assert_eq!(tag_calls, 1);
     }
 
     #[tokio::test]
     async fn a_name_taken_by_another_job_is_an_error_with_a_fix() {
-        let req = request();
-        let d = described(&req, "10");
-        let create_rule = mock!(Client::create_training_job).then_error(in_use);
-        let describe = mock!(Client::describe_training_job).then_output(move || d.clone());
-        let tags = mock!(Client::list_tags).then_output(|| tagged("fedcba9876543210"));
-        let client = mock_client!(
-            aws_sdk_sagemaker,
-            RuleMode::MatchAny,
-            [&create_rule, &describe, &tags]
-        );
-        let err = create(&client, &req).await.unwrap_err();
+        let d = described(&sample_request(), "10");
+        let err = create_meeting(d, tagged("fedcba9876543210"))
+            .await
+            .0
+            .unwrap_err();
         assert_eq!(err.kind, crate::error::Kind::Aws);
         assert_eq!(err.exit_code(), 4);
         assert!(err.message.contains("already exists"), "{}", err.message);
         assert!(err.hint.unwrap().contains("--name"));
     }
 
-    /// Two runs with identical settings: the second meets the first's job, which is alike in
-    /// every field but carries another submission id. It is a conflict, not "created".
+    /// Two runs with identical settings: the second meets the first's job, alike in every field
+    /// but with another submission id, or none (created by another tool). A conflict, not ours.
     #[tokio::test]
     async fn an_identical_job_of_another_run_is_a_conflict_not_ours() {
-        let req = request();
-        let d = described(&req, "50");
-        let create_rule = mock!(Client::create_training_job).then_error(in_use);
-        let describe = mock!(Client::describe_training_job).then_output(move || d.clone());
-        let tags = mock!(Client::list_tags).then_output(|| tagged("fedcba9876543210"));
-        let client = mock_client!(
-            aws_sdk_sagemaker,
-            RuleMode::MatchAny,
-            [&create_rule, &describe, &tags]
-        );
-        let err = create(&client, &req).await.unwrap_err();
-        assert_eq!(err.exit_code(), 4, "{}", err.message);
-        // A job with no submission id at all (created by another tool) is not ours either.
-        let d = described(&req, "50");
-        let describe = mock!(Client::describe_training_job).then_output(move || d.clone());
-        let untagged = mock!(Client::list_tags).then_output(|| ListTagsOutput::builder().build());
-        let create_rule = mock!(Client::create_training_job).then_error(in_use);
-        let client = mock_client!(
-            aws_sdk_sagemaker,
-            RuleMode::MatchAny,
-            [&create_rule, &describe, &untagged]
-        );
-        assert_eq!(create(&client, &req).await.unwrap_err().exit_code(), 4);
+        let d = described(&sample_request(), "50");
+        for tags in [
+            tagged("fedcba9876543210"),
+            ListTagsOutput::builder().build(),
+        ] {
+            let err = create_meeting(d.clone(), tags).await.0.unwrap_err();
+            assert_eq!(err.exit_code(), 4, "{}", err.message);
+        }
     }
 
     #[test]

@@ -164,21 +164,16 @@ pub async fn read(aws: &Aws, job: &str, warn: &dyn Fn(&str)) -> Result<Described
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::cli::{GlobalArgs, OutputFormat};
-    use crate::config::LoadedFile;
-    use crate::job::settings::TrainArgs;
-    use crate::job::spec::validate_settings;
     use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
     use aws_sdk_sagemaker::types as sm;
-    use std::path::PathBuf;
 
     fn val<T: Clone>(v: &Option<Val<T>>) -> T {
         v.as_ref().unwrap().value.clone()
     }
 
-    fn described() -> DescribeTrainingJobOutput {
+    pub(crate) fn described() -> DescribeTrainingJobOutput {
         DescribeTrainingJobOutput::builder()
             .training_job_name("old-job")
             .training_job_arn("arn:aws:sagemaker:eu-west-1:111122223333:training-job/old-job")
@@ -243,18 +238,6 @@ mod tests {
             .build()
     }
 
-    fn global() -> GlobalArgs {
-        GlobalArgs {
-            profile: None,
-            region: Some("eu-west-1".into()),
-            endpoint_url: None,
-            config: None,
-            output: OutputFormat::Text,
-            quiet: false,
-            verbose: 0,
-        }
-    }
-
     #[test]
     fn the_job_is_read_into_settings_with_notes_on_what_changes() {
         let tags = vec![
@@ -288,82 +271,5 @@ mod tests {
         assert_eq!(s.metrics["val_dice"].value, "val_dice=([0-9.]+)");
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("ShardedByS3Key"), "{notes:?}");
-    }
-
-    #[test]
-    fn flags_beat_the_job_which_beats_env_and_file() {
-        let path = PathBuf::from("/p/sagetrain.toml");
-        let file = LoadedFile::parse(
-            &path,
-            "image = \"file-image\"\ninstance_type = \"ml.m5.xlarge\"\nkms_key = \"alias/x\"\n\
-             [hyperparameters]\nepochs = 10\naugment = true\n[tags]\nteam = \"retina\"\n",
-        )
-        .unwrap();
-        let env = |k: &str| (k == "SAGEMAKER_ROLE").then(|| "EnvRole".to_string());
-        let args = TrainArgs {
-            epochs: Some("80".into()),
-            volume_size: Some("100".into()),
-            tags: vec!["run=2".into()],
-            ..Default::default()
-        };
-        let mut s = TrainSettings::layer(&global(), &args, &env, Some(&file)).unwrap();
-        let d = Described {
-            job: described(),
-            tags: vec![("project".into(), "vessels".into())],
-        };
-        assert_eq!(
-            apply(&mut s, "old-job", &d),
-            [
-                "role (env SAGEMAKER_ROLE)",
-                "image (file /p/sagetrain.toml (image))",
-                "instance_type (file /p/sagetrain.toml (instance_type))",
-                "kms_key (file /p/sagetrain.toml (kms_key))",
-                "hyperparameters.augment (file /p/sagetrain.toml (hyperparameters.augment))",
-                "tags.team (file /p/sagetrain.toml (tags.team))",
-            ]
-        );
-
-        // The job beats the file and the environment.
-        assert_eq!(
-            val(&s.image),
-            "111122223333.dkr.ecr.eu-west-1.amazonaws.com/unet@sha256:abababababababababababababababababababababababababababababababab"
-        );
-        assert_eq!(
-            val(&s.role),
-            "arn:aws:iam::111122223333:role/service-role/SageMakerRole"
-        );
-        assert_eq!(
-            s.role.as_ref().unwrap().source.to_string(),
-            "lookup: --from old-job: RoleArn"
-        );
-        assert_eq!(val(&s.instance_type), "ml.p3.2xlarge");
-        assert_eq!(s.kms_key, None, "the job had no KMS key");
-        // Flags beat the job.
-        assert_eq!(val(&s.volume_size), 100);
-        assert_eq!(
-            s.volume_size.as_ref().unwrap().source,
-            Source::Flag("--volume-size")
-        );
-        let hp: BTreeMap<&str, &str> = s
-            .hyperparameters
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.value.as_str()))
-            .collect();
-        assert_eq!(
-            hp,
-            BTreeMap::from([("epochs", "80"), ("learning_rate", "0.0001")]),
-            "the job's map, with the flag's key over it; the file's keys are not mixed in"
-        );
-        let tags: Vec<&str> = s.tags.keys().map(String::as_str).collect();
-        assert_eq!(tags, ["project", "run"]);
-        assert_eq!(s.channels["train"].value, "s3://data/train/");
-        assert!(val(&s.spot));
-        assert_eq!(val(&s.max_wait), 10800);
-        assert_eq!(val(&s.max_run), 7200);
-        assert!(
-            validate_settings(&s).is_empty(),
-            "{:?}",
-            validate_settings(&s)
-        );
     }
 }

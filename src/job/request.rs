@@ -377,35 +377,59 @@ pub fn validate_request(req: &CreateTrainingJobRequest) -> Vec<Violation> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Source;
     use crate::job::settings::{TrainArgs, TrainSettings};
+    use crate::job::spec::tests::valid_args;
     use crate::job::spec::validate;
+
+    /// A valid request, for tests here and elsewhere.
+    pub(crate) fn sample_request() -> CreateTrainingJobRequest {
+        CreateTrainingJobRequest {
+            training_job_name: "unet-1".into(),
+            hyper_parameters: BTreeMap::from([("epochs".to_string(), "50".to_string())]),
+            algorithm_specification: AlgorithmSpecification {
+                training_image: "123456789012.dkr.ecr.us-east-1.amazonaws.com/unet@sha256:ab"
+                    .into(),
+                training_input_mode: "File".into(),
+                metric_definitions: vec![],
+            },
+            role_arn: "arn:aws:iam::123456789012:role/SageMakerRole".into(),
+            input_data_config: vec![],
+            output_data_config: OutputDataConfig {
+                s3_output_path: "s3://b/out/".into(),
+                kms_key_id: None,
+            },
+            resource_config: ResourceConfig {
+                instance_type: "ml.g5.xlarge".into(),
+                instance_count: 1,
+                volume_size_in_gb: 30,
+                volume_kms_key_id: None,
+            },
+            vpc_config: None,
+            stopping_condition: StoppingCondition {
+                max_runtime_in_seconds: 3600,
+                max_wait_time_in_seconds: None,
+            },
+            tags: vec![Tag {
+                key: SUBMISSION_TAG.into(),
+                value: "0123456789abcdef".into(),
+            }],
+            enable_network_isolation: false,
+            enable_managed_spot_training: false,
+            checkpoint_config: None,
+            environment: BTreeMap::new(),
+        }
+    }
 
     fn spec(args: TrainArgs) -> JobSpec {
         let g = crate::cli::GlobalArgs {
-            profile: None,
             region: Some("eu-west-1".into()),
-            endpoint_url: None,
-            config: None,
-            output: crate::cli::OutputFormat::Text,
-            quiet: false,
-            verbose: 0,
+            ..Default::default()
         };
         let s = TrainSettings::layer(&g, &args, &|_| None, None).unwrap();
         validate(&s, std::path::Path::new("/")).unwrap()
-    }
-
-    fn valid_args() -> TrainArgs {
-        TrainArgs {
-            epochs: Some("50".into()),
-            role: Some("arn:aws:iam::123456789012:role/service-role/SageMakerRole".into()),
-            image: Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/unet:latest".into()),
-            train: Some("s3://my-bucket/data/train/".into()),
-            output_path: Some("s3://my-bucket/out/".into()),
-            ..Default::default()
-        }
     }
 
     fn resolved(s: &JobSpec) -> Resolved {

@@ -153,7 +153,8 @@ macro_rules! declare {
                     key: stringify!($field),
                     flag: $flag,
                     help: concat!($($doc),*),
-                    $($prop: $val),*
+                    $($prop: $val,)*
+                    ..Setting::DEFAULTS
                 };
             )*
             $(
@@ -299,8 +300,6 @@ declare! {
             flag: "--role",
             section: TRAINING,
             env: &["SAGEMAKER_ROLE"],
-            in_file: true,
-            default: None,
             example: "\"SageMakerExecutionRole-unet\"",
             from_job: FromJob::Copy { field: "RoleArn", read: |j| j.job.role_arn().map(str::to_string) },
         }
@@ -309,8 +308,6 @@ declare! {
             flag: "--image",
             section: TRAINING,
             env: &["SAGETRAIN_IMAGE"],
-            in_file: true,
-            default: None,
             example: "\"unet-vessels:latest\"",
             from_job: FromJob::Copy {
                 field: "AlgorithmSpecification.TrainingImage",
@@ -321,8 +318,6 @@ declare! {
         pin_digest: bool = NoSwitch [long = "no-pin-digest"] {
             flag: "--no-pin-digest",
             section: TRAINING,
-            env: &[],
-            in_file: true,
             default: Some("true"),
             example: "false",
             from_job: FromJob::NotCopied("the job's image is already what it ran, pinned if it was"),
@@ -331,8 +326,6 @@ declare! {
         instance_type: Option<String> = Text [long = "instance-type", value_name = "TYPE"] {
             flag: "--instance-type",
             section: RESOURCES,
-            env: &[],
-            in_file: true,
             default: Some("ml.g5.xlarge"),
             example: "\"ml.p3.2xlarge\"",
             from_job: FromJob::Copy {
@@ -344,8 +337,6 @@ declare! {
         instance_count: Option<String> = Int [long = "instance-count", value_name = "N"] {
             flag: "--instance-count",
             section: RESOURCES,
-            env: &[],
-            in_file: true,
             default: Some("1"),
             example: "2",
             from_job: FromJob::Copy {
@@ -357,8 +348,6 @@ declare! {
         volume_size: Option<String> = Int [long = "volume-size", value_name = "GB"] {
             flag: "--volume-size",
             section: RESOURCES,
-            env: &[],
-            in_file: true,
             default: Some("30"),
             example: "50",
             from_job: FromJob::Copy {
@@ -370,8 +359,6 @@ declare! {
         max_run: Option<String> = Secs [long = "max-run", value_name = "DURATION"] {
             flag: "--max-run",
             section: RESOURCES,
-            env: &[],
-            in_file: true,
             default: Some("24h"),
             example: "\"12h\"",
             from_job: FromJob::Copy {
@@ -383,8 +370,6 @@ declare! {
         spot: bool = Switch [long = "spot"] {
             flag: "--spot",
             section: RESOURCES,
-            env: &[],
-            in_file: true,
             default: Some("false"),
             example: "true",
             from_job: FromJob::Copy {
@@ -396,9 +381,6 @@ declare! {
         max_wait: Option<String> = Secs [long = "max-wait", value_name = "DURATION"] {
             flag: "--max-wait",
             section: RESOURCES,
-            env: &[],
-            in_file: true,
-            default: None,
             example: "\"36h\"",
             from_job: FromJob::Copy {
                 field: "StoppingCondition.MaxWaitTimeInSeconds",
@@ -413,9 +395,6 @@ declare! {
         output_path: Option<String> = Text [long = "output-path", value_name = "S3URI"] {
             flag: "--output-path",
             section: DATA,
-            env: &[],
-            in_file: true,
-            default: None,
             example: "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/\"",
             from_job: FromJob::Copy {
                 field: "OutputDataConfig.S3OutputPath",
@@ -426,9 +405,6 @@ declare! {
         checkpoint_s3: Option<String> = Text [long = "checkpoint-s3", value_name = "S3URI"] {
             flag: "--checkpoint-s3",
             section: DATA,
-            env: &[],
-            in_file: true,
-            default: None,
             example: "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/checkpoints/\"",
             // The old job's default location (under its own name) is not copied: the new job
             // gets its own, rather than resuming from the old job's checkpoints.
@@ -450,9 +426,7 @@ declare! {
         name: Option<String> = Text [long = "name", value_name = "NAME", conflicts_with = "base_name"] {
             flag: "--name",
             section: JOB,
-            env: &[],
             in_file: false,
-            default: None,
             example: "\"unet-vessels-1\"",
             from_job: FromJob::NotCopied("a new job needs a new name"),
         }
@@ -460,9 +434,6 @@ declare! {
         base_name: Option<String> = Text [long = "base-name", value_name = "BASE"] {
             flag: "--base-name",
             section: JOB,
-            env: &[],
-            in_file: true,
-            default: None,
             example: "\"unet-vessels\"",
             from_job: FromJob::NotCopied("the new name is generated from this project's base name"),
         }
@@ -470,9 +441,6 @@ declare! {
         kms_key: Option<String> = Text [long = "kms-key", value_name = "ID"] {
             flag: "--kms-key",
             section: NETWORK,
-            env: &[],
-            in_file: true,
-            default: None,
             example: "\"arn:aws:kms:REGION:ACCOUNT:key/KEY-ID\"",
             from_job: FromJob::Copy {
                 field: "OutputDataConfig.KmsKeyId",
@@ -483,8 +451,6 @@ declare! {
         network_isolation: bool = Switch [long = "network-isolation"] {
             flag: "--network-isolation",
             section: NETWORK,
-            env: &[],
-            in_file: true,
             default: Some("false"),
             example: "true",
             from_job: FromJob::Copy {
@@ -496,9 +462,6 @@ declare! {
         subnets: Vec<String> = List [long = "subnet", value_name = "ID"] {
             flag: "--subnet",
             section: NETWORK,
-            env: &[],
-            in_file: true,
-            default: None,
             example: "[\"subnet-0123456789abcdef0\"]",
             from_job: FromJob::Copy {
                 field: "VpcConfig.Subnets",
@@ -509,9 +472,6 @@ declare! {
         security_groups: Vec<String> = List [long = "security-group", value_name = "ID"] {
             flag: "--security-group",
             section: NETWORK,
-            env: &[],
-            in_file: true,
-            default: None,
             example: "[\"sg-0123456789abcdef0\"]",
             from_job: FromJob::Copy {
                 field: "VpcConfig.SecurityGroupIds",
@@ -657,15 +617,7 @@ mod tests {
     }
 
     fn global() -> GlobalArgs {
-        GlobalArgs {
-            profile: None,
-            region: None,
-            endpoint_url: None,
-            config: None,
-            output: crate::cli::OutputFormat::Text,
-            quiet: false,
-            verbose: 0,
-        }
+        GlobalArgs::default()
     }
 
     fn file(text: &str) -> LoadedFile {
@@ -867,5 +819,82 @@ mod tests {
             let row = s.rows().into_iter().find(|r| r.name == m.key).unwrap();
             assert_eq!(row.source, Some(Source::Flag(m.flag)), "{}", m.key);
         }
+    }
+    /// `--from`: flags > the job > environment > file (the tests of `from_job` read a job).
+    #[test]
+    fn flags_beat_the_job_which_beats_env_and_file() {
+        let path = PathBuf::from("/p/sagetrain.toml");
+        let file = LoadedFile::parse(
+            &path,
+            "image = \"file-image\"\ninstance_type = \"ml.m5.xlarge\"\nkms_key = \"alias/x\"\n\
+             [hyperparameters]\nepochs = 10\naugment = true\n[tags]\nteam = \"retina\"\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "SAGEMAKER_ROLE").then(|| "EnvRole".to_string());
+        let args = TrainArgs {
+            epochs: Some("80".into()),
+            volume_size: Some("100".into()),
+            tags: vec!["run=2".into()],
+            ..Default::default()
+        };
+        let mut s = TrainSettings::layer(&global(), &args, &env, Some(&file)).unwrap();
+        let d = Described {
+            job: crate::job::from_job::tests::described(),
+            tags: vec![("project".into(), "vessels".into())],
+        };
+        assert_eq!(
+            crate::job::from_job::apply(&mut s, "old-job", &d),
+            [
+                "role (env SAGEMAKER_ROLE)",
+                "image (file /p/sagetrain.toml (image))",
+                "instance_type (file /p/sagetrain.toml (instance_type))",
+                "kms_key (file /p/sagetrain.toml (kms_key))",
+                "hyperparameters.augment (file /p/sagetrain.toml (hyperparameters.augment))",
+                "tags.team (file /p/sagetrain.toml (tags.team))",
+            ]
+        );
+
+        // The job beats the file and the environment.
+        assert_eq!(
+            val(&s.image),
+            "111122223333.dkr.ecr.eu-west-1.amazonaws.com/unet@sha256:abababababababababababababababababababababababababababababababab"
+        );
+        assert_eq!(
+            val(&s.role),
+            "arn:aws:iam::111122223333:role/service-role/SageMakerRole"
+        );
+        assert_eq!(
+            s.role.as_ref().unwrap().source.to_string(),
+            "lookup: --from old-job: RoleArn"
+        );
+        assert_eq!(val(&s.instance_type), "ml.p3.2xlarge");
+        assert_eq!(s.kms_key, None, "the job had no KMS key");
+        // Flags beat the job.
+        assert_eq!(val(&s.volume_size), 100);
+        assert_eq!(
+            s.volume_size.as_ref().unwrap().source,
+            Source::Flag("--volume-size")
+        );
+        let hp: BTreeMap<&str, &str> = s
+            .hyperparameters
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(
+            hp,
+            BTreeMap::from([("epochs", "80"), ("learning_rate", "0.0001")]),
+            "the job's map, with the flag's key over it; the file's keys are not mixed in"
+        );
+        let tags: Vec<&str> = s.tags.keys().map(String::as_str).collect();
+        assert_eq!(tags, ["project", "run"]);
+        assert_eq!(s.channels["train"].value, "s3://data/train/");
+        assert!(val(&s.spot));
+        assert_eq!(val(&s.max_wait), 10800);
+        assert_eq!(val(&s.max_run), 7200);
+        assert!(
+            crate::job::spec::validate_settings(&s).is_empty(),
+            "{:?}",
+            crate::job::spec::validate_settings(&s)
+        );
     }
 }

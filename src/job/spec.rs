@@ -852,26 +852,22 @@ pub fn training_instance_types() -> &'static [&'static str] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::cli::{GlobalArgs, OutputFormat, TrainArgs};
+    use crate::cli::{GlobalArgs, TrainArgs};
     use crate::job::settings::TrainSettings;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn settings(args: TrainArgs) -> TrainSettings {
         let g = GlobalArgs {
-            profile: None,
             region: Some("eu-west-1".into()),
-            endpoint_url: None,
-            config: None,
-            output: OutputFormat::Text,
-            quiet: false,
-            verbose: 0,
+            ..Default::default()
         };
         TrainSettings::layer(&g, &args, &|_| None, None).unwrap()
     }
 
-    fn valid_args() -> TrainArgs {
+    /// Flags of a valid job (region eu-west-1).
+    pub(crate) fn valid_args() -> TrainArgs {
         TrainArgs {
             epochs: Some("50".into()),
             role: Some("arn:aws:iam::123456789012:role/service-role/SageMakerRole".into()),
