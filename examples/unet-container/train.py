@@ -508,11 +508,18 @@ def train(torch: Any, paths: sm.Paths, hp: sm.Hyperparameters, channels: sm.Chan
         val_idx = torch.arange(val_rank, x_val.shape[0], val_replicas)
 
     def stop_point(save: Optional[Callable[[], Any]] = None) -> None:
-        """Stop every rank at the same step once any rank got SIGTERM; rank 0 saves first."""
-        if ranks.distributed and ranks.any(term.requested) and not term.requested:
-            log("another rank received SIGTERM; stopping")
-            term.requested = True
-        term.check(save if ranks.is_main else None)
+        """Stop every rank at the same step once any rank got SIGTERM; rank 0 saves first.
+
+        With several ranks only the agreed flag counts: a SIGTERM that arrives after the vote
+        is acted on at the next stop point, by every rank."""
+        if not ranks.distributed:
+            term.check(save)
+            return
+        if ranks.any(term.requested):
+            if not term.requested:
+                log("another rank received SIGTERM; stopping")
+                term.requested = True
+            term.check(save if ranks.is_main else None)
 
     val_dice: Optional[float] = None
     for epoch in range(done + 1, hp.epochs + 1):
