@@ -23,6 +23,10 @@ numpy so that it can be tested anywhere (``tests/test_contract.py``):
   ``checkpoints/``                        synced to ``checkpoint_s3`` and restored at start
   ======================================  ==============================================
 
+* **Several hosts.** :func:`cluster_from_config` turns ``resourceconfig.json`` and the GPU
+  count into a :class:`Cluster` (ranks, rendezvous on the first host); :func:`channel_distribution`
+  tells whether a channel is ``FullyReplicated`` or ``ShardedByS3Key``.
+
 * **Hyperparameters.** :func:`load_hyperparameters` turns the string values into a typed
   :class:`Hyperparameters`; unknown keys are ignored with a warning on stderr; invalid values
   raise :class:`HyperparameterError`, which names every bad key.
@@ -206,6 +210,106 @@ def read_resource_config(paths: Paths) -> Optional[Dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------
+# Several hosts
+
+#: The rendezvous port on the first host; ``MASTER_PORT`` overrides it.
+RENDEZVOUS_PORT = 29500
+#: Rendezvous address override (``MASTER_ADDR`` too); SageMaker sets neither.
+MASTER_ADDR_ENV_VARS = ("SAGETRAIN_MASTER_ADDR", "MASTER_ADDR")
+MASTER_PORT_ENV_VAR = "MASTER_PORT"
+#: Processes per host; the default is one per GPU, or one on a CPU-only host.
+PROCESSES_PER_HOST_ENV_VAR = "SAGETRAIN_PROCESSES_PER_HOST"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Who trains: ``processes_per_host`` processes on each of ``hosts`` (sorted).
+
+    Ranks are numbered host by host: the first host (``hosts[0]``) has ranks
+    ``0 .. processes_per_host - 1`` and runs the rendezvous at ``master_addr:master_port``.
+    """
+
+    hosts: Tuple[str, ...]
+    current_host: str
+    processes_per_host: int
+    master_addr: str
+    master_port: int
+
+    @property
+    def host_rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @property
+    def world_size(self) -> int:
+        return len(self.hosts) * self.processes_per_host
+
+    def rank(self, local_rank: int) -> int:
+        return self.host_rank * self.processes_per_host + local_rank
+
+
+def cluster_from_config(resources: Optional[Dict[str, Any]], gpus: int,
+                        environ: Optional[Dict[str, str]] = None) -> Cluster:
+    """The cluster from ``resourceconfig.json`` (None: one local host) and this host's GPUs.
+
+    Every host of a SageMaker training job has the same instance type, so each runs as many
+    processes as this one has GPUs (one without GPUs), unless ``SAGETRAIN_PROCESSES_PER_HOST``
+    says otherwise. The rendezvous is the first of the sorted ``hosts`` on port 29500;
+    ``SAGETRAIN_MASTER_ADDR`` (or ``MASTER_ADDR``) and ``MASTER_PORT`` replace them.
+    """
+    env = os.environ if environ is None else environ
+    if resources is None:
+        hosts: List[str] = []
+        current = ""
+    else:
+        raw_hosts = resources.get("hosts")
+        current = resources.get("current_host")
+        if (not isinstance(raw_hosts, list) or not raw_hosts
+                or not all(isinstance(h, str) and h for h in raw_hosts)):
+            raise ContractError(f"resourceconfig.json: 'hosts' must be a non-empty list of host "
+                                f"names, not {raw_hosts!r}")
+        if not isinstance(current, str) or current not in raw_hosts:
+            raise ContractError(f"resourceconfig.json: 'current_host' {current!r} is not one of "
+                                f"'hosts' {raw_hosts!r}")
+        hosts = sorted(set(raw_hosts))
+    if not hosts:
+        hosts, current = ["localhost"], "localhost"
+
+    raw = env.get(PROCESSES_PER_HOST_ENV_VAR, "").strip()
+    if raw:
+        try:
+            per_host = _parse_positive_int(raw)
+        except ValueError as e:
+            raise ContractError(f"{PROCESSES_PER_HOST_ENV_VAR}: {e}") from None
+        if gpus and per_host > gpus:
+            raise ContractError(f"{PROCESSES_PER_HOST_ENV_VAR}={per_host} but this host has only "
+                                f"{gpus} GPU(s)")
+    else:
+        per_host = max(gpus, 1)
+
+    addr = next((env[v].strip() for v in MASTER_ADDR_ENV_VARS if env.get(v, "").strip()), "")
+    if not addr:
+        addr = hosts[0] if len(hosts) > 1 else "127.0.0.1"
+    raw_port = env.get(MASTER_PORT_ENV_VAR, "").strip()
+    port = RENDEZVOUS_PORT
+    if raw_port:
+        if not _INT_RE.match(raw_port) or not 1 <= int(raw_port) <= 65535:
+            raise ContractError(f"{MASTER_PORT_ENV_VAR}={raw_port!r} is not a port number")
+        port = int(raw_port)
+    return Cluster(tuple(hosts), current, per_host, addr, port)
+
+
+def channel_distribution(paths: Paths, name: str) -> str:
+    """The channel's ``S3DistributionType`` from ``inputdataconfig.json``: ``FullyReplicated``
+    (every host has all the files; the default) or ``ShardedByS3Key`` (each host has a share)."""
+    if not paths.input_data_config_file.is_file():
+        return "FullyReplicated"
+    data = _read_json(paths.input_data_config_file, "input data config")
+    cfg = data.get(name) if isinstance(data, dict) else None
+    value = cfg.get("S3DistributionType") if isinstance(cfg, dict) else None
+    return value if value == "ShardedByS3Key" else "FullyReplicated"
+
+
+# --------------------------------------------------------------------------------------------
 # Hyperparameters
 
 
@@ -217,6 +321,7 @@ class Hyperparameters:
     batch_size: int = 8
     learning_rate: float = 1e-3
     image_size: int = 256
+    base_channels: int = 16
 
 
 _INT_RE = re.compile(r"^\+?[0-9]+$")
@@ -254,6 +359,7 @@ _PARSERS: Dict[str, Callable[[str], Any]] = {
     "batch_size": _parse_positive_int,
     "learning_rate": _parse_positive_float,
     "image_size": _parse_image_size,
+    "base_channels": _parse_positive_int,
 }
 
 

@@ -57,6 +57,69 @@ class PathsTest(unittest.TestCase):
         self.assertEqual(paths.model_dir, Path("/tmp/ml/model"))
 
 
+class ClusterTest(TempRoot):
+    """resourceconfig.json and the GPU count -> ranks and the rendezvous."""
+
+    def cluster(self, hosts, current, gpus=0, **env):
+        return sm.cluster_from_config({"current_host": current, "hosts": hosts}, gpus, env)
+
+    def test_no_resource_config_is_one_local_process(self) -> None:
+        self.assertIsNone(sm.read_resource_config(self.paths))
+        c = sm.cluster_from_config(None, 0, {})
+        self.assertEqual((c.hosts, c.world_size, c.rank(0)), (("localhost",), 1, 0))
+        self.assertEqual((c.master_addr, c.master_port), ("127.0.0.1", 29500))
+
+    def test_one_host_one_gpu_is_one_process(self) -> None:
+        c = self.cluster(["algo-1"], "algo-1", gpus=1)
+        self.assertEqual((c.processes_per_host, c.world_size), (1, 1))
+
+    def test_hosts_are_sorted_and_the_first_is_the_rendezvous(self) -> None:
+        c = self.cluster(["algo-2", "algo-1"], "algo-2", gpus=4)
+        self.assertEqual(c.hosts, ("algo-1", "algo-2"))
+        self.assertEqual((c.master_addr, c.master_port), ("algo-1", 29500))
+        self.assertEqual((c.host_rank, c.processes_per_host, c.world_size), (1, 4, 8))
+        self.assertEqual([c.rank(i) for i in range(4)], [4, 5, 6, 7])
+        self.assertEqual(self.cluster(["algo-2", "algo-1"], "algo-1").rank(0), 0)
+
+    def test_cpu_hosts_run_one_process_each(self) -> None:
+        c = self.cluster(["algo-1", "algo-2"], "algo-2", gpus=0)
+        self.assertEqual((c.processes_per_host, c.world_size, c.rank(0)), (1, 2, 1))
+
+    def test_environment_overrides(self) -> None:
+        c = self.cluster(["algo-1", "algo-2"], "algo-1", gpus=0, SAGETRAIN_MASTER_ADDR="127.0.0.1",
+                         MASTER_ADDR="10.0.0.1", MASTER_PORT="4000",
+                         SAGETRAIN_PROCESSES_PER_HOST="3")
+        self.assertEqual((c.master_addr, c.master_port, c.world_size), ("127.0.0.1", 4000, 6))
+        c = self.cluster(["algo-1", "algo-2"], "algo-1", MASTER_ADDR="10.0.0.1")
+        self.assertEqual(c.master_addr, "10.0.0.1")
+
+    def test_invalid_configurations_are_contract_errors(self) -> None:
+        cases = [
+            ({"current_host": "algo-3", "hosts": ["algo-1", "algo-2"]}, {}, "'algo-3' is not one"),
+            ({"current_host": "algo-1", "hosts": []}, {}, "non-empty list"),
+            ({"current_host": "algo-1", "hosts": ["algo-1"]}, {"MASTER_PORT": "http"},
+             "not a port number"),
+            ({"current_host": "algo-1", "hosts": ["algo-1"]},
+             {"SAGETRAIN_PROCESSES_PER_HOST": "0"}, "SAGETRAIN_PROCESSES_PER_HOST"),
+        ]
+        for resources, env, message in cases:
+            with self.assertRaisesRegex(sm.ContractError, re.escape(message)):
+                sm.cluster_from_config(resources, 0, env)
+        with self.assertRaisesRegex(sm.ContractError, "only 2 GPU"):
+            self.cluster(["algo-1"], "algo-1", gpus=2, SAGETRAIN_PROCESSES_PER_HOST="4")
+
+    def test_channel_distribution(self) -> None:
+        self.assertEqual(sm.channel_distribution(self.paths, "train"), "FullyReplicated")
+        self.paths.config_dir.mkdir(parents=True)
+        self.paths.input_data_config_file.write_text(json.dumps({
+            "train": {"TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key"},
+            "validation": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"},
+        }))
+        self.assertEqual(sm.channel_distribution(self.paths, "train"), "ShardedByS3Key")
+        self.assertEqual(sm.channel_distribution(self.paths, "validation"), "FullyReplicated")
+        self.assertEqual(sm.channel_distribution(self.paths, "other"), "FullyReplicated")
+
+
 class HyperparameterTest(TempRoot):
     def parse(self, raw: dict) -> sm.Hyperparameters:
         with contextlib.redirect_stderr(io.StringIO()):
@@ -84,6 +147,7 @@ class HyperparameterTest(TempRoot):
         self.assertEqual(hp.learning_rate, 1e-4)
         self.assertIsInstance(hp.learning_rate, float)
         self.assertEqual(hp.image_size, 512)
+        self.assertEqual(self.parse({"base_channels": "4"}).base_channels, 4)
 
     def test_float_forms(self) -> None:
         for text, value in [("1e-05", 1e-5), ("0.00001", 1e-5), (" 3E-4 ", 3e-4), ("1", 1.0)]:
