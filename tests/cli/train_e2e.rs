@@ -628,3 +628,42 @@ fn no_secret_or_full_key_id_appears_in_any_output_at_any_verbosity() {
         }
     }
 }
+
+/// 16 identical `train` runs started at once from one project (a CI matrix, `xargs -P`): 16
+/// distinct names and 16 jobs, read back with ListTrainingJobs.
+#[test]
+fn concurrent_identical_submits_never_share_a_job() {
+    let s = seeded("us-east-1");
+    let mut sb = Sandbox::new();
+    s.acct.env(&mut sb);
+    let train = format!("s3://{}/data/train/", s.bucket);
+    sb.write(
+        "sagetrain.toml",
+        &format!(
+            "role = \"SageMakerRole\"\nimage = \"unet-vessels:latest\"\n[channels]\ntrain = \"{train}\"\n"
+        ),
+    );
+    let sb = &sb;
+    let names: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..16)
+            .map(|_| scope.spawn(move || sb.run(&["train", "--epochs", "5", "-o", "json"])))
+            .collect();
+        runs.into_iter()
+            .map(|h| {
+                let r = h.join().unwrap().ok();
+                r.json()["job_name"].as_str().unwrap().to_string()
+            })
+            .collect()
+    });
+    let distinct: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(distinct.len(), 16, "{names:?}");
+    for n in &names {
+        assert!(n.len() <= 63, "{n}");
+        assert!(n.starts_with("unet-vessels-"), "{n}");
+    }
+    let listed = block_on(s.acct.job_names());
+    for n in &names {
+        assert!(listed.contains(n), "{n} not in ListTrainingJobs: {listed:?}");
+    }
+    assert_eq!(listed.len(), 16, "{listed:?}");
+}
