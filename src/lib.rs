@@ -2,18 +2,21 @@
 //!
 //! `main.rs` parses the command line and calls [`run`], which returns the exit code.
 
-pub mod aws;
+mod aws;
 pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod data;
-pub mod doctor;
-pub mod error;
-pub mod follow;
-pub mod fsutil;
-pub mod job;
-pub mod secrets;
-pub mod ui;
+mod commands;
+mod config;
+mod data;
+mod doctor;
+mod error;
+mod follow;
+mod fsutil;
+mod job;
+mod secrets;
+mod ui;
+
+/// The declared `train` settings, for the tests that go over every one of them.
+pub use job::settings;
 
 use cli::{Cli, Command};
 use commands::Context;

@@ -100,13 +100,8 @@ fn first_error(errors: Vec<Error>) -> Error {
     first
 }
 
-/// Resolve every value, with the independent lookups running concurrently.
-pub async fn plan(ctx: &Context, s: &JobSpec) -> Result<Plan> {
-    plan_with_data(ctx, s, &[]).await
-}
-
-/// [`plan`], with local channel folders (scanned by [`data::prepare`]) given their
-/// content-addressed URIs in the output bucket.
+/// Resolve every value, with the independent lookups running concurrently, and give local
+/// channel folders (scanned by [`data::prepare`]) their content-addressed URIs in the bucket.
 pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> Result<Plan> {
     let ui = &ctx.ui;
     let submission = submission_id();

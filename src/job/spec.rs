@@ -4,7 +4,7 @@
 //! proved. No I/O here but checking that local data folders exist: `--dry-run`, `train` and
 //! the tests all go through these functions.
 
-pub use crate::config::{check_region, violations_error, Violation};
+pub use crate::config::{violations_error, Violation};
 use crate::config::{Connection, Source, Val};
 use crate::job::settings::TrainSettings;
 use crate::secrets;
@@ -427,6 +427,7 @@ fn to_i32(v: i64) -> i32 {
 
 /// Check every value that can be checked without AWS, with relative channel folders taken from
 /// the process's current folder. All violations are returned together.
+#[cfg(test)]
 pub fn validate_settings(s: &TrainSettings) -> Vec<Violation> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     validate_settings_at(s, &cwd)
@@ -1195,6 +1196,9 @@ mod ascii_pattern_tests {
         assert!(ROLE_ARN.is_match("arn:aws:iam::111122223333:role/service-role/R"));
         assert!(!ROLE_ARN.is_match("arn:aws:iam::١١١١٢٢٢٢٣٣٣٣:role/R"));
         assert!(ECR_REGISTRY.is_match("111122223333.dkr.ecr.eu-west-1.amazonaws.com"));
-        assert!(check_region("eu-west-1").is_ok() && check_region("eu-west-١").is_err());
+        assert!(
+            crate::config::check_region("eu-west-1").is_ok()
+                && crate::config::check_region("eu-west-١").is_err()
+        );
     }
 }

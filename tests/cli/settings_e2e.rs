@@ -4,7 +4,7 @@
 //! setting added there is covered here without a new test.
 
 use crate::harness::*;
-use sagetrain::job::settings::{maps, scalars};
+use sagetrain::settings::{maps, scalars};
 use std::collections::BTreeMap;
 
 /// The TOML value used for a setting: the declared example, or a value the emulator account
@@ -193,17 +193,37 @@ fn every_declared_setting_reaches_the_request_and_round_trips_through_from() {
 /// The README's configuration reference names every declared setting and its flag.
 #[test]
 fn the_readme_configuration_reference_names_every_declared_setting() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme.find("## Configuration reference").unwrap();
     let table = &readme[start..];
     let table = &table[..table[3..].find("\n## ").map_or(table.len(), |e| e + 3)];
     for m in scalars() {
-        let key = if m.in_file { format!("`{}`", m.key) } else { format!("`{} ", m.flag) };
-        assert!(table.contains(&key), "the configuration reference lacks {key}");
-        assert!(table.contains(&format!("`{}", m.flag)), "the configuration reference lacks {}", m.flag);
+        let key = if m.in_file {
+            format!("`{}`", m.key)
+        } else {
+            format!("`{} ", m.flag)
+        };
+        assert!(
+            table.contains(&key),
+            "the configuration reference lacks {key}"
+        );
+        assert!(
+            table.contains(&format!("`{}", m.flag)),
+            "the configuration reference lacks {}",
+            m.flag
+        );
     }
     for m in maps() {
-        assert!(table.contains(&format!("`[{}]`", m.key)), "the configuration reference lacks [{}]", m.key);
-        assert!(table.contains(&format!("`{} ", m.flag)), "the configuration reference lacks {}", m.flag);
+        assert!(
+            table.contains(&format!("`[{}]`", m.key)),
+            "the configuration reference lacks [{}]",
+            m.key
+        );
+        assert!(
+            table.contains(&format!("`{} ", m.flag)),
+            "the configuration reference lacks {}",
+            m.flag
+        );
     }
 }

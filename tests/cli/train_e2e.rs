@@ -663,7 +663,10 @@ fn concurrent_identical_submits_never_share_a_job() {
     }
     let listed = block_on(s.acct.job_names());
     for n in &names {
-        assert!(listed.contains(n), "{n} not in ListTrainingJobs: {listed:?}");
+        assert!(
+            listed.contains(n),
+            "{n} not in ListTrainingJobs: {listed:?}"
+        );
     }
     assert_eq!(listed.len(), 16, "{listed:?}");
 }
