@@ -174,6 +174,13 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn described() -> DescribeTrainingJobOutput {
+        described_builder().build()
+    }
+
+    /// An earlier job: spot, two instances, a sharded channel, a metric.
+    pub(crate) fn described_builder(
+    ) -> aws_sdk_sagemaker::operation::describe_training_job::builders::DescribeTrainingJobOutputBuilder
+    {
         DescribeTrainingJobOutput::builder()
             .training_job_name("old-job")
             .training_job_arn("arn:aws:sagemaker:eu-west-1:111122223333:training-job/old-job")
@@ -235,7 +242,6 @@ pub(crate) mod tests {
                     .local_path("/opt/ml/checkpoints/")
                     .build(),
             )
-            .build()
     }
 
     #[test]

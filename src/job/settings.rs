@@ -897,4 +897,22 @@ mod tests {
             crate::job::spec::validate_settings(&s)
         );
     }
+
+    /// What the emulator does not store (Environment) or replaces (MetricDefinitions) is read
+    /// back by `--from` all the same: the end-to-end round trip cannot show these two.
+    #[test]
+    fn from_reads_back_environment_and_metrics() {
+        let job = crate::job::from_job::tests::described_builder()
+            .environment("MODE", "fast")
+            .build();
+        let d = Described { job, tags: vec![] };
+        let mut s = TrainSettings::default();
+        s.apply_job("old-job", &d);
+        assert_eq!(s.environment["MODE"].value, "fast");
+        assert_eq!(
+            s.environment["MODE"].source.to_string(),
+            "lookup: --from old-job: Environment.MODE"
+        );
+        assert_eq!(s.metrics["val_dice"].value, "val_dice=([0-9.]+)");
+    }
 }
