@@ -15,7 +15,7 @@ use std::path::PathBuf;
         a CI web identity) let sagetrain call AWS from this machine; the EXECUTION ROLE \
         (--role, SAGEMAKER_ROLE) is what SageMaker assumes to read your data and write your model.",
     after_help = "Exit codes: 0 ok, 1 internal error, 2 invalid input, 3 credentials, 4 AWS error, \
-        5 job failed, 6 job stopped, 7 timed out, 130 interrupted."
+        5 job failed, 6 job stopped, 7 timed out, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."
 )]
 pub struct Cli {
     #[command(flatten)]

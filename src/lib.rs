@@ -13,10 +13,22 @@ pub mod follow;
 pub mod fsutil;
 pub mod job;
 pub mod secrets;
+pub mod signals;
 pub mod ui;
 
 use cli::{Cli, Command};
 use commands::Context;
+
+/// A signal that no stage handled (see [`signals`]): end the command, saying what to check.
+fn interrupted(command: &Command, sig: signals::Signal) -> error::Error {
+    let hint = match command {
+        Command::Train(_) => {
+            "a training job may have been created before the interrupt: `sagetrain list` shows it; otherwise run the same command again"
+        }
+        _ => "run the same command again",
+    };
+    error::Error::new(sig.kind(), format!("interrupted ({})", sig.name())).with_hint(hint)
+}
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> i32 {
@@ -59,11 +71,19 @@ pub fn run(cli: Cli) -> i32 {
                 Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
             }
         };
-        match &limits.deadline {
-            None => command.await,
-            Some(d) => tokio::time::timeout(d.value, command)
-                .await
-                .unwrap_or_else(|_| Err(aws::timeouts::deadline_error(d))),
+        let command = async {
+            match &limits.deadline {
+                None => command.await,
+                Some(d) => tokio::time::timeout(d.value, command)
+                    .await
+                    .unwrap_or_else(|_| Err(aws::timeouts::deadline_error(d))),
+            }
+        };
+        signals::install();
+        tokio::select! {
+            biased;
+            r = command => r,
+            sig = signals::unclaimed() => Err(interrupted(&cli.command, sig)),
         }
     });
     match result {

@@ -232,6 +232,7 @@ pub async fn follow_and_report(
             "stops waiting; the job keeps running"
         }
     ));
+    let mut interrupt = crate::signals::claim();
     let mut last = None;
     let result = follow::watch(
         &clients,
@@ -239,7 +240,7 @@ pub async fn follow_and_report(
         opts,
         &follow::TokioClock::new(),
         rep.as_mut(),
-        follow::ctrl_c(),
+        interrupt.recv(),
         &mut last,
     )
     .await;

@@ -51,6 +51,7 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
             logs: Some(&logs),
         };
         let mut rep = jobcmd::reporter(ctx, sink);
+        let mut interrupt = crate::signals::claim();
         let mut last = None;
         let verdict = follow::watch(
             &clients,
@@ -58,7 +59,7 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
             &opts,
             &follow::TokioClock::new(),
             rep.as_mut(),
-            follow::ctrl_c(),
+            interrupt.recv(),
             &mut last,
         )
         .await?;

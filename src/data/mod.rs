@@ -13,7 +13,7 @@ pub mod scan;
 pub mod upload;
 
 use crate::config::{Source, TrainSettings, Val};
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::job::spec::{channel_location, ChannelLocation};
 use crate::ui::Ui;
 use progress::{human_bytes, Progress};
@@ -163,7 +163,7 @@ pub fn substitute(s: &TrainSettings, data: &[Prepared], bucket: &str) -> TrainSe
 }
 
 /// Push one scanned folder: read what is there, send the rest, write the manifest last.
-/// With `dry_run`, only the read-only part. Ctrl-C stops it with exit code 130.
+/// With `dry_run`, only the read-only part. Ctrl-C or SIGTERM stops it (exit code 130 or 143).
 pub async fn push(
     ui: &Ui,
     s3: &aws_sdk_s3::Client,
@@ -224,16 +224,19 @@ pub async fn push(
     Ok((plan, outcome))
 }
 
-/// Run `work` unless Ctrl-C comes first (exit code 130).
+/// Run `work` unless Ctrl-C or SIGTERM comes first (exit code 130 or 143). The interrupt is
+/// claimed only while `work` runs: one that comes later (during CreateTrainingJob, say) ends
+/// the command as usual.
 async fn interruptible<T>(
     name: &str,
     work: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
+    let mut interrupt = crate::signals::claim();
     tokio::select! {
         r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::new(
-            Kind::Interrupted,
-            format!("{name}: the upload was interrupted; no training job is created from incomplete data"),
+        sig = interrupt.recv() => Err(Error::new(
+            sig.kind(),
+            format!("{name}: the upload was interrupted ({}); no training job is created from incomplete data", sig.name()),
         )
         .with_hint("run the same command again: the files that arrived are not sent again")),
     }

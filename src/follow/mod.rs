@@ -12,6 +12,7 @@ use crate::aws::aws_error;
 use crate::error::{Error, Kind, Result};
 use crate::follow::logs::{LogLine, LogTail};
 use crate::secrets::redact;
+use crate::signals::Signal;
 use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -775,28 +776,32 @@ pub async fn wait_for_job<C: Clock>(
     }
 }
 
-/// [`wait_for_job`], raced against `interrupt` (Ctrl-C). On an interrupt the job keeps running
-/// and the error says how to re-attach or stop it; with `stop_on_interrupt` it is stopped first.
+/// [`wait_for_job`], raced against `interrupt` (Ctrl-C or SIGTERM, from
+/// [`crate::signals::Claim::recv`]). On an interrupt the job keeps running and the error says
+/// how to re-attach or stop it; with `stop_on_interrupt` it is stopped first. The exit code is
+/// the signal's (130 or 143).
 pub async fn watch<C: Clock>(
     clients: &Clients<'_>,
     job: &str,
     opts: &WaitOptions,
     clock: &C,
     rep: &mut dyn Reporter,
-    interrupt: impl Future<Output = ()>,
+    interrupt: impl Future<Output = Signal>,
     last: &mut Option<Describe>,
 ) -> Result<Verdict> {
     let outcome = {
         let wait = wait_for_job(clients, job, opts, clock, &mut *rep, &mut *last);
         tokio::select! {
             biased;
-            _ = interrupt => None,
-            r = wait => Some(r),
+            sig = interrupt => Err(sig),
+            r = wait => Ok(r),
         }
     };
-    if let Some(r) = outcome {
-        return r;
-    }
+    let sig = match outcome {
+        Ok(r) => return r,
+        Err(sig) => sig,
+    };
+    let (kind, by) = (sig.kind(), sig.name());
     rep.finish();
     let state = last
         .as_ref()
@@ -812,29 +817,22 @@ pub async fn watch<C: Clock>(
         let stopped = stop_job(clients.sagemaker, job).await?;
         let what = match stopped {
             StopOutcome::Requested => format!(
-                "interrupted (Ctrl-C): asked SageMaker to stop training job `{job}` (--stop-on-interrupt); it was {state}"
+                "interrupted ({by}): asked SageMaker to stop training job `{job}` (--stop-on-interrupt); it was {state}"
             ),
             StopOutcome::AlreadyEnded { status } => format!(
-                "interrupted (Ctrl-C): training job `{job}` had already ended ({status}); nothing to stop"
+                "interrupted ({by}): training job `{job}` had already ended ({status}); nothing to stop"
             ),
         };
-        return Err(Error::new(Kind::Interrupted, what)
+        return Err(Error::new(kind, what)
             .with_hint(format!("see when it has stopped: sagetrain wait {job}")));
     }
     Err(Error::new(
-        Kind::Interrupted,
-        format!("stopped waiting (Ctrl-C); training job `{job}` keeps running ({state})"),
+        kind,
+        format!("stopped waiting ({by}); training job `{job}` keeps running ({state})"),
     )
     .with_hint(format!(
         "re-attach: sagetrain wait {job} (add --logs for its logs); stop it: sagetrain stop {job}"
     )))
-}
-
-/// A future that resolves on Ctrl-C (and never, if the handler cannot be installed).
-pub async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -963,7 +961,7 @@ mod tests {
         Watched { result, rec, last }
     }
 
-    fn never() -> impl Future<Output = ()> {
+    fn never() -> impl Future<Output = Signal> {
         std::future::pending()
     }
 
@@ -1310,6 +1308,7 @@ mod tests {
             while clock.sleeps().len() < 3 {
                 tokio::task::yield_now().await;
             }
+            Signal::Interrupt
         };
         let mut rec = Recorder::default();
         let mut last = None;
@@ -1338,12 +1337,14 @@ mod tests {
         // With --stop-on-interrupt the job is stopped first.
         let mut o = opts(None);
         o.stop_on_interrupt = true;
-        let e = watch(&clients, JOB, &o, &clock, &mut rec, async {}, &mut last)
+        let sigterm = async { Signal::Terminate };
+        let e = watch(&clients, JOB, &o, &clock, &mut rec, sigterm, &mut last)
             .await
             .unwrap_err();
-        assert_eq!(e.exit_code(), 130);
+        assert_eq!(e.exit_code(), 143, "SIGTERM");
         assert!(
-            e.message.contains("asked SageMaker to stop"),
+            e.message
+                .contains("interrupted (SIGTERM): asked SageMaker to stop"),
             "{}",
             e.message
         );

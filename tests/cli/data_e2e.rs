@@ -4,7 +4,7 @@
 //! and the proxy's exact count of requests.
 
 use crate::harness::*;
-use crate::proxy::Proxy;
+use crate::proxy::{Fault, Pick, Proxy, Rule};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -659,6 +659,92 @@ fn an_interrupted_upload_resumes_without_resending_what_arrived() {
     assert_eq!(get(&acct, &bucket, &big_key), big);
     assert_eq!(list(&acct, &bucket, &manifest).len(), 1);
     assert!(pending_uploads(&acct, &bucket).is_empty());
+}
+
+/// SIGTERM (CI cancelling a job, `timeout`) in the middle of an upload stops it like Ctrl-C:
+/// exit 143, no manifest, and the next run completes it.
+#[test]
+fn sigterm_stops_an_upload_with_exit_143_and_the_next_run_completes_it() {
+    let acct = block_on(Account::new("us-east-1"));
+    let (sb, proxy) = sandbox_via_proxy(&acct);
+    let files = dataset(&sb.project().join("data/train"), 24, 31);
+    let (digest, _) = expected_digest(&files);
+    let manifest = format!("sagetrain/data/train/{digest}.manifest");
+    let bucket = default_bucket(&acct);
+    proxy.stall("vessel%20023", Duration::from_secs(30));
+    let child = spawn(&sb, &["data", "push", "data/train"]);
+    wait_until("the held file in flight", 60, || {
+        proxy
+            .data_puts()
+            .iter()
+            .any(|r| r.target.contains("vessel%20023"))
+    });
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("the upload was interrupted (SIGTERM)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    assert!(list(&acct, &bucket, &manifest).is_empty(), "no manifest");
+
+    proxy.clear_stalls();
+    sb.run(&["data", "push", "data/train"]).ok();
+    assert_eq!(list(&acct, &bucket, &manifest).len(), 1, "complete now");
+}
+
+/// The interrupt handling of the upload ends with the upload: a Ctrl-C during the
+/// CreateTrainingJob that follows still ends `train` (it is not swallowed), naming how to see
+/// whether the job was created.
+#[test]
+fn ctrl_c_during_create_training_job_after_an_upload_ends_train() {
+    let acct = block_on(async {
+        let a = Account::new("us-east-1").await;
+        a.role("SageMakerRole", "/service-role/", true).await;
+        a.image("unet-vessels", "latest").await;
+        a
+    });
+    let proxy = Proxy::with_rules(
+        &moto_url(),
+        vec![Rule::new(Fault::Delay(Duration::from_secs(30)), Pick::All).only("CreateTrainingJob")],
+    );
+    let mut sb = Sandbox::new();
+    acct.env(&mut sb);
+    sb.set("AWS_ENDPOINT_URL", &proxy.url);
+    dataset(&sb.project().join("data/train"), 6, 41);
+    let args = [
+        "train",
+        "--train",
+        "./data/train",
+        "--image",
+        "unet-vessels",
+        "--role",
+        "SageMakerRole",
+    ];
+    let child = spawn(&sb, &args);
+    wait_until("CreateTrainingJob sent", 60, || {
+        proxy.count_op("CreateTrainingJob") >= 1
+    });
+    let sent = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "ended at once: {:?}",
+        sent.elapsed()
+    );
+    assert!(stderr.contains("interrupted (Ctrl-C)"), "{stderr}");
+    assert!(stderr.contains("sagetrain list"), "{stderr}");
 }
 
 fn channel_uris(

@@ -917,8 +917,9 @@ fn timeout_exits_7_and_the_job_keeps_running() {
         .stderr_has("--timeout");
 }
 
-/// Run sagetrain, wait for `ready` on its stderr, send it SIGINT, and return what it printed.
-fn interrupt(sb: &Sandbox, args: &[&str], ready: &str) -> Run {
+/// Run sagetrain, wait for `ready` on its stderr, send it `signal` (`-INT`, `-TERM`), and
+/// return what it printed.
+fn interrupt(sb: &Sandbox, args: &[&str], ready: &str, signal: &str) -> Run {
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sagetrain"))
         .args(args)
@@ -956,7 +957,7 @@ fn interrupt(sb: &Sandbox, args: &[&str], ready: &str) -> Run {
         std::thread::sleep(Duration::from_millis(20));
     }
     let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(ok.success());
@@ -978,7 +979,12 @@ fn ctrl_c_detaches_or_with_stop_on_interrupt_stops_the_job() {
         Stop::Accept,
     );
     let sb = fake_sandbox(&fake.url);
-    let r = interrupt(&sb, &["wait", "unet-running"], "InProgress / Training");
+    let r = interrupt(
+        &sb,
+        &["wait", "unet-running"],
+        "InProgress / Training",
+        "-INT",
+    );
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert!(
         r.stderr
@@ -1005,6 +1011,7 @@ fn ctrl_c_detaches_or_with_stop_on_interrupt_stops_the_job() {
         &sb,
         &["wait", "unet-running", "--stop-on-interrupt"],
         "InProgress / Training",
+        "-INT",
     );
     assert_eq!(r.code, 130, "{}", r.stderr);
     assert!(
@@ -1017,6 +1024,52 @@ fn ctrl_c_detaches_or_with_stop_on_interrupt_stops_the_job() {
     assert_eq!(stops.len(), 1);
     let body: serde_json::Value = serde_json::from_str(&stops[0]).unwrap();
     assert_eq!(body["TrainingJobName"], "unet-running");
+}
+
+/// SIGTERM (a CI runner cancelling, `timeout`, Kubernetes) is an interrupt too: the same
+/// detach or stop, with exit code 143.
+#[test]
+fn sigterm_detaches_or_stops_like_ctrl_c_with_exit_143() {
+    let fake = fake_sagemaker::start(
+        job_json("unet-running", "InProgress", "Training", &[TRAINING], None),
+        Stop::Accept,
+    );
+    let sb = fake_sandbox(&fake.url);
+    let r = interrupt(
+        &sb,
+        &["wait", "unet-running"],
+        "InProgress / Training",
+        "-TERM",
+    );
+    assert_eq!(r.code, 143, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("stopped waiting (SIGTERM); training job `unet-running` keeps running"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("re-attach: sagetrain wait unet-running"),
+        "{}",
+        r.stderr
+    );
+    assert!(fake.calls_to("StopTrainingJob").is_empty());
+
+    let r = interrupt(
+        &sb,
+        &["wait", "unet-running", "--stop-on-interrupt", "-o", "json"],
+        "InProgress / Training",
+        "-TERM",
+    );
+    assert_eq!(r.code, 143, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("interrupted (SIGTERM): asked SageMaker to stop training job `unet-running`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.json()["status"], "InProgress", "the last known status");
+    assert_eq!(fake.calls_to("StopTrainingJob").len(), 1);
 }
 
 #[test]
