@@ -4,7 +4,7 @@
 
 use super::Context;
 use crate::aws::{Aws, AwsSettings};
-use crate::config::{parse_duration, Source, Val};
+use crate::config::{durations, Source, Val};
 use crate::error::{Error, Result};
 use crate::follow::report::{self, StatusReport};
 use crate::follow::{
@@ -13,7 +13,6 @@ use crate::follow::{
 use crate::job::spec::{check_job_name, check_region};
 use crate::job::state;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Region and endpoint are checked before any network call.
 pub fn check_connection_settings(
@@ -180,12 +179,12 @@ pub fn record_last_job(
 pub fn wait_options(ctx: &Context, f: &crate::cli::FollowArgs) -> Result<WaitOptions> {
     let timeout = match &f.timeout {
         None => None,
-        Some(raw) => match parse_duration(raw) {
-            Ok(0) => {
+        Some(raw) => match durations::parse(raw) {
+            Ok(d) if d.is_zero() => {
                 return Err(Error::usage("--timeout: must be more than 0 seconds")
                     .with_hint("e.g. --timeout 2h"))
             }
-            Ok(secs) => Some(Duration::from_secs(secs)),
+            Ok(d) => Some(d),
             Err(rule) => return Err(Error::usage(format!("--timeout: {rule}"))),
         },
     };

@@ -3,8 +3,9 @@
 use super::jobcmd;
 use super::Context;
 use crate::cli::ListArgs;
+use crate::config::durations::format_secs;
 use crate::error::{Error, Result};
-use crate::follow::report::{fmt_secs, fmt_time};
+use crate::follow::report::fmt_time;
 use aws_sdk_sagemaker::types::{SortBy, SortOrder, TrainingJobStatus, TrainingJobSummary};
 use serde::Serialize;
 
@@ -96,7 +97,9 @@ pub fn table(rows: &[Row]) -> String {
                 r.job_name.clone(),
                 status,
                 r.creation_time.clone().unwrap_or_default(),
-                r.duration_seconds.map(fmt_secs).unwrap_or_default(),
+                r.duration_seconds
+                    .map(|s| format_secs(s.max(0) as u64))
+                    .unwrap_or_default(),
             ]
         })
         .collect();

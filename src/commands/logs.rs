@@ -5,7 +5,7 @@
 use super::jobcmd;
 use super::Context;
 use crate::cli::LogsArgs;
-use crate::config::parse_duration;
+use crate::config::durations;
 use crate::error::{Error, Result};
 use crate::follow::logs::LogTail;
 use crate::follow::{self, Clients, LogSink};
@@ -15,13 +15,13 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
     let start = match &args.since {
         None => None,
         Some(raw) => {
-            let secs =
-                parse_duration(raw).map_err(|rule| Error::usage(format!("--since: {rule}")))?;
+            let since =
+                durations::parse(raw).map_err(|rule| Error::usage(format!("--since: {rule}")))?;
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0);
-            Some(now - (secs as i64) * 1000)
+            Some(now - since.as_millis() as i64)
         }
     };
     let mut t = jobcmd::target(ctx)?;

@@ -9,6 +9,7 @@ pub mod logs;
 pub mod report;
 
 use crate::aws::aws_error;
+use crate::config::durations;
 use crate::error::{Error, Kind, Result};
 use crate::follow::logs::{LogLine, LogTail};
 use crate::secrets::redact;
@@ -17,7 +18,7 @@ use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutp
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use report::{fmt_elapsed, Verdict};
+use report::Verdict;
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
@@ -312,7 +313,10 @@ impl Reporter for PlainReporter {
         self.now = self.now.max(elapsed);
         match self.last_line_at {
             Some(at) if self.now.saturating_sub(at) >= HEARTBEAT => self.status_line(
-                &format!("{:>9}  still {text}", fmt_elapsed(elapsed)),
+                &format!(
+                    "{:>9}  still {text}",
+                    durations::format_secs(elapsed.as_secs())
+                ),
                 elapsed,
             ),
             Some(_) => {}
@@ -557,16 +561,8 @@ pub struct Clients<'a> {
     pub logs: Option<&'a aws_sdk_cloudwatchlogs::Client>,
 }
 
-fn fmt_interval(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        fmt_elapsed(d)
-    }
-}
-
 fn line_at(elapsed: Duration, text: &str) -> String {
-    format!("{:>9}  {text}", fmt_elapsed(elapsed))
+    format!("{:>9}  {text}", durations::format_secs(elapsed.as_secs()))
 }
 
 /// Follows the logs inside a wait; turns itself off on an error that will not go away.
@@ -733,7 +729,7 @@ pub async fn wait_for_job<C: Clock>(
                     "{}{}; polling again in {}",
                     e.error.message,
                     if e.throttled { " (throttled)" } else { "" },
-                    fmt_interval(interval)
+                    durations::format(interval)
                 ));
             }
             Err(e) => {
@@ -762,7 +758,7 @@ pub async fn wait_for_job<C: Clock>(
                     Kind::Timeout,
                     format!(
                         "gave up waiting for training job `{job}` after {} (--timeout); it is {state} and keeps running",
-                        fmt_elapsed(opts.timeout.unwrap_or_default())
+                        durations::format(opts.timeout.unwrap_or_default())
                     ),
                 )
                 .with_hint(format!(
