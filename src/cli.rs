@@ -161,6 +161,10 @@ pub struct FollowArgs {
     /// On Ctrl-C, stop the job instead of leaving it running
     #[arg(long, help_heading = "Waiting")]
     pub stop_on_interrupt: bool,
+    /// Poll the job this often (500ms, 10s, 1m) instead of adaptively from 5s to 60s
+    /// [env: SAGETRAIN_POLL_INTERVAL]
+    #[arg(long, value_name = "DURATION", help_heading = "Waiting")]
+    pub poll_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -181,6 +185,10 @@ pub struct LogsArgs {
     /// Only lines from this long ago onwards (10m, 2h, 3600)
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
+    /// With --follow: poll this often instead of adaptively from 5s to 60s
+    /// [env: SAGETRAIN_POLL_INTERVAL]
+    #[arg(long, value_name = "DURATION")]
+    pub poll_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -189,7 +189,7 @@ pub fn wait_options(ctx: &Context, f: &crate::cli::FollowArgs) -> Result<WaitOpt
         },
     };
     Ok(WaitOptions {
-        policy: follow::PollPolicy::from_env(&*ctx.env),
+        policy: follow::PollPolicy::from_settings(f.poll_interval.as_deref(), &*ctx.env)?,
         timeout,
         logs: f.logs,
         stop_on_interrupt: f.stop_on_interrupt,

@@ -3,7 +3,8 @@
 //! verdict.
 //!
 //! Everything here takes the SDK clients, a [`Clock`] and a [`Reporter`] as parameters, so the
-//! tests drive it with `aws-smithy-mocks` clients and a fake clock that sleeps in no time.
+//! tests drive it with `aws-smithy-mocks` clients and a fake clock that sleeps in no time
+//! (`FakeClock` and `Recorder`, compiled for tests only).
 
 pub mod logs;
 pub mod report;
@@ -25,9 +26,8 @@ use std::time::{Duration, SystemTime};
 
 pub type Describe = DescribeTrainingJobOutput;
 
-/// Environment variable that sets every poll interval to this many milliseconds. For the
-/// test suite, which runs the real binary; not a user setting.
-pub const TEST_POLL_ENV: &str = "SAGETRAIN_TEST_POLL_MS";
+/// The variable of `--poll-interval`.
+pub const POLL_INTERVAL_VAR: &str = "SAGETRAIN_POLL_INTERVAL";
 
 /// Consecutive transient failures (after the SDK's own retries) before the wait gives up.
 pub const MAX_TRANSIENT_FAILURES: u32 = 10;
@@ -158,19 +158,22 @@ impl Clock for TokioClock {
     }
 }
 
-/// A clock whose sleeps take no time and are recorded.
+/// A clock whose sleeps take no time and are recorded (tests).
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct FakeClock {
     now: std::sync::Mutex<Duration>,
     pub sleeps: std::sync::Mutex<Vec<Duration>>,
 }
 
+#[cfg(test)]
 impl FakeClock {
     pub fn sleeps(&self) -> Vec<Duration> {
         self.sleeps.lock().unwrap().clone()
     }
 }
 
+#[cfg(test)]
 impl Clock for FakeClock {
     fn elapsed(&self) -> Duration {
         *self.now.lock().unwrap()
@@ -201,14 +204,24 @@ impl Default for PollPolicy {
 }
 
 impl PollPolicy {
-    /// The default, or every interval set to `SAGETRAIN_TEST_POLL_MS` for the test suite.
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> PollPolicy {
-        match env(TEST_POLL_ENV).and_then(|v| v.trim().parse::<u64>().ok()) {
-            Some(ms) => PollPolicy {
-                min: Duration::from_millis(ms),
-                max: Duration::from_millis(ms),
+    /// The adaptive default, or a fixed interval from `--poll-interval` (`flag`) or else
+    /// `SAGETRAIN_POLL_INTERVAL`: a duration of more than 0.
+    pub fn from_settings(
+        flag: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<PollPolicy> {
+        let (text, from) = match flag {
+            Some(f) => (f.to_string(), "--poll-interval"),
+            None => match env(POLL_INTERVAL_VAR).filter(|v| !v.trim().is_empty()) {
+                Some(v) => (v, POLL_INTERVAL_VAR),
+                None => return Ok(PollPolicy::default()),
             },
-            None => PollPolicy::default(),
+        };
+        match durations::parse(&text) {
+            Ok(d) if !d.is_zero() => Ok(PollPolicy { min: d, max: d }),
+            Ok(_) => Err(Error::usage(format!("{from}: must be more than 0"))
+                .with_hint("e.g. --poll-interval 30s, or leave it out for the adaptive default")),
+            Err(rule) => Err(Error::usage(format!("{from}: {rule}"))),
         }
     }
 
@@ -394,6 +407,7 @@ impl Reporter for SpinnerReporter {
 }
 
 /// Records everything, for tests.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct Recorder {
     pub status: Vec<String>,
@@ -402,6 +416,7 @@ pub struct Recorder {
     pub warnings: Vec<String>,
 }
 
+#[cfg(test)]
 impl Reporter for Recorder {
     fn status_line(&mut self, line: &str, _elapsed: Duration) {
         self.status.push(line.to_string());
@@ -1127,10 +1142,27 @@ mod tests {
             p.after_throttling(Duration::from_secs(5)),
             Duration::from_secs(10)
         );
-        let env = |k: &str| (k == TEST_POLL_ENV).then(|| "20".to_string());
-        let t = PollPolicy::from_env(&env);
+        let env = |k: &str| (k == POLL_INTERVAL_VAR).then(|| "20ms".to_string());
+        let t = PollPolicy::from_settings(None, &env).unwrap();
         assert_eq!(t.min, Duration::from_millis(20));
         assert_eq!(t.max, Duration::from_millis(20));
+        let f = PollPolicy::from_settings(Some("30s"), &env).unwrap();
+        assert_eq!(
+            (f.min, f.max),
+            (Duration::from_secs(30), Duration::from_secs(30))
+        );
+        assert_eq!(PollPolicy::from_settings(None, &|_| None).unwrap(), p);
+        let e = PollPolicy::from_settings(Some("0"), &env).unwrap_err();
+        assert!(
+            e.message.starts_with("--poll-interval: must be more"),
+            "{e}"
+        );
+        let bad = |k: &str| (k == POLL_INTERVAL_VAR).then(|| "often".to_string());
+        let e = PollPolicy::from_settings(None, &bad).unwrap_err();
+        assert!(
+            e.message.starts_with("SAGETRAIN_POLL_INTERVAL: `often`"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! SageMaker training jobs: the request in the SDK's types, and a create that is safe to retry.
 
 use crate::aws::{aws_error, error_code};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::job::spec::CreateTrainingJobRequest;
 use aws_sdk_sagemaker::types as sm;
 use aws_sdk_sagemaker::Client;
@@ -172,33 +172,6 @@ pub fn same_job(
         && res.and_then(|r| r.instance_type()).map(|t| t.as_str())
             == Some(req.resource_config.instance_type.as_str())
         && res.and_then(|r| r.instance_count()) == Some(req.resource_config.instance_count)
-}
-
-/// Describe a job, mapping "not found" (a ValidationException) to a clear error.
-pub async fn describe(
-    client: &Client,
-    name: &str,
-) -> Result<aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput> {
-    client
-        .describe_training_job()
-        .training_job_name(name)
-        .send()
-        .await
-        .map_err(|e| {
-            let msg = e
-                .as_service_error()
-                .and_then(|s| aws_smithy_types::error::metadata::ProvideErrorMetadata::message(s))
-                .unwrap_or_default()
-                .to_string();
-            if msg.contains("Could not find") || msg.contains("not found") {
-                Error::aws(format!(
-                    "training job `{name}` not found in this account and region"
-                ))
-                .with_hint("check the name and --region; `sagetrain list` shows recent jobs")
-            } else {
-                aws_error("sagemaker:DescribeTrainingJob", &e)
-            }
-        })
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The pure job specification: validation rules (FACTS.md section 2), job names, image and S3
+//! The pure job specification: validation rules (the limits of the CreateTrainingJob API, as
+//! its service model states them: lengths, patterns, counts), job names, image and S3
 //! references, and the CreateTrainingJob request. No I/O here: `--dry-run`, `train` and the
 //! tests all go through these functions.
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 fn sandbox(s: &Seeded) -> Sandbox {
     let mut sb = Sandbox::new();
     s.acct.env(&mut sb);
-    sb.set("SAGETRAIN_TEST_POLL_MS", "50");
+    sb.set("SAGETRAIN_POLL_INTERVAL", "50ms");
     sb
 }
 
@@ -830,7 +830,7 @@ fn fake_sandbox(url: &str) -> Sandbox {
         .set("AWS_REGION", "us-east-1")
         .set("AWS_ENDPOINT_URL", url)
         .set("AWS_MAX_ATTEMPTS", "1")
-        .set("SAGETRAIN_TEST_POLL_MS", "50");
+        .set("SAGETRAIN_POLL_INTERVAL", "50ms");
     sb
 }
 
@@ -915,6 +915,49 @@ fn timeout_exits_7_and_the_job_keeps_running() {
     sb.run(&["wait", "unet-long", "--timeout", "soon"])
         .code(2)
         .stderr_has("--timeout");
+    // One duration syntax for every setting: a fraction of a second too, as for --read-timeout.
+    sb.run(&["wait", "unet-long", "--timeout", "1.5"])
+        .code(7)
+        .stderr_has("after 1.5s (--timeout)");
+    sb.run(&["wait", "unet-long", "--timeout", "0"])
+        .code(2)
+        .stderr_has("--timeout: must be more than 0");
+}
+
+/// `--poll-interval` (a user setting; the tests' fast polling is the same setting through
+/// SAGETRAIN_POLL_INTERVAL): the flag wins over the variable, and is checked before any call.
+#[test]
+fn poll_interval_fixes_the_polling_period() {
+    let fake = fake_sagemaker::start(
+        job_json("unet-long", "InProgress", "Training", &[TRAINING], None),
+        Stop::Accept,
+    );
+    let mut sb = fake_sandbox(&fake.url);
+    sb.set("SAGETRAIN_POLL_INTERVAL", "10m");
+    sb.run(&[
+        "wait",
+        "unet-long",
+        "--timeout",
+        "1s",
+        "--poll-interval",
+        "100ms",
+    ])
+    .code(7);
+    let polls = fake.calls_to("DescribeTrainingJob").len();
+    assert!(polls >= 5, "every 100ms for 1s: {polls} polls");
+    let before = fake.calls_to("DescribeTrainingJob").len();
+    sb.run(&["wait", "unet-long", "--poll-interval", "0"])
+        .code(2)
+        .stderr_has("--poll-interval: must be more than 0");
+    sb.set("SAGETRAIN_POLL_INTERVAL", "often");
+    sb.run(&["wait", "unet-long"])
+        .code(2)
+        .stderr_has("SAGETRAIN_POLL_INTERVAL: `often` is not a duration");
+    assert_eq!(
+        fake.calls_to("DescribeTrainingJob").len(),
+        before,
+        "no call"
+    );
 }
 
 /// Run sagetrain, wait for `ready` on its stderr, send it `signal` (`-INT`, `-TERM`), and
