@@ -929,6 +929,12 @@ mod tests {
         assert_eq!(progress.done(), (0, 13));
     }
 
+    /// Upload `path` as the object `v` of bucket `b`, at most 64 requests at a time.
+    async fn send_v(client: &Client, path: &Path, f: &FileEntry, part: Parts) -> Result<()> {
+        let limit = Arc::new(Semaphore::new(64));
+        upload_multipart(client, "b", "v", path, f, part, &limit, &Progress::silent()).await
+    }
+
     /// A part listed with another size (the file changed) is sent again.
     #[tokio::test]
     async fn a_listed_part_of_another_size_is_sent_again() {
@@ -966,20 +972,8 @@ mod tests {
             RuleMode::MatchAny,
             [&uploads, &parts, &put, &complete]
         );
-        let limit = Arc::new(Semaphore::new(2));
         let part = Parts { size: 5, window: 2 };
-        upload_multipart(
-            &client,
-            "b",
-            "v",
-            &path,
-            &f,
-            part,
-            &limit,
-            &Progress::silent(),
-        )
-        .await
-        .unwrap();
+        send_v(&client, &path, &f, part).await.unwrap();
         assert_eq!(put.num_calls(), 2, "both parts are sent");
     }
 
@@ -1218,23 +1212,11 @@ mod tests {
             .http_client(gate.clone())
             .build();
         let client = Client::from_conf(config);
-        let limit = Arc::new(Semaphore::new(64));
         let part = Parts {
             size: 1,
             window: conc,
         };
-        upload_multipart(
-            &client,
-            "b",
-            "v",
-            &path,
-            &f,
-            part,
-            &limit,
-            &Progress::silent(),
-        )
-        .await
-        .unwrap();
+        send_v(&client, &path, &f, part).await.unwrap();
         assert_eq!(
             gate.most.load(Ordering::SeqCst),
             24,

@@ -448,12 +448,7 @@ fn config_file_folders_are_relative_to_the_file_and_dry_run_offline_shows_the_ur
 
 #[test]
 fn dry_run_uploads_nothing_and_says_how_much_is_missing() {
-    let acct = block_on(async {
-        let a = Account::new("us-east-1").await;
-        a.role("SageMakerRole", "/service-role/", true).await;
-        a.image("unet-vessels", "latest").await;
-        a
-    });
+    let acct = account_with_role_and_image();
     let (sb, proxy) = sandbox_via_proxy(&acct);
     let files = dataset(&sb.project().join("data/train"), 5, 11);
     let total: usize = files.values().map(Vec::len).sum();
@@ -527,6 +522,29 @@ fn spawn(sb: &Sandbox, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Send `signal` (`-INT`, `-TERM`, `-KILL`) to a spawned sagetrain; its exit code and stderr.
+fn signal_and_wait(child: std::process::Child, signal: &str) -> (Option<i32>, String) {
+    std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An account with the execution role and the image `train` needs.
+fn account_with_role_and_image() -> Account {
+    block_on(async {
+        let a = Account::new("us-east-1").await;
+        a.role("SageMakerRole", "/service-role/", true).await;
+        a.image("unet-vessels", "latest").await;
+        a
+    })
+}
+
 /// Keys with an unfinished multipart upload (ListMultipartUploads).
 fn pending_uploads(acct: &Account, bucket: &str) -> Vec<String> {
     block_on(async {
@@ -584,18 +602,13 @@ fn an_interrupted_upload_resumes_without_resending_what_arrived() {
             puts.iter().filter(|r| !r.is_part()).count() >= 12
                 && puts.iter().any(|r| r.target.contains("partNumber=3"))
         });
-        std::process::Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (code, stderr) = signal_and_wait(child, signal);
         if signal == "-INT" {
-            assert_eq!(out.status.code(), Some(130), "run {run}: {stderr}");
+            assert_eq!(code, Some(130), "run {run}: {stderr}");
             assert!(stderr.contains("interrupted"), "{stderr}");
             assert!(stderr.contains("run the same command again"), "{stderr}");
         } else {
-            assert_eq!(out.status.code(), None, "killed by a signal");
+            assert_eq!(code, None, "killed by a signal");
         }
         proxy.set_delay(Duration::ZERO);
         std::thread::sleep(Duration::from_millis(300)); // let moto finish what it received
@@ -679,13 +692,8 @@ fn sigterm_stops_an_upload_with_exit_143_and_the_next_run_completes_it() {
             .iter()
             .any(|r| r.target.contains("vessel%20023"))
     });
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    let (code, stderr) = signal_and_wait(child, "-TERM");
+    assert_eq!(code, Some(143), "{stderr}");
     assert!(
         stderr.contains("the upload was interrupted (SIGTERM)"),
         "{stderr}"
@@ -703,12 +711,7 @@ fn sigterm_stops_an_upload_with_exit_143_and_the_next_run_completes_it() {
 /// whether the job was created.
 #[test]
 fn ctrl_c_during_create_training_job_after_an_upload_ends_train() {
-    let acct = block_on(async {
-        let a = Account::new("us-east-1").await;
-        a.role("SageMakerRole", "/service-role/", true).await;
-        a.image("unet-vessels", "latest").await;
-        a
-    });
+    let acct = account_with_role_and_image();
     let proxy = Proxy::with_rules(
         &moto_url(),
         vec![Rule::new(Fault::Delay(Duration::from_secs(30)), Pick::All).only("CreateTrainingJob")],
@@ -731,13 +734,8 @@ fn ctrl_c_during_create_training_job_after_an_upload_ends_train() {
         proxy.count_op("CreateTrainingJob") >= 1
     });
     let sent = Instant::now();
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let (code, stderr) = signal_and_wait(child, "-INT");
+    assert_eq!(code, Some(130), "{stderr}");
     assert!(
         sent.elapsed() < Duration::from_secs(10),
         "ended at once: {:?}",
@@ -769,12 +767,7 @@ fn channel_uris(
 
 #[test]
 fn train_with_local_folders_twice_uploads_once_and_the_jobs_read_the_content_addressed_prefixes() {
-    let acct = block_on(async {
-        let a = Account::new("us-east-1").await;
-        a.role("SageMakerRole", "/service-role/", true).await;
-        a.image("unet-vessels", "latest").await;
-        a
-    });
+    let acct = account_with_role_and_image();
     let (sb, proxy) = sandbox_via_proxy(&acct);
     let train = dataset(&sb.project().join("data/train"), 12, 100);
     let val = dataset(&sb.project().join("data/val"), 4, 200);
@@ -838,12 +831,7 @@ fn train_with_local_folders_twice_uploads_once_and_the_jobs_read_the_content_add
 
 #[test]
 fn spot_jobs_get_a_checkpoint_location_under_the_output_path() {
-    let acct = block_on(async {
-        let a = Account::new("us-east-1").await;
-        a.role("SageMakerRole", "/service-role/", true).await;
-        a.image("unet-vessels", "latest").await;
-        a
-    });
+    let acct = account_with_role_and_image();
     let mut sb = Sandbox::new();
     acct.env(&mut sb);
     dataset(&sb.project().join("data"), 2, 5);

@@ -1015,104 +1015,66 @@ fn interrupt(sb: &Sandbox, args: &[&str], ready: &str, signal: &str) -> Run {
     }
 }
 
+/// Ctrl-C, and SIGTERM (a CI runner cancelling, `timeout`, Kubernetes) the same way: the wait
+/// detaches and says how to re-attach or stop, or with --stop-on-interrupt stops the job; exit
+/// 130 for SIGINT, 143 for SIGTERM.
 #[test]
 fn ctrl_c_detaches_or_with_stop_on_interrupt_stops_the_job() {
-    let fake = fake_sagemaker::start(
-        job_json("unet-running", "InProgress", "Training", &[TRAINING], None),
-        Stop::Accept,
-    );
-    let sb = fake_sandbox(&fake.url);
-    let r = interrupt(
-        &sb,
-        &["wait", "unet-running"],
-        "InProgress / Training",
-        "-INT",
-    );
-    assert_eq!(r.code, 130, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("stopped waiting (Ctrl-C); training job `unet-running` keeps running"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("re-attach: sagetrain wait unet-running"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("sagetrain stop unet-running"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        fake.calls_to("StopTrainingJob").is_empty(),
-        "detached, not stopped"
-    );
+    for (signal, code, named) in [("-INT", 130, "Ctrl-C"), ("-TERM", 143, "SIGTERM")] {
+        let fake = fake_sagemaker::start(
+            job_json("unet-running", "InProgress", "Training", &[TRAINING], None),
+            Stop::Accept,
+        );
+        let sb = fake_sandbox(&fake.url);
+        let r = interrupt(
+            &sb,
+            &["wait", "unet-running"],
+            "InProgress / Training",
+            signal,
+        );
+        assert_eq!(r.code, code, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "stopped waiting ({named}); training job `unet-running` keeps running"
+            )),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("re-attach: sagetrain wait unet-running"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("sagetrain stop unet-running"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            fake.calls_to("StopTrainingJob").is_empty(),
+            "detached, not stopped"
+        );
 
-    let r = interrupt(
-        &sb,
-        &["wait", "unet-running", "--stop-on-interrupt"],
-        "InProgress / Training",
-        "-INT",
-    );
-    assert_eq!(r.code, 130, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("asked SageMaker to stop training job `unet-running`"),
-        "{}",
-        r.stderr
-    );
-    let stops = fake.calls_to("StopTrainingJob");
-    assert_eq!(stops.len(), 1);
-    let body: serde_json::Value = serde_json::from_str(&stops[0]).unwrap();
-    assert_eq!(body["TrainingJobName"], "unet-running");
-}
-
-/// SIGTERM (a CI runner cancelling, `timeout`, Kubernetes) is an interrupt too: the same
-/// detach or stop, with exit code 143.
-#[test]
-fn sigterm_detaches_or_stops_like_ctrl_c_with_exit_143() {
-    let fake = fake_sagemaker::start(
-        job_json("unet-running", "InProgress", "Training", &[TRAINING], None),
-        Stop::Accept,
-    );
-    let sb = fake_sandbox(&fake.url);
-    let r = interrupt(
-        &sb,
-        &["wait", "unet-running"],
-        "InProgress / Training",
-        "-TERM",
-    );
-    assert_eq!(r.code, 143, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("stopped waiting (SIGTERM); training job `unet-running` keeps running"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("re-attach: sagetrain wait unet-running"),
-        "{}",
-        r.stderr
-    );
-    assert!(fake.calls_to("StopTrainingJob").is_empty());
-
-    let r = interrupt(
-        &sb,
-        &["wait", "unet-running", "--stop-on-interrupt", "-o", "json"],
-        "InProgress / Training",
-        "-TERM",
-    );
-    assert_eq!(r.code, 143, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("interrupted (SIGTERM): asked SageMaker to stop training job `unet-running`"),
-        "{}",
-        r.stderr
-    );
-    assert_eq!(r.json()["status"], "InProgress", "the last known status");
-    assert_eq!(fake.calls_to("StopTrainingJob").len(), 1);
+        let r = interrupt(
+            &sb,
+            &["wait", "unet-running", "--stop-on-interrupt", "-o", "json"],
+            "InProgress / Training",
+            signal,
+        );
+        assert_eq!(r.code, code, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "interrupted ({named}): asked SageMaker to stop training job `unet-running`"
+            )),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(r.json()["status"], "InProgress", "the last known status");
+        let stops = fake.calls_to("StopTrainingJob");
+        assert_eq!(stops.len(), 1);
+        let body: serde_json::Value = serde_json::from_str(&stops[0]).unwrap();
+        assert_eq!(body["TrainingJobName"], "unet-running");
+    }
 }
 
 #[test]
