@@ -86,6 +86,8 @@ pub fn run(cli: Cli) -> i32 {
             sig = signals::unclaimed() => Err(interrupted(&cli.command, sig)),
         }
     });
+    // Blocking work that an interrupt abandoned (a scan, an extraction) is not waited for.
+    runtime.shutdown_background();
     match result {
         Ok(()) => 0,
         Err(e) => {

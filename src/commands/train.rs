@@ -320,7 +320,8 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
             follow_symlinks: args.follow_symlinks,
             allow_credentials_files: args.allow_credentials_files,
         },
-    )?;
+    )
+    .await?;
     let plan = plan_with_data(ctx, &s, &local).await?;
     show_settings(ctx, &s, Some(&plan.resolved));
     let data_bucket = data::bucket_of(&plan.resolved.output_path.value)?;

@@ -101,7 +101,7 @@ pub fn warn_about(ui: &Ui, name: &str, s: &Scanned) {
 
 /// Scan and hash every local channel of `s`. Local only: run before any AWS call, so that a
 /// credentials file is refused before anything is sent.
-pub fn prepare(
+pub async fn prepare(
     ui: &Ui,
     env: &dyn Fn(&str) -> Option<String>,
     s: &TrainSettings,
@@ -111,7 +111,9 @@ pub fn prepare(
     let cache_dir = cache::cache_dir(env);
     let mut out = Vec::new();
     for ch in local_channels(s, cwd) {
-        let scanned = scan::scan(&ch.given.value, &ch.dir, opts, cache_dir.as_deref(), ui)
+        let shown = ch.given.value.clone();
+        let scanned = scan::scan_async(shown, ch.dir.clone(), opts, cache_dir.clone(), ui.clone())
+            .await
             .map_err(|mut e| {
                 e.message = format!("channel `{}` ({}): {}", ch.name, ch.given.source, e.message);
                 e

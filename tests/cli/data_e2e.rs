@@ -706,6 +706,32 @@ fn sigterm_stops_an_upload_with_exit_143_and_the_next_run_completes_it() {
     assert_eq!(list(&acct, &bucket, &manifest).len(), 1, "complete now");
 }
 
+/// Ctrl-C while a large folder is being hashed (before any request) ends `data push` at once,
+/// with exit 130: the hashing runs off the async runtime, which stays free to act on it.
+#[test]
+fn ctrl_c_while_hashing_a_large_folder_ends_at_once() {
+    let acct = block_on(Account::new("us-east-1"));
+    let (sb, proxy) = sandbox_via_proxy(&acct);
+    let dir = sb.project().join("data/big");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A sparse file: no disk space, but several seconds of reading and hashing.
+    let f = std::fs::File::create(dir.join("volume.raw")).unwrap();
+    f.set_len(6 * 1024 * 1024 * 1024).unwrap();
+    let child = spawn(&sb, &["data", "push", "data/big"]);
+    std::thread::sleep(Duration::from_millis(700));
+    let sent = Instant::now();
+    let (code, stderr) = signal_and_wait(child, "-INT");
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "ended {:?} after the signal",
+        sent.elapsed()
+    );
+    assert!(stderr.contains("interrupted (Ctrl-C)"), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    assert_eq!(proxy.count_method("PUT"), 0, "nothing sent");
+}
+
 /// The interrupt handling of the upload ends with the upload: a Ctrl-C during the
 /// CreateTrainingJob that follows still ends `train` (it is not swallowed), naming how to see
 /// whether the job was created.
