@@ -17,7 +17,7 @@ pub use crate::job::settings::TrainArgs;
         a CI web identity) let sagetrain call AWS from this machine; the EXECUTION ROLE \
         (--role, SAGEMAKER_ROLE) is what SageMaker assumes to read your data and write your model.",
     after_help = "Exit codes: 0 ok, 1 internal error, 2 invalid input, 3 credentials, 4 AWS error, \
-        5 job failed, 6 job stopped, 7 timed out, 130 interrupted."
+        5 job failed, 6 job stopped, 7 timed out, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -164,6 +164,10 @@ pub struct FollowArgs {
     /// On Ctrl-C, stop the job instead of leaving it running
     #[arg(long, help_heading = "Waiting")]
     pub stop_on_interrupt: bool,
+    /// Poll the job this often (500ms, 10s, 1m) instead of adaptively from 5s to 60s
+    /// [env: SAGETRAIN_POLL_INTERVAL]
+    #[arg(long, value_name = "DURATION", help_heading = "Waiting")]
+    pub poll_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -184,6 +188,10 @@ pub struct LogsArgs {
     /// Only lines from this long ago onwards (10m, 2h, 3600)
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
+    /// With --follow: poll this often instead of adaptively from 5s to 60s
+    /// [env: SAGETRAIN_POLL_INTERVAL]
+    #[arg(long, value_name = "DURATION")]
+    pub poll_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]

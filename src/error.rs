@@ -22,8 +22,10 @@ pub enum Kind {
     JobStopped,
     /// A `--timeout` expired before the job ended. Exit 7.
     Timeout,
-    /// Interrupted by Ctrl-C. Exit 130.
+    /// Interrupted by Ctrl-C (SIGINT). Exit 130.
     Interrupted,
+    /// Interrupted by SIGTERM (CI cancelling, `timeout`, Kubernetes, systemd). Exit 143.
+    Terminated,
 }
 
 impl Kind {
@@ -37,6 +39,7 @@ impl Kind {
             Kind::JobStopped => 6,
             Kind::Timeout => 7,
             Kind::Interrupted => 130,
+            Kind::Terminated => 143,
         }
     }
 }
@@ -131,6 +134,7 @@ mod tests {
             Kind::JobStopped,
             Kind::Timeout,
             Kind::Interrupted,
+            Kind::Terminated,
         ];
         let mut codes: Vec<i32> = kinds.iter().map(|k| k.exit_code()).collect();
         codes.sort();

@@ -91,6 +91,7 @@ pub fn write_atomic(
 }
 
 /// Is `path` readable or writable by anyone but its owner? (Always false off Unix.)
+#[cfg(test)]
 pub fn is_shared(path: &Path) -> io::Result<bool> {
     #[cfg(unix)]
     {

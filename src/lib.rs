@@ -13,6 +13,7 @@ mod follow;
 mod fsutil;
 mod job;
 mod secrets;
+mod signals;
 mod ui;
 
 /// The declared `train` settings, for the tests that go over every one of them.
@@ -20,6 +21,17 @@ pub use job::settings;
 
 use cli::{Cli, Command};
 use commands::Context;
+
+/// A signal that no stage handled (see [`signals`]): end the command, saying what to check.
+fn interrupted(command: &Command, sig: signals::Signal) -> error::Error {
+    let hint = match command {
+        Command::Train(_) => {
+            "a training job may have been created before the interrupt: `sagetrain list` shows it; otherwise run the same command again"
+        }
+        _ => "run the same command again",
+    };
+    error::Error::new(sig.kind(), format!("interrupted ({})", sig.name())).with_hint(hint)
+}
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> i32 {
@@ -62,13 +74,23 @@ pub fn run(cli: Cli) -> i32 {
                 Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
             }
         };
-        match &limits.deadline {
-            None => command.await,
-            Some(d) => tokio::time::timeout(d.value, command)
-                .await
-                .unwrap_or_else(|_| Err(aws::timeouts::deadline_error(d))),
+        let command = async {
+            match &limits.deadline {
+                None => command.await,
+                Some(d) => tokio::time::timeout(d.value, command)
+                    .await
+                    .unwrap_or_else(|_| Err(aws::timeouts::deadline_error(d))),
+            }
+        };
+        signals::install();
+        tokio::select! {
+            biased;
+            r = command => r,
+            sig = signals::unclaimed() => Err(interrupted(&cli.command, sig)),
         }
     });
+    // Blocking work that an interrupt abandoned (a scan, an extraction) is not waited for.
+    runtime.shutdown_background();
     match result {
         Ok(()) => 0,
         Err(e) => {

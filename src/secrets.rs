@@ -1,8 +1,10 @@
 //! Recognising and hiding AWS secrets.
 //!
-//! Patterns are those of gitleaks / git-secrets (FACTS.md section 6). Everything this tool
-//! writes to stdout or stderr passes through [`redact`], which masks any access key id and any
-//! secret registered with [`register`] (the resolved secret key and session token).
+//! Patterns are those of the secret scanners gitleaks and git-secrets: an access key id is
+//! `AKIA`, `ASIA`, `ABIA`, `ACCA` or `A3T` and one character, then 16 of `[A-Z2-7]`; a secret
+//! access key is 40 characters of `[A-Za-z0-9/+=]`. Everything this tool writes to stdout or
+//! stderr passes through [`redact`], which masks any access key id and any secret registered
+//! with [`register`] (the resolved secret key and session token).
 
 use regex::Regex;
 use std::sync::{LazyLock, RwLock};

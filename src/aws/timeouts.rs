@@ -9,7 +9,7 @@
 //! from `--timeout` of the commands that wait for a job, which bounds the wait.
 
 use crate::cli::NetArgs;
-use crate::config::{Source, Val};
+use crate::config::{durations, Source, Val};
 use crate::error::{Error, Kind, Result};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -38,32 +38,17 @@ impl Default for Timeouts {
     }
 }
 
-/// Parse `500ms`, `30s`, `2m`, `1m30s`, or a plain number of seconds (`1.5` too).
+/// How time limits are shown: [`durations::format`] (`aws/mod.rs` still names it `show`).
+pub use crate::config::durations::format as show;
+
+/// A time limit: a duration ([`durations::parse`]: `500ms`, `30s`, `2m`, `1m30s`, `45`, `1.5`)
+/// of more than 0.
 pub fn parse(text: &str) -> std::result::Result<Duration, String> {
-    let t = text.trim();
-    let d = if let Ok(secs) = t.parse::<f64>() {
-        if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-            return Err(format!("`{text}` is not a duration"));
-        }
-        Duration::from_secs_f64(secs)
-    } else {
-        humantime::parse_duration(t).map_err(|e| {
-            format!("`{text}` is not a duration ({e}); use e.g. 500ms, 30s, 2m or 45")
-        })?
-    };
+    let d = durations::parse(text)?;
     if d.is_zero() {
         return Err(format!("`{text}` is zero; it must be more than 0"));
     }
     Ok(d)
-}
-
-/// Format a duration the way a user would write it.
-pub fn show(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
-    } else {
-        humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
-    }
 }
 
 impl Timeouts {
@@ -142,7 +127,7 @@ pub fn deadline_error(deadline: &Val<Duration>) -> Error {
         Kind::Timeout,
         format!(
             "gave up: the run did not finish within the deadline of {} ({})",
-            show(deadline.value),
+            durations::format(deadline.value),
             deadline.source.name_for(None)
         ),
     );
@@ -161,9 +146,9 @@ pub fn timeout_explanation() -> String {
     let t = current();
     format!(
         "a response must start within the read timeout of {} ({}) and a connection within {} ({})",
-        show(t.read.value),
+        durations::format(t.read.value),
         t.read.source.name_for(None),
-        show(t.connect.value),
+        durations::format(t.connect.value),
         t.connect.source.name_for(None)
     )
 }
@@ -190,8 +175,8 @@ mod tests {
         assert!(parse("0").unwrap_err().contains("zero"));
         assert!(parse("-3").is_err());
         assert!(parse("soon").unwrap_err().contains("not a duration"));
-        assert_eq!(show(Duration::from_millis(1500)), "1s 500ms");
-        assert_eq!(show(Duration::from_secs(60)), "1m");
+        assert_eq!(durations::format(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(durations::format(Duration::from_secs(60)), "1m");
     }
 
     #[test]

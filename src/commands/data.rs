@@ -90,16 +90,17 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
     let push_opts = PushOptions::from_env(&*ctx.env)?;
     // Local work first: a credentials file is refused before anything is sent.
     let shown = args.dir.display().to_string();
-    let scanned = data::scan::scan(
-        &shown,
-        &dir,
+    let scanned = data::scan::scan_async(
+        shown,
+        dir.clone(),
         ScanOptions {
             follow_symlinks: args.follow_symlinks,
             allow_credentials_files: args.allow_credentials_files,
         },
-        cache::cache_dir(&*ctx.env).as_deref(),
-        ui,
-    )?;
+        cache::cache_dir(&*ctx.env),
+        ui.clone(),
+    )
+    .await?;
     ui.info(&format!(
         "data: {} files, {}, digest {}",
         scanned.files.len(),

@@ -1,32 +1,17 @@
 //! `sagetrain doctor`: check every link `train` relies on, with the same settings, and name the
-//! fix for each broken one. Creates nothing.
-//!
-//! Order and dependencies: the configuration is read first; the region and the credentials
-//! come from it (no network); the identity (sts:GetCallerIdentity) needs credentials; then,
-//! concurrently: the access keys' age, the execution role (then its trust policy and
-//! iam:PassRole), the image, the output bucket and every input channel. A check whose
-//! prerequisite failed is reported as skipped, naming it, not as a failure of its own.
+//! fix for each broken one. Creates nothing. The checks and their order are in
+//! [`crate::doctor::plan`]; this reads the settings, runs them and prints the report.
 
 use super::Context;
-use crate::aws::{self, Aws, AwsSettings};
 use crate::cli::TrainArgs;
-use crate::config::{LoadedFile, Source, Val};
-use crate::doctor::{self, id, Check, Report};
+use crate::config::LoadedFile;
+use crate::doctor::{self, id, plan::Configuration, Check};
 use crate::error::{Error, Kind, Result};
 use crate::job::settings::TrainSettings;
-use crate::job::spec::{validate_settings_at, Violation};
+use crate::job::spec::validate_settings_at;
 
-/// What the configuration step found.
-struct Config {
-    check: Check,
-    settings: Option<TrainSettings>,
-    violations: Vec<Violation>,
-    /// The file could not be read, or flags could not be parsed: the values `train` would use
-    /// for the role, image, output and channels are unknown.
-    partial: bool,
-}
-
-fn configuration(ctx: &Context, args: &TrainArgs) -> Config {
+/// Read the settings `train` would use and check them (the `configuration` line).
+fn configuration(ctx: &Context, args: &TrainArgs) -> Configuration {
     let (file, file_error) = match ctx.config_file() {
         Ok(f) => (f, None),
         Err(e) => (None, Some(e)),
@@ -88,7 +73,7 @@ fn configuration(ctx: &Context, args: &TrainArgs) -> Config {
             ),
         }
     };
-    Config {
+    Configuration {
         check,
         settings,
         violations,
@@ -96,16 +81,8 @@ fn configuration(ctx: &Context, args: &TrainArgs) -> Config {
     }
 }
 
-/// Does a violation concern the value with this source (and map entry)?
-fn is_invalid(violations: &[Violation], source: &Source, entry: Option<&str>) -> bool {
-    let name = source.name_for(entry);
-    violations.iter().any(|v| v.what == name)
-}
-
-const SEE_CONFIG: &str = "an invalid or unreadable setting (see configuration)";
-
 pub async fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
-    let report = checks(ctx, args).await;
+    let report = doctor::plan::run(configuration(ctx, args), args.offline).await;
     if ctx.json() {
         ctx.ui.result_json(&report.to_json());
     } else {
@@ -140,330 +117,4 @@ pub async fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
             ))
         }
     }
-}
-
-/// Run every check and return the report.
-pub async fn checks(ctx: &Context, args: &TrainArgs) -> Report {
-    let mut report = Report::default();
-    let cfg = configuration(ctx, args);
-    let mut config_check = cfg.check;
-    let offline = args.offline;
-
-    let Some(s) = cfg.settings else {
-        report.checks.push(config_check);
-        for c in [
-            id::CREDENTIALS,
-            id::IDENTITY,
-            id::ACCESS_KEYS,
-            id::REGION,
-            id::ROLE,
-            id::ROLE_TRUST,
-            id::PASS_ROLE,
-            id::IMAGE,
-            id::OUTPUT,
-        ] {
-            report.checks.push(Check::blocked(
-                c,
-                id::CONFIG,
-                "needs valid settings (see configuration)",
-            ));
-        }
-        return report;
-    };
-    let violations = &cfg.violations;
-
-    // Region and credentials: the SDK configuration (no network call).
-    let c = &s.connection;
-    let aws_settings = AwsSettings {
-        profile: c.profile.clone(),
-        region: c
-            .region
-            .clone()
-            .filter(|r| !is_invalid(violations, &r.source, None)),
-        endpoint_url: c.endpoint_url.clone(),
-    };
-    let region_invalid = c
-        .region
-        .as_ref()
-        .is_some_and(|r| is_invalid(violations, &r.source, None));
-    let region_check: Check;
-    let mut region_ok = false;
-    let mut aws_res: std::result::Result<Aws, Error> = Aws::load(&aws_settings).await;
-    match &aws_res {
-        Ok(a) => {
-            region_ok = !region_invalid;
-            region_check = if region_invalid {
-                Check::blocked(id::REGION, id::CONFIG, SEE_CONFIG)
-            } else {
-                Check::pass(id::REGION, a.region.value.clone())
-                    .with_source(a.region.source.name_for(None))
-            };
-        }
-        Err(e) if e.message.starts_with(aws::NO_REGION) => {
-            region_check = if region_invalid {
-                Check::blocked(id::REGION, id::CONFIG, SEE_CONFIG)
-            } else {
-                Check::from_error(id::REGION, e)
-            };
-            // IAM and STS are global: check the credentials, identity and role anyway.
-            let placeholder = AwsSettings {
-                region: Some(Val::new(
-                    "us-east-1".into(),
-                    Source::Lookup("placeholder for the global services".into()),
-                )),
-                ..aws_settings.clone()
-            };
-            aws_res = Aws::load(&placeholder).await;
-        }
-        Err(e) if e.kind == Kind::Credentials => {
-            region_check = match &c.region {
-                Some(r) if !region_invalid => {
-                    region_ok = true;
-                    Check::pass(id::REGION, r.value.clone()).with_source(r.source.name_for(None))
-                }
-                _ => Check::blocked(
-                    id::REGION,
-                    id::CREDENTIALS,
-                    "comes from the AWS profile, which is not usable (see credentials)",
-                ),
-            };
-        }
-        Err(_) => {
-            region_check = Check::blocked(id::REGION, id::CONFIG, SEE_CONFIG);
-        }
-    }
-    // An invalid AWS SDK setting (AWS_MAX_ATTEMPTS, ...) is a configuration failure.
-    if let Err(e) = &aws_res {
-        if e.kind != Kind::Credentials {
-            if config_check.status == doctor::Status::Fail {
-                config_check.details.push(e.message.clone());
-            } else {
-                config_check = Check::from_error(id::CONFIG, e);
-            }
-        }
-    }
-    report.checks.push(config_check);
-
-    // Credentials.
-    let aws = match aws_res {
-        Err(e) if e.kind == Kind::Credentials => {
-            report.checks.push(Check::from_error(id::CREDENTIALS, &e));
-            None
-        }
-        Err(_) => {
-            report.checks.push(Check::blocked(
-                id::CREDENTIALS,
-                id::CONFIG,
-                "needs valid AWS SDK settings (see configuration)",
-            ));
-            None
-        }
-        Ok(_) if offline => {
-            report.checks.push(Check::skip(
-                id::CREDENTIALS,
-                "--offline: credentials are not resolved (that may need the network)",
-            ));
-            None
-        }
-        Ok(a) => {
-            let found = a.credentials().await;
-            let plaintext = match &found {
-                Ok(c) if !c.is_session() && c.source.starts_with("profile ") => {
-                    plaintext_keys_of(&a.profile_name).await
-                }
-                _ => None,
-            };
-            let check = doctor::credentials_check(&found, plaintext.as_ref());
-            let ok = check.passed();
-            report.checks.push(check);
-            ok.then_some(a)
-        }
-    };
-
-    // Identity.
-    let identity = match &aws {
-        None => {
-            let c = if offline {
-                Check::skip(id::IDENTITY, "--offline: no AWS call")
-            } else {
-                Check::blocked(
-                    id::IDENTITY,
-                    id::CREDENTIALS,
-                    "needs credentials (see credentials)",
-                )
-            };
-            report.checks.push(c);
-            None
-        }
-        Some(a) => {
-            let (c, i) = doctor::identity_check(&a.sts()).await;
-            let note = (!region_ok && c.passed())
-                .then(|| "checked with the us-east-1 endpoint, since no region is set".to_string());
-            let mut c = c;
-            if let Some(n) = note {
-                c.details.push(n);
-            }
-            report.checks.push(c);
-            i
-        }
-    };
-    let (blocked_on, why) = if offline {
-        (None, "--offline: no AWS call".to_string())
-    } else if aws.is_none() {
-        (
-            Some(id::CREDENTIALS),
-            "needs credentials (see credentials)".to_string(),
-        )
-    } else {
-        (
-            Some(id::IDENTITY),
-            "needs working credentials: sts:GetCallerIdentity failed (see identity)".to_string(),
-        )
-    };
-    let blocked = |check_id: &str| -> Check {
-        match blocked_on {
-            Some(on) => Check::blocked(check_id, on, why.clone()),
-            None => Check::skip(check_id, why.clone()),
-        }
-    };
-
-    let (Some(a), Some(caller)) = (aws.as_ref(), identity.as_ref()) else {
-        report.checks.push(blocked(id::ACCESS_KEYS));
-        report.checks.push(region_check);
-        for c in [
-            id::ROLE,
-            id::ROLE_TRUST,
-            id::PASS_ROLE,
-            id::IMAGE,
-            id::OUTPUT,
-        ] {
-            report.checks.push(blocked(c));
-        }
-        for name in s.channels.keys() {
-            report.checks.push(blocked(&format!("channel.{name}")));
-        }
-        return report;
-    };
-
-    // Everything that needs the identity, concurrently.
-    let iam = a.iam();
-    let region = a.region.value.clone();
-    let now = std::time::SystemTime::now();
-    let role_val = s.role.clone();
-    let role_invalid = role_val
-        .as_ref()
-        .is_some_and(|r| is_invalid(violations, &r.source, None))
-        || cfg.partial;
-    let role_chain = async {
-        if role_invalid {
-            return vec![
-                Check::blocked(id::ROLE, id::CONFIG, SEE_CONFIG),
-                Check::blocked(id::ROLE_TRUST, id::CONFIG, SEE_CONFIG),
-                Check::blocked(id::PASS_ROLE, id::CONFIG, SEE_CONFIG),
-            ];
-        }
-        let (role_check, found) = doctor::role_check(&iam, role_val.as_ref(), caller).await;
-        let Some(found) = found else {
-            return vec![
-                role_check,
-                Check::blocked(
-                    id::ROLE_TRUST,
-                    id::ROLE,
-                    "needs the execution role (see execution role)",
-                ),
-                Check::blocked(
-                    id::PASS_ROLE,
-                    id::ROLE,
-                    "needs the execution role (see execution role)",
-                ),
-            ];
-        };
-        let trust = doctor::role_trust_check(&found);
-        let pass = doctor::pass_role_check(&iam, caller, &found.arn).await;
-        vec![role_check, trust, pass]
-    };
-    let image = async {
-        match &s.image {
-            None => Check::blocked(id::IMAGE, id::CONFIG, "no image is set (see configuration)"),
-            Some(i) if is_invalid(violations, &i.source, None) || cfg.partial => {
-                Check::blocked(id::IMAGE, id::CONFIG, SEE_CONFIG)
-            }
-            Some(_) if !region_ok => {
-                Check::blocked(id::IMAGE, id::REGION, "needs the job's region (see region)")
-            }
-            Some(i) => doctor::image_check(&a.ecr(), i, &region).await,
-        }
-    };
-    let s3 = a.s3();
-    let output = async {
-        match &s.output_path {
-            _ if !region_ok => Check::blocked(
-                id::OUTPUT,
-                id::REGION,
-                "needs the job's region (see region)",
-            ),
-            _ if cfg.partial => Check::blocked(id::OUTPUT, id::CONFIG, SEE_CONFIG),
-            Some(o) if is_invalid(violations, &o.source, None) => {
-                Check::blocked(id::OUTPUT, id::CONFIG, SEE_CONFIG)
-            }
-            o => doctor::output_check(&s3, o.as_ref(), &caller.account, &region).await,
-        }
-    };
-    let channels = futures::future::join_all(s.channels.iter().map(|(name, uri)| {
-        let s3 = &s3;
-        let region = &region;
-        let partial = cfg.partial;
-        async move {
-            let check_id = format!("channel.{name}");
-            if partial || is_invalid(violations, &uri.source, Some(name)) {
-                Check::blocked(&check_id, id::CONFIG, SEE_CONFIG)
-            } else if !region_ok {
-                Check::blocked(&check_id, id::REGION, "needs the job's region (see region)")
-            } else {
-                doctor::channel_check(s3, name, uri, region).await
-            }
-        }
-    }));
-    let (keys, role_checks, image, output, channels) = tokio::join!(
-        doctor::access_keys_check(&iam, caller, now),
-        role_chain,
-        image,
-        output,
-        channels
-    );
-    report.checks.push(keys);
-    report.checks.push(region_check);
-    report.checks.extend(role_checks);
-    report.checks.push(image);
-    report.checks.push(output);
-    if channels.is_empty() && !cfg.partial {
-        report.checks.push(Check::warn(
-            id::CHANNELS,
-            "no input channels: the container gets no data",
-            "add --train s3://BUCKET/PREFIX/ (and --validation), or a [channels] table in sagetrain.toml",
-        ));
-    }
-    report.checks.extend(channels);
-    report
-}
-
-/// Where the long-lived keys of a profile sit in plaintext, if they do.
-async fn plaintext_keys_of(profile: &str) -> Option<doctor::PlaintextKeys> {
-    let profiles = aws::load_profiles(Some(profile)).await;
-    let (config, creds) = aws::config_file_paths();
-    let creds_text = std::fs::read_to_string(&creds).unwrap_or_default();
-    let config_text = std::fs::read_to_string(&config).unwrap_or_default();
-    let source_of = |name: &str| -> Option<String> {
-        profiles
-            .as_ref()?
-            .get_profile(name)?
-            .get("source_profile")
-            .map(str::to_string)
-    };
-    doctor::plaintext_keys(
-        profile,
-        &source_of,
-        (&creds, &creds_text),
-        (&config, &config_text),
-    )
 }

@@ -8,8 +8,8 @@ use crate::cli::DownloadArgs;
 use crate::error::{Error, Result};
 use crate::job::spec::S3Uri;
 use crate::ui::Ui;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
 
 /// Download `uri` to `dest`, chunk by chunk (never whole in memory), through a `.part` file
 /// renamed at the end. Returns the byte count, or None if the object does not exist.
@@ -64,20 +64,25 @@ pub async fn fetch(
     let io_err = |what: &str, p: &Path, e: std::io::Error| {
         Error::internal(format!("cannot {what} {}: {e}", p.display()))
     };
-    let file = std::fs::File::create(&part).map_err(|e| io_err("write", &part, e))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let file = tokio::fs::File::create(&part)
+        .await
+        .map_err(|e| io_err("write", &part, e))?;
+    let mut w = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut body = out.body;
     let mut written = 0u64;
     loop {
         match body.try_next().await {
             Ok(Some(chunk)) => {
-                w.write_all(&chunk).map_err(|e| io_err("write", &part, e))?;
+                w.write_all(&chunk)
+                    .await
+                    .map_err(|e| io_err("write", &part, e))?;
                 written += chunk.len() as u64;
                 bar.set_position(written);
             }
             Ok(None) => break,
             Err(e) => {
-                let _ = std::fs::remove_file(&part);
+                drop(w);
+                let _ = tokio::fs::remove_file(&part).await;
                 return Err(Error::aws(format!(
                     "s3:GetObject {uri}: the download broke off after {written} bytes: {e}"
                 ))
@@ -85,19 +90,21 @@ pub async fn fetch(
             }
         }
     }
-    w.flush().map_err(|e| io_err("write", &part, e))?;
+    w.flush().await.map_err(|e| io_err("write", &part, e))?;
     drop(w);
     bar.finish_and_clear();
     if let Some(n) = expected {
         if n != written {
-            let _ = std::fs::remove_file(&part);
+            let _ = tokio::fs::remove_file(&part).await;
             return Err(
                 Error::aws(format!("s3:GetObject {uri}: got {written} bytes of {n}"))
                     .with_hint("run the same command again"),
             );
         }
     }
-    std::fs::rename(&part, dest).map_err(|e| io_err("write", dest, e))?;
+    tokio::fs::rename(&part, dest)
+        .await
+        .map_err(|e| io_err("write", dest, e))?;
     Ok(Some(written))
 }
 
@@ -154,7 +161,8 @@ pub async fn run(ctx: &Context, args: &DownloadArgs) -> Result<()> {
     };
     let model_uri = S3Uri::parse(model)
         .map_err(|rule| Error::aws(format!("the job's model artifact URI {model} {rule}")))?;
-    std::fs::create_dir_all(&dir)
+    tokio::fs::create_dir_all(&dir)
+        .await
         .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
     let s3 = aws.s3();
     let mut archives: Vec<(PathBuf, PathBuf)> = Vec::new();
@@ -183,7 +191,8 @@ pub async fn run(ctx: &Context, args: &DownloadArgs) -> Result<()> {
     let mut extracted: Vec<PathBuf> = Vec::new();
     if args.extract {
         for (archive, into) in &archives {
-            extracted.extend(crate::data::archive::extract(archive, into)?);
+            let files = crate::data::archive::extract_async(archive.clone(), into.clone()).await?;
+            extracted.extend(files);
         }
     }
     let shown = |p: &Path| p.display().to_string();

@@ -4,7 +4,7 @@
 
 use super::Context;
 use crate::aws::{Aws, AwsSettings};
-use crate::config::{violations_error, Connection, Source, Val};
+use crate::config::{durations, violations_error, Connection, Source, Val};
 use crate::error::{Error, Result};
 use crate::follow::report::{self, StatusReport};
 use crate::follow::{
@@ -13,7 +13,6 @@ use crate::follow::{
 use crate::job::spec::check_job_name;
 use crate::job::state;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// The connection settings and the project folder (for the state file).
 pub struct Target {
@@ -121,17 +120,17 @@ pub fn record_last_job(
 pub fn wait_options(ctx: &Context, f: &crate::cli::FollowArgs) -> Result<WaitOptions> {
     let timeout = match &f.timeout {
         None => None,
-        Some(raw) => match crate::config::durations::parse(raw).map(|d| d.as_secs()) {
-            Ok(0) => {
+        Some(raw) => match durations::parse(raw) {
+            Ok(d) if d.is_zero() => {
                 return Err(Error::usage("--timeout: must be more than 0 seconds")
                     .with_hint("e.g. --timeout 2h"))
             }
-            Ok(secs) => Some(Duration::from_secs(secs)),
+            Ok(d) => Some(d),
             Err(rule) => return Err(Error::usage(format!("--timeout: {rule}"))),
         },
     };
     Ok(WaitOptions {
-        policy: follow::PollPolicy::from_env(&*ctx.env),
+        policy: follow::PollPolicy::from_settings(f.poll_interval.as_deref(), &*ctx.env)?,
         timeout,
         logs: f.logs,
         stop_on_interrupt: f.stop_on_interrupt,
@@ -173,6 +172,7 @@ pub async fn follow_and_report(
             "stops waiting; the job keeps running"
         }
     ));
+    let mut interrupt = crate::signals::claim();
     let mut last = None;
     let result = follow::watch(
         &clients,
@@ -180,7 +180,7 @@ pub async fn follow_and_report(
         opts,
         &follow::TokioClock::new(),
         rep.as_mut(),
-        follow::ctrl_c(),
+        interrupt.recv(),
         &mut last,
     )
     .await;

@@ -3,8 +3,9 @@
 use super::jobcmd;
 use super::Context;
 use crate::cli::ListArgs;
+use crate::config::durations::format_secs;
 use crate::error::{Error, Result};
-use crate::follow::report::{fmt_secs, fmt_time};
+use crate::follow::report::fmt_time;
 use aws_sdk_sagemaker::types::{SortBy, SortOrder, TrainingJobStatus, TrainingJobSummary};
 use serde::Serialize;
 
@@ -48,37 +49,31 @@ fn row(s: &TrainingJobSummary, now: f64) -> Row {
     }
 }
 
-/// Every page of ListTrainingJobs (newest first) until `max` jobs or the last page.
+/// The jobs of ListTrainingJobs (newest first), page after page (the SDK's paginator, which
+/// follows empty pages and stops at the last one), until `max` jobs.
 pub async fn list_jobs(
     sm: &aws_sdk_sagemaker::Client,
     status: Option<&str>,
     name_contains: Option<&str>,
     max: usize,
 ) -> Result<Vec<TrainingJobSummary>> {
+    let mut items = sm
+        .list_training_jobs()
+        .sort_by(SortBy::CreationTime)
+        .sort_order(SortOrder::Descending)
+        .set_status_equals(status.map(TrainingJobStatus::from))
+        .set_name_contains(name_contains.map(str::to_string))
+        .into_paginator()
+        .page_size(max.clamp(1, 100) as i32)
+        .items()
+        .send();
     let mut jobs = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page_size = (max - jobs.len()).clamp(1, 100) as i32;
-        let out = sm
-            .list_training_jobs()
-            .sort_by(SortBy::CreationTime)
-            .sort_order(SortOrder::Descending)
-            .max_results(page_size)
-            .set_status_equals(status.map(TrainingJobStatus::from))
-            .set_name_contains(name_contains.map(str::to_string))
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| crate::aws::aws_error("sagemaker:ListTrainingJobs", &e))?;
-        jobs.extend(out.training_job_summaries().iter().cloned());
-        if jobs.len() >= max {
-            jobs.truncate(max);
-            break;
-        }
-        // A page may be empty and still have a next one: only the token says when to stop.
-        match out.next_token() {
-            Some(t) if !t.is_empty() && Some(t) != token.as_deref() => token = Some(t.to_string()),
-            _ => break,
+    while jobs.len() < max {
+        match items.next().await {
+            Some(job) => {
+                jobs.push(job.map_err(|e| crate::aws::aws_error("sagemaker:ListTrainingJobs", &e))?)
+            }
+            None => break,
         }
     }
     Ok(jobs)
@@ -96,7 +91,9 @@ pub fn table(rows: &[Row]) -> String {
                 r.job_name.clone(),
                 status,
                 r.creation_time.clone().unwrap_or_default(),
-                r.duration_seconds.map(fmt_secs).unwrap_or_default(),
+                r.duration_seconds
+                    .map(|s| format_secs(s.max(0) as u64))
+                    .unwrap_or_default(),
             ]
         })
         .collect();
@@ -204,7 +201,7 @@ mod tests {
                     .build()
             });
         let p2 = mock!(Client::list_training_jobs)
-            .match_requests(|r| r.next_token() == Some("t1") && r.max_results() == Some(3))
+            .match_requests(|r| r.next_token() == Some("t1") && r.max_results() == Some(5))
             .then_output(|| {
                 ListTrainingJobsOutput::builder()
                     .set_training_job_summaries(Some(vec![]))

@@ -5,6 +5,7 @@
 use super::jobcmd;
 use super::Context;
 use crate::cli::LogsArgs;
+use crate::config::durations;
 use crate::error::{Error, Result};
 use crate::follow::logs::LogTail;
 use crate::follow::{self, Clients, LogSink};
@@ -14,14 +15,13 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
     let start = match &args.since {
         None => None,
         Some(raw) => {
-            let secs = crate::config::durations::parse(raw)
-                .map(|d| d.as_secs())
-                .map_err(|rule| Error::usage(format!("--since: {rule}")))?;
+            let since =
+                durations::parse(raw).map_err(|rule| Error::usage(format!("--since: {rule}")))?;
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0);
-            Some(now - (secs as i64) * 1000)
+            Some(now - since.as_millis() as i64)
         }
     };
     let mut t = jobcmd::target(ctx)?;
@@ -38,7 +38,7 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
 
     if args.follow {
         let mut opts = follow::WaitOptions {
-            policy: follow::PollPolicy::from_env(&*ctx.env),
+            policy: follow::PollPolicy::from_settings(args.poll_interval.as_deref(), &*ctx.env)?,
             timeout: None,
             logs: true,
             stop_on_interrupt: false,
@@ -51,6 +51,7 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
             logs: Some(&logs),
         };
         let mut rep = jobcmd::reporter(ctx, sink);
+        let mut interrupt = crate::signals::claim();
         let mut last = None;
         let verdict = follow::watch(
             &clients,
@@ -58,7 +59,7 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
             &opts,
             &follow::TokioClock::new(),
             rep.as_mut(),
-            follow::ctrl_c(),
+            interrupt.recv(),
             &mut last,
         )
         .await?;

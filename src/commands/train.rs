@@ -276,14 +276,15 @@ fn check_request(request: &CreateTrainingJobRequest) -> Result<()> {
     }
 }
 
-/// `--wait` and what implies it (`--logs`, `--timeout`, `--stop-on-interrupt`), checked before
-/// anything else.
+/// `--wait` and what implies it (`--logs`, `--timeout`, `--stop-on-interrupt`,
+/// `--poll-interval`), checked before anything else.
 fn wait_options(ctx: &Context, cmd: &TrainCmd) -> Result<Option<crate::follow::WaitOptions>> {
     let f = &cmd.follow;
     let implied = [
         (f.logs, "--logs"),
         (f.timeout.is_some(), "--timeout"),
         (f.stop_on_interrupt, "--stop-on-interrupt"),
+        (f.poll_interval.is_some(), "--poll-interval"),
     ];
     let waiting = cmd.wait || implied.iter().any(|(on, _)| *on);
     if !waiting {
@@ -353,7 +354,8 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
             follow_symlinks: args.follow_symlinks,
             allow_credentials_files: args.allow_credentials_files,
         },
-    )?;
+    )
+    .await?;
     let plan = plan_with_data(ctx, &s, &local).await?;
     show_settings(ctx, &s.rows, Some(&plan.resolved));
     let data_bucket = data::bucket_of(&plan.resolved.output_path.value)?;

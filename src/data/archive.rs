@@ -229,6 +229,15 @@ pub fn extract(archive: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// [`extract`] on tokio's blocking threads: reading, decompressing and writing the files does
+/// not hold up the async runtime (progress, signals).
+pub async fn extract_async(archive: PathBuf, dir: PathBuf) -> Result<Vec<PathBuf>> {
+    let shown = archive.display().to_string();
+    tokio::task::spawn_blocking(move || extract(&archive, &dir))
+        .await
+        .map_err(|e| Error::internal(format!("the extraction of {shown} stopped: {e}")))?
+}
+
 #[cfg(test)]
 pub mod tests {
     use super::*;
@@ -292,6 +301,32 @@ pub mod tests {
         walk(dir, dir, &mut out);
         out.sort();
         out
+    }
+
+    /// The extraction runs off the async runtime: a task on the same (single-threaded)
+    /// runtime keeps running meanwhile.
+    #[tokio::test]
+    async fn extraction_leaves_the_runtime_free() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("model.tar.gz");
+        let big = vec![1u8; 8 * 1024 * 1024];
+        targz(&a, &[E::File("model.pt", &big), E::File("more.pt", &big)]);
+        let ticks = std::sync::Arc::new(AtomicU64::new(0));
+        let t2 = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                t2.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        tokio::task::yield_now().await;
+        let before = ticks.load(Ordering::SeqCst);
+        let out = extract_async(a, t.path().join("out")).await.unwrap();
+        let during = ticks.load(Ordering::SeqCst) - before;
+        ticker.abort();
+        assert_eq!(out.len(), 2);
+        assert!(during > 0, "the runtime was blocked during the extraction");
     }
 
     #[test]

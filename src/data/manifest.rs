@@ -88,6 +88,7 @@ pub fn unescape_path(p: &str) -> Option<String> {
 }
 
 /// Sort entries the way the manifest lists them: by the bytes of the relative path.
+#[cfg(test)]
 pub fn sort_entries(entries: &mut [FileEntry]) {
     entries.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
 }

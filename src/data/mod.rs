@@ -13,7 +13,7 @@ pub mod scan;
 pub mod upload;
 
 use crate::config::{Source, Val};
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::job::spec::{channel_location, ChannelLocation};
 use crate::ui::Ui;
 use progress::{human_bytes, Progress};
@@ -102,7 +102,7 @@ pub fn warn_about(ui: &Ui, name: &str, s: &Scanned) {
 
 /// Scan and hash every local channel. Local only: run before any AWS call, so that a
 /// credentials file is refused before anything is sent.
-pub fn prepare(
+pub async fn prepare(
     ui: &Ui,
     env: &dyn Fn(&str) -> Option<String>,
     channels: &BTreeMap<String, Val<String>>,
@@ -112,7 +112,9 @@ pub fn prepare(
     let cache_dir = cache::cache_dir(env);
     let mut out = Vec::new();
     for ch in local_channels(channels, cwd) {
-        let scanned = scan::scan(&ch.given.value, &ch.dir, opts, cache_dir.as_deref(), ui)
+        let shown = ch.given.value.clone();
+        let scanned = scan::scan_async(shown, ch.dir.clone(), opts, cache_dir.clone(), ui.clone())
+            .await
             .map_err(|mut e| {
                 e.message = format!("channel `{}` ({}): {}", ch.name, ch.given.source, e.message);
                 e
@@ -167,7 +169,7 @@ pub fn substitute(
 }
 
 /// Push one scanned folder: read what is there, send the rest, write the manifest last.
-/// With `dry_run`, only the read-only part. Ctrl-C stops it with exit code 130.
+/// With `dry_run`, only the read-only part. Ctrl-C or SIGTERM stops it (exit code 130 or 143).
 pub async fn push(
     ui: &Ui,
     s3: &aws_sdk_s3::Client,
@@ -228,16 +230,19 @@ pub async fn push(
     Ok((plan, outcome))
 }
 
-/// Run `work` unless Ctrl-C comes first (exit code 130).
+/// Run `work` unless Ctrl-C or SIGTERM comes first (exit code 130 or 143). The interrupt is
+/// claimed only while `work` runs: one that comes later (during CreateTrainingJob, say) ends
+/// the command as usual.
 async fn interruptible<T>(
     name: &str,
     work: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
+    let mut interrupt = crate::signals::claim();
     tokio::select! {
         r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::new(
-            Kind::Interrupted,
-            format!("{name}: the upload was interrupted; no training job is created from incomplete data"),
+        sig = interrupt.recv() => Err(Error::new(
+            sig.kind(),
+            format!("{name}: the upload was interrupted ({}); no training job is created from incomplete data", sig.name()),
         )
         .with_hint("run the same command again: the files that arrived are not sent again")),
     }

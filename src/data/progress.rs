@@ -1,6 +1,7 @@
 //! Progress of hashing and uploading, on stderr only: a bar on a terminal (files, bytes, rate,
 //! ETA), plain lines every few seconds elsewhere (CI logs), nothing with `-q`.
 
+use crate::config::durations;
 use crate::ui::Ui;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,17 +41,6 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
     }
 }
 
@@ -136,9 +126,7 @@ impl Progress {
         let eta = if rate > 0.0 && self.total_bytes > bytes {
             format!(
                 ", ETA {}",
-                human_duration(Duration::from_secs_f64(
-                    (self.total_bytes - bytes) as f64 / rate
-                ))
+                durations::format_secs(((self.total_bytes - bytes) as f64 / rate) as u64)
             )
         } else {
             String::new()
@@ -174,7 +162,6 @@ mod tests {
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(1_500), "1.5 kB");
         assert_eq!(human_bytes(350_200_000), "350.2 MB");
-        assert_eq!(human_duration(Duration::from_secs(75)), "1m15s");
     }
 
     #[test]

@@ -289,6 +289,20 @@ fn hash_one(f: &Found, buf: &mut [u8]) -> Result<Cached> {
     .with_hint("wait until whatever writes it has finished, then run again"))
 }
 
+/// [`scan`] on tokio's blocking threads: the async runtime stays free meanwhile, so that an
+/// interrupt (Ctrl-C, SIGTERM) ends the command at once rather than after the hashing.
+pub async fn scan_async(
+    shown: String,
+    dir: PathBuf,
+    opts: ScanOptions,
+    cache_dir: Option<PathBuf>,
+    ui: crate::ui::Ui,
+) -> Result<Scanned> {
+    tokio::task::spawn_blocking(move || scan(&shown, &dir, opts, cache_dir.as_deref(), &ui))
+        .await
+        .map_err(|e| Error::internal(format!("the scan of a data folder stopped: {e}")))?
+}
+
 /// Walk, hash and check a dataset folder. `shown` names it in messages (the value as given).
 pub fn scan(
     shown: &str,

@@ -376,7 +376,11 @@ pub async fn execute(
             async move {
                 if f.size > MULTIPART_THRESHOLD {
                     let psize = part_size(f.size);
-                    upload_multipart(s3, &target.bucket, &key, abs, f, psize, &limit, progress)
+                    let part = Parts {
+                        size: psize,
+                        window: conc,
+                    };
+                    upload_multipart(s3, &target.bucket, &key, abs, f, part, &limit, progress)
                         .await?;
                 } else {
                     let _permit = limit.acquire().await.expect("semaphore open");
@@ -394,28 +398,7 @@ pub async fn execute(
     outcome.uploaded_bytes = uploads.iter().map(|i| scanned.files[*i].size).sum();
 
     // Objects that are not files of the dataset would reach the job: remove them.
-    for chunk in plan.extra.chunks(1000) {
-        let objects: Vec<_> = chunk
-            .iter()
-            .filter_map(|k| {
-                aws_sdk_s3::types::ObjectIdentifier::builder()
-                    .key(k)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        let delete = aws_sdk_s3::types::Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(true)
-            .build()
-            .map_err(|e| Error::internal(e.to_string()))?;
-        s3.delete_objects()
-            .bucket(&target.bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|e| aws_error("s3:DeleteObjects", &e))?;
-    }
+    delete_extra(s3, &target.bucket, &plan.extra).await?;
 
     // Last: the manifest, which marks the prefix complete.
     let text = scanned.manifest.as_bytes().to_vec();
@@ -430,6 +413,60 @@ pub async fn execute(
         .await
         .map_err(|e| aws_error("s3:PutObject (manifest)", &e).with_hint(resend_hint()))?;
     Ok(outcome)
+}
+
+/// DeleteObjects of `keys` (stray objects under a data prefix). S3 answers 200 with per-key
+/// errors when s3:DeleteObject is denied or Object Lock holds an object: any of them fails the
+/// push (before the manifest is written), naming the keys, the error code and what to do.
+async fn delete_extra(s3: &Client, bucket: &str, keys: &[String]) -> Result<()> {
+    let mut failed: Vec<String> = Vec::new();
+    for chunk in keys.chunks(1000) {
+        let objects: Vec<_> = chunk
+            .iter()
+            .filter_map(|k| {
+                aws_sdk_s3::types::ObjectIdentifier::builder()
+                    .key(k)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let delete = aws_sdk_s3::types::Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let out = s3
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| aws_error("s3:DeleteObjects", &e))?;
+        for e in out.errors() {
+            failed.push(format!(
+                "s3://{bucket}/{}: {}{}",
+                e.key().unwrap_or("?"),
+                e.code().unwrap_or("error"),
+                e.message().map(|m| format!(" ({m})")).unwrap_or_default()
+            ));
+        }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let n = failed.len();
+    Err(Error::aws(format!(
+        "s3:DeleteObjects could not remove {n} object{} under s3://{bucket}/ that {} not part of the dataset; the job would read {}, so the upload is not marked complete",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "is" } else { "are" },
+        if n == 1 { "it" } else { "them" },
+    ))
+    .with_details(failed)
+    .with_hint(format!(
+        "add s3:DeleteObject on arn:aws:s3:::{bucket}/sagetrain/data/* to your credentials' policy \
+         (an object held by Object Lock can be removed only once its retention allows: aws s3 rm s3://{bucket}/KEY), \
+         then run the same command again"
+    )))
 }
 
 fn changed_error(path: &Path) -> Error {
@@ -511,32 +548,44 @@ async fn existing_upload(
     bucket: &str,
     key: &str,
 ) -> Result<Option<(String, HashMap<i32, (i64, String, Option<String>)>)>> {
-    let out = match s3
-        .list_multipart_uploads()
-        .bucket(bucket)
-        .prefix(key)
-        .send()
-        .await
-    {
-        Ok(o) => o,
-        // Without s3:ListBucketMultipartUploads the file is sent whole, as a new upload.
-        Err(e) => {
-            tracing::debug!(
-                "{}; starting a new upload of {key}",
-                aws_error("s3:ListMultipartUploads", &e).message
-            );
-            return Ok(None);
+    // Every page (1,000 uploads each): the SDK has no paginator for this operation.
+    let mut uploads = Vec::new();
+    let (mut key_marker, mut id_marker) = (None, None);
+    loop {
+        let out = match s3
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(key)
+            .set_key_marker(key_marker.take())
+            .set_upload_id_marker(id_marker.take())
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            // Without s3:ListBucketMultipartUploads the file is sent whole, as a new upload.
+            Err(e) => {
+                tracing::debug!(
+                    "{}; starting a new upload of {key}",
+                    aws_error("s3:ListMultipartUploads", &e).message
+                );
+                return Ok(None);
+            }
+        };
+        uploads.extend(
+            out.uploads()
+                .iter()
+                .filter(|u| u.key() == Some(key))
+                .filter_map(|u| {
+                    u.upload_id()
+                        .map(|id| (id.to_string(), u.initiated().cloned()))
+                }),
+        );
+        key_marker = out.next_key_marker().map(str::to_string);
+        id_marker = out.next_upload_id_marker().map(str::to_string);
+        if out.is_truncated() != Some(true) || (key_marker.is_none() && id_marker.is_none()) {
+            break;
         }
-    };
-    let mut uploads: Vec<_> = out
-        .uploads()
-        .iter()
-        .filter(|u| u.key() == Some(key))
-        .filter_map(|u| {
-            u.upload_id()
-                .map(|id| (id.to_string(), u.initiated().cloned()))
-        })
-        .collect();
+    }
     uploads.sort_by_key(|u| std::cmp::Reverse(u.1));
     let Some((id, _)) = uploads.into_iter().next() else {
         return Ok(None);
@@ -587,6 +636,16 @@ async fn existing_upload(
     Ok(Some((id, parts)))
 }
 
+/// How a multipart upload is cut and sent.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    /// Bytes per part.
+    size: u64,
+    /// Parts in flight at most (`SAGETRAIN_UPLOAD_CONCURRENCY`; `limit` bounds the requests of
+    /// the whole push).
+    window: usize,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn upload_multipart(
     s3: &Client,
@@ -594,12 +653,13 @@ async fn upload_multipart(
     key: &str,
     path: &Path,
     f: &FileEntry,
-    psize: u64,
+    part: Parts,
     limit: &Arc<Semaphore>,
     progress: &Progress,
 ) -> Result<()> {
+    let psize = part.size;
     let count = f.size.div_ceil(psize) as i32;
-    let limit_hint = DEFAULT_CONCURRENCY.min(count.max(1) as usize);
+    let window = part.window.clamp(1, count.max(1) as usize);
     let (upload_id, existing) = match existing_upload(s3, bucket, key).await? {
         Some(found) => found,
         None => {
@@ -673,7 +733,7 @@ async fn upload_multipart(
                 )
             }
         })
-        .buffered(limit_hint)
+        .buffered(window)
         .try_collect()
         .await?;
     s3.complete_multipart_upload()
@@ -857,7 +917,7 @@ mod tests {
             "p/volume.bin",
             &path,
             &f,
-            5,
+            Parts { size: 5, window: 4 },
             &limit,
             &progress,
         )
@@ -867,6 +927,12 @@ mod tests {
         assert_eq!(create.num_calls(), 0);
         assert_eq!(complete.num_calls(), 1);
         assert_eq!(progress.done(), (0, 13));
+    }
+
+    /// Upload `path` as the object `v` of bucket `b`, at most 64 requests at a time.
+    async fn send_v(client: &Client, path: &Path, f: &FileEntry, part: Parts) -> Result<()> {
+        let limit = Arc::new(Semaphore::new(64));
+        upload_multipart(client, "b", "v", path, f, part, &limit, &Progress::silent()).await
     }
 
     /// A part listed with another size (the file changed) is sent again.
@@ -906,11 +972,256 @@ mod tests {
             RuleMode::MatchAny,
             [&uploads, &parts, &put, &complete]
         );
-        let limit = Arc::new(Semaphore::new(2));
-        upload_multipart(&client, "b", "v", &path, &f, 5, &limit, &Progress::silent())
-            .await
-            .unwrap();
+        let part = Parts { size: 5, window: 2 };
+        send_v(&client, &path, &f, part).await.unwrap();
         assert_eq!(put.num_calls(), 2, "both parts are sent");
+    }
+
+    fn scanned_with_no_files(manifest: &str) -> Scanned {
+        Scanned {
+            shown: "data/train".into(),
+            root: PathBuf::from("/nonexistent"),
+            files: Vec::new(),
+            abs: Vec::new(),
+            manifest: manifest.into(),
+            digest: "d".repeat(64),
+            bytes: 0,
+            skipped: Default::default(),
+            hashed_files: 0,
+            hashed_bytes: 0,
+            allowed_findings: Vec::new(),
+        }
+    }
+
+    /// S3 answers DeleteObjects with 200 and per-key errors (s3:DeleteObject denied, Object
+    /// Lock): the push fails before the manifest, naming the keys, the code and the permission.
+    #[tokio::test]
+    async fn stray_objects_that_cannot_be_deleted_fail_the_push_before_the_manifest() {
+        use aws_sdk_s3::operation::delete_objects::DeleteObjectsOutput;
+        use aws_sdk_s3::operation::put_object::PutObjectOutput;
+        use aws_sdk_s3::types::{DeletedObject, Error as S3Error};
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+        let scanned = scanned_with_no_files("");
+        let target = Target {
+            bucket: "b".into(),
+            channel: "train".into(),
+            digest: scanned.digest.clone(),
+        };
+        let stray = |n: &str| format!("{}{n}", target.prefix());
+        let plan = RemotePlan {
+            extra: vec![stray("old.png"), stray("locked.png"), stray("denied.png")],
+            ..Default::default()
+        };
+        let (locked, denied, old) = (stray("locked.png"), stray("denied.png"), stray("old.png"));
+        let delete = mock!(Client::delete_objects).then_output(move || {
+            DeleteObjectsOutput::builder()
+                .deleted(DeletedObject::builder().key(&old).build())
+                .errors(
+                    S3Error::builder()
+                        .key(&locked)
+                        .code("AccessDenied")
+                        .message("Access Denied because object protected by object lock.")
+                        .build(),
+                )
+                .errors(
+                    S3Error::builder()
+                        .key(&denied)
+                        .code("AccessDenied")
+                        .message("Access Denied")
+                        .build(),
+                )
+                .build()
+        });
+        let manifest = mock!(Client::put_object).then_output(|| PutObjectOutput::builder().build());
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&delete, &manifest]);
+        let e = execute(
+            &client,
+            &target,
+            &scanned,
+            &plan,
+            &Progress::silent(),
+            PushOptions::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(delete.num_calls(), 1);
+        assert_eq!(
+            manifest.num_calls(),
+            0,
+            "no manifest: the prefix is not complete"
+        );
+        assert_eq!(e.exit_code(), 4);
+        assert!(e.message.contains("could not remove 2 objects"), "{e}");
+        let details = e.details.join("\n");
+        assert!(
+            details.contains(&format!("s3://b/{}: AccessDenied", stray("locked.png"))),
+            "{details}"
+        );
+        assert!(details.contains("denied.png: AccessDenied"), "{details}");
+        assert!(!details.contains("old.png"), "{details}");
+        let hint = e.hint.unwrap();
+        assert!(
+            hint.contains("s3:DeleteObject on arn:aws:s3:::b/"),
+            "{hint}"
+        );
+    }
+
+    /// More than one page of unfinished uploads (1,000 a page): the upload of this file on
+    /// the second page is found and resumed, not started again.
+    #[tokio::test]
+    async fn unfinished_uploads_are_listed_past_the_first_page() {
+        use aws_sdk_s3::operation::list_multipart_uploads::ListMultipartUploadsOutput;
+        use aws_sdk_s3::operation::list_parts::ListPartsOutput;
+        use aws_sdk_s3::types::MultipartUpload;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+        let first = mock!(Client::list_multipart_uploads)
+            .match_requests(|r| r.key_marker().is_none())
+            .then_output(|| {
+                ListMultipartUploadsOutput::builder()
+                    .uploads(
+                        MultipartUpload::builder()
+                            .key("p/v.bin")
+                            .upload_id("a")
+                            .build(),
+                    )
+                    .is_truncated(true)
+                    .next_key_marker("p/v.bin")
+                    .next_upload_id_marker("a")
+                    .build()
+            });
+        let second = mock!(Client::list_multipart_uploads)
+            .match_requests(|r| {
+                r.key_marker() == Some("p/v.bin") && r.upload_id_marker() == Some("a")
+            })
+            .then_output(|| {
+                ListMultipartUploadsOutput::builder()
+                    .uploads(
+                        MultipartUpload::builder()
+                            .key("p/v.bin")
+                            .upload_id("b")
+                            .initiated(aws_smithy_types::DateTime::from_secs(2_000_000_000))
+                            .build(),
+                    )
+                    .is_truncated(false)
+                    .build()
+            });
+        let parts = mock!(Client::list_parts)
+            .match_requests(|r| r.upload_id() == Some("b"))
+            .then_output(|| ListPartsOutput::builder().build());
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&first, &second, &parts]);
+        let (id, _) = existing_upload(&client, "bucket", "p/v.bin")
+            .await
+            .unwrap()
+            .expect("found");
+        assert_eq!(id, "b", "the newest upload, from the second page");
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    }
+
+    /// An S3 stand-in at the HTTP layer that holds every UploadPart until `want` of them are
+    /// pending at once (or 2 s pass), and records the most that were.
+    #[derive(Debug, Clone)]
+    struct PartGate {
+        want: usize,
+        pending: Arc<std::sync::atomic::AtomicUsize>,
+        most: Arc<std::sync::atomic::AtomicUsize>,
+        open: Arc<Semaphore>,
+    }
+
+    impl aws_smithy_runtime_api::client::http::HttpConnector for PartGate {
+        fn call(
+            &self,
+            req: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+        ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+            use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+            use std::sync::atomic::Ordering;
+            let g = self.clone();
+            let (method, uri) = (req.method().to_string(), req.uri().to_string());
+            aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(async move {
+                let xml = |body: &str| {
+                    HttpResponse::new(
+                        200.try_into().unwrap(),
+                        aws_smithy_types::body::SdkBody::from(body.to_string()),
+                    )
+                };
+                let resp = if method == "PUT" && uri.contains("partNumber=") {
+                    let n = g.pending.fetch_add(1, Ordering::SeqCst) + 1;
+                    g.most.fetch_max(n, Ordering::SeqCst);
+                    if n >= g.want {
+                        g.open.add_permits(10_000);
+                    }
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_secs(2), g.open.acquire())
+                            .await;
+                    g.pending.fetch_sub(1, Ordering::SeqCst);
+                    let mut r = xml("");
+                    r.headers_mut().insert("ETag", "\"e\"");
+                    r
+                } else if method == "GET" {
+                    xml("<ListMultipartUploadsResult><Bucket>b</Bucket><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>")
+                } else if uri.contains("uploadId=") {
+                    xml("<CompleteMultipartUploadResult><Bucket>b</Bucket><Key>v</Key><ETag>\"x\"</ETag></CompleteMultipartUploadResult>")
+                } else {
+                    xml("<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>v</Key><UploadId>u</UploadId></InitiateMultipartUploadResult>")
+                };
+                Ok(resp)
+            })
+        }
+    }
+
+    impl aws_smithy_runtime_api::client::http::HttpClient for PartGate {
+        fn http_connector(
+            &self,
+            _: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+            _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+            aws_smithy_runtime_api::client::http::SharedHttpConnector::new(self.clone())
+        }
+    }
+
+    /// The parts of one file in flight follow SAGETRAIN_UPLOAD_CONCURRENCY, not the default
+    /// (16): 24 UploadPart requests are pending at once.
+    #[tokio::test]
+    async fn multipart_parts_in_flight_follow_the_configured_concurrency() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("v");
+        let content = vec![7u8; 48];
+        std::fs::write(&path, &content).unwrap();
+        let f = FileEntry {
+            rel: "v".into(),
+            size: 48,
+            sha256: manifest::sha256(&content),
+        };
+        let conc = PushOptions::from_env(&|k| (k == CONCURRENCY_VAR).then(|| "24".to_string()))
+            .unwrap()
+            .concurrency;
+        let gate = PartGate {
+            want: 24,
+            pending: Arc::new(AtomicUsize::new(0)),
+            most: Arc::new(AtomicUsize::new(0)),
+            open: Arc::new(Semaphore::new(0)),
+        };
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::for_tests())
+            .force_path_style(true)
+            .http_client(gate.clone())
+            .build();
+        let client = Client::from_conf(config);
+        let part = Parts {
+            size: 1,
+            window: conc,
+        };
+        send_v(&client, &path, &f, part).await.unwrap();
+        assert_eq!(
+            gate.most.load(Ordering::SeqCst),
+            24,
+            "SAGETRAIN_UPLOAD_CONCURRENCY=24 parts in flight"
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! whether it holds, with the fix when it does not.
 //!
 //! Every check that calls AWS is a function taking the SDK client(s) it needs, so that it can be
-//! tested with `aws-smithy-mocks` as well as end to end; the orchestration (which checks depend on
-//! which, what runs concurrently) is in `commands::doctor`. The report's JSON form is a stable
+//! tested with `aws-smithy-mocks` as well as end to end; which check needs which is declared in
+//! [`runner::NEEDS`], the checks of a run are built in [`plan`], and [`runner`] runs them. The report's JSON form is a stable
 //! schema, documented in the README (`schema_version` changes only when a field changes meaning
 //! or disappears).
 
@@ -15,6 +15,9 @@ use crate::job::spec::ImageRef;
 use crate::secrets;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+pub mod plan;
+pub mod runner;
 
 /// The version of the JSON report's schema.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -405,6 +408,27 @@ pub fn credentials_check(
             }
         }
     }
+}
+
+/// Where the long-lived keys of a profile sit in plaintext, if they do.
+pub(crate) async fn plaintext_keys_of(profile: &str) -> Option<PlaintextKeys> {
+    let profiles = crate::aws::load_profiles(Some(profile)).await;
+    let (config, creds) = crate::aws::config_file_paths();
+    let creds_text = std::fs::read_to_string(&creds).unwrap_or_default();
+    let config_text = std::fs::read_to_string(&config).unwrap_or_default();
+    let source_of = |name: &str| -> Option<String> {
+        profiles
+            .as_ref()?
+            .get_profile(name)?
+            .get("source_profile")
+            .map(str::to_string)
+    };
+    plaintext_keys(
+        profile,
+        &source_of,
+        (&creds, &creds_text),
+        (&config, &config_text),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -111,17 +111,15 @@ impl LogTail {
     /// Returns how many new streams were found. A missing log group means no streams yet.
     pub async fn discover(&mut self, client: &Client) -> Result<usize, CallError> {
         let prefix = format!("{}/", self.job);
-        let mut token: Option<String> = None;
         let mut found = 0;
-        loop {
-            let out = match client
-                .describe_log_streams()
-                .log_group_name(LOG_GROUP)
-                .log_stream_name_prefix(&prefix)
-                .set_next_token(token.clone())
-                .send()
-                .await
-            {
+        let mut pages = client
+            .describe_log_streams()
+            .log_group_name(LOG_GROUP)
+            .log_stream_name_prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let out = match page {
                 Ok(o) => o,
                 Err(e) => {
                     let is_missing = e
@@ -148,12 +146,6 @@ impl LogTail {
                         found += 1;
                     }
                 }
-            }
-            match out.next_token() {
-                Some(t) if Some(t) != token.as_deref() && !t.is_empty() => {
-                    token = Some(t.to_string())
-                }
-                _ => break,
             }
         }
         Ok(found)

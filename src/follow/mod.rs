@@ -3,29 +3,31 @@
 //! verdict.
 //!
 //! Everything here takes the SDK clients, a [`Clock`] and a [`Reporter`] as parameters, so the
-//! tests drive it with `aws-smithy-mocks` clients and a fake clock that sleeps in no time.
+//! tests drive it with `aws-smithy-mocks` clients and a fake clock that sleeps in no time
+//! (`FakeClock` and `Recorder`, compiled for tests only).
 
 pub mod logs;
 pub mod report;
 
 use crate::aws::aws_error;
+use crate::config::durations;
 use crate::error::{Error, Kind, Result};
 use crate::follow::logs::{LogLine, LogTail};
 use crate::secrets::redact;
+use crate::signals::Signal;
 use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use report::{fmt_elapsed, Verdict};
+use report::Verdict;
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 pub type Describe = DescribeTrainingJobOutput;
 
-/// Environment variable that sets every poll interval to this many milliseconds. For the
-/// test suite, which runs the real binary; not a user setting.
-pub const TEST_POLL_ENV: &str = "SAGETRAIN_TEST_POLL_MS";
+/// The variable of `--poll-interval`.
+pub const POLL_INTERVAL_VAR: &str = "SAGETRAIN_POLL_INTERVAL";
 
 /// Consecutive transient failures (after the SDK's own retries) before the wait gives up.
 pub const MAX_TRANSIENT_FAILURES: u32 = 10;
@@ -156,19 +158,22 @@ impl Clock for TokioClock {
     }
 }
 
-/// A clock whose sleeps take no time and are recorded.
+/// A clock whose sleeps take no time and are recorded (tests).
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct FakeClock {
     now: std::sync::Mutex<Duration>,
     pub sleeps: std::sync::Mutex<Vec<Duration>>,
 }
 
+#[cfg(test)]
 impl FakeClock {
     pub fn sleeps(&self) -> Vec<Duration> {
         self.sleeps.lock().unwrap().clone()
     }
 }
 
+#[cfg(test)]
 impl Clock for FakeClock {
     fn elapsed(&self) -> Duration {
         *self.now.lock().unwrap()
@@ -199,14 +204,24 @@ impl Default for PollPolicy {
 }
 
 impl PollPolicy {
-    /// The default, or every interval set to `SAGETRAIN_TEST_POLL_MS` for the test suite.
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> PollPolicy {
-        match env(TEST_POLL_ENV).and_then(|v| v.trim().parse::<u64>().ok()) {
-            Some(ms) => PollPolicy {
-                min: Duration::from_millis(ms),
-                max: Duration::from_millis(ms),
+    /// The adaptive default, or a fixed interval from `--poll-interval` (`flag`) or else
+    /// `SAGETRAIN_POLL_INTERVAL`: a duration of more than 0.
+    pub fn from_settings(
+        flag: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<PollPolicy> {
+        let (text, from) = match flag {
+            Some(f) => (f.to_string(), "--poll-interval"),
+            None => match env(POLL_INTERVAL_VAR).filter(|v| !v.trim().is_empty()) {
+                Some(v) => (v, POLL_INTERVAL_VAR),
+                None => return Ok(PollPolicy::default()),
             },
-            None => PollPolicy::default(),
+        };
+        match durations::parse(&text) {
+            Ok(d) if !d.is_zero() => Ok(PollPolicy { min: d, max: d }),
+            Ok(_) => Err(Error::usage(format!("{from}: must be more than 0"))
+                .with_hint("e.g. --poll-interval 30s, or leave it out for the adaptive default")),
+            Err(rule) => Err(Error::usage(format!("{from}: {rule}"))),
         }
     }
 
@@ -311,7 +326,10 @@ impl Reporter for PlainReporter {
         self.now = self.now.max(elapsed);
         match self.last_line_at {
             Some(at) if self.now.saturating_sub(at) >= HEARTBEAT => self.status_line(
-                &format!("{:>9}  still {text}", fmt_elapsed(elapsed)),
+                &format!(
+                    "{:>9}  still {text}",
+                    durations::format_secs(elapsed.as_secs())
+                ),
                 elapsed,
             ),
             Some(_) => {}
@@ -389,6 +407,7 @@ impl Reporter for SpinnerReporter {
 }
 
 /// Records everything, for tests.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct Recorder {
     pub status: Vec<String>,
@@ -397,6 +416,7 @@ pub struct Recorder {
     pub warnings: Vec<String>,
 }
 
+#[cfg(test)]
 impl Reporter for Recorder {
     fn status_line(&mut self, line: &str, _elapsed: Duration) {
         self.status.push(line.to_string());
@@ -556,16 +576,8 @@ pub struct Clients<'a> {
     pub logs: Option<&'a aws_sdk_cloudwatchlogs::Client>,
 }
 
-fn fmt_interval(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else {
-        fmt_elapsed(d)
-    }
-}
-
 fn line_at(elapsed: Duration, text: &str) -> String {
-    format!("{:>9}  {text}", fmt_elapsed(elapsed))
+    format!("{:>9}  {text}", durations::format_secs(elapsed.as_secs()))
 }
 
 /// Follows the logs inside a wait; turns itself off on an error that will not go away.
@@ -732,7 +744,7 @@ pub async fn wait_for_job<C: Clock>(
                     "{}{}; polling again in {}",
                     e.error.message,
                     if e.throttled { " (throttled)" } else { "" },
-                    fmt_interval(interval)
+                    durations::format(interval)
                 ));
             }
             Err(e) => {
@@ -761,7 +773,7 @@ pub async fn wait_for_job<C: Clock>(
                     Kind::Timeout,
                     format!(
                         "gave up waiting for training job `{job}` after {} (--timeout); it is {state} and keeps running",
-                        fmt_elapsed(opts.timeout.unwrap_or_default())
+                        durations::format(opts.timeout.unwrap_or_default())
                     ),
                 )
                 .with_hint(format!(
@@ -775,28 +787,32 @@ pub async fn wait_for_job<C: Clock>(
     }
 }
 
-/// [`wait_for_job`], raced against `interrupt` (Ctrl-C). On an interrupt the job keeps running
-/// and the error says how to re-attach or stop it; with `stop_on_interrupt` it is stopped first.
+/// [`wait_for_job`], raced against `interrupt` (Ctrl-C or SIGTERM, from
+/// [`crate::signals::Claim::recv`]). On an interrupt the job keeps running and the error says
+/// how to re-attach or stop it; with `stop_on_interrupt` it is stopped first. The exit code is
+/// the signal's (130 or 143).
 pub async fn watch<C: Clock>(
     clients: &Clients<'_>,
     job: &str,
     opts: &WaitOptions,
     clock: &C,
     rep: &mut dyn Reporter,
-    interrupt: impl Future<Output = ()>,
+    interrupt: impl Future<Output = Signal>,
     last: &mut Option<Describe>,
 ) -> Result<Verdict> {
     let outcome = {
         let wait = wait_for_job(clients, job, opts, clock, &mut *rep, &mut *last);
         tokio::select! {
             biased;
-            _ = interrupt => None,
-            r = wait => Some(r),
+            sig = interrupt => Err(sig),
+            r = wait => Ok(r),
         }
     };
-    if let Some(r) = outcome {
-        return r;
-    }
+    let sig = match outcome {
+        Ok(r) => return r,
+        Err(sig) => sig,
+    };
+    let (kind, by) = (sig.kind(), sig.name());
     rep.finish();
     let state = last
         .as_ref()
@@ -812,29 +828,22 @@ pub async fn watch<C: Clock>(
         let stopped = stop_job(clients.sagemaker, job).await?;
         let what = match stopped {
             StopOutcome::Requested => format!(
-                "interrupted (Ctrl-C): asked SageMaker to stop training job `{job}` (--stop-on-interrupt); it was {state}"
+                "interrupted ({by}): asked SageMaker to stop training job `{job}` (--stop-on-interrupt); it was {state}"
             ),
             StopOutcome::AlreadyEnded { status } => format!(
-                "interrupted (Ctrl-C): training job `{job}` had already ended ({status}); nothing to stop"
+                "interrupted ({by}): training job `{job}` had already ended ({status}); nothing to stop"
             ),
         };
-        return Err(Error::new(Kind::Interrupted, what)
+        return Err(Error::new(kind, what)
             .with_hint(format!("see when it has stopped: sagetrain wait {job}")));
     }
     Err(Error::new(
-        Kind::Interrupted,
-        format!("stopped waiting (Ctrl-C); training job `{job}` keeps running ({state})"),
+        kind,
+        format!("stopped waiting ({by}); training job `{job}` keeps running ({state})"),
     )
     .with_hint(format!(
         "re-attach: sagetrain wait {job} (add --logs for its logs); stop it: sagetrain stop {job}"
     )))
-}
-
-/// A future that resolves on Ctrl-C (and never, if the handler cannot be installed).
-pub async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -963,7 +972,7 @@ mod tests {
         Watched { result, rec, last }
     }
 
-    fn never() -> impl Future<Output = ()> {
+    fn never() -> impl Future<Output = Signal> {
         std::future::pending()
     }
 
@@ -1133,10 +1142,27 @@ mod tests {
             p.after_throttling(Duration::from_secs(5)),
             Duration::from_secs(10)
         );
-        let env = |k: &str| (k == TEST_POLL_ENV).then(|| "20".to_string());
-        let t = PollPolicy::from_env(&env);
+        let env = |k: &str| (k == POLL_INTERVAL_VAR).then(|| "20ms".to_string());
+        let t = PollPolicy::from_settings(None, &env).unwrap();
         assert_eq!(t.min, Duration::from_millis(20));
         assert_eq!(t.max, Duration::from_millis(20));
+        let f = PollPolicy::from_settings(Some("30s"), &env).unwrap();
+        assert_eq!(
+            (f.min, f.max),
+            (Duration::from_secs(30), Duration::from_secs(30))
+        );
+        assert_eq!(PollPolicy::from_settings(None, &|_| None).unwrap(), p);
+        let e = PollPolicy::from_settings(Some("0"), &env).unwrap_err();
+        assert!(
+            e.message.starts_with("--poll-interval: must be more"),
+            "{e}"
+        );
+        let bad = |k: &str| (k == POLL_INTERVAL_VAR).then(|| "often".to_string());
+        let e = PollPolicy::from_settings(None, &bad).unwrap_err();
+        assert!(
+            e.message.starts_with("SAGETRAIN_POLL_INTERVAL: `often`"),
+            "{e}"
+        );
     }
 
     #[tokio::test]
@@ -1310,6 +1336,7 @@ mod tests {
             while clock.sleeps().len() < 3 {
                 tokio::task::yield_now().await;
             }
+            Signal::Interrupt
         };
         let mut rec = Recorder::default();
         let mut last = None;
@@ -1338,12 +1365,14 @@ mod tests {
         // With --stop-on-interrupt the job is stopped first.
         let mut o = opts(None);
         o.stop_on_interrupt = true;
-        let e = watch(&clients, JOB, &o, &clock, &mut rec, async {}, &mut last)
+        let sigterm = async { Signal::Terminate };
+        let e = watch(&clients, JOB, &o, &clock, &mut rec, sigterm, &mut last)
             .await
             .unwrap_err();
-        assert_eq!(e.exit_code(), 130);
+        assert_eq!(e.exit_code(), 143, "SIGTERM");
         assert!(
-            e.message.contains("asked SageMaker to stop"),
+            e.message
+                .contains("interrupted (SIGTERM): asked SageMaker to stop"),
             "{}",
             e.message
         );

@@ -1,12 +1,12 @@
 //! What a described training job looks like to the user: the verdict its status means, the
 //! `status` report (text and JSON), and small time and duration formatters. Pure functions.
 
+use crate::config::durations::format_secs;
 use crate::error::{Error, Kind};
 use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 use serde::Serialize;
-use std::time::Duration;
 
 /// How a job ended, from its primary and secondary status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,14 +54,14 @@ pub fn stop_reason(d: &DescribeTrainingJobOutput) -> String {
         "MaxRuntimeExceeded" => match sc.and_then(|s| s.max_runtime_in_seconds()) {
             Some(n) => format!(
                 "it reached its maximum run time (MaxRuntimeInSeconds = {n}, {})",
-                fmt_secs(n as i64)
+                format_secs(n.max(0) as u64)
             ),
             None => "it reached its maximum run time (MaxRuntimeInSeconds)".to_string(),
         },
         "MaxWaitTimeExceeded" => match sc.and_then(|s| s.max_wait_time_in_seconds()) {
             Some(n) => format!(
                 "it reached its maximum wait time for spot capacity plus run time (MaxWaitTimeInSeconds = {n}, {})",
-                fmt_secs(n as i64)
+                format_secs(n.max(0) as u64)
             ),
             None => "it reached its maximum wait time for spot capacity (MaxWaitTimeInSeconds)"
                 .to_string(),
@@ -123,24 +123,6 @@ pub fn last_message(d: &DescribeTrainingJobOutput) -> Option<String> {
         return None;
     }
     t.status_message().map(str::to_string)
-}
-
-/// `2m05s`, `1h02m03s`, `45s`.
-pub fn fmt_elapsed(d: Duration) -> String {
-    fmt_secs(d.as_secs() as i64)
-}
-
-pub fn fmt_secs(secs: i64) -> String {
-    let s = secs.max(0);
-    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    match (h, m, s) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s:02}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, 0) => format!("{h}h{m:02}m"),
-        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
-    }
 }
 
 /// RFC 3339 in UTC, to the second.
@@ -265,9 +247,9 @@ impl StatusReport {
             _ => {}
         }
         if let Some(t) = self.training_seconds {
-            let mut time = format!("{} training", fmt_secs(t));
+            let mut time = format!("{} training", format_secs(t.max(0) as u64));
             if let Some(b) = self.billable_seconds {
-                time.push_str(&format!(", {} billable", fmt_secs(b)));
+                time.push_str(&format!(", {} billable", format_secs(b.max(0) as u64)));
             }
             if let Some(s) = self.spot_savings {
                 time.push_str(&format!(", spot savings {:.0}%", s * 100.0));
@@ -283,10 +265,10 @@ impl StatusReport {
                 inst.push_str(", spot");
             }
             if let Some(m) = self.max_runtime_seconds {
-                inst.push_str(&format!(", max run {}", fmt_secs(m as i64)));
+                inst.push_str(&format!(", max run {}", format_secs(m as u64)));
             }
             if let Some(w) = self.max_wait_seconds {
-                inst.push_str(&format!(", max wait {}", fmt_secs(w as i64)));
+                inst.push_str(&format!(", max wait {}", format_secs(w as u64)));
             }
             rows.push(("instances", inst));
         }
@@ -383,13 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_savings() {
-        assert_eq!(fmt_secs(5), "5s");
-        assert_eq!(fmt_secs(125), "2m05s");
-        assert_eq!(fmt_secs(3723), "1h02m03s");
-        assert_eq!(fmt_secs(86400), "24h");
-        assert_eq!(fmt_secs(5400), "1h30m");
-        assert_eq!(fmt_secs(120), "2m");
+    fn spot_savings_are_a_fraction_of_the_training_time() {
         assert_eq!(spot_savings(true, Some(1000), Some(300)), Some(0.7));
         assert_eq!(spot_savings(false, Some(1000), Some(300)), None);
         assert_eq!(spot_savings(true, Some(0), Some(0)), None);

@@ -4,7 +4,7 @@
 //! and the proxy's exact count of requests.
 
 use crate::harness::*;
-use crate::proxy::Proxy;
+use crate::proxy::{Fault, Pick, Proxy, Rule};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -448,12 +448,7 @@ fn config_file_folders_are_relative_to_the_file_and_dry_run_offline_shows_the_ur
 
 #[test]
 fn dry_run_uploads_nothing_and_says_how_much_is_missing() {
-    let acct = block_on(async {
-        let a = Account::new("us-east-1").await;
-        a.role("SageMakerRole", "/service-role/", true).await;
-        a.image("unet-vessels", "latest").await;
-        a
-    });
+    let acct = account_with_role_and_image();
     let (sb, proxy) = sandbox_via_proxy(&acct);
     let files = dataset(&sb.project().join("data/train"), 5, 11);
     let total: usize = files.values().map(Vec::len).sum();
@@ -527,6 +522,29 @@ fn spawn(sb: &Sandbox, args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Send `signal` (`-INT`, `-TERM`, `-KILL`) to a spawned sagetrain; its exit code and stderr.
+fn signal_and_wait(child: std::process::Child, signal: &str) -> (Option<i32>, String) {
+    std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An account with the execution role and the image `train` needs.
+fn account_with_role_and_image() -> Account {
+    block_on(async {
+        let a = Account::new("us-east-1").await;
+        a.role("SageMakerRole", "/service-role/", true).await;
+        a.image("unet-vessels", "latest").await;
+        a
+    })
+}
+
 /// Keys with an unfinished multipart upload (ListMultipartUploads).
 fn pending_uploads(acct: &Account, bucket: &str) -> Vec<String> {
     block_on(async {
@@ -584,18 +602,13 @@ fn an_interrupted_upload_resumes_without_resending_what_arrived() {
             puts.iter().filter(|r| !r.is_part()).count() >= 12
                 && puts.iter().any(|r| r.target.contains("partNumber=3"))
         });
-        std::process::Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (code, stderr) = signal_and_wait(child, signal);
         if signal == "-INT" {
-            assert_eq!(out.status.code(), Some(130), "run {run}: {stderr}");
+            assert_eq!(code, Some(130), "run {run}: {stderr}");
             assert!(stderr.contains("interrupted"), "{stderr}");
             assert!(stderr.contains("run the same command again"), "{stderr}");
         } else {
-            assert_eq!(out.status.code(), None, "killed by a signal");
+            assert_eq!(code, None, "killed by a signal");
         }
         proxy.set_delay(Duration::ZERO);
         std::thread::sleep(Duration::from_millis(300)); // let moto finish what it received
@@ -661,6 +674,103 @@ fn an_interrupted_upload_resumes_without_resending_what_arrived() {
     assert!(pending_uploads(&acct, &bucket).is_empty());
 }
 
+/// SIGTERM (CI cancelling a job, `timeout`) in the middle of an upload stops it like Ctrl-C:
+/// exit 143, no manifest, and the next run completes it.
+#[test]
+fn sigterm_stops_an_upload_with_exit_143_and_the_next_run_completes_it() {
+    let acct = block_on(Account::new("us-east-1"));
+    let (sb, proxy) = sandbox_via_proxy(&acct);
+    let files = dataset(&sb.project().join("data/train"), 24, 31);
+    let (digest, _) = expected_digest(&files);
+    let manifest = format!("sagetrain/data/train/{digest}.manifest");
+    let bucket = default_bucket(&acct);
+    proxy.stall("vessel%20023", Duration::from_secs(30));
+    let child = spawn(&sb, &["data", "push", "data/train"]);
+    wait_until("the held file in flight", 60, || {
+        proxy
+            .data_puts()
+            .iter()
+            .any(|r| r.target.contains("vessel%20023"))
+    });
+    let (code, stderr) = signal_and_wait(child, "-TERM");
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(
+        stderr.contains("the upload was interrupted (SIGTERM)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    assert!(list(&acct, &bucket, &manifest).is_empty(), "no manifest");
+
+    proxy.clear_stalls();
+    sb.run(&["data", "push", "data/train"]).ok();
+    assert_eq!(list(&acct, &bucket, &manifest).len(), 1, "complete now");
+}
+
+/// Ctrl-C while a large folder is being hashed (before any request) ends `data push` at once,
+/// with exit 130: the hashing runs off the async runtime, which stays free to act on it.
+#[test]
+fn ctrl_c_while_hashing_a_large_folder_ends_at_once() {
+    let acct = block_on(Account::new("us-east-1"));
+    let (sb, proxy) = sandbox_via_proxy(&acct);
+    let dir = sb.project().join("data/big");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A sparse file: no disk space, but several seconds of reading and hashing.
+    let f = std::fs::File::create(dir.join("volume.raw")).unwrap();
+    f.set_len(6 * 1024 * 1024 * 1024).unwrap();
+    let child = spawn(&sb, &["data", "push", "data/big"]);
+    std::thread::sleep(Duration::from_millis(700));
+    let sent = Instant::now();
+    let (code, stderr) = signal_and_wait(child, "-INT");
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "ended {:?} after the signal",
+        sent.elapsed()
+    );
+    assert!(stderr.contains("interrupted (Ctrl-C)"), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    assert_eq!(proxy.count_method("PUT"), 0, "nothing sent");
+}
+
+/// The interrupt handling of the upload ends with the upload: a Ctrl-C during the
+/// CreateTrainingJob that follows still ends `train` (it is not swallowed), naming how to see
+/// whether the job was created.
+#[test]
+fn ctrl_c_during_create_training_job_after_an_upload_ends_train() {
+    let acct = account_with_role_and_image();
+    let proxy = Proxy::with_rules(
+        &moto_url(),
+        vec![Rule::new(Fault::Delay(Duration::from_secs(30)), Pick::All).only("CreateTrainingJob")],
+    );
+    let mut sb = Sandbox::new();
+    acct.env(&mut sb);
+    sb.set("AWS_ENDPOINT_URL", &proxy.url);
+    dataset(&sb.project().join("data/train"), 6, 41);
+    let args = [
+        "train",
+        "--train",
+        "./data/train",
+        "--image",
+        "unet-vessels",
+        "--role",
+        "SageMakerRole",
+    ];
+    let child = spawn(&sb, &args);
+    wait_until("CreateTrainingJob sent", 60, || {
+        proxy.count_op("CreateTrainingJob") >= 1
+    });
+    let sent = Instant::now();
+    let (code, stderr) = signal_and_wait(child, "-INT");
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "ended at once: {:?}",
+        sent.elapsed()
+    );
+    assert!(stderr.contains("interrupted (Ctrl-C)"), "{stderr}");
+    assert!(stderr.contains("sagetrain list"), "{stderr}");
+}
+
 fn channel_uris(
     d: &aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput,
 ) -> BTreeMap<String, String> {
@@ -683,12 +793,7 @@ fn channel_uris(
 
 #[test]
 fn train_with_local_folders_twice_uploads_once_and_the_jobs_read_the_content_addressed_prefixes() {
-    let acct = block_on(async {
-        let a = Account::new("us-east-1").await;
-        a.role("SageMakerRole", "/service-role/", true).await;
-        a.image("unet-vessels", "latest").await;
-        a
-    });
+    let acct = account_with_role_and_image();
     let (sb, proxy) = sandbox_via_proxy(&acct);
     let train = dataset(&sb.project().join("data/train"), 12, 100);
     let val = dataset(&sb.project().join("data/val"), 4, 200);
@@ -752,12 +857,7 @@ fn train_with_local_folders_twice_uploads_once_and_the_jobs_read_the_content_add
 
 #[test]
 fn spot_jobs_get_a_checkpoint_location_under_the_output_path() {
-    let acct = block_on(async {
-        let a = Account::new("us-east-1").await;
-        a.role("SageMakerRole", "/service-role/", true).await;
-        a.image("unet-vessels", "latest").await;
-        a
-    });
+    let acct = account_with_role_and_image();
     let mut sb = Sandbox::new();
     acct.env(&mut sb);
     dataset(&sb.project().join("data"), 2, 5);

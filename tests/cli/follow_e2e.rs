@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 fn sandbox(s: &Seeded) -> Sandbox {
     let mut sb = Sandbox::new();
     s.acct.env(&mut sb);
-    sb.set("SAGETRAIN_TEST_POLL_MS", "50");
+    sb.set("SAGETRAIN_POLL_INTERVAL", "50ms");
     sb
 }
 
@@ -830,7 +830,7 @@ fn fake_sandbox(url: &str) -> Sandbox {
         .set("AWS_REGION", "us-east-1")
         .set("AWS_ENDPOINT_URL", url)
         .set("AWS_MAX_ATTEMPTS", "1")
-        .set("SAGETRAIN_TEST_POLL_MS", "50");
+        .set("SAGETRAIN_POLL_INTERVAL", "50ms");
     sb
 }
 
@@ -915,10 +915,54 @@ fn timeout_exits_7_and_the_job_keeps_running() {
     sb.run(&["wait", "unet-long", "--timeout", "soon"])
         .code(2)
         .stderr_has("--timeout");
+    // One duration syntax for every setting: a fraction of a second too, as for --read-timeout.
+    sb.run(&["wait", "unet-long", "--timeout", "1.5"])
+        .code(7)
+        .stderr_has("after 1.5s (--timeout)");
+    sb.run(&["wait", "unet-long", "--timeout", "0"])
+        .code(2)
+        .stderr_has("--timeout: must be more than 0");
 }
 
-/// Run sagetrain, wait for `ready` on its stderr, send it SIGINT, and return what it printed.
-fn interrupt(sb: &Sandbox, args: &[&str], ready: &str) -> Run {
+/// `--poll-interval` (a user setting; the tests' fast polling is the same setting through
+/// SAGETRAIN_POLL_INTERVAL): the flag wins over the variable, and is checked before any call.
+#[test]
+fn poll_interval_fixes_the_polling_period() {
+    let fake = fake_sagemaker::start(
+        job_json("unet-long", "InProgress", "Training", &[TRAINING], None),
+        Stop::Accept,
+    );
+    let mut sb = fake_sandbox(&fake.url);
+    sb.set("SAGETRAIN_POLL_INTERVAL", "10m");
+    sb.run(&[
+        "wait",
+        "unet-long",
+        "--timeout",
+        "1s",
+        "--poll-interval",
+        "100ms",
+    ])
+    .code(7);
+    let polls = fake.calls_to("DescribeTrainingJob").len();
+    assert!(polls >= 5, "every 100ms for 1s: {polls} polls");
+    let before = fake.calls_to("DescribeTrainingJob").len();
+    sb.run(&["wait", "unet-long", "--poll-interval", "0"])
+        .code(2)
+        .stderr_has("--poll-interval: must be more than 0");
+    sb.set("SAGETRAIN_POLL_INTERVAL", "often");
+    sb.run(&["wait", "unet-long"])
+        .code(2)
+        .stderr_has("SAGETRAIN_POLL_INTERVAL: `often` is not a duration");
+    assert_eq!(
+        fake.calls_to("DescribeTrainingJob").len(),
+        before,
+        "no call"
+    );
+}
+
+/// Run sagetrain, wait for `ready` on its stderr, send it `signal` (`-INT`, `-TERM`), and
+/// return what it printed.
+fn interrupt(sb: &Sandbox, args: &[&str], ready: &str, signal: &str) -> Run {
     let start = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sagetrain"))
         .args(args)
@@ -956,7 +1000,7 @@ fn interrupt(sb: &Sandbox, args: &[&str], ready: &str) -> Run {
         std::thread::sleep(Duration::from_millis(20));
     }
     let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(ok.success());
@@ -971,52 +1015,66 @@ fn interrupt(sb: &Sandbox, args: &[&str], ready: &str) -> Run {
     }
 }
 
+/// Ctrl-C, and SIGTERM (a CI runner cancelling, `timeout`, Kubernetes) the same way: the wait
+/// detaches and says how to re-attach or stop, or with --stop-on-interrupt stops the job; exit
+/// 130 for SIGINT, 143 for SIGTERM.
 #[test]
 fn ctrl_c_detaches_or_with_stop_on_interrupt_stops_the_job() {
-    let fake = fake_sagemaker::start(
-        job_json("unet-running", "InProgress", "Training", &[TRAINING], None),
-        Stop::Accept,
-    );
-    let sb = fake_sandbox(&fake.url);
-    let r = interrupt(&sb, &["wait", "unet-running"], "InProgress / Training");
-    assert_eq!(r.code, 130, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("stopped waiting (Ctrl-C); training job `unet-running` keeps running"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("re-attach: sagetrain wait unet-running"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("sagetrain stop unet-running"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        fake.calls_to("StopTrainingJob").is_empty(),
-        "detached, not stopped"
-    );
+    for (signal, code, named) in [("-INT", 130, "Ctrl-C"), ("-TERM", 143, "SIGTERM")] {
+        let fake = fake_sagemaker::start(
+            job_json("unet-running", "InProgress", "Training", &[TRAINING], None),
+            Stop::Accept,
+        );
+        let sb = fake_sandbox(&fake.url);
+        let r = interrupt(
+            &sb,
+            &["wait", "unet-running"],
+            "InProgress / Training",
+            signal,
+        );
+        assert_eq!(r.code, code, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "stopped waiting ({named}); training job `unet-running` keeps running"
+            )),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("re-attach: sagetrain wait unet-running"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("sagetrain stop unet-running"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            fake.calls_to("StopTrainingJob").is_empty(),
+            "detached, not stopped"
+        );
 
-    let r = interrupt(
-        &sb,
-        &["wait", "unet-running", "--stop-on-interrupt"],
-        "InProgress / Training",
-    );
-    assert_eq!(r.code, 130, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("asked SageMaker to stop training job `unet-running`"),
-        "{}",
-        r.stderr
-    );
-    let stops = fake.calls_to("StopTrainingJob");
-    assert_eq!(stops.len(), 1);
-    let body: serde_json::Value = serde_json::from_str(&stops[0]).unwrap();
-    assert_eq!(body["TrainingJobName"], "unet-running");
+        let r = interrupt(
+            &sb,
+            &["wait", "unet-running", "--stop-on-interrupt", "-o", "json"],
+            "InProgress / Training",
+            signal,
+        );
+        assert_eq!(r.code, code, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "interrupted ({named}): asked SageMaker to stop training job `unet-running`"
+            )),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(r.json()["status"], "InProgress", "the last known status");
+        let stops = fake.calls_to("StopTrainingJob");
+        assert_eq!(stops.len(), 1);
+        let body: serde_json::Value = serde_json::from_str(&stops[0]).unwrap();
+        assert_eq!(body["TrainingJobName"], "unet-running");
+    }
 }
 
 #[test]

@@ -1,0 +1,257 @@
+//! The checks of one `doctor` run, built from the settings `train` would use and handed to the
+//! [`runner`](super::runner), which orders them by what each needs ([`super::runner::NEEDS`]).
+//!
+//! The configuration is read first (by the command); the region and the credentials come from
+//! the SDK configuration (no network); the identity (sts:GetCallerIdentity) needs credentials;
+//! then, concurrently: the access keys' age, the execution role (then its trust policy and
+//! iam:PassRole), the image, the output bucket and every input channel.
+
+use super::runner::{self, Outcome, Step};
+use super::{id, Check, Report, RoleFound};
+use crate::aws::{self, Aws, AwsSettings};
+use crate::config::{Source, Val};
+use crate::job::settings::TrainSettings;
+use crate::error::{Error, Kind};
+use crate::job::lookups::Identity;
+use crate::job::spec::Violation;
+use std::cell::OnceCell;
+
+/// What reading the configuration found.
+pub struct Configuration {
+    pub check: Check,
+    pub settings: Option<TrainSettings>,
+    pub violations: Vec<Violation>,
+    /// The file could not be read, or flags could not be parsed: the values `train` would use
+    /// for the role, image, output and channels are unknown.
+    pub partial: bool,
+}
+
+impl Configuration {
+    /// Does a violation concern the value with this source (and map entry)?
+    fn invalid(&self, source: &Source, entry: Option<&str>) -> bool {
+        let name = source.name_for(entry);
+        self.violations.iter().any(|v| v.what == name)
+    }
+    fn invalid_val<T>(&self, v: Option<&Val<T>>) -> bool {
+        v.is_some_and(|v| self.invalid(&v.source, None))
+    }
+}
+
+/// Run every check and return the report. With `offline`, no check calls AWS.
+pub async fn run(cfg: Configuration, offline: bool) -> Report {
+    let Some(s) = cfg.settings.as_ref() else {
+        // Not even the AWS settings are known: every check needs the configuration.
+        let mut steps = vec![Step::ready(cfg.check.clone())];
+        for c in [
+            id::CREDENTIALS,
+            id::IDENTITY,
+            id::ACCESS_KEYS,
+            id::REGION,
+            id::ROLE,
+            id::ROLE_TRUST,
+            id::PASS_ROLE,
+            id::IMAGE,
+            id::OUTPUT,
+        ] {
+            // Never run: blocked by the configuration.
+            steps.push(Step::ready(Check::pass(c, "")).invalid_input(true));
+        }
+        return runner::run(steps, offline).await;
+    };
+
+    // The SDK configuration: region and credentials provider (no network call).
+    let region_invalid = cfg.invalid_val(s.connection.region.as_ref());
+    let aws_settings = AwsSettings {
+        profile: s.connection.profile.clone(),
+        region: s.connection.region.clone().filter(|_| !region_invalid),
+        endpoint_url: s.connection.endpoint_url.clone(),
+    };
+    let mut aws_res = Aws::load(&aws_settings).await;
+    let mut region_step = None;
+    let no_region = matches!(&aws_res, Err(e) if e.message.starts_with(aws::NO_REGION));
+    if no_region {
+        region_step = aws_res
+            .as_ref()
+            .err()
+            .map(|e| Check::from_error(id::REGION, e));
+        // IAM and STS are global: check the credentials, identity and role anyway.
+        let placeholder = AwsSettings {
+            region: Some(Val::new(
+                "us-east-1".into(),
+                Source::Lookup("placeholder for the global services".into()),
+            )),
+            ..aws_settings.clone()
+        };
+        aws_res = Aws::load(&placeholder).await;
+    }
+    let credentials_error = matches!(&aws_res, Err(e) if e.kind == Kind::Credentials);
+    let sdk_settings_invalid = matches!(&aws_res, Err(e) if e.kind != Kind::Credentials);
+    let region_check = match (&aws_res, region_step) {
+        (_, Some(failed)) => failed,
+        (Ok(a), None) => Check::pass(id::REGION, a.region.value.clone())
+            .with_source(a.region.source.name_for(None)),
+        (Err(_), None) => match &s.connection.region {
+            Some(r) => {
+                Check::pass(id::REGION, r.value.clone()).with_source(r.source.name_for(None))
+            }
+            // Unused: the step is blocked (by the credentials or the configuration).
+            None => Check::pass(id::REGION, ""),
+        },
+    };
+    let mut region =
+        Step::ready(region_check).invalid_input(region_invalid || sdk_settings_invalid);
+    if credentials_error && s.connection.region.is_none() {
+        // The region would come from the AWS profile, which is not usable.
+        region = region.also_needs(id::CREDENTIALS);
+    }
+    let region_ok = !no_region && !region_invalid && !sdk_settings_invalid;
+
+    // An invalid AWS SDK setting (AWS_MAX_ATTEMPTS, ...) is a configuration failure.
+    let mut config_check = cfg.check.clone();
+    if let Err(e) = &aws_res {
+        if e.kind != Kind::Credentials {
+            if config_check.status == super::Status::Fail {
+                config_check.details.push(e.message.clone());
+            } else {
+                config_check = Check::from_error(id::CONFIG, e);
+            }
+        }
+    }
+
+    // What the checks pass on to the checks that need them.
+    let aws: OnceCell<Aws> = OnceCell::new();
+    let caller: OnceCell<Identity> = OnceCell::new();
+    let role: OnceCell<RoleFound> = OnceCell::new();
+
+    let credentials = async {
+        let a = match aws_res {
+            // Not found or not usable (an invalid SDK setting blocks this step instead).
+            Err(e) => return Check::from_error(id::CREDENTIALS, &e),
+            Ok(_) if offline => {
+                return Check::skip(
+                    id::CREDENTIALS,
+                    "--offline: credentials are not resolved (that may need the network)",
+                )
+            }
+            Ok(a) => a,
+        };
+        let found = a.credentials().await;
+        let plaintext = match &found {
+            Ok(c) if !c.is_session() && c.source.starts_with("profile ") => {
+                super::plaintext_keys_of(&a.profile_name).await
+            }
+            _ => None,
+        };
+        let check = super::credentials_check(&found, plaintext.as_ref());
+        let _ = aws.set(a);
+        check
+    };
+    let identity = async {
+        let Some(a) = aws.get() else {
+            return unavailable(id::IDENTITY);
+        };
+        let (mut c, i) = super::identity_check(&a.sts()).await;
+        if !region_ok && c.passed() {
+            c.details
+                .push("checked with the us-east-1 endpoint, since no region is set".into());
+        }
+        if let Some(i) = i {
+            let _ = caller.set(i);
+        }
+        c
+    };
+    let access_keys = async {
+        let (Some(a), Some(who)) = (aws.get(), caller.get()) else {
+            return unavailable(id::ACCESS_KEYS);
+        };
+        super::access_keys_check(&a.iam(), who, std::time::SystemTime::now()).await
+    };
+    let role_check = async {
+        let (Some(a), Some(who)) = (aws.get(), caller.get()) else {
+            return unavailable(id::ROLE).into();
+        };
+        let (check, found) = super::role_check(&a.iam(), s.role.as_ref(), who).await;
+        let usable = check.passed() && found.is_some();
+        if let Some(f) = found {
+            let _ = role.set(f);
+        }
+        Outcome { check, usable }
+    };
+    let trust = async {
+        match role.get() {
+            Some(r) => super::role_trust_check(r),
+            None => unavailable(id::ROLE_TRUST),
+        }
+    };
+    let pass_role = async {
+        let (Some(a), Some(who), Some(r)) = (aws.get(), caller.get(), role.get()) else {
+            return unavailable(id::PASS_ROLE);
+        };
+        super::pass_role_check(&a.iam(), who, &r.arn).await
+    };
+    let image = async {
+        let (Some(a), Some(i)) = (aws.get(), s.image.as_ref()) else {
+            return unavailable(id::IMAGE);
+        };
+        super::image_check(&a.ecr(), i, &a.region.value).await
+    };
+    let output = async {
+        let (Some(a), Some(who)) = (aws.get(), caller.get()) else {
+            return unavailable(id::OUTPUT);
+        };
+        super::output_check(
+            &a.s3(),
+            s.output_path.as_ref(),
+            &who.account,
+            &a.region.value,
+        )
+        .await
+    };
+
+    let mut steps = vec![
+        Step::ready(config_check),
+        Step::new(id::CREDENTIALS, credentials).invalid_input(sdk_settings_invalid),
+        Step::new(id::IDENTITY, identity).network(),
+        Step::new(id::ACCESS_KEYS, access_keys).network(),
+        region,
+        Step::new(id::ROLE, role_check)
+            .network()
+            .invalid_input(cfg.partial || cfg.invalid_val(s.role.as_ref())),
+        Step::new(id::ROLE_TRUST, trust).network(),
+        Step::new(id::PASS_ROLE, pass_role).network(),
+        Step::new(id::IMAGE, image)
+            .network()
+            .invalid_input(cfg.partial || s.image.is_none() || cfg.invalid_val(s.image.as_ref())),
+        Step::new(id::OUTPUT, output)
+            .network()
+            .invalid_input(cfg.partial || cfg.invalid_val(s.output_path.as_ref())),
+    ];
+    if s.channels.is_empty() && !cfg.partial {
+        steps.push(Step::ready(Check::warn(
+            id::CHANNELS,
+            "no input channels: the container gets no data",
+            "add --train s3://BUCKET/PREFIX/ (and --validation), or a [channels] table in sagetrain.toml",
+        )));
+    }
+    for (name, uri) in &s.channels {
+        let check_id = format!("channel.{name}");
+        let invalid = cfg.partial || cfg.invalid(&uri.source, Some(name));
+        let aws = &aws;
+        let run = async move {
+            let Some(a) = aws.get() else {
+                return unavailable(&format!("channel.{name}"));
+            };
+            super::channel_check(&a.s3(), name, uri, &a.region.value).await
+        };
+        steps.push(Step::new(&check_id, run).network().invalid_input(invalid));
+    }
+    runner::run(steps, offline).await
+}
+
+/// A prerequisite passed but gave nothing to use: a defect of the plan, not of the setup.
+fn unavailable(check_id: &str) -> Check {
+    Check::from_error(
+        check_id,
+        &Error::internal("a check it needs passed without giving its result"),
+    )
+}
