@@ -12,7 +12,7 @@ use crate::aws::{self, Aws, AwsSettings};
 use crate::cli::TrainArgs;
 use crate::config::{LoadedFile, Source, Val};
 use crate::doctor::{self, id, Check, Report};
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Kind, Reason, Result};
 use crate::job::settings::TrainSettings;
 use crate::job::spec::{validate_settings_at, Violation};
 
@@ -188,7 +188,8 @@ pub async fn checks(ctx: &Context, args: &TrainArgs) -> Report {
         .is_some_and(|r| is_invalid(violations, &r.source, None));
     let region_check: Check;
     let mut region_ok = false;
-    let mut aws_res: std::result::Result<Aws, Error> = Aws::load(&aws_settings).await;
+    let mut aws_res: std::result::Result<Aws, Error> =
+        Aws::load_with_env(&aws_settings, &*ctx.env).await;
     match &aws_res {
         Ok(a) => {
             region_ok = !region_invalid;
@@ -199,7 +200,7 @@ pub async fn checks(ctx: &Context, args: &TrainArgs) -> Report {
                     .with_source(a.region.source.name_for(None))
             };
         }
-        Err(e) if e.message.starts_with(aws::NO_REGION) => {
+        Err(e) if e.reason == Some(Reason::NoRegion) => {
             region_check = if region_invalid {
                 Check::blocked(id::REGION, id::CONFIG, SEE_CONFIG)
             } else {
@@ -213,7 +214,7 @@ pub async fn checks(ctx: &Context, args: &TrainArgs) -> Report {
                 )),
                 ..aws_settings.clone()
             };
-            aws_res = Aws::load(&placeholder).await;
+            aws_res = Aws::load_with_env(&placeholder, &*ctx.env).await;
         }
         Err(e) if e.kind == Kind::Credentials => {
             region_check = match &c.region {
@@ -268,8 +269,8 @@ pub async fn checks(ctx: &Context, args: &TrainArgs) -> Report {
         Ok(a) => {
             let found = a.credentials().await;
             let plaintext = match &found {
-                Ok(c) if !c.is_session() && c.source.starts_with("profile ") => {
-                    plaintext_keys_of(&a.profile_name).await
+                Ok(c) if !c.is_session() && c.source.profile_name().is_some() => {
+                    plaintext_keys_of(ctx, &a.profile_name).await
                 }
                 _ => None,
             };
@@ -448,22 +449,21 @@ pub async fn checks(ctx: &Context, args: &TrainArgs) -> Report {
 }
 
 /// Where the long-lived keys of a profile sit in plaintext, if they do.
-async fn plaintext_keys_of(profile: &str) -> Option<doctor::PlaintextKeys> {
-    let profiles = aws::load_profiles(Some(profile)).await;
-    let (config, creds) = aws::config_file_paths();
-    let creds_text = std::fs::read_to_string(&creds).unwrap_or_default();
-    let config_text = std::fs::read_to_string(&config).unwrap_or_default();
-    let source_of = |name: &str| -> Option<String> {
-        profiles
-            .as_ref()?
-            .get_profile(name)?
-            .get("source_profile")
-            .map(str::to_string)
-    };
-    doctor::plaintext_keys(
-        profile,
-        &source_of,
-        (&creds, &creds_text),
-        (&config, &config_text),
-    )
+async fn plaintext_keys_of(ctx: &Context, profile: &str) -> Option<doctor::PlaintextKeys> {
+    let env = &*ctx.env;
+    let merged = aws::load_profiles(env, Some(profile)).await;
+    let files = aws::credentials::shared_files(env);
+    let mut sets = Vec::new();
+    for (kind, _, text) in &files {
+        sets.push(aws::credentials::profiles_of_file(*kind, text).await);
+    }
+    let parsed: Vec<doctor::ParsedFile> = files
+        .iter()
+        .zip(&sets)
+        .map(|((_, path, _), set)| doctor::ParsedFile {
+            path,
+            profiles: set.as_ref(),
+        })
+        .collect();
+    doctor::plaintext_keys(profile, merged.as_ref(), &parsed)
 }

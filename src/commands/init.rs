@@ -274,7 +274,7 @@ pub async fn discover(ctx: &Context) -> Found {
     let mut region_known = true;
     let aws = match Aws::load(&aws_settings).await {
         Ok(a) => a,
-        Err(e) if e.message.starts_with(aws::NO_REGION) => {
+        Err(e) if e.reason == Some(crate::error::Reason::NoRegion) => {
             region_known = false;
             aws_settings.region = Some(Val::new(
                 "us-east-1".into(),
