@@ -84,7 +84,10 @@ fn every_command_names_the_operation_and_status_of_an_answer_that_is_not_an_aws_
             dir_arg.into(),
             "out".into(),
         ],
-        vec!["doctor".into()],
+        ["doctor", "--role", "SageMakerRole", "--image", "unet-vessels:latest"]
+            .iter()
+            .map(|x| x.to_string())
+            .collect(),
         vec!["data".into(), "push".into(), "data".into()],
     ];
     let op = regex::Regex::new(r"\b(sts|iam|ecr|sagemaker|s3|logs):[A-Z][A-Za-z]+").unwrap();
