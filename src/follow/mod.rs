@@ -1381,16 +1381,22 @@ mod tests {
         }
     }
 
+    /// DescribeTrainingJob answering a job in this state, once.
+    fn describing(
+        status: sm::TrainingJobStatus,
+        secondary: sm::SecondaryStatus,
+    ) -> aws_smithy_mocks::Rule {
+        mock!(Client::describe_training_job)
+            .then_output(move || state(status.clone(), secondary.clone(), &[]))
+    }
+
     #[tokio::test]
     async fn stopping_a_finished_job_reports_its_status_without_stopping_it() {
         let stop = mock!(Client::stop_training_job).then_error(already("Completed"));
-        let d = mock!(Client::describe_training_job).then_output(|| {
-            state(
-                sm::TrainingJobStatus::Completed,
-                sm::SecondaryStatus::Completed,
-                &[],
-            )
-        });
+        let d = describing(
+            sm::TrainingJobStatus::Completed,
+            sm::SecondaryStatus::Completed,
+        );
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&stop, &d]);
         let out = stop_job(&client, JOB).await.unwrap();
         assert_eq!(
@@ -1401,13 +1407,10 @@ mod tests {
         );
         assert_eq!(stop.num_calls(), 0, "StopTrainingJob is not called");
 
-        let running = mock!(Client::describe_training_job).then_output(|| {
-            state(
-                sm::TrainingJobStatus::InProgress,
-                sm::SecondaryStatus::Training,
-                &[],
-            )
-        });
+        let running = describing(
+            sm::TrainingJobStatus::InProgress,
+            sm::SecondaryStatus::Training,
+        );
         let ok = mock!(Client::stop_training_job)
             .match_requests(|r| r.training_job_name() == Some(JOB))
             .then_output(|| StopTrainingJobOutput::builder().build());
@@ -1421,21 +1424,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_that_ends_between_describe_and_stop_is_reported_as_ended() {
-        let running = mock!(Client::describe_training_job).then_output(|| {
-            state(
-                sm::TrainingJobStatus::InProgress,
-                sm::SecondaryStatus::Training,
-                &[],
-            )
-        });
+        let running = describing(
+            sm::TrainingJobStatus::InProgress,
+            sm::SecondaryStatus::Training,
+        );
         let stop = mock!(Client::stop_training_job).then_error(already("Stopped"));
-        let stopped = mock!(Client::describe_training_job).then_output(|| {
-            state(
-                sm::TrainingJobStatus::Stopped,
-                sm::SecondaryStatus::Stopped,
-                &[],
-            )
-        });
+        let stopped = describing(sm::TrainingJobStatus::Stopped, sm::SecondaryStatus::Stopped);
         let client = mock_client!(
             aws_sdk_sagemaker,
             RuleMode::Sequential,
@@ -1451,20 +1445,14 @@ mod tests {
         assert_eq!(stopped.num_calls(), 1);
 
         // A ValidationException for a job still running is the error it is.
-        let still = mock!(Client::describe_training_job).then_output(|| {
-            state(
-                sm::TrainingJobStatus::InProgress,
-                sm::SecondaryStatus::Training,
-                &[],
-            )
-        });
-        let running = mock!(Client::describe_training_job).then_output(|| {
-            state(
-                sm::TrainingJobStatus::InProgress,
-                sm::SecondaryStatus::Training,
-                &[],
-            )
-        });
+        let still = describing(
+            sm::TrainingJobStatus::InProgress,
+            sm::SecondaryStatus::Training,
+        );
+        let running = describing(
+            sm::TrainingJobStatus::InProgress,
+            sm::SecondaryStatus::Training,
+        );
         let stop = mock!(Client::stop_training_job).then_error(already("Stopped"));
         let client = mock_client!(
             aws_sdk_sagemaker,

@@ -2,32 +2,9 @@
 //! (every command, through the fault proxy), `stop` of a job that already ended, and each
 //! service's own endpoint setting.
 
+use crate::faults::{run, train_args};
 use crate::harness::*;
 use crate::proxy::{Fault, Pick, Proxy, Rule};
-
-const TRAIN: &[&str] = &[
-    "train",
-    "--epochs",
-    "5",
-    "--role",
-    "SageMakerRole",
-    "--image",
-    "unet-vessels:latest",
-];
-
-/// `train` args with the seeded bucket's channels.
-fn train_args(s: &Seeded, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = TRAIN.iter().map(|x| x.to_string()).collect();
-    a.push("--train".into());
-    a.push(format!("s3://{}/data/train/", s.bucket));
-    a.extend(extra.iter().map(|x| x.to_string()));
-    a
-}
-
-fn run(sb: &Sandbox, args: &[String]) -> Run {
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    sb.run(&refs)
-}
 
 /// A `{ ... }` or `Name(...)` structure as Rust's `Debug` prints it, or an SDK type's name.
 fn debug_form(text: &str) -> Option<String> {
@@ -41,38 +18,40 @@ fn debug_form(text: &str) -> Option<String> {
 #[test]
 fn every_command_names_the_operation_and_status_of_an_answer_that_is_not_an_aws_error() {
     let s = seeded("us-east-1");
+    // (what, the proxy's answer or none for a dead endpoint, what stderr must say)
     let faults = [
         (
             "500 with an HTML page",
-            Fault::Raw {
+            Some(Fault::Raw {
                 status: 500,
                 content_type: "text/html",
                 body: "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n<body><h1>Bad Gateway</h1><p>{upstream}</p></body></html>",
-            },
+            }),
             "HTTP 500",
         ),
         (
             "403 with an XML error",
-            Fault::Raw {
+            Some(Fault::Raw {
                 status: 403,
                 content_type: "application/xml",
                 body: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied by the gateway</Message></Error>",
-            },
+            }),
             "HTTP 403",
         ),
         (
             "a cut-off JSON body",
-            Fault::Raw {
+            Some(Fault::Raw {
                 status: 200,
                 content_type: "application/x-amz-json-1.1",
                 body: "{\"TrainingJobSummaries\": [{\"TrainingJobName\": \"unet-",
-            },
+            }),
             "HTTP 200",
         ),
+        ("a refused connection", None, "the connection failed"),
     ];
     let dir_arg = "--dir";
     let commands: Vec<Vec<String>> = vec![
-        train_args(&s, &[]),
+        train_args(&s, "errors", &[]),
         vec!["status".into(), "unet-x".into()],
         vec!["list".into()],
         vec!["stop".into(), "unet-x".into()],
@@ -84,19 +63,31 @@ fn every_command_names_the_operation_and_status_of_an_answer_that_is_not_an_aws_
             dir_arg.into(),
             "out".into(),
         ],
-        ["doctor", "--role", "SageMakerRole", "--image", "unet-vessels:latest"]
-            .iter()
-            .map(|x| x.to_string())
-            .collect(),
+        [
+            "doctor",
+            "--role",
+            "SageMakerRole",
+            "--image",
+            "unet-vessels:latest",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect(),
         vec!["data".into(), "push".into(), "data".into()],
     ];
     let op = regex::Regex::new(r"\b(sts|iam|ecr|sagemaker|s3|logs):[A-Z][A-Za-z]+").unwrap();
     let mut failures = Vec::new();
     for (what, fault, status) in &faults {
-        let proxy = Proxy::with_rules(&moto_url(), vec![Rule::new(fault.clone(), Pick::All)]);
+        let proxy = fault
+            .as_ref()
+            .map(|f| Proxy::with_rules(&moto_url(), vec![Rule::new(f.clone(), Pick::All)]));
         let mut sb = Sandbox::new();
         s.acct.env(&mut sb);
-        sb.set("AWS_ENDPOINT_URL", &proxy.url)
+        let endpoint = proxy
+            .as_ref()
+            .map(|p| p.url.clone())
+            .unwrap_or_else(dead_endpoint);
+        sb.set("AWS_ENDPOINT_URL", &endpoint)
             .set("AWS_MAX_ATTEMPTS", "1")
             .set("SAGETRAIN_TEST_POLL_MS", "10");
         sb.write("project/data/img-001.png", "png");
@@ -134,10 +125,12 @@ fn every_command_names_the_operation_and_status_of_an_answer_that_is_not_an_aws_
                 ));
             }
         }
-        assert!(
-            proxy.faults() > 0,
-            "{what}: the proxy must answer with the fault"
-        );
+        if let Some(p) = proxy {
+            assert!(
+                p.faults() > 0,
+                "{what}: the proxy must answer with the fault"
+            );
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -149,7 +142,9 @@ fn stop_of_a_job_that_already_ended_reports_its_status_without_stopping_it() {
     let mut sb = Sandbox::new();
     s.acct.env(&mut sb);
     sb.set("AWS_ENDPOINT_URL", &proxy.url);
-    let job = run(&sb, &train_args(&s, &["-o", "json"])).ok().json()["job_name"]
+    let job = run(&sb, &train_args(&s, "stop-ended", &["-o", "json"]))
+        .ok()
+        .json()["job_name"]
         .as_str()
         .unwrap()
         .to_string();
@@ -202,7 +197,9 @@ fn service_of(op: &str) -> &'static str {
 
 /// `train` then `logs` of its job: every service sagetrain calls.
 fn train_and_logs(s: &Seeded, sb: &Sandbox) {
-    let job = run(sb, &train_args(s, &["-o", "json"])).ok().json()["job_name"]
+    let job = run(sb, &train_args(s, "endpoints", &["-o", "json"]))
+        .ok()
+        .json()["job_name"]
         .as_str()
         .unwrap()
         .to_string();
@@ -275,7 +272,7 @@ fn a_services_own_endpoint_wins_over_the_global_one_and_the_flag_over_both() {
     let mut sb = Sandbox::new();
     s.acct.env(&mut sb);
     sb.set("AWS_ENDPOINT_URL_SAGEMAKER", &own.url);
-    let mut args = train_args(&s, &["-o", "json"]);
+    let mut args = train_args(&s, "stop-ended", &["-o", "json"]);
     args.push("--endpoint-url".into());
     args.push(flag.url.clone());
     run(&sb, &args).ok();
