@@ -48,12 +48,12 @@ in CI: set AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE (OIDC), or AWS_ACCESS_KE
 check with: sagetrain doctor";
 
 /// The instance-metadata limits: the first attempt fails fast where there is no instance; the
-/// second, made only when the first reached the service, is more patient. Both together stay
-/// under 2 s, so that an address that accepts connections and never answers (some laptop
+/// second, made only when the first reached the service, is more patient. Both together take
+/// about as long as the single attempt of 1 s they replace, so that an address that accepts connections and never answers (some laptop
 /// networks) still fails fast.
 pub const IMDS_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-pub const IMDS_FIRST_READ_TIMEOUT: Duration = Duration::from_millis(600);
-pub const IMDS_SECOND_READ_TIMEOUT: Duration = Duration::from_secs(1);
+pub const IMDS_FIRST_READ_TIMEOUT: Duration = Duration::from_millis(500);
+pub const IMDS_SECOND_READ_TIMEOUT: Duration = Duration::from_millis(700);
 
 /// The services sagetrain calls: the SDK's service id (which names `AWS_ENDPOINT_URL_<ID>` and
 /// the profile's `services` key).

@@ -49,32 +49,25 @@ fn every_command_names_the_operation_and_status_of_an_answer_that_is_not_an_aws_
         ),
         ("a refused connection", None, "the connection failed"),
     ];
-    let dir_arg = "--dir";
-    let commands: Vec<Vec<String>> = vec![
-        train_args(&s, "errors", &[]),
-        vec!["status".into(), "unet-x".into()],
-        vec!["list".into()],
-        vec!["stop".into(), "unet-x".into()],
-        vec!["wait".into(), "unet-x".into()],
-        vec!["logs".into(), "unet-x".into()],
-        vec![
-            "download".into(),
-            "unet-x".into(),
-            dir_arg.into(),
-            "out".into(),
-        ],
-        [
+    let mut commands: Vec<Vec<String>> = vec![train_args(&s, "errors", &[])];
+    for args in [
+        &["status", "unet-x"][..],
+        &["list"],
+        &["stop", "unet-x"],
+        &["wait", "unet-x"],
+        &["logs", "unet-x"],
+        &["download", "unet-x", "--dir", "out"],
+        &[
             "doctor",
             "--role",
             "SageMakerRole",
             "--image",
             "unet-vessels:latest",
-        ]
-        .iter()
-        .map(|x| x.to_string())
-        .collect(),
-        vec!["data".into(), "push".into(), "data".into()],
-    ];
+        ],
+        &["data", "push", "data"],
+    ] {
+        commands.push(args.iter().map(|x| x.to_string()).collect());
+    }
     let op = regex::Regex::new(r"\b(sts|iam|ecr|sagemaker|s3|logs):[A-Z][A-Za-z]+").unwrap();
     let mut failures = Vec::new();
     for (what, fault, status) in &faults {
