@@ -49,11 +49,11 @@ check with: sagetrain doctor";
 
 /// The instance-metadata limits: the first attempt fails fast where there is no instance; the
 /// second, made only when the first reached the service, is more patient. Both together take
-/// about as long as the single attempt of 1 s they replace, so that an address that accepts connections and never answers (some laptop
+/// as long as the single attempt of 1 s they replace, so that an address that accepts connections and never answers (some laptop
 /// networks) still fails fast.
 pub const IMDS_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-pub const IMDS_FIRST_READ_TIMEOUT: Duration = Duration::from_millis(500);
-pub const IMDS_SECOND_READ_TIMEOUT: Duration = Duration::from_millis(700);
+pub const IMDS_FIRST_READ_TIMEOUT: Duration = Duration::from_millis(400);
+pub const IMDS_SECOND_READ_TIMEOUT: Duration = Duration::from_millis(600);
 
 /// The services sagetrain calls: the SDK's service id (which names `AWS_ENDPOINT_URL_<ID>` and
 /// the profile's `services` key).
@@ -373,7 +373,7 @@ impl Aws {
                 errors::chain_text(&other)
             ))
             .with_hint(
-                "for an SSO profile run `aws sso login --profile NAME`; otherwise check the profile in ~/.aws/config; `sagetrain doctor` checks the whole chain",
+                "for an SSO profile run `aws sso login --profile NAME`, for an `aws login` profile `aws login --profile NAME`; otherwise check the profile in ~/.aws/config; `sagetrain doctor` checks the whole chain",
             ),
         })
     }
