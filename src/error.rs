@@ -44,10 +44,19 @@ impl Kind {
     }
 }
 
+/// A typed reason, for the callers that act on one particular failure (never on the message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// No AWS region is set anywhere (flag, environment, sagetrain.toml, profile).
+    NoRegion,
+}
+
 /// A failure to report to the user.
 #[derive(Debug, Clone)]
 pub struct Error {
     pub kind: Kind,
+    /// Set for the failures a caller may handle (see [`Reason`]).
+    pub reason: Option<Reason>,
     /// What failed and why, in one line.
     pub message: String,
     /// Further lines (several violations, candidate roles, ...).
@@ -62,6 +71,7 @@ impl Error {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         Error {
             kind,
+            reason: None,
             message: message.into(),
             details: Vec::new(),
             hint: None,
@@ -81,6 +91,10 @@ impl Error {
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+    pub fn with_reason(mut self, reason: Reason) -> Self {
+        self.reason = Some(reason);
         self
     }
     pub fn with_details(mut self, details: Vec<String>) -> Self {

@@ -35,9 +35,9 @@ fn interrupted(command: &Command, sig: signals::Signal) -> error::Error {
 
 /// Run a parsed command line and return the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    secrets::register_env(&|k| std::env::var(k).ok());
-    ui::init_logging(cli.global.verbose);
     let ctx = Context::from_process(cli.global.clone());
+    secrets::register_env(&*ctx.env);
+    ui::init_logging(cli.global.verbose, &*ctx.env);
     let limits = match aws::timeouts::Timeouts::layer(&cli.net, &*ctx.env) {
         Ok(t) => t,
         Err(e) => {

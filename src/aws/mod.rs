@@ -1,16 +1,27 @@
 //! AWS access: the one place that builds the SDK configuration and clients.
 //!
-//! Credentials come from a chain that mirrors the SDK's default order (environment, profile,
-//! web identity, container, instance metadata) with each provider labelled, so that the tool can
-//! say which one supplied them (the SDK has no getter for that). The chain memoises what it
-//! found until shortly before expiry, so the up-front check and the clients share one
-//! resolution.
+//! Credentials come from [`credentials::TracedChain`], which says which provider supplied them.
+//! Endpoints follow the AWS precedence: `--endpoint-url` for every service, otherwise per
+//! service `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`, then the profile's
+//! `services` section, then the profile's `endpoint_url` (resolved with the SDK's own
+//! `EnvConfigValue`, from the injectable environment). Errors are mapped in [`errors`].
+//!
+//! The environment is read through the lookup given to [`Aws::load_with_env`]; the SDK's own
+//! providers (web identity, container, instance metadata) read the process environment, since
+//! aws-config offers no public way to give them another one.
 
+pub mod credentials;
+pub mod errors;
 pub mod timeouts;
 
+pub use credentials::{
+    config_file_paths, load_profiles, CredentialSource, ProfileKind, ResolvedCredentials,
+    TracedChain,
+};
+pub use errors::{aws_error, error_code, service_error};
+
 use crate::config::{Source, Val};
-use crate::error::{Error, Kind, Result};
-use crate::secrets;
+use crate::error::{Error, Reason, Result};
 use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_config::profile::ProfileSet;
 use aws_config::provider_config::ProviderConfig;
@@ -19,15 +30,11 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
-use aws_credential_types::Credentials;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use aws_types::os_shim_internal::{Env, Fs};
-use std::path::PathBuf;
+use aws_runtime::env_config::EnvConfigValue;
+use credentials::{sdk_env, Lookup, PatientImds};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// The explanation of the two kinds of credentials, shown whenever credentials are missing.
 pub const TWO_KINDS: &str = "sagetrain needs two kinds of credentials:\n\
@@ -40,101 +47,25 @@ pub const CREDENTIALS_FIX: &str = "on a laptop: `aws configure sso` then `aws ss
 in CI: set AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE (OIDC), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n\
 check with: sagetrain doctor";
 
-/// The start of the error when no region is set anywhere.
-pub const NO_REGION: &str = "no AWS region is set";
+/// The instance-metadata limits: the first attempt fails fast where there is no instance; the
+/// second, made only when the first reached the service, is more patient. Both together take
+/// as long as the single attempt of 1 s they replace, so that an address that accepts connections and never answers (some laptop
+/// networks) still fails fast.
+pub const IMDS_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+pub const IMDS_FIRST_READ_TIMEOUT: Duration = Duration::from_millis(400);
+pub const IMDS_SECOND_READ_TIMEOUT: Duration = Duration::from_millis(600);
 
-/// Credentials and where they came from.
-#[derive(Debug, Clone)]
-pub struct ResolvedCredentials {
-    pub credentials: Credentials,
-    /// "environment variables", "profile `dev` (SSO)", ...
-    pub source: String,
-}
-
-impl ResolvedCredentials {
-    pub fn masked_key_id(&self) -> String {
-        secrets::mask_key_id(self.credentials.access_key_id())
-    }
-    pub fn is_session(&self) -> bool {
-        self.credentials.session_token().is_some()
-    }
-}
-
-/// A provider chain that records which provider answered and memoises the answer.
-#[derive(Debug)]
-pub struct TracedChain {
-    providers: Vec<(String, SharedCredentialsProvider)>,
-    found: tokio::sync::Mutex<Option<ResolvedCredentials>>,
-}
-
-impl TracedChain {
-    pub fn new(providers: Vec<(String, SharedCredentialsProvider)>) -> Self {
-        TracedChain {
-            providers,
-            found: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    /// Resolve (or return the memoised) credentials and their source.
-    pub async fn resolve(&self) -> std::result::Result<ResolvedCredentials, CredentialsError> {
-        let mut found = self.found.lock().await;
-        if let Some(f) = found.as_ref() {
-            let fresh = f
-                .credentials
-                .expiry()
-                .map(|e| e > SystemTime::now() + Duration::from_secs(300))
-                .unwrap_or(true);
-            if fresh {
-                return Ok(f.clone());
-            }
-        }
-        let mut tried = Vec::new();
-        for (label, provider) in &self.providers {
-            match provider.provide_credentials().await {
-                Ok(c) => {
-                    secrets::register(c.access_key_id());
-                    secrets::register(c.secret_access_key());
-                    if let Some(t) = c.session_token() {
-                        secrets::register(t);
-                    }
-                    tracing::debug!(source = %label, key = %secrets::mask_key_id(c.access_key_id()), "credentials found");
-                    let r = ResolvedCredentials {
-                        credentials: c,
-                        source: label.clone(),
-                    };
-                    *found = Some(r.clone());
-                    return Ok(r);
-                }
-                Err(CredentialsError::CredentialsNotLoaded(_)) => tried.push(label.clone()),
-                Err(e) => {
-                    return Err(CredentialsError::provider_error(format!(
-                        "{label}: {}",
-                        DisplayErrorContext(&e)
-                    )))
-                }
-            }
-        }
-        Err(CredentialsError::not_loaded(format!(
-            "no credentials in: {}",
-            tried.join(", ")
-        )))
-    }
-}
-
-impl ProvideCredentials for TracedChain {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::new(async move { self.resolve().await.map(|r| r.credentials) })
-    }
-}
+/// The services sagetrain calls: the SDK's service id (which names `AWS_ENDPOINT_URL_<ID>` and
+/// the profile's `services` key).
+pub const SERVICES: &[&str] = &["STS", "IAM", "ECR", "SageMaker", "S3", "CloudWatch Logs"];
 
 /// The AWS side of the settings.
 #[derive(Debug, Clone, Default)]
 pub struct AwsSettings {
     pub profile: Option<Val<String>>,
     pub region: Option<Val<String>>,
+    /// `--endpoint-url` (for every service), or `AWS_ENDPOINT_URL` as layered; with the latter
+    /// a service's own variable or profile setting wins.
     pub endpoint_url: Option<Val<String>>,
 }
 
@@ -145,86 +76,61 @@ pub struct Aws {
     pub region: Val<String>,
     pub profile_name: String,
     pub chain: Arc<TracedChain>,
-    /// A custom endpoint is in effect (S3 then needs path-style addressing).
+    /// A custom endpoint is in effect for S3 (which then needs path-style addressing).
     pub custom_endpoint: bool,
+    /// The endpoint of each service that has its own (by [`SERVICES`] id).
+    pub endpoints: BTreeMap<&'static str, String>,
 }
 
-/// The profiles found in the shared config and credentials files.
-/// With `selected`, that profile is the selected one (as with `--profile`).
-pub async fn load_profiles(selected: Option<&str>) -> Option<ProfileSet> {
-    let files = aws_runtime::env_config::file::EnvConfigFiles::default();
-    aws_config::profile::parser::load(
-        &Fs::real(),
-        &Env::real(),
-        &files,
-        selected.map(|s| s.to_string().into()),
-    )
-    .await
-    .ok()
+/// The process environment, for callers without an injected one.
+pub fn process_env(k: &str) -> Option<String> {
+    std::env::var(k).ok()
 }
 
-/// The shared config and credentials files: (`AWS_CONFIG_FILE` or ~/.aws/config,
-/// `AWS_SHARED_CREDENTIALS_FILE` or ~/.aws/credentials).
-pub fn config_file_paths() -> (PathBuf, PathBuf) {
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let config = std::env::var_os("AWS_CONFIG_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".aws/config"));
-    let creds = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".aws/credentials"));
-    (config, creds)
+/// The endpoint of each service, by the AWS precedence (see the module comment), unless
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` (or the profile's `ignore_configured_endpoint_urls`)
+/// is true. `--endpoint-url` is applied by the caller, over all of these.
+pub fn configured_endpoints(
+    env: Lookup,
+    profiles: Option<&ProfileSet>,
+) -> BTreeMap<&'static str, String> {
+    let mut names = vec![
+        "AWS_ENDPOINT_URL".to_string(),
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS".to_string(),
+    ];
+    names.extend(
+        SERVICES
+            .iter()
+            .map(|s| format!("AWS_ENDPOINT_URL_{}", s.to_uppercase().replace(' ', "_"))),
+    );
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let senv = sdk_env(&|k| env(k).filter(|v| !v.trim().is_empty()), &refs);
+    let empty = ProfileSet::default();
+    let sections = profiles.unwrap_or(&empty);
+    let ignore = EnvConfigValue::new()
+        .env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .profile("ignore_configured_endpoint_urls")
+        .load(&senv, Some(sections))
+        .is_some_and(|(v, _)| v.trim().eq_ignore_ascii_case("true"));
+    if ignore {
+        return BTreeMap::new();
+    }
+    SERVICES
+        .iter()
+        .filter_map(|svc| {
+            EnvConfigValue::new()
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .service_id(svc)
+                .load(&senv, Some(sections))
+                .map(|(v, _)| (*svc, v.trim().to_string()))
+        })
+        .collect()
 }
 
-/// Describe a profile: which file defines it and what kind of credentials it holds.
-pub fn describe_profile(profiles: Option<&ProfileSet>, name: &str) -> String {
-    let (config, creds) = config_file_paths();
-    let in_file = |p: &PathBuf, header: &[String]| {
-        std::fs::read_to_string(p)
-            .map(|t| {
-                t.lines()
-                    .any(|l| header.iter().any(|h| l.trim().replace(' ', "") == *h))
-            })
-            .unwrap_or(false)
-    };
-    let mut files = Vec::new();
-    if in_file(&creds, &[format!("[{name}]")]) {
-        files.push(creds.display().to_string());
-    }
-    if in_file(&config, &[format!("[profile{name}]"), format!("[{name}]")]) {
-        files.push(config.display().to_string());
-    }
-    let kind = profiles.and_then(|p| p.get_profile(name)).map(|p| {
-        if p.get("sso_session").is_some() || p.get("sso_start_url").is_some() {
-            "SSO"
-        } else if p.get("credential_process").is_some() {
-            "credential_process"
-        } else if p.get("web_identity_token_file").is_some() {
-            "web identity"
-        } else if p.get("role_arn").is_some() {
-            "assume role"
-        } else if p.get("aws_access_key_id").is_some() {
-            "access keys"
-        } else {
-            "settings only"
-        }
-    });
-    let mut s = format!("profile `{name}`");
-    if let Some(k) = kind {
-        s.push_str(&format!(" ({k})"));
-    }
-    if !files.is_empty() {
-        s.push_str(&format!(" from {}", files.join(" and ")));
-    }
-    s
-}
-
-fn retry_config(profiles: Option<&ProfileSet>) -> Result<RetryConfig> {
+fn retry_config(env: Lookup, profiles: Option<&ProfileSet>) -> Result<RetryConfig> {
     let from_env = |var: &'static str| {
-        std::env::var(var)
-            .ok()
+        env(var)
             .filter(|v| !v.is_empty())
             .map(|v| (v, var.to_string()))
     };
@@ -266,10 +172,26 @@ fn retry_config(profiles: Option<&ProfileSet>) -> Result<RetryConfig> {
     Ok(rc)
 }
 
+/// A service's client from the shared configuration, with the service's own endpoint if it
+/// has one.
+macro_rules! client {
+    ($aws:expr, $krate:ident, $id:literal) => {
+        client!($aws, $krate, $id, |b| b)
+    };
+    ($aws:expr, $krate:ident, $id:literal, $extra:expr) => {{
+        let mut b = $krate::config::Builder::from(&$aws.sdk);
+        if let Some(url) = $aws.endpoints.get($id) {
+            b = b.endpoint_url(url);
+        }
+        $krate::Client::from_conf(($extra)(b).build())
+    }};
+}
+
 impl Aws {
-    /// Build the SDK configuration. Makes no network call.
-    pub async fn load(settings: &AwsSettings) -> Result<Aws> {
-        let profiles = load_profiles(settings.profile.as_ref().map(|p| p.value.as_str())).await;
+    /// Build the SDK configuration, reading the environment through `env`. No network call.
+    pub async fn load_with_env(settings: &AwsSettings, env: Lookup<'_>) -> Result<Aws> {
+        let profiles =
+            load_profiles(env, settings.profile.as_ref().map(|p| p.value.as_str())).await;
         let profile_name = settings
             .profile
             .as_ref()
@@ -288,7 +210,7 @@ impl Aws {
                     .map(|s| s.profiles().map(str::to_string).collect())
                     .unwrap_or_default();
                 names.sort();
-                let (config, creds) = config_file_paths();
+                let (config, creds) = config_file_paths(env);
                 let list = if names.is_empty() {
                     format!(
                         "there are no profiles in {} or {}",
@@ -312,20 +234,21 @@ impl Aws {
         // Hide every key these files hold from all output, before any provider (or its debug
         // log) has touched them.
         if let Some(set) = &profiles {
-            secrets::register_profile_secrets(set);
+            crate::secrets::register_profile_secrets(set);
         }
-        let profiles_for_selected = profiles;
-        let retry = retry_config(profiles_for_selected.as_ref())?;
+        let retry = retry_config(env, profiles.as_ref())?;
 
         let region = match &settings.region {
             Some(r) => r.clone(),
-            None => match profiles_for_selected.as_ref().and_then(|p| p.get("region")) {
+            None => match profiles.as_ref().and_then(|p| p.get("region")) {
                 Some(r) => Val::new(
                     r.to_string(),
                     Source::Lookup(format!("`region` in profile `{profile_name}`")),
                 ),
                 None => {
-                    return Err(Error::usage(NO_REGION).with_hint(
+                    return Err(Error::usage("no AWS region is set")
+                        .with_reason(Reason::NoRegion)
+                        .with_hint(
                         "pass --region REGION, export AWS_REGION=REGION, set `region = \"REGION\"` in sagetrain.toml, or `aws configure set region REGION`",
                     ))
                 }
@@ -334,27 +257,31 @@ impl Aws {
 
         let provider_config =
             ProviderConfig::default().with_region(Some(Region::new(region.value.clone())));
-        let profile_label = describe_profile(profiles_for_selected.as_ref(), &profile_name);
+        let profile_label =
+            credentials::profile_source(env, profiles.as_ref(), &profile_name).await;
         let mut profile_provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
             .configure(&provider_config);
         if settings.profile.is_some() {
             profile_provider = profile_provider.profile_name(&profile_name);
         }
-        let imds_client = aws_config::imds::Client::builder()
-            .configure(&provider_config)
-            .max_attempts(1)
-            .connect_timeout(Duration::from_millis(500))
-            .read_timeout(Duration::from_secs(1))
-            .build();
-        let web_identity_label = match std::env::var("AWS_ROLE_ARN") {
-            Ok(arn) if !arn.is_empty() => {
-                format!("web identity token (AWS_WEB_IDENTITY_TOKEN_FILE, role {arn})")
-            }
-            _ => "web identity token (AWS_WEB_IDENTITY_TOKEN_FILE)".to_string(),
+        let imds = |read: Duration| {
+            let client = aws_config::imds::Client::builder()
+                .configure(&provider_config)
+                .max_attempts(1)
+                .connect_timeout(IMDS_CONNECT_TIMEOUT)
+                .read_timeout(read)
+                .build();
+            SharedCredentialsProvider::new(
+                aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+                    .configure(&provider_config)
+                    .imds_client(client)
+                    .build(),
+            )
         };
+        let role_arn = env("AWS_ROLE_ARN").filter(|a| !a.is_empty());
         let chain = Arc::new(TracedChain::new(vec![
             (
-                "environment variables".to_string(),
+                CredentialSource::Environment,
                 SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()),
             ),
             (
@@ -362,7 +289,7 @@ impl Aws {
                 SharedCredentialsProvider::new(profile_provider.build()),
             ),
             (
-                web_identity_label,
+                CredentialSource::WebIdentity { role_arn },
                 SharedCredentialsProvider::new(
                     aws_config::web_identity_token::WebIdentityTokenCredentialsProvider::builder()
                         .configure(&provider_config)
@@ -370,7 +297,7 @@ impl Aws {
                 ),
             ),
             (
-                "container credentials (ECS/EKS)".to_string(),
+                CredentialSource::Container,
                 SharedCredentialsProvider::new(
                     aws_config::ecs::EcsCredentialsProvider::builder()
                         .configure(&provider_config)
@@ -378,13 +305,11 @@ impl Aws {
                 ),
             ),
             (
-                "instance metadata (IMDS)".to_string(),
-                SharedCredentialsProvider::new(
-                    aws_config::imds::credentials::ImdsCredentialsProvider::builder()
-                        .configure(&provider_config)
-                        .imds_client(imds_client)
-                        .build(),
-                ),
+                CredentialSource::InstanceMetadata,
+                SharedCredentialsProvider::new(PatientImds {
+                    first: imds(IMDS_FIRST_READ_TIMEOUT),
+                    second: imds(IMDS_SECOND_READ_TIMEOUT),
+                }),
             ),
         ]));
 
@@ -393,7 +318,7 @@ impl Aws {
             .credentials_provider(SharedCredentialsProvider::new(ChainRef(chain.clone())))
             .retry_config(retry)
             .timeout_config({
-                let t = crate::aws::timeouts::current();
+                let t = timeouts::current();
                 TimeoutConfig::builder()
                     .connect_timeout(t.connect.value)
                     .read_timeout(t.read.value)
@@ -402,10 +327,21 @@ impl Aws {
         if settings.profile.is_some() {
             loader = loader.profile_name(&profile_name);
         }
-        let custom_endpoint =
-            settings.endpoint_url.is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        if let Some(e) = &settings.endpoint_url {
-            loader = loader.endpoint_url(&e.value);
+        // `--endpoint-url` (or any value not from the environment) is for every service; the
+        // environment's and the profile's endpoints are resolved per service.
+        let explicit = settings
+            .endpoint_url
+            .as_ref()
+            .filter(|e| !matches!(e.source, Source::Env(_)));
+        let endpoints = match explicit {
+            Some(e) => {
+                loader = loader.endpoint_url(&e.value);
+                SERVICES.iter().map(|s| (*s, e.value.clone())).collect()
+            }
+            None => configured_endpoints(env, profiles.as_ref()),
+        };
+        for (svc, url) in &endpoints {
+            tracing::debug!(service = svc, endpoint = %url, "endpoint");
         }
         let sdk = loader.load().await;
         Ok(Aws {
@@ -413,7 +349,8 @@ impl Aws {
             region,
             profile_name,
             chain,
-            custom_endpoint,
+            custom_endpoint: endpoints.contains_key("S3"),
+            endpoints,
         })
     }
 
@@ -428,34 +365,32 @@ impl Aws {
             .with_hint(CREDENTIALS_FIX),
             other => Error::credentials(format!(
                 "could not load AWS credentials: {}",
-                DisplayErrorContext(&other)
+                errors::chain_text(&other)
             ))
             .with_hint(
-                "for an SSO profile run `aws sso login --profile NAME`; otherwise check the profile in ~/.aws/config; `sagetrain doctor` checks the whole chain",
+                "for an SSO profile run `aws sso login --profile NAME`, for an `aws login` profile `aws login --profile NAME`; otherwise check the profile in ~/.aws/config; `sagetrain doctor` checks the whole chain",
             ),
         })
     }
 
     pub fn sts(&self) -> aws_sdk_sts::Client {
-        aws_sdk_sts::Client::new(&self.sdk)
+        client!(self, aws_sdk_sts, "STS")
     }
     pub fn iam(&self) -> aws_sdk_iam::Client {
-        aws_sdk_iam::Client::new(&self.sdk)
+        client!(self, aws_sdk_iam, "IAM")
     }
     pub fn ecr(&self) -> aws_sdk_ecr::Client {
-        aws_sdk_ecr::Client::new(&self.sdk)
+        client!(self, aws_sdk_ecr, "ECR")
     }
     pub fn sagemaker(&self) -> aws_sdk_sagemaker::Client {
-        aws_sdk_sagemaker::Client::new(&self.sdk)
+        client!(self, aws_sdk_sagemaker, "SageMaker")
     }
     pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
-        aws_sdk_cloudwatchlogs::Client::new(&self.sdk)
+        client!(self, aws_sdk_cloudwatchlogs, "CloudWatch Logs")
     }
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::config::Builder::from(&self.sdk)
-            .force_path_style(self.custom_endpoint)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        client!(self, aws_sdk_s3, "S3", |b: aws_sdk_s3::config::Builder| b
+            .force_path_style(self.custom_endpoint))
     }
 }
 
@@ -472,174 +407,39 @@ impl ProvideCredentials for ChainRef {
     }
 }
 
-/// Error codes that mean the caller's credentials were refused.
-const CREDENTIAL_CODES: &[&str] = &[
-    "InvalidClientTokenId",
-    "UnrecognizedClientException",
-    "SignatureDoesNotMatch",
-    "IncompleteSignature",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "InvalidAccessKeyId",
-    "InvalidToken",
-    "AuthFailure",
-    "MissingAuthenticationToken",
-];
-
-/// Turn an SDK error into a user-facing error with a likely fix.
-pub fn aws_error<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    match err {
-        SdkError::ServiceError(se) => {
-            let code = se.err().code().unwrap_or("Unknown").to_string();
-            let message = se.err().message().unwrap_or("").to_string();
-            let status = se.raw().status().as_u16();
-            service_error(operation, &code, &message, status)
-        }
-        SdkError::TimeoutError(_) => timeout_error(operation, ""),
-        SdkError::DispatchFailure(d) => {
-            let text = format!("{}", DisplayErrorContext(err));
-            if text.contains("credentials") || text.contains("identity") {
-                return Error::credentials(format!(
-                    "{operation}: could not use your AWS credentials: {text}"
-                ))
-                .with_hint(CREDENTIALS_FIX);
-            }
-            if d.is_timeout() {
-                return timeout_error(operation, &text);
-            }
-            let why = if d.is_io() {
-                "the connection failed"
-            } else {
-                "the request could not be sent"
-            };
-            Error::aws(format!("{operation}: {why}: {text}"))
-                .with_hint("check your network, the region, and --endpoint-url / AWS_ENDPOINT_URL if you use one")
-        }
-        SdkError::ResponseError(_) => Error::aws(format!(
-            "{operation}: the response could not be read: {}",
-            DisplayErrorContext(err)
-        ))
-        .with_hint("try again; if it persists, run with -vv and report it"),
-        _ => {
-            let text = format!("{}", DisplayErrorContext(err));
-            if text.contains("credentials") || text.contains("identity") {
-                Error::credentials(format!(
-                    "{operation}: could not use your AWS credentials: {text}"
-                ))
-                .with_hint(CREDENTIALS_FIX)
-            } else {
-                Error::aws(format!("{operation}: {text}"))
-            }
-        }
-    }
-}
-
-/// The error for a request that timed out, naming the time limit and where it was set.
-fn timeout_error(operation: &str, text: &str) -> Error {
-    let t = crate::aws::timeouts::current();
-    let show = crate::aws::timeouts::show;
-    if text.contains("HTTP read") {
-        Error::aws(format!(
-            "{operation}: timed out: no response within the read timeout of {} ({})",
-            show(t.read.value),
-            t.read.source.name_for(None)
-        ))
-        .with_hint("the endpoint is slow or stalled: check it (--endpoint-url, AWS_ENDPOINT_URL) and try again, or give a longer --read-timeout (SAGETRAIN_READ_TIMEOUT); each request is tried AWS_MAX_ATTEMPTS times (default 3)")
-    } else if text.contains("HTTP connect") || text.contains("connect") {
-        Error::aws(format!(
-            "{operation}: timed out: could not connect within the connect timeout of {} ({})",
-            show(t.connect.value),
-            t.connect.source.name_for(None)
-        ))
-        .with_hint("check your network, the region and the endpoint (--endpoint-url, AWS_ENDPOINT_URL), or give a longer --connect-timeout (SAGETRAIN_CONNECT_TIMEOUT)")
-    } else {
-        Error::aws(format!(
-            "{operation}: timed out ({})",
-            crate::aws::timeouts::timeout_explanation()
-        ))
-        .with_hint("check your network and the endpoint (--endpoint-url, AWS_ENDPOINT_URL); the limits are --read-timeout and --connect-timeout, retries follow AWS_MAX_ATTEMPTS")
-    }
-}
-
-/// The error for a service's answer, with the fix for the errors users hit.
-pub fn service_error(operation: &str, code: &str, message: &str, status: u16) -> Error {
-    let base = format!("{operation} failed: {code}: {message}");
-    if CREDENTIAL_CODES.contains(&code) {
-        return Error::credentials(format!("AWS rejected your credentials ({operation}: {code}: {message})"))
-            .with_hint(format!(
-                "your access key or session is invalid or expired: run `aws sso login` for an SSO profile, or replace the keys (`aws configure`); `sagetrain doctor` shows which credentials are used\n{}",
-                "this is about YOUR credentials on this machine, not the execution role"
-            ));
-    }
-    let lower = message.to_ascii_lowercase();
-    let hint = if lower.contains("iam:passrole") {
-        Some("your credentials may not pass the execution role to SageMaker: allow iam:PassRole on the role with the condition iam:PassedToService = sagemaker.amazonaws.com (see examples/iam/developer-policy.json); `sagetrain doctor` checks it with iam:SimulatePrincipalPolicy".to_string())
-    } else if lower.contains("could not assume role") || lower.contains("unable to assume") {
-        Some("the execution role must trust SageMaker: its trust policy needs Principal {\"Service\": \"sagemaker.amazonaws.com\"} with sts:AssumeRole (see examples/iam/execution-role-trust-policy.json); `sagetrain doctor` checks it".to_string())
-    } else if code == "ResourceInUse" || lower.contains("already exists") {
-        Some("a job with this name exists: drop --name to get a fresh timestamped name, or choose another --name".to_string())
-    } else if code == "ResourceLimitExceeded" {
-        Some("an account quota was reached: choose another --instance-type or request an increase in the Service Quotas console (SageMaker, \"<instance type> for training job usage\")".to_string())
-    } else if code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || status == 301
-    {
-        Some("the bucket is in another region: the job's buckets must be in the job's region (--region), or use a bucket there".to_string())
-    } else if code == "NoSuchBucket" {
-        Some("create the bucket in the job's region (aws s3 mb s3://BUCKET --region REGION) or fix the URI".to_string())
-    } else if code.contains("Throttl") || code == "SlowDown" || code == "TooManyRequestsException" {
-        Some("AWS is throttling requests; try again later, or raise AWS_MAX_ATTEMPTS".to_string())
-    } else if code == "AccessDenied" || code == "AccessDeniedException" || status == 403 {
-        Some("your credentials lack a permission named above; ask for it or use another profile (see examples/iam/developer-policy.json)".to_string())
-    } else {
-        None
-    };
-    let e = Error::new(Kind::Aws, base);
-    match hint {
-        Some(h) => e.with_hint(h),
-        None => e,
-    }
-}
-
-/// The error code of an SDK error, if the service answered.
-pub fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<String> {
-    match err {
-        SdkError::ServiceError(se) => se.err().code().map(str::to_string),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn credential_codes_map_to_the_credentials_exit_code() {
-        let e = service_error(
-            "GetCallerIdentity",
-            "InvalidClientTokenId",
-            "The security token included in the request is invalid.",
-            403,
-        );
-        assert_eq!(e.kind, Kind::Credentials);
-        let e = service_error(
-            "CreateTrainingJob",
-            "AccessDeniedException",
-            "User: x is not authorized to perform: iam:PassRole on resource: r",
-            400,
-        );
-        assert_eq!(e.kind, Kind::Aws);
-        assert!(e.hint.unwrap().contains("iam:PassedToService"));
-        let e = service_error("CreateTrainingJob", "ValidationException", "Could not assume role arn:aws:iam::1:role/x. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.", 400);
-        assert!(e.hint.unwrap().contains("trust policy"));
-        let e = service_error("CreateTrainingJob", "ResourceLimitExceeded", "quota", 400);
-        assert!(e.hint.unwrap().contains("Service Quotas"));
+    fn a_services_own_endpoint_wins_over_the_global_one() {
+        let env = |k: &str| match k {
+            "AWS_ENDPOINT_URL" => Some("http://global".to_string()),
+            "AWS_ENDPOINT_URL_SAGEMAKER" => Some("http://sagemaker".to_string()),
+            "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS" => Some("http://logs".to_string()),
+            "AWS_ENDPOINT_URL_S3" => Some(" ".to_string()),
+            _ => None,
+        };
+        let e = configured_endpoints(&env, None);
+        assert_eq!(e["SageMaker"], "http://sagemaker");
+        assert_eq!(e["CloudWatch Logs"], "http://logs");
+        assert_eq!(e["S3"], "http://global", "an empty variable is unset");
+        assert_eq!(e["STS"], "http://global");
+        let ignore = |k: &str| {
+            (k == "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+                .then(|| "true".to_string())
+                .or_else(|| env(k))
+        };
+        assert!(configured_endpoints(&ignore, None).is_empty());
+        assert!(configured_endpoints(&|_| None, None).is_empty());
     }
 
     #[test]
     fn retry_settings_are_validated_not_panicked_on() {
         // Only the profile path is exercised here; the environment path is covered end to end.
-        assert!(retry_config(None).is_ok());
+        assert!(retry_config(&|_| None, None).is_ok());
+        let env = |k: &str| (k == "AWS_MAX_ATTEMPTS").then(|| "zero".to_string());
+        let e = retry_config(&env, None).unwrap_err();
+        assert!(e.message.contains("AWS_MAX_ATTEMPTS"), "{}", e.message);
     }
 }

@@ -109,7 +109,7 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
     ));
     data::warn_about(ui, &channel, &scanned);
 
-    let aws = Aws::load(&super::jobcmd::aws_settings(&connection)).await?;
+    let aws = Aws::load_with_env(&super::jobcmd::aws_settings(&connection), &*ctx.env).await?;
     let region = aws.region.value.clone();
     let creds = aws.credentials().await?;
     ui.info(&format!(

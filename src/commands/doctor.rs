@@ -82,7 +82,7 @@ fn configuration(ctx: &Context, args: &TrainArgs) -> Configuration {
 }
 
 pub async fn run(ctx: &Context, args: &TrainArgs) -> Result<()> {
-    let report = doctor::plan::run(configuration(ctx, args), args.offline).await;
+    let report = doctor::plan::run(configuration(ctx, args), args.offline, &*ctx.env).await;
     if ctx.json() {
         ctx.ui.result_json(&report.to_json());
     } else {

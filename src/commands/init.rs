@@ -272,15 +272,15 @@ pub async fn discover(ctx: &Context) -> Found {
         .map(|p| p.value.clone());
     let mut aws_settings = super::jobcmd::aws_settings(&s);
     let mut region_known = true;
-    let aws = match Aws::load(&aws_settings).await {
+    let aws = match Aws::load_with_env(&aws_settings, &*ctx.env).await {
         Ok(a) => a,
-        Err(e) if e.message.starts_with(aws::NO_REGION) => {
+        Err(e) if e.reason == Some(crate::error::Reason::NoRegion) => {
             region_known = false;
             aws_settings.region = Some(Val::new(
                 "us-east-1".into(),
                 Source::Lookup("placeholder for the global services".into()),
             ));
-            match Aws::load(&aws_settings).await {
+            match Aws::load_with_env(&aws_settings, &*ctx.env).await {
                 Ok(a) => a,
                 Err(e) => return commented(found, &e),
             }

@@ -76,7 +76,7 @@ pub fn job_name(ctx: &Context, given: Option<&str>, t: &mut Target) -> Result<St
 
 /// Load the SDK configuration and check the credentials are there.
 pub async fn connect(ctx: &Context, t: &Target) -> Result<Aws> {
-    let aws = Aws::load(&t.aws).await?;
+    let aws = Aws::load_with_env(&t.aws, &*ctx.env).await?;
     let creds = aws.credentials().await?;
     ctx.ui.detail(&format!(
         "credentials: {} (key {}); region {} ({})",

@@ -32,13 +32,20 @@ pub struct Context {
 }
 
 impl Context {
+    /// The context of this process: its environment and working folder (the one place that
+    /// reads them; everything else goes through `env`).
     pub fn from_process(global: GlobalArgs) -> Context {
-        let ui = Ui::new(global.output, global.quiet, global.verbose);
+        Context::with_env(global, Box::new(crate::aws::process_env))
+    }
+
+    /// A context reading the environment through `env`.
+    pub fn with_env(global: GlobalArgs, env: EnvLookup) -> Context {
+        let ui = Ui::new(global.output, global.quiet, global.verbose, &*env);
         Context {
             global,
             ui,
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            env: Box::new(|k| std::env::var(k).ok()),
+            env,
         }
     }
 

@@ -1,4 +1,5 @@
-//! `sagetrain stop JOB`: StopTrainingJob. A job that already ended is reported, not an error.
+//! `sagetrain stop JOB`: DescribeTrainingJob, then StopTrainingJob for a running job. A job that
+//! already ended (or is stopping) is reported with its status, not an error.
 
 use super::jobcmd;
 use super::Context;
@@ -22,7 +23,9 @@ pub async fn run(ctx: &Context, args: &StopArgs) -> Result<()> {
                 .unwrap_or_else(|| "Stopping".into());
             (true, status)
         }
-        StopOutcome::AlreadyEnded { status } => (false, status.clone()),
+        StopOutcome::AlreadyEnded { status } | StopOutcome::AlreadyStopping { status } => {
+            (false, status.clone())
+        }
     };
     if ctx.json() {
         ctx.ui.result_json(&serde_json::json!({
@@ -36,6 +39,10 @@ pub async fn run(ctx: &Context, args: &StopArgs) -> Result<()> {
         ctx.ui.info(&format!(
             "SageMaker sends the container SIGTERM, then SIGKILL after 120 s; the model written so far is uploaded. \
              `sagetrain wait {job}` shows when it has stopped"
+        ));
+    } else if let StopOutcome::AlreadyStopping { .. } = outcome {
+        ctx.ui.result_text(&format!(
+            "training job {job} is already stopping ({status}); nothing to do"
         ));
     } else {
         ctx.ui.result_text(&format!(

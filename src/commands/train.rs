@@ -43,7 +43,7 @@ pub async fn from_settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result
         .with_hint("drop --offline (--dry-run still creates nothing)"));
     }
     let mut s = layered(ctx, args)?;
-    let aws = Aws::load(&super::jobcmd::aws_settings(&s.connection)).await?;
+    let aws = Aws::load_with_env(&super::jobcmd::aws_settings(&s.connection), &*ctx.env).await?;
     aws.credentials().await?;
     let described = from_job::read(&aws, job, &|w| ctx.ui.warn(w)).await?;
     for n in from_job::notes(&described) {
@@ -125,7 +125,7 @@ pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> R
         return finish(s, local, resolved, None);
     }
 
-    let aws = Aws::load(&super::jobcmd::aws_settings(&s.connection)).await?;
+    let aws = Aws::load_with_env(&super::jobcmd::aws_settings(&s.connection), &*ctx.env).await?;
     let region = aws.region.value.clone();
     let creds = aws.credentials().await?;
     ui.info(&format!(

@@ -558,7 +558,7 @@ mod tests {
     }
 
     fn ui() -> crate::ui::Ui {
-        crate::ui::Ui::new(crate::cli::OutputFormat::Text, true, 0)
+        crate::ui::Ui::new(crate::cli::OutputFormat::Text, true, 0, &|_| None)
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::error::{Error, Kind};
 use crate::job::lookups::{self, Identity};
 use crate::job::spec::ImageRef;
 use crate::secrets;
+use aws_config::profile::ProfileSet;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -307,62 +308,40 @@ pub struct PlaintextKeys {
     pub file: PathBuf,
 }
 
-/// Does the INI `text` have a section with one of `headers` holding `key`?
-pub fn section_has_key(text: &str, headers: &[String], key: &str) -> bool {
-    let mut inside = false;
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            let h: String = t.chars().filter(|c| !c.is_whitespace()).collect();
-            inside = headers.contains(&h);
-            continue;
-        }
-        if inside {
-            if let Some((k, _)) = t.split_once('=') {
-                if k.trim().eq_ignore_ascii_case(key) {
-                    return true;
-                }
-            }
-        }
-    }
-    false
+/// One shared file as the SDK's parser reads it alone: its path and its profiles.
+pub struct ParsedFile<'a> {
+    pub path: &'a Path,
+    pub profiles: Option<&'a ProfileSet>,
 }
 
 /// Where the long-lived keys behind `profile` are stored in plaintext, following
 /// `source_profile` (an assume-role profile whose source holds keys still keeps them on disk).
-/// `source_profile_of` gives a profile's `source_profile`; the files are given as
-/// (path, text): the shared credentials file first, then the config file.
+/// `merged` is the profiles of both files together (for `source_profile`); `files` each file
+/// alone, the shared credentials file first.
 pub fn plaintext_keys(
     profile: &str,
-    source_profile_of: &dyn Fn(&str) -> Option<String>,
-    credentials_file: (&Path, &str),
-    config_file: (&Path, &str),
+    merged: Option<&ProfileSet>,
+    files: &[ParsedFile],
 ) -> Option<PlaintextKeys> {
     let mut name = profile.to_string();
     for _ in 0..8 {
-        if section_has_key(
-            credentials_file.1,
-            &[format!("[{name}]")],
-            "aws_access_key_id",
-        ) {
-            return Some(PlaintextKeys {
-                profile: name,
-                file: credentials_file.0.to_path_buf(),
-            });
+        for f in files {
+            let holds_keys = f
+                .profiles
+                .and_then(|set| set.get_profile(&name))
+                .is_some_and(|p| p.get("aws_access_key_id").is_some());
+            if holds_keys {
+                return Some(PlaintextKeys {
+                    profile: name,
+                    file: f.path.to_path_buf(),
+                });
+            }
         }
-        let headers = if name == "default" {
-            vec!["[default]".to_string(), "[profiledefault]".to_string()]
-        } else {
-            vec![format!("[profile{name}]")]
-        };
-        if section_has_key(config_file.1, &headers, "aws_access_key_id") {
-            return Some(PlaintextKeys {
-                profile: name,
-                file: config_file.0.to_path_buf(),
-            });
-        }
-        match source_profile_of(&name) {
-            Some(next) if next != name => name = next,
+        match merged
+            .and_then(|set| set.get_profile(&name))
+            .and_then(|p| p.get("source_profile"))
+        {
+            Some(next) if next != name => name = next.to_string(),
             _ => return None,
         }
     }
@@ -390,7 +369,7 @@ pub fn credentials_check(
                     format!(
                         "{value}, stored in plaintext in {}{}",
                         p.file.display(),
-                        if c.source.contains(&format!("`{}`", p.profile)) {
+                        if c.source.profile_name() == Some(p.profile.as_str()) {
                             String::new()
                         } else {
                             format!(" (profile `{}`)", p.profile)
@@ -403,32 +382,33 @@ pub fn credentials_check(
                         p.file.display()
                     ),
                 )
-                .with_source(c.source.clone()),
-                None => Check::pass(id::CREDENTIALS, value).with_source(c.source.clone()),
+                .with_source(c.source.to_string()),
+                None => Check::pass(id::CREDENTIALS, value).with_source(c.source.to_string()),
             }
         }
     }
 }
 
 /// Where the long-lived keys of a profile sit in plaintext, if they do.
-pub(crate) async fn plaintext_keys_of(profile: &str) -> Option<PlaintextKeys> {
-    let profiles = crate::aws::load_profiles(Some(profile)).await;
-    let (config, creds) = crate::aws::config_file_paths();
-    let creds_text = std::fs::read_to_string(&creds).unwrap_or_default();
-    let config_text = std::fs::read_to_string(&config).unwrap_or_default();
-    let source_of = |name: &str| -> Option<String> {
-        profiles
-            .as_ref()?
-            .get_profile(name)?
-            .get("source_profile")
-            .map(str::to_string)
-    };
-    plaintext_keys(
-        profile,
-        &source_of,
-        (&creds, &creds_text),
-        (&config, &config_text),
-    )
+pub(crate) async fn plaintext_keys_of(
+    env: &dyn Fn(&str) -> Option<String>,
+    profile: &str,
+) -> Option<PlaintextKeys> {
+    let merged = crate::aws::load_profiles(env, Some(profile)).await;
+    let files = crate::aws::credentials::shared_files(env);
+    let mut sets = Vec::new();
+    for (kind, _, text) in &files {
+        sets.push(crate::aws::credentials::profiles_of_file(*kind, text).await);
+    }
+    let parsed: Vec<ParsedFile> = files
+        .iter()
+        .zip(&sets)
+        .map(|((_, path, _), set)| ParsedFile {
+            path,
+            profiles: set.as_ref(),
+        })
+        .collect();
+    plaintext_keys(profile, merged.as_ref(), &parsed)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1040,33 +1020,50 @@ mod tests {
         assert_eq!(j["checks"][0]["fix"], serde_json::Value::Null);
     }
 
-    #[test]
-    fn plaintext_keys_are_found_in_either_file_and_through_source_profile() {
+    #[tokio::test]
+    async fn plaintext_keys_are_found_in_either_file_and_through_source_profile() {
+        use crate::aws::credentials::profiles_of_file;
+        use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
         let creds = Path::new("/h/.aws/credentials");
         let config = Path::new("/h/.aws/config");
         let ctext =
             "[base]\naws_access_key_id = AKIA...\naws_secret_access_key = x\n[other]\nregion = x\n";
         let conf = "[profile dev]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\n[profile sso]\nsso_session = s\n[default]\naws_access_key_id = AKIA\n";
-        let source = |p: &str| (p == "dev").then(|| "base".to_string());
+        let cset = profiles_of_file(EnvConfigFileKind::Credentials, ctext).await;
+        let fset = profiles_of_file(EnvConfigFileKind::Config, conf).await;
+        let files = EnvConfigFiles::builder()
+            .with_contents(EnvConfigFileKind::Config, conf)
+            .with_contents(EnvConfigFileKind::Credentials, ctext)
+            .build();
+        let merged = aws_config::profile::parser::load(
+            &aws_types::os_shim_internal::Fs::real(),
+            &aws_types::os_shim_internal::Env::from_slice(&[]),
+            &files,
+            None,
+        )
+        .await
+        .ok();
+        let parsed = [
+            ParsedFile {
+                path: creds,
+                profiles: cset.as_ref(),
+            },
+            ParsedFile {
+                path: config,
+                profiles: fset.as_ref(),
+            },
+        ];
+        let keys = |p: &str| plaintext_keys(p, merged.as_ref(), &parsed);
         assert_eq!(
-            plaintext_keys("dev", &source, (creds, ctext), (config, conf)),
+            keys("dev"),
             Some(PlaintextKeys {
                 profile: "base".into(),
                 file: creds.into()
             })
         );
-        assert_eq!(
-            plaintext_keys("default", &source, (creds, ctext), (config, conf)).map(|p| p.file),
-            Some(config.to_path_buf())
-        );
-        assert_eq!(
-            plaintext_keys("sso", &source, (creds, ctext), (config, conf)),
-            None
-        );
-        assert_eq!(
-            plaintext_keys("other", &source, (creds, ctext), (config, conf)),
-            None
-        );
+        assert_eq!(keys("default").map(|p| p.file), Some(config.to_path_buf()));
+        assert_eq!(keys("sso"), None);
+        assert_eq!(keys("other"), None);
     }
 
     #[test]
@@ -1079,7 +1076,11 @@ mod tests {
                 None,
                 "t",
             ),
-            source: "profile `dev` (access keys) from /h/.aws/credentials".into(),
+            source: crate::aws::CredentialSource::Profile {
+                name: "dev".into(),
+                kind: Some(crate::aws::ProfileKind::AccessKeys),
+                files: vec!["/h/.aws/credentials".into()],
+            },
         });
         let p = PlaintextKeys {
             profile: "dev".into(),

@@ -11,7 +11,7 @@ use super::{id, Check, Report, RoleFound};
 use crate::aws::{self, Aws, AwsSettings};
 use crate::config::{Source, Val};
 use crate::job::settings::TrainSettings;
-use crate::error::{Error, Kind};
+use crate::error::{Error, Kind, Reason};
 use crate::job::lookups::Identity;
 use crate::job::spec::Violation;
 use std::cell::OnceCell;
@@ -38,7 +38,11 @@ impl Configuration {
 }
 
 /// Run every check and return the report. With `offline`, no check calls AWS.
-pub async fn run(cfg: Configuration, offline: bool) -> Report {
+pub async fn run(
+    cfg: Configuration,
+    offline: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Report {
     let Some(s) = cfg.settings.as_ref() else {
         // Not even the AWS settings are known: every check needs the configuration.
         let mut steps = vec![Step::ready(cfg.check.clone())];
@@ -66,9 +70,9 @@ pub async fn run(cfg: Configuration, offline: bool) -> Report {
         region: s.connection.region.clone().filter(|_| !region_invalid),
         endpoint_url: s.connection.endpoint_url.clone(),
     };
-    let mut aws_res = Aws::load(&aws_settings).await;
+    let mut aws_res = Aws::load_with_env(&aws_settings, env).await;
     let mut region_step = None;
-    let no_region = matches!(&aws_res, Err(e) if e.message.starts_with(aws::NO_REGION));
+    let no_region = matches!(&aws_res, Err(e) if e.reason == Some(Reason::NoRegion));
     if no_region {
         region_step = aws_res
             .as_ref()
@@ -82,7 +86,7 @@ pub async fn run(cfg: Configuration, offline: bool) -> Report {
             )),
             ..aws_settings.clone()
         };
-        aws_res = Aws::load(&placeholder).await;
+        aws_res = Aws::load_with_env(&placeholder, env).await;
     }
     let credentials_error = matches!(&aws_res, Err(e) if e.kind == Kind::Credentials);
     let sdk_settings_invalid = matches!(&aws_res, Err(e) if e.kind != Kind::Credentials);
@@ -137,8 +141,8 @@ pub async fn run(cfg: Configuration, offline: bool) -> Report {
         };
         let found = a.credentials().await;
         let plaintext = match &found {
-            Ok(c) if !c.is_session() && c.source.starts_with("profile ") => {
-                super::plaintext_keys_of(&a.profile_name).await
+            Ok(c) if !c.is_session() && c.source.profile_name().is_some() => {
+                super::plaintext_keys_of(env, &a.profile_name).await
             }
             _ => None,
         };

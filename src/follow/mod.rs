@@ -833,6 +833,9 @@ pub async fn watch<C: Clock>(
             StopOutcome::AlreadyEnded { status } => format!(
                 "interrupted ({by}): training job `{job}` had already ended ({status}); nothing to stop"
             ),
+            StopOutcome::AlreadyStopping { status } => format!(
+                "interrupted (Ctrl-C): training job `{job}` was already stopping ({status})"
+            ),
         };
         return Err(Error::new(kind, what)
             .with_hint(format!("see when it has stopped: sagetrain wait {job}")));
@@ -853,32 +856,47 @@ pub async fn watch<C: Clock>(
 pub enum StopOutcome {
     /// StopTrainingJob was accepted: the job is stopping.
     Requested,
-    /// The job had already ended (or was stopping): its status.
+    /// The job had already ended: its status.
     AlreadyEnded { status: String },
+    /// The job was already stopping: its status.
+    AlreadyStopping { status: String },
 }
 
-/// StopTrainingJob. A job that already ended is not an error: its status is returned.
+/// What a described job says about stopping it: nothing to do when it ended or is stopping.
+fn stop_settled(d: &Describe) -> Option<StopOutcome> {
+    use aws_sdk_sagemaker::types::TrainingJobStatus as S;
+    let status = || {
+        status_text(
+            d.training_job_status().map(|s| s.as_str()).unwrap_or("?"),
+            d.secondary_status().map(|s| s.as_str()).unwrap_or(""),
+            None,
+        )
+    };
+    match d.training_job_status()? {
+        S::Completed | S::Failed | S::Stopped => {
+            Some(StopOutcome::AlreadyEnded { status: status() })
+        }
+        S::Stopping => Some(StopOutcome::AlreadyStopping { status: status() }),
+        _ => None,
+    }
+}
+
+/// Stop a job: DescribeTrainingJob first, and StopTrainingJob only for a job that is running.
+/// A job that ends between the two calls (SageMaker then answers ValidationException) is
+/// reported like one that had ended before.
 pub async fn stop_job(sm: &aws_sdk_sagemaker::Client, job: &str) -> Result<StopOutcome> {
+    let d = describe(sm, job).await.map_err(|e| e.error)?;
+    if let Some(settled) = stop_settled(&d) {
+        return Ok(settled);
+    }
     match sm.stop_training_job().training_job_name(job).send().await {
         Ok(_) => Ok(StopOutcome::Requested),
         Err(e) => {
-            let code = crate::aws::error_code(&e).unwrap_or_default();
-            let msg = e
-                .as_service_error()
-                .and_then(|s| s.message())
-                .unwrap_or_default()
-                .to_string();
-            if msg.contains("Could not find") || msg.contains("not found") {
-                return Err(not_found(job));
-            }
-            if code == "ValidationException" && msg.contains("in status") {
-                let d = describe(sm, job).await.map_err(|e| e.error)?;
-                let status = status_text(
-                    d.training_job_status().map(|s| s.as_str()).unwrap_or("?"),
-                    d.secondary_status().map(|s| s.as_str()).unwrap_or(""),
-                    None,
-                );
-                return Ok(StopOutcome::AlreadyEnded { status });
+            if crate::aws::error_code(&e).as_deref() == Some("ValidationException") {
+                if let Some(settled) = describe(sm, job).await.ok().as_ref().and_then(stop_settled)
+                {
+                    return Ok(settled);
+                }
             }
             Err(aws_error("sagemaker:StopTrainingJob", &e))
         }
@@ -1392,16 +1410,22 @@ mod tests {
         }
     }
 
+    /// DescribeTrainingJob answering a job in this state, once.
+    fn describing(
+        status: sm::TrainingJobStatus,
+        secondary: sm::SecondaryStatus,
+    ) -> aws_smithy_mocks::Rule {
+        mock!(Client::describe_training_job)
+            .then_output(move || state(status.clone(), secondary.clone(), &[]))
+    }
+
     #[tokio::test]
-    async fn stopping_a_finished_job_reports_its_status() {
+    async fn stopping_a_finished_job_reports_its_status_without_stopping_it() {
         let stop = mock!(Client::stop_training_job).then_error(already("Completed"));
-        let d = mock!(Client::describe_training_job).then_output(|| {
-            state(
-                sm::TrainingJobStatus::Completed,
-                sm::SecondaryStatus::Completed,
-                &[],
-            )
-        });
+        let d = describing(
+            sm::TrainingJobStatus::Completed,
+            sm::SecondaryStatus::Completed,
+        );
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&stop, &d]);
         let out = stop_job(&client, JOB).await.unwrap();
         assert_eq!(
@@ -1410,13 +1434,65 @@ mod tests {
                 status: "Completed".into()
             }
         );
+        assert_eq!(stop.num_calls(), 0, "StopTrainingJob is not called");
+
+        let running = describing(
+            sm::TrainingJobStatus::InProgress,
+            sm::SecondaryStatus::Training,
+        );
         let ok = mock!(Client::stop_training_job)
             .match_requests(|r| r.training_job_name() == Some(JOB))
             .then_output(|| StopTrainingJobOutput::builder().build());
-        let client = mock_client!(aws_sdk_sagemaker, [&ok]);
+        let client = mock_client!(aws_sdk_sagemaker, RuleMode::Sequential, [&running, &ok]);
         assert_eq!(
             stop_job(&client, JOB).await.unwrap(),
             StopOutcome::Requested
+        );
+        assert_eq!(ok.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_ends_between_describe_and_stop_is_reported_as_ended() {
+        let running = describing(
+            sm::TrainingJobStatus::InProgress,
+            sm::SecondaryStatus::Training,
+        );
+        let stop = mock!(Client::stop_training_job).then_error(already("Stopped"));
+        let stopped = describing(sm::TrainingJobStatus::Stopped, sm::SecondaryStatus::Stopped);
+        let client = mock_client!(
+            aws_sdk_sagemaker,
+            RuleMode::Sequential,
+            [&running, &stop, &stopped]
+        );
+        assert_eq!(
+            stop_job(&client, JOB).await.unwrap(),
+            StopOutcome::AlreadyEnded {
+                status: "Stopped".into()
+            }
+        );
+        assert_eq!(stop.num_calls(), 1);
+        assert_eq!(stopped.num_calls(), 1);
+
+        // A ValidationException for a job still running is the error it is.
+        let still = describing(
+            sm::TrainingJobStatus::InProgress,
+            sm::SecondaryStatus::Training,
+        );
+        let running = describing(
+            sm::TrainingJobStatus::InProgress,
+            sm::SecondaryStatus::Training,
+        );
+        let stop = mock!(Client::stop_training_job).then_error(already("Stopped"));
+        let client = mock_client!(
+            aws_sdk_sagemaker,
+            RuleMode::Sequential,
+            [&running, &stop, &still]
+        );
+        let e = stop_job(&client, JOB).await.unwrap_err();
+        assert!(
+            e.message.contains("sagemaker:StopTrainingJob"),
+            "{}",
+            e.message
         );
     }
 

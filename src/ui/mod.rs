@@ -15,9 +15,15 @@ pub struct Ui {
 }
 
 impl Ui {
-    pub fn new(format: OutputFormat, quiet: bool, verbose: u8) -> Ui {
+    /// The output settings; `env` is read for `NO_COLOR`.
+    pub fn new(
+        format: OutputFormat,
+        quiet: bool,
+        verbose: u8,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Ui {
         let stderr_is_terminal = std::io::stderr().is_terminal();
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let no_color = env("NO_COLOR").is_some_and(|v| !v.is_empty());
         Ui {
             format,
             quiet,
@@ -129,14 +135,15 @@ impl Drop for RedactingStderr {
     }
 }
 
-/// Logging on stderr: `-v` sagetrain info, `-vv` sagetrain debug, `-vvv` the AWS SDK too.
-pub fn init_logging(verbose: u8) {
+/// Logging on stderr: `-v` sagetrain info, `-vv` sagetrain debug, `-vvv` the AWS SDK too;
+/// `SAGETRAIN_LOG` (read through `env`) replaces the filter.
+pub fn init_logging(verbose: u8, env: &dyn Fn(&str) -> Option<String>) {
     let filter = match verbose {
         0 | 1 => "warn",
         2 => "warn,sagetrain=debug",
         _ => "debug,hyper=info,rustls=info,h2=info",
     };
-    let filter = std::env::var("SAGETRAIN_LOG").unwrap_or_else(|_| filter.to_string());
+    let filter = env("SAGETRAIN_LOG").unwrap_or_else(|| filter.to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(|| RedactingStderr { buf: Vec::new() })

@@ -15,7 +15,7 @@ fn sandbox(s: &Seeded, proxy: &Proxy) -> Sandbox {
 
 /// `train` with every value resolved by lookup: role by name, image by repo:tag, the default
 /// bucket, and two channels to check.
-fn train_args<'a>(s: &'a Seeded, base: &'a str, extra: &[&'a str]) -> Vec<String> {
+pub fn train_args<'a>(s: &'a Seeded, base: &'a str, extra: &[&'a str]) -> Vec<String> {
     let mut a: Vec<String> = [
         "train",
         "--epochs",
@@ -40,7 +40,7 @@ fn train_args<'a>(s: &'a Seeded, base: &'a str, extra: &[&'a str]) -> Vec<String
     a
 }
 
-fn run(sb: &Sandbox, args: &[String]) -> Run {
+pub fn run(sb: &Sandbox, args: &[String]) -> Run {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     sb.run(&refs)
 }

@@ -1080,16 +1080,31 @@ fn ctrl_c_detaches_or_with_stop_on_interrupt_stops_the_job() {
 #[test]
 fn stop_requests_a_stop_and_a_finished_job_is_not_an_error() {
     let running = fake_sagemaker::start(
-        job_json("unet-running", "Stopping", "Stopping", &[TRAINING], None),
+        job_json("unet-running", "InProgress", "Training", &[TRAINING], None),
         Stop::Accept,
     );
     let sb = fake_sandbox(&running.url);
     let r = sb.run(&["stop", "unet-running"]).ok();
     assert_eq!(
         r.stdout.trim(),
-        "training job unet-running: stop requested (Stopping)"
+        "training job unet-running: stop requested (InProgress)"
     );
     assert_eq!(running.calls_to("StopTrainingJob").len(), 1);
+
+    // Already stopping: reported, not asked again.
+    let stopping = fake_sagemaker::start(
+        job_json("unet-stopping", "Stopping", "Stopping", &[TRAINING], None),
+        Stop::Accept,
+    );
+    let sb = fake_sandbox(&stopping.url);
+    let r = sb.run(&["stop", "unet-stopping"]).ok();
+    assert!(
+        r.stdout
+            .starts_with("training job unet-stopping is already stopping (Stopping"),
+        "{}",
+        r.stdout
+    );
+    assert!(stopping.calls_to("StopTrainingJob").is_empty());
 
     let done = fake_sagemaker::start(
         job_json("unet-done", "Completed", "Completed", &[], None),
@@ -1107,13 +1122,11 @@ fn stop_requests_a_stop_and_a_finished_job_is_not_an_error() {
         j,
         serde_json::json!({"job_name": "unet-done", "stop_requested": false, "status": "Completed"})
     );
-    // The stop was tried, then the job described.
+    // The job was described, and no stop was sent.
     assert_eq!(
         done.targets(),
         [
-            "SageMaker.StopTrainingJob",
             "SageMaker.DescribeTrainingJob",
-            "SageMaker.StopTrainingJob",
             "SageMaker.DescribeTrainingJob"
         ]
     );

@@ -41,6 +41,13 @@ pub enum Fault {
     Delay(Duration),
     /// Forward, read the server's answer, and close the connection without answering.
     Drop,
+    /// Answer this status with this body as is (not in the service's error format), without
+    /// forwarding: an HTML error page of a gateway, an XML error to a JSON service, a cut-off body.
+    Raw {
+        status: u16,
+        content_type: &'static str,
+        body: &'static str,
+    },
     /// Answer this error (in the protocol of the request's service) without forwarding.
     Error {
         status: u16,
@@ -516,6 +523,14 @@ fn fault_response(fault: &Fault, n: u64, proto: Protocol) -> (String, Vec<u8>) {
         f => f.clone(),
     };
     match kind {
+        Fault::Raw {
+            status,
+            content_type,
+            body,
+        } => (
+            format!("raw {status}"),
+            response(status, "Error", &[("Content-Type", content_type)], body),
+        ),
         Fault::Error {
             status,
             code,
