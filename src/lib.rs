@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod error;
 pub mod follow;
 pub mod fsutil;
+pub mod image;
 pub mod job;
 pub mod secrets;
 pub mod ui;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> i32 {
     secrets::register_env(&|k| std::env::var(k).ok());
     ui::init_logging(cli.global.verbose);
     let ctx = Context::from_process(cli.global.clone());
+    image::platform::set_cache_dir(data::cache::cache_dir(&*ctx.env));
     let limits = match aws::timeouts::Timeouts::layer(&cli.net, &*ctx.env) {
         Ok(t) => t,
         Err(e) => {
@@ -57,6 +59,7 @@ pub fn run(cli: Cli) -> i32 {
                 Command::Stop(args) => commands::stop::run(&ctx, args).await,
                 Command::Download(args) => commands::download::run(&ctx, args).await,
                 Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
+                Command::Image(cmd) => commands::image::run(&ctx, cmd).await,
             }
         };
         match &limits.deadline {

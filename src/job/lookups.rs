@@ -374,6 +374,11 @@ pub async fn image_with(
         .unwrap_or_default();
     let registry = ecr_registry(&registry_id, img_region.as_deref().unwrap_or(region));
     let digest = detail.image_digest().unwrap_or_default().to_string();
+    // SageMaker runs linux/amd64 only: a wrong platform is an error, an unchecked one a note.
+    if !digest.is_empty() {
+        let registry = Some(registry_id.as_str()).filter(|r| !r.is_empty());
+        notes.extend(crate::image::platform::verify(ecr, registry, &repository, &digest).await?);
+    }
     let uri = match (&version, pin) {
         (ImageVersion::Digest(d), _) => format!("{registry}/{repository}@{d}"),
         (ImageVersion::Tag(_), true) if !digest.is_empty() => {
