@@ -57,7 +57,10 @@ async fn push_image(ctx: &Context, args: &PushImageArgs) -> Result<()> {
     let engine = match &args.archive {
         Some(a) => {
             if !ctx.cwd.join(a).is_file() {
-                violations.push(Violation::new("--archive", format!("{} is not a file", a.display())));
+                violations.push(Violation::new(
+                    "--archive",
+                    format!("{} is not a file", a.display()),
+                ));
             }
             None
         }
@@ -75,7 +78,10 @@ async fn push_image(ctx: &Context, args: &PushImageArgs) -> Result<()> {
 
     // An archive given is read and checked before anything is sent.
     let mut image = match &args.archive {
-        Some(a) => Some(read_checked(&image::plain_archive(&ctx.cwd.join(a), tmp.path())?)?),
+        Some(a) => Some(read_checked(&image::plain_archive(
+            &ctx.cwd.join(a),
+            tmp.path(),
+        )?)?),
         None => None,
     };
 
@@ -87,15 +93,30 @@ async fn push_image(ctx: &Context, args: &PushImageArgs) -> Result<()> {
     .await?;
     let region = aws.region.value.clone();
     let creds = aws.credentials().await?;
-    ui.info(&format!("credentials: {} (key {})", creds.source, creds.masked_key_id()));
+    ui.info(&format!(
+        "credentials: {} (key {})",
+        creds.source,
+        creds.masked_key_id()
+    ));
 
     let work = async {
         if let Some(engine) = &engine {
-            let context = ctx.cwd.join(args.context.as_deref().unwrap_or(std::path::Path::new(".")));
-            let (ui2, e2, c2, r2, t2, d2) = (ui.clone(), engine.clone(), context, repo.clone(), args.tag.clone(), tmp.path().to_path_buf());
-            let built = tokio::task::spawn_blocking(move || engine::build_and_save(&ui2, &e2, &c2, &r2, &t2, &d2))
-                .await
-                .map_err(|e| Error::internal(format!("the build task failed: {e}")))??;
+            let context = ctx
+                .cwd
+                .join(args.context.as_deref().unwrap_or(std::path::Path::new(".")));
+            let (ui2, e2, c2, r2, t2, d2) = (
+                ui.clone(),
+                engine.clone(),
+                context,
+                repo.clone(),
+                args.tag.clone(),
+                tmp.path().to_path_buf(),
+            );
+            let built = tokio::task::spawn_blocking(move || {
+                engine::build_and_save(&ui2, &e2, &c2, &r2, &t2, &d2)
+            })
+            .await
+            .map_err(|e| Error::internal(format!("the build task failed: {e}")))??;
             image = Some(read_checked(&built)?);
         }
         let image = image.as_ref().expect("read or built");

@@ -856,7 +856,7 @@ pub async fn image_check(ecr: &aws_sdk_ecr::Client, image: &Val<String>, region:
                     format!("push the image to ECR in {region}, or run the job where the image is (--region)")
                 };
                 Check::warn(id::IMAGE, format!("{value}; {}", notes.join("; ")), fix)
-                .with_source(source)
+                    .with_source(source)
             }
         }
     }

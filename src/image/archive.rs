@@ -246,10 +246,7 @@ fn read_docker(path: &Path, index: &Index, manifest: &Value) -> Result<Image> {
         many => {
             return Err(invalid(
                 path,
-                format!(
-                    "it holds {} images; save one image per archive",
-                    many.len()
-                ),
+                format!("it holds {} images; save one image per archive", many.len()),
             ))
         }
     };
@@ -309,7 +306,8 @@ fn read_oci(path: &Path, index: &Index, top: &Value) -> Result<Image> {
             continue;
         }
         // Attestation manifests (buildx provenance/SBOM) are not images.
-        if desc["annotations"]["vnd.docker.reference.type"].as_str() == Some("attestation-manifest") {
+        if desc["annotations"]["vnd.docker.reference.type"].as_str() == Some("attestation-manifest")
+        {
             continue;
         }
         found.push((doc, Some(media)));
@@ -412,7 +410,9 @@ fn finish(
         if compression == Compression::Zstd && format == Format::Docker {
             return Err(invalid(
                 path,
-                format!("the layer `{name}` is zstd-compressed, which a Docker v2 manifest cannot name"),
+                format!(
+                    "the layer `{name}` is zstd-compressed, which a Docker v2 manifest cannot name"
+                ),
             ));
         }
         layers.push(Layer {
@@ -436,8 +436,8 @@ fn finish(
 
 #[cfg(test)]
 mod tests {
-    use crate::image::testdata::*;
     use super::*;
+    use crate::image::testdata::*;
 
     #[test]
     fn reads_a_docker_save_archive() {
@@ -450,7 +450,10 @@ mod tests {
         assert!(img.platform.fits());
         assert_eq!(img.layers.len(), 2);
         assert_eq!(img.layers[1].compression, Compression::None);
-        assert_eq!(img.layers[1].diff_id.as_deref(), Some(sha(&layers[1]).as_str()));
+        assert_eq!(
+            img.layers[1].diff_id.as_deref(),
+            Some(sha(&layers[1]).as_str())
+        );
         assert_eq!(read_member(&p, img.layers[0].member).unwrap(), layers[0]);
     }
 
@@ -481,7 +484,11 @@ mod tests {
         b.finish().unwrap();
         drop(b);
         let e = read(&p).unwrap_err();
-        assert!(e.message.contains("neither `manifest.json`"), "{}", e.message);
+        assert!(
+            e.message.contains("neither `manifest.json`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

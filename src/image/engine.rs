@@ -67,7 +67,12 @@ pub fn find(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<
 }
 
 /// The commands that build `context` as `local_tag` for linux/amd64 and save it to `archive`.
-pub fn commands(engine: &Engine, context: &Path, local_tag: &str, archive: &Path) -> [Vec<String>; 2] {
+pub fn commands(
+    engine: &Engine,
+    context: &Path,
+    local_tag: &str,
+    archive: &Path,
+) -> [Vec<String>; 2] {
     let s = |p: &Path| p.display().to_string();
     let build = vec![
         "build".into(),
@@ -94,14 +99,20 @@ fn run(ui: &Ui, engine: &Engine, args: &[String]) -> Result<()> {
     let out = if ui.quiet {
         cmd.output()
     } else {
-        cmd.stdout(std::io::stderr()).stderr(Stdio::inherit()).output()
+        cmd.stdout(std::io::stderr())
+            .stderr(Stdio::inherit())
+            .output()
     }
     .map_err(|e| Error::internal(format!("cannot run {}: {e}", engine.path.display())))?;
     if out.status.success() {
         return Ok(());
     }
     if ui.quiet {
-        eprint!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprint!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Err(Error::usage(format!("`{shown}` failed ({})", out.status)).with_hint(
         "fix the build (the engine's messages are above), or build elsewhere and push the archive with --archive FILE",
@@ -109,7 +120,14 @@ fn run(ui: &Ui, engine: &Engine, args: &[String]) -> Result<()> {
 }
 
 /// Build `context` for linux/amd64 and save it into `dir`; returns the archive's path.
-pub fn build_and_save(ui: &Ui, engine: &Engine, context: &Path, repo: &str, tag: &str, dir: &Path) -> Result<PathBuf> {
+pub fn build_and_save(
+    ui: &Ui,
+    engine: &Engine,
+    context: &Path,
+    repo: &str,
+    tag: &str,
+    dir: &Path,
+) -> Result<PathBuf> {
     if !context.join("Dockerfile").is_file() && !context.join("Containerfile").is_file() {
         return Err(Error::usage(format!(
             "{} has no Dockerfile: it is not a build context",
@@ -144,7 +162,10 @@ mod tests {
         assert_eq!(find(None, &env).unwrap().name, "podman");
         assert_eq!(find(Some("nerdctl"), &env).unwrap().name, "nerdctl");
         assert_eq!(find(Some("docker"), &env).unwrap_err().exit_code(), 2);
-        assert!(find(Some("rkt"), &env).unwrap_err().message.contains("not a container engine"));
+        assert!(find(Some("rkt"), &env)
+            .unwrap_err()
+            .message
+            .contains("not a container engine"));
         let env2 = |k: &str| match k {
             "PATH" => Some(path.clone()),
             "SAGETRAIN_ENGINE" => Some("nerdctl".into()),
@@ -152,16 +173,31 @@ mod tests {
         };
         assert_eq!(find(None, &env2).unwrap().name, "nerdctl");
         let empty = |_: &str| None;
-        assert!(find(None, &empty).unwrap_err().message.contains("no container engine"));
+        assert!(find(None, &empty)
+            .unwrap_err()
+            .message
+            .contains("no container engine"));
     }
 
     #[test]
     fn podman_saves_an_oci_archive_and_every_engine_builds_for_amd64() {
-        let e = Engine { name: "podman".into(), path: "/usr/bin/podman".into() };
+        let e = Engine {
+            name: "podman".into(),
+            path: "/usr/bin/podman".into(),
+        };
         let [build, save] = commands(&e, Path::new("ctx"), "t:1", Path::new("/tmp/a.tar"));
         assert_eq!(build.join(" "), "build --platform linux/amd64 -t t:1 ctx");
-        assert_eq!(save.join(" "), "save --format oci-archive -o /tmp/a.tar t:1");
-        let d = Engine { name: "docker".into(), path: "/usr/bin/docker".into() };
-        assert_eq!(commands(&d, Path::new("ctx"), "t:1", Path::new("a.tar"))[1].join(" "), "save -o a.tar t:1");
+        assert_eq!(
+            save.join(" "),
+            "save --format oci-archive -o /tmp/a.tar t:1"
+        );
+        let d = Engine {
+            name: "docker".into(),
+            path: "/usr/bin/docker".into(),
+        };
+        assert_eq!(
+            commands(&d, Path::new("ctx"), "t:1", Path::new("a.tar"))[1].join(" "),
+            "save -o a.tar t:1"
+        );
     }
 }

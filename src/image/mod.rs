@@ -36,7 +36,9 @@ pub fn interrupted_error() -> Error {
         Kind::Interrupted,
         "the push was interrupted; the image was not tagged",
     )
-    .with_hint("run the same command again: the layers already in the repository are not sent again")
+    .with_hint(
+        "run the same command again: the layers already in the repository are not sent again",
+    )
 }
 
 /// A gzipped archive (`docker save IMAGE | gzip`) unpacked into `dir`; others as they are.
@@ -48,7 +50,10 @@ pub fn plain_archive(path: &Path, dir: &Path) -> Result<PathBuf> {
     let mut src = flate2::read::GzDecoder::new(std::io::BufReader::new(std::fs::File::open(path)?));
     let mut dst = std::fs::File::create(&out)?;
     std::io::copy(&mut src, &mut dst).map_err(|e| {
-        Error::usage(format!("{} is not a readable gzip file: {e}", path.display()))
+        Error::usage(format!(
+            "{} is not a readable gzip file: {e}",
+            path.display()
+        ))
     })?;
     Ok(out)
 }

@@ -126,7 +126,12 @@ pub fn cached(dir: &Path, digest: &str) -> Option<Verdict> {
 pub fn remember(dir: &Path, digest: &str, fits: bool, platforms: &[String]) {
     let v = serde_json::json!({"fits": fits, "platforms": platforms});
     if std::fs::create_dir_all(dir).is_ok() {
-        let _ = crate::fsutil::write_atomic(&cache_file(dir, digest), v.to_string().as_bytes(), None, true);
+        let _ = crate::fsutil::write_atomic(
+            &cache_file(dir, digest),
+            v.to_string().as_bytes(),
+            None,
+            true,
+        );
     }
 }
 
@@ -190,9 +195,7 @@ where
     }
     let out = match req.send().await {
         Ok(o) => o,
-        Err(e) => {
-            return Verdict::Unknown(crate::aws::aws_error("ecr:BatchGetImage", &e).message)
-        }
+        Err(e) => return Verdict::Unknown(crate::aws::aws_error("ecr:BatchGetImage", &e).message),
     };
     let Some(manifest) = out.images().first().and_then(|i| i.image_manifest()) else {
         return Verdict::Unknown("ecr:BatchGetImage returned no manifest".into());
@@ -224,14 +227,7 @@ where
         .get_download_url_for_layer()
         .repository_name(repository)
         .layer_digest(config)
-        .set_registry_id(registry_id.map(str::to_string))
-        // One attempt: the check is advisory when it cannot be completed, and an endpoint
-        // without this operation should not cost retries on every submit.
-        .customize()
-        .config_override(
-            aws_sdk_ecr::config::Builder::default()
-                .retry_config(aws_sdk_ecr::config::retry::RetryConfig::disabled()),
-        );
+        .set_registry_id(registry_id.map(str::to_string));
     let url = match req.send().await {
         Ok(o) => match o.download_url() {
             Some(u) => u.to_string(),
@@ -282,9 +278,10 @@ pub async fn http_get(url: String) -> std::result::Result<Vec<u8>, String> {
     .ok_or("no HTTP client")?;
     let mut req = aws_smithy_runtime_api::client::orchestrator::HttpRequest::empty();
     req.set_uri(url.as_str()).map_err(|e| e.to_string())?;
-    let resp = connector.call(req).await.map_err(|e| {
-        aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()
-    })?;
+    let resp = connector
+        .call(req)
+        .await
+        .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
         return Err(format!("HTTP {status}"));
@@ -349,7 +346,9 @@ mod tests {
         mock!(aws_sdk_ecr::Client::get_download_url_for_layer)
             .match_requests(|r| {
                 r.layer_digest()
-                    == Some("sha256:2222222222222222222222222222222222222222222222222222222222222222")
+                    == Some(
+                        "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+                    )
             })
             .then_output(|| {
                 GetDownloadUrlForLayerOutput::builder()
@@ -358,10 +357,14 @@ mod tests {
             })
     }
 
-    fn config(arch: &'static str) -> impl Fn(String) -> std::future::Ready<std::result::Result<Vec<u8>, String>> {
+    fn config(
+        arch: &'static str,
+    ) -> impl Fn(String) -> std::future::Ready<std::result::Result<Vec<u8>, String>> {
         move |url| {
             assert_eq!(url, "https://example.invalid/config");
-            std::future::ready(Ok(format!(r#"{{"architecture":"{arch}","os":"linux"}}"#).into_bytes()))
+            std::future::ready(Ok(
+                format!(r#"{{"architecture":"{arch}","os":"linux"}}"#).into_bytes()
+            ))
         }
     }
 
@@ -404,10 +407,16 @@ mod tests {
         let v = check_with(&ecr, config("amd64"), None, None, "repo", DIGEST).await;
         assert_eq!(v, Verdict::Wrong(vec!["linux/arm64/v8".into()]));
         assert_eq!(url.num_calls(), 0);
-        let with_amd64 = list.replace("\"unknown\",\"architecture\":\"unknown\"", "\"linux\",\"architecture\":\"amd64\"");
+        let with_amd64 = list.replace(
+            "\"unknown\",\"architecture\":\"unknown\"",
+            "\"linux\",\"architecture\":\"amd64\"",
+        );
         let get = get_image(with_amd64);
         let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get]);
-        assert_eq!(check_with(&ecr, config("amd64"), None, None, "repo", DIGEST).await, Verdict::Fits);
+        assert_eq!(
+            check_with(&ecr, config("amd64"), None, None, "repo", DIGEST).await,
+            Verdict::Fits
+        );
     }
 
     #[tokio::test]
@@ -417,10 +426,26 @@ mod tests {
         let url = mock!(aws_sdk_ecr::Client::get_download_url_for_layer)
             .then_error(|| GetDownloadUrlForLayerError::unhandled("not implemented"));
         let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
-        let v = check_with(&ecr, config("amd64"), Some(dir.path()), None, "repo", DIGEST).await;
+        let v = check_with(
+            &ecr,
+            config("amd64"),
+            Some(dir.path()),
+            None,
+            "repo",
+            DIGEST,
+        )
+        .await;
         assert!(matches!(v, Verdict::Unknown(_)), "{v:?}");
         assert!(cached(dir.path(), DIGEST).is_none());
-        let v = check_with(&ecr, config("amd64"), Some(dir.path()), None, "repo", DIGEST).await;
+        let v = check_with(
+            &ecr,
+            config("amd64"),
+            Some(dir.path()),
+            None,
+            "repo",
+            DIGEST,
+        )
+        .await;
         assert!(matches!(v, Verdict::Unknown(_)));
         assert_eq!(get.num_calls(), 2);
     }
@@ -431,15 +456,23 @@ mod tests {
         let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
         let fail = |_u: String| std::future::ready(Err::<Vec<u8>, String>("HTTP 403".into()));
         let v = check_with(&ecr, fail, None, None, "repo", DIGEST).await;
-        assert_eq!(v, Verdict::Unknown("the image config could not be downloaded: HTTP 403".into()));
+        assert_eq!(
+            v,
+            Verdict::Unknown("the image config could not be downloaded: HTTP 403".into())
+        );
     }
 
     #[test]
     fn platforms_read_and_print() {
-        let p = Platform::from_config(br#"{"architecture":"arm64","os":"linux","variant":"v8"}"#).unwrap();
+        let p = Platform::from_config(br#"{"architecture":"arm64","os":"linux","variant":"v8"}"#)
+            .unwrap();
         assert_eq!(p.to_string(), "linux/arm64/v8");
         assert!(!p.fits());
-        assert!(Platform::from_config(br#"{"architecture":"amd64","os":"linux"}"#).unwrap().fits());
+        assert!(
+            Platform::from_config(br#"{"architecture":"amd64","os":"linux"}"#)
+                .unwrap()
+                .fits()
+        );
         let e = refused("linux/arm64");
         assert_eq!(e.exit_code(), 2);
         assert!(e.hint.unwrap().contains("--platform linux/amd64"));

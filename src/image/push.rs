@@ -142,14 +142,24 @@ fn remember_layer(cache: Option<&Path>, diff_id: &str, digest: &str, size: u64) 
     if let Some(c) = cache {
         let p = cache_path(c, diff_id);
         if std::fs::create_dir_all(p.parent().expect("has a parent")).is_ok() {
-            let _ = crate::fsutil::write_atomic(&p, format!("{digest} {size}\n").as_bytes(), None, true);
+            let _ = crate::fsutil::write_atomic(
+                &p,
+                format!("{digest} {size}\n").as_bytes(),
+                None,
+                true,
+            );
         }
     }
 }
 
 /// The blobs of an image: its config, then its layers, each with its registry digest. Layers
 /// to compress whose compressed digest is cached are left [`Source::Deferred`].
-pub async fn plan(ui: &Ui, image: &Image, cache: Option<&Path>, tmp: &Path) -> Result<(Blob, Vec<Blob>)> {
+pub async fn plan(
+    ui: &Ui,
+    image: &Image,
+    cache: Option<&Path>,
+    tmp: &Path,
+) -> Result<(Blob, Vec<Blob>)> {
     let config = Blob {
         digest: sha256_hex(&image.config),
         size: image.config.len() as u64,
@@ -172,26 +182,49 @@ pub async fn plan(ui: &Ui, image: &Image, cache: Option<&Path>, tmp: &Path) -> R
                         spawn(move || hash_member(&p, m)).await?
                     }
                 };
-                Blob { digest, size: l.member.size, media_type, source: Source::Member(l.member), diff_id: None }
-            }
-            Compression::None => {
-                match l.diff_id.as_deref().and_then(|d| cached_layer(cache, d)) {
-                    Some((digest, size)) => Blob { digest, size, media_type, source: Source::Deferred(l.member), diff_id: l.diff_id.clone() },
-                    None => {
-                        let mut b = Blob { digest: String::new(), size: 0, media_type, source: Source::Deferred(l.member), diff_id: l.diff_id.clone() };
-                        ui.info(&format!("compressing layer {}/{} ({})", i + 1, image.layers.len(), human_bytes(l.member.size)));
-                        materialise(&image.path, &mut b, cache, tmp, i).await?;
-                        b
-                    }
+                Blob {
+                    digest,
+                    size: l.member.size,
+                    media_type,
+                    source: Source::Member(l.member),
+                    diff_id: None,
                 }
             }
+            Compression::None => match l.diff_id.as_deref().and_then(|d| cached_layer(cache, d)) {
+                Some((digest, size)) => Blob {
+                    digest,
+                    size,
+                    media_type,
+                    source: Source::Deferred(l.member),
+                    diff_id: l.diff_id.clone(),
+                },
+                None => {
+                    let mut b = Blob {
+                        digest: String::new(),
+                        size: 0,
+                        media_type,
+                        source: Source::Deferred(l.member),
+                        diff_id: l.diff_id.clone(),
+                    };
+                    ui.info(&format!(
+                        "compressing layer {}/{} ({})",
+                        i + 1,
+                        image.layers.len(),
+                        human_bytes(l.member.size)
+                    ));
+                    materialise(&image.path, &mut b, cache, tmp, i).await?;
+                    b
+                }
+            },
         };
         layers.push(blob);
     }
     Ok((config, layers))
 }
 
-async fn spawn<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> Result<T> {
+async fn spawn<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::internal(format!("a background task failed: {e}")))?
@@ -199,8 +232,16 @@ async fn spawn<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send 
 }
 
 /// Compress a deferred layer now; its digest and size are what the compression gave.
-async fn materialise(archive: &Path, b: &mut Blob, cache: Option<&Path>, tmp: &Path, i: usize) -> Result<()> {
-    let Source::Deferred(m) = b.source else { return Ok(()) };
+async fn materialise(
+    archive: &Path,
+    b: &mut Blob,
+    cache: Option<&Path>,
+    tmp: &Path,
+    i: usize,
+) -> Result<()> {
+    let Source::Deferred(m) = b.source else {
+        return Ok(());
+    };
     let out = tmp.join(format!("layer-{i}.tar.gz"));
     let (a, o) = (archive.to_path_buf(), out.clone());
     let (digest, size, raw) = spawn(move || compress(&a, m, &o)).await?;
@@ -234,8 +275,19 @@ pub fn manifest(format: Format, config: &Blob, layers: &[Blob]) -> Vec<u8> {
 
 /// The repository's URI (`ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO`), creating the repository
 /// (scan on push) when it is missing and `create` is set.
-pub async fn ensure_repository(ui: &Ui, ecr: &aws_sdk_ecr::Client, repo: &str, create: bool, region: &str) -> Result<String> {
-    match ecr.describe_repositories().repository_names(repo).send().await {
+pub async fn ensure_repository(
+    ui: &Ui,
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+    create: bool,
+    region: &str,
+) -> Result<String> {
+    match ecr
+        .describe_repositories()
+        .repository_names(repo)
+        .send()
+        .await
+    {
         Ok(o) => {
             if let Some(uri) = o.repositories().first().and_then(|r| r.repository_uri()) {
                 return Ok(uri.to_string());
@@ -252,14 +304,21 @@ pub async fn ensure_repository(ui: &Ui, ecr: &aws_sdk_ecr::Client, repo: &str, c
         .create_repository()
         .repository_name(repo)
         .image_scanning_configuration(
-            aws_sdk_ecr::types::ImageScanningConfiguration::builder().scan_on_push(true).build(),
+            aws_sdk_ecr::types::ImageScanningConfiguration::builder()
+                .scan_on_push(true)
+                .build(),
         )
         .send()
         .await;
     match out {
         Ok(o) => {
-            ui.info(&format!("created the ECR repository `{repo}` (scan on push)"));
-            Ok(o.repository().and_then(|r| r.repository_uri()).unwrap_or_default().to_string())
+            ui.info(&format!(
+                "created the ECR repository `{repo}` (scan on push)"
+            ));
+            Ok(o.repository()
+                .and_then(|r| r.repository_uri())
+                .unwrap_or_default()
+                .to_string())
         }
         // Created meanwhile by someone else: use it.
         Err(e) if error_code(&e).as_deref() == Some("RepositoryAlreadyExistsException") => {
@@ -270,7 +329,11 @@ pub async fn ensure_repository(ui: &Ui, ecr: &aws_sdk_ecr::Client, repo: &str, c
 }
 
 /// The digests among `digests` that the repository already holds.
-pub async fn available(ecr: &aws_sdk_ecr::Client, repo: &str, digests: &[String]) -> Result<HashSet<String>> {
+pub async fn available(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+    digests: &[String],
+) -> Result<HashSet<String>> {
     let mut have = HashSet::new();
     for chunk in digests.chunks(100) {
         let out = ecr
@@ -312,7 +375,13 @@ fn read_part(archive: &Path, source: &Source, offset: u64, len: u64) -> std::io:
 }
 
 /// Upload one blob: initiate, parts in order, complete.
-pub async fn upload(ecr: &aws_sdk_ecr::Client, repo: &str, archive: &Path, blob: &Blob, progress: &Progress) -> Result<()> {
+pub async fn upload(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+    archive: &Path,
+    blob: &Blob,
+    progress: &Progress,
+) -> Result<()> {
     let init = ecr
         .initiate_layer_upload()
         .repository_name(repo)
@@ -371,8 +440,16 @@ pub async fn upload(ecr: &aws_sdk_ecr::Client, repo: &str, archive: &Path, blob:
 }
 
 /// Push an image read from an archive to `repo:tag`.
-pub async fn push(ui: &Ui, ecr: &aws_sdk_ecr::Client, image: &Image, repo: &str, tag: &str, cache: Option<&Path>) -> Result<Outcome> {
-    let tmp = tempfile::tempdir().map_err(|e| Error::internal(format!("cannot create a temporary folder: {e}")))?;
+pub async fn push(
+    ui: &Ui,
+    ecr: &aws_sdk_ecr::Client,
+    image: &Image,
+    repo: &str,
+    tag: &str,
+    cache: Option<&Path>,
+) -> Result<Outcome> {
+    let tmp = tempfile::tempdir()
+        .map_err(|e| Error::internal(format!("cannot create a temporary folder: {e}")))?;
     let (config, mut layers) = plan(ui, image, cache, tmp.path()).await?;
     let mut digests: Vec<String> = layers.iter().map(|l| l.digest.clone()).collect();
     digests.push(config.digest.clone());
@@ -382,7 +459,12 @@ pub async fn push(ui: &Ui, ecr: &aws_sdk_ecr::Client, image: &Image, repo: &str,
     let mut recheck = false;
     for (i, l) in layers.iter_mut().enumerate() {
         if matches!(l.source, Source::Deferred(_)) && !have.contains(&l.digest) {
-            ui.info(&format!("compressing layer {}/{} ({})", i + 1, image.layers.len(), human_bytes(image.layers[i].member.size)));
+            ui.info(&format!(
+                "compressing layer {}/{} ({})",
+                i + 1,
+                image.layers.len(),
+                human_bytes(image.layers[i].member.size)
+            ));
             let before = l.digest.clone();
             materialise(&image.path, l, cache, tmp.path(), i).await?;
             recheck |= l.digest != before;
@@ -410,10 +492,14 @@ pub async fn push(ui: &Ui, ecr: &aws_sdk_ecr::Client, image: &Image, repo: &str,
         human_bytes(bytes)
     ));
     let progress = Progress::new(ui, "push", missing.len() as u64, bytes);
-    let result = futures::stream::iter(missing.iter().map(|b| upload(ecr, repo, &image.path, b, &progress)))
-        .buffer_unordered(CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await;
+    let result = futures::stream::iter(
+        missing
+            .iter()
+            .map(|b| upload(ecr, repo, &image.path, b, &progress)),
+    )
+    .buffer_unordered(CONCURRENCY)
+    .try_collect::<Vec<()>>()
+    .await;
     progress.finish();
     result?;
     let manifest = manifest(image.format, &config, &layers);
@@ -436,7 +522,12 @@ pub async fn push(ui: &Ui, ecr: &aws_sdk_ecr::Client, image: &Image, repo: &str,
         }
         Err(e) => return Err(aws_error("ecr:PutImage", &e)),
     }
-    Ok(Outcome { digest, layers_pushed, layers_skipped, bytes_sent: bytes })
+    Ok(Outcome {
+        digest,
+        layers_pushed,
+        layers_skipped,
+        bytes_sent: bytes,
+    })
 }
 
 #[cfg(test)]
@@ -459,7 +550,9 @@ mod tests {
         let gz = std::fs::read(dir.path().join("1.gz")).unwrap();
         assert_eq!(sha256_hex(&gz), d1);
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, layers[0]);
     }
 
@@ -468,19 +561,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("cache");
         let p = dir.path().join("img.tar");
-        testdata::docker_save(&p, "amd64", &[testdata::layer("a", 5000, 1), testdata::layer("b", 7000, 2)]);
+        testdata::docker_save(
+            &p,
+            "amd64",
+            &[testdata::layer("a", 5000, 1), testdata::layer("b", 7000, 2)],
+        );
         let img = archive::read(&p).unwrap();
         let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0);
         let (config, layers) = plan(&ui, &img, Some(&cache), dir.path()).await.unwrap();
         assert_eq!(config.digest, sha256_hex(&img.config));
         assert!(layers.iter().all(|l| matches!(l.source, Source::File(_))));
-        assert!(layers.iter().all(|l| l.media_type == archive::DOCKER_LAYER_GZIP));
+        assert!(layers
+            .iter()
+            .all(|l| l.media_type == archive::DOCKER_LAYER_GZIP));
         // The second plan knows the digests without compressing.
         let (_, again) = plan(&ui, &img, Some(&cache), dir.path()).await.unwrap();
-        assert!(again.iter().all(|l| matches!(l.source, Source::Deferred(_))));
+        assert!(again
+            .iter()
+            .all(|l| matches!(l.source, Source::Deferred(_))));
         assert_eq!(
-            again.iter().map(|l| (&l.digest, l.size)).collect::<Vec<_>>(),
-            layers.iter().map(|l| (&l.digest, l.size)).collect::<Vec<_>>()
+            again
+                .iter()
+                .map(|l| (&l.digest, l.size))
+                .collect::<Vec<_>>(),
+            layers
+                .iter()
+                .map(|l| (&l.digest, l.size))
+                .collect::<Vec<_>>()
         );
         let m = manifest(img.format, &config, &layers);
         let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
@@ -498,7 +605,10 @@ mod tests {
         let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0);
         let (_, layers) = plan(&ui, &img, None, dir.path()).await.unwrap();
         assert!(matches!(layers[0].source, Source::Member(_)));
-        assert_eq!(layers[0].digest, img.layers[0].declared_digest.clone().unwrap());
+        assert_eq!(
+            layers[0].digest,
+            img.layers[0].declared_digest.clone().unwrap()
+        );
         assert_eq!(layers[0].media_type, archive::OCI_LAYER_GZIP);
     }
 }

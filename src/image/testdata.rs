@@ -18,7 +18,10 @@ pub fn sha(b: &[u8]) -> String {
 
 /// A layer tar holding one file of `n` bytes of pseudo-random (incompressible) data.
 pub fn layer(name: &str, n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
     let data: Vec<u8> = (0..n)
         .map(|_| {
             x ^= x << 13;
@@ -58,10 +61,17 @@ fn add(b: &mut tar::Builder<std::fs::File>, name: &str, data: &[u8]) {
 pub fn docker_save(out: &Path, arch: &str, layers: &[Vec<u8>]) {
     let cfg = config(arch, layers);
     let cfg_name = format!("{}.json", &sha(&cfg)[7..]);
-    let names: Vec<String> = (0..layers.len()).map(|i| format!("l{i}/layer.tar")).collect();
-    let manifest = serde_json::json!([{"Config": cfg_name, "RepoTags": ["test:latest"], "Layers": names}]);
+    let names: Vec<String> = (0..layers.len())
+        .map(|i| format!("l{i}/layer.tar"))
+        .collect();
+    let manifest =
+        serde_json::json!([{"Config": cfg_name, "RepoTags": ["test:latest"], "Layers": names}]);
     let mut b = tar::Builder::new(std::fs::File::create(out).unwrap());
-    add(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    add(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
     add(&mut b, &cfg_name, &cfg);
     for (n, l) in names.iter().zip(layers) {
         add(&mut b, n, l);
