@@ -125,14 +125,7 @@ pub fn cached(dir: &Path, digest: &str) -> Option<Verdict> {
 /// Remember a verdict (best effort: a cache that cannot be written only costs a request).
 pub fn remember(dir: &Path, digest: &str, fits: bool, platforms: &[String]) {
     let v = serde_json::json!({"fits": fits, "platforms": platforms});
-    if std::fs::create_dir_all(dir).is_ok() {
-        let _ = crate::fsutil::write_atomic(
-            &cache_file(dir, digest),
-            v.to_string().as_bytes(),
-            None,
-            true,
-        );
-    }
+    let _ = crate::fsutil::write_private(&cache_file(dir, digest), v.to_string().as_bytes());
 }
 
 /// Remember the verdict of an image this process pushed (its config is known).
@@ -460,6 +453,36 @@ mod tests {
             v,
             Verdict::Unknown("the image config could not be downloaded: HTTP 403".into())
         );
+    }
+
+    /// A one-shot HTTP server on loopback answering `status` with `body`.
+    fn serve_once(status: &'static str, body: &'static str) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/v2/blob?X-Amz-Signature=abc",
+            l.local_addr().unwrap()
+        );
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn the_config_is_read_with_the_sdks_http_client() {
+        let url = serve_once("200 OK", r#"{"architecture":"amd64","os":"linux"}"#);
+        let body = http_get(url).await.unwrap();
+        assert!(Platform::from_config(&body).unwrap().fits());
+        let url = serve_once("403 Forbidden", "expired");
+        assert_eq!(http_get(url).await.unwrap_err(), "HTTP 403");
     }
 
     #[test]

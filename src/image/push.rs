@@ -141,14 +141,7 @@ fn cached_layer(cache: Option<&Path>, diff_id: &str) -> Option<(String, u64)> {
 fn remember_layer(cache: Option<&Path>, diff_id: &str, digest: &str, size: u64) {
     if let Some(c) = cache {
         let p = cache_path(c, diff_id);
-        if std::fs::create_dir_all(p.parent().expect("has a parent")).is_ok() {
-            let _ = crate::fsutil::write_atomic(
-                &p,
-                format!("{digest} {size}\n").as_bytes(),
-                None,
-                true,
-            );
-        }
+        let _ = crate::fsutil::write_private(&p, format!("{digest} {size}\n").as_bytes());
     }
 }
 
