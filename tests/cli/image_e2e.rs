@@ -6,7 +6,7 @@ use crate::proxy::Proxy;
 use std::path::Path;
 
 #[path = "../../src/image/testdata.rs"]
-mod testdata;
+pub(crate) mod testdata;
 
 const MIB: usize = 1024 * 1024;
 
