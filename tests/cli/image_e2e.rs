@@ -73,6 +73,22 @@ fn check_in_ecr(acct: &Account, repo: &str, tag: &str, digest: &str) -> serde_js
     })
 }
 
+/// `image push --archive ARCH --repo REPO -o json`, which must succeed.
+fn push_json(sb: &Sandbox, arch: &str, repo: &str) -> serde_json::Value {
+    sb.run(&[
+        "image",
+        "push",
+        "--archive",
+        arch,
+        "--repo",
+        repo,
+        "-o",
+        "json",
+    ])
+    .ok()
+    .json()
+}
+
 fn push_and_check(
     write: impl Fn(&Path, &[Vec<u8>]),
     repo: &str,
@@ -89,19 +105,7 @@ fn push_and_check(
     write(&archive, &layers);
     let arch = archive.display().to_string();
 
-    let r = sb
-        .run(&[
-            "image",
-            "push",
-            "--archive",
-            &arch,
-            "--repo",
-            repo,
-            "-o",
-            "json",
-        ])
-        .ok();
-    let out = r.json();
+    let out = push_json(&sb, &arch, repo);
     let digest = out["digest"].as_str().unwrap().to_string();
     assert_eq!(out["repository"], repo);
     assert_eq!(out["tag"], "latest");
@@ -138,19 +142,7 @@ fn push_and_check(
 
     // Again: nothing is sent but the manifest, and the digest is the same.
     proxy.clear();
-    let r = sb
-        .run(&[
-            "image",
-            "push",
-            "--archive",
-            &arch,
-            "--repo",
-            repo,
-            "-o",
-            "json",
-        ])
-        .ok();
-    let again = r.json();
+    let again = push_json(&sb, &arch, repo);
     assert_eq!(again["digest"], digest.as_str());
     assert_eq!(again["layers_pushed"], 0);
     assert_eq!(again["layers_skipped"], 3);
