@@ -99,6 +99,7 @@ async fn push_image(ctx: &Context, args: &PushImageArgs) -> Result<()> {
         creds.masked_key_id()
     ));
 
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let work = async {
         if let Some(engine) = &engine {
             let context = ctx
@@ -112,8 +113,9 @@ async fn push_image(ctx: &Context, args: &PushImageArgs) -> Result<()> {
                 args.tag.clone(),
                 tmp.path().to_path_buf(),
             );
+            let stop = stop.clone();
             let built = tokio::task::spawn_blocking(move || {
-                engine::build_and_save(&ui2, &e2, &c2, &r2, &t2, &d2)
+                engine::build_and_save(&ui2, &e2, &c2, &r2, &t2, &d2, &stop)
             })
             .await
             .map_err(|e| Error::internal(format!("the build task failed: {e}")))??;
@@ -129,7 +131,11 @@ async fn push_image(ctx: &Context, args: &PushImageArgs) -> Result<()> {
     };
     let (uri, out) = tokio::select! {
         r = work => r?,
-        _ = image::interrupted() => return Err(image::interrupted_error()),
+        _ = image::interrupted() => {
+            // A build in progress stops too (its task sees the flag and kills the engine).
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(image::interrupted_error());
+        }
     };
     let image_uri = format!("{uri}@{}", out.digest);
     ui.info(&format!(

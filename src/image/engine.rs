@@ -5,6 +5,8 @@ use crate::error::{Error, Result};
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// The engines sagetrain knows, in the order they are looked for on PATH.
 pub const ENGINES: [&str; 4] = ["docker", "podman", "finch", "nerdctl"];
@@ -90,36 +92,50 @@ pub fn commands(
     [build, save]
 }
 
-fn run(ui: &Ui, engine: &Engine, args: &[String]) -> Result<()> {
+fn run(ui: &Ui, engine: &Engine, args: &[String], log: &Path, stop: &AtomicBool) -> Result<()> {
     let shown = format!("{} {}", engine.name, args.join(" "));
     ui.info(&format!("running: {shown}"));
     let mut cmd = Command::new(&engine.path);
     cmd.args(args).stdin(Stdio::null());
-    // The engine's output is progress: stderr, never stdout; with -q only on failure.
-    let out = if ui.quiet {
-        cmd.output()
+    // The engine's output is progress: stderr, never stdout; with -q into a file, shown only
+    // on failure.
+    if ui.quiet {
+        let f = std::fs::File::create(log)?;
+        cmd.stdout(f.try_clone()?).stderr(f);
     } else {
-        cmd.stdout(std::io::stderr())
-            .stderr(Stdio::inherit())
-            .output()
+        cmd.stdout(std::io::stderr()).stderr(Stdio::inherit());
     }
-    .map_err(|e| Error::internal(format!("cannot run {}: {e}", engine.path.display())))?;
-    if out.status.success() {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::internal(format!("cannot run {}: {e}", engine.path.display())))?;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if stop.load(Ordering::SeqCst) {
+            // Interrupted: the engine stops with us.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(super::interrupted_error());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if status.success() {
         return Ok(());
     }
     if ui.quiet {
         eprint!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "{}",
+            String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default())
         );
     }
-    Err(Error::usage(format!("`{shown}` failed ({})", out.status)).with_hint(
+    Err(Error::usage(format!("`{shown}` failed ({status})")).with_hint(
         "fix the build (the engine's messages are above), or build elsewhere and push the archive with --archive FILE",
     ))
 }
 
-/// Build `context` for linux/amd64 and save it into `dir`; returns the archive's path.
+/// Build `context` for linux/amd64 and save it into `dir`; returns the archive's path. Setting
+/// `stop` kills the engine and returns the interrupted error.
 pub fn build_and_save(
     ui: &Ui,
     engine: &Engine,
@@ -127,6 +143,7 @@ pub fn build_and_save(
     repo: &str,
     tag: &str,
     dir: &Path,
+    stop: &AtomicBool,
 ) -> Result<PathBuf> {
     if !context.join("Dockerfile").is_file() && !context.join("Containerfile").is_file() {
         return Err(Error::usage(format!(
@@ -138,7 +155,7 @@ pub fn build_and_save(
     let archive = dir.join("image.tar");
     let local_tag = format!("localhost/sagetrain/{repo}:{tag}");
     for args in commands(engine, context, &local_tag, &archive) {
-        run(ui, engine, &args)?;
+        run(ui, engine, &args, &dir.join("engine.log"), stop)?;
     }
     Ok(archive)
 }
@@ -177,6 +194,56 @@ mod tests {
             .unwrap_err()
             .message
             .contains("no container engine"));
+    }
+
+    fn fake_engine(dir: &Path, script: &str) -> Engine {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("docker");
+        std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Engine {
+            name: "docker".into(),
+            path: p,
+        }
+    }
+
+    #[test]
+    fn a_failed_build_is_reported_with_the_engines_output_even_when_quiet() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let e = fake_engine(dir.path(), "echo 'no such base image' >&2; exit 3");
+        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0);
+        let stop = AtomicBool::new(false);
+        let err = build_and_save(&ui, &e, dir.path(), "r", "t", dir.path(), &stop).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.message.contains("docker build --platform linux/amd64"),
+            "{}",
+            err.message
+        );
+        let log = std::fs::read_to_string(dir.path().join("engine.log")).unwrap();
+        assert!(log.contains("no such base image"));
+    }
+
+    #[test]
+    fn an_interrupt_stops_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        let e = fake_engine(dir.path(), "sleep 30");
+        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0);
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            s2.store(true, Ordering::SeqCst);
+        });
+        let start = std::time::Instant::now();
+        let err = build_and_save(&ui, &e, dir.path(), "r", "t", dir.path(), &stop).unwrap_err();
+        assert_eq!(err.exit_code(), 130);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the engine was killed"
+        );
     }
 
     #[test]
