@@ -153,12 +153,11 @@ where
         return v;
     }
     let verdict = check_uncached(ecr, fetch, registry_id, repository, digest).await;
-    if let (Some(dir), Verdict::Fits | Verdict::Wrong(_)) = (cache, &verdict) {
-        match &verdict {
-            Verdict::Fits => remember(dir, digest, true, &[]),
-            Verdict::Wrong(p) => remember(dir, digest, false, p),
-            Verdict::Unknown(_) => {}
-        }
+    // Only known verdicts: an unknown one is asked again next time.
+    match (cache, &verdict) {
+        (Some(dir), Verdict::Fits) => remember(dir, digest, true, &[]),
+        (Some(dir), Verdict::Wrong(p)) => remember(dir, digest, false, p),
+        _ => {}
     }
     verdict
 }
