@@ -106,6 +106,38 @@ pub enum Command {
     /// Training data: upload a local folder to S3
     #[command(subcommand)]
     Data(DataCommand),
+    /// Container images: build and push to ECR through the ECR API (no docker login)
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build a folder with a Dockerfile (or take an image archive) for linux/amd64 and push it
+    /// to ECR; prints the digest-pinned image URI
+    Push(PushImageArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct PushImageArgs {
+    /// Build context: a folder with a Dockerfile [default: .]
+    #[arg(value_name = "CONTEXT", conflicts_with = "archive")]
+    pub context: Option<PathBuf>,
+    /// Push this image archive instead of building (`docker save` or OCI archive); needs no engine
+    #[arg(long, value_name = "FILE")]
+    pub archive: Option<PathBuf>,
+    /// ECR repository [default: the repository of `image` in the settings]
+    #[arg(long, value_name = "NAME")]
+    pub repo: Option<String>,
+    /// Image tag
+    #[arg(long, value_name = "TAG", default_value = "latest")]
+    pub tag: String,
+    /// Fail when the repository does not exist instead of creating it
+    #[arg(long)]
+    pub no_create: bool,
+    /// Container engine that builds the image: docker, podman, finch or nerdctl [default: the first on PATH] [env: SAGETRAIN_ENGINE]
+    #[arg(long, value_name = "NAME")]
+    pub engine: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

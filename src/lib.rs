@@ -11,6 +11,7 @@ mod doctor;
 mod error;
 mod follow;
 mod fsutil;
+mod image;
 mod job;
 mod secrets;
 mod signals;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> i32 {
     let ctx = Context::from_process(cli.global.clone());
     secrets::register_env(&*ctx.env);
     ui::init_logging(cli.global.verbose, &*ctx.env);
+    image::platform::set_cache_dir(data::cache::cache_dir(&*ctx.env));
     let limits = match aws::timeouts::Timeouts::layer(&cli.net, &*ctx.env) {
         Ok(t) => t,
         Err(e) => {
@@ -72,6 +74,7 @@ pub fn run(cli: Cli) -> i32 {
                 Command::Stop(args) => commands::stop::run(&ctx, args).await,
                 Command::Download(args) => commands::download::run(&ctx, args).await,
                 Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
+                Command::Image(cmd) => commands::image::run(&ctx, cmd).await,
             }
         };
         let command = async {

@@ -5,6 +5,7 @@ pub mod config;
 pub mod data;
 pub mod doctor;
 pub mod download;
+pub mod image;
 pub mod init;
 pub mod jobcmd;
 pub mod list;

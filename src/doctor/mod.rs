@@ -854,12 +854,13 @@ pub async fn image_check(ecr: &aws_sdk_ecr::Client, image: &Val<String>, region:
             if notes.is_empty() {
                 Check::pass(id::IMAGE, value).with_source(source)
             } else {
-                Check::warn(
-                    id::IMAGE,
-                    format!("{value}; {}", notes.join("; ")),
-                    format!("push the image to ECR in {region}, or run the job where the image is (--region)"),
-                )
-                .with_source(source)
+                let fix = if notes.iter().any(|n| n.contains("platform")) {
+                    crate::image::platform::REBUILD.to_string()
+                } else {
+                    format!("push the image to ECR in {region}, or run the job where the image is (--region)")
+                };
+                Check::warn(id::IMAGE, format!("{value}; {}", notes.join("; ")), fix)
+                    .with_source(source)
             }
         }
     }

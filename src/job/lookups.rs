@@ -338,7 +338,7 @@ pub async fn image_with(
                     image.source.name_for(None)
                 ))
                 .with_hint(format!(
-                    "create it and push the image: aws ecr create-repository --repository-name {repository} --region {region}; then docker push (see examples/README.md)"
+                    "push the image, which creates the repository: sagetrain image push CONTEXT --repo {repository} --region {region} (see examples/README.md)"
                 )),
                 "ImageNotFoundException" => {
                     let tags = list_tags(ecr, &repository, account.as_deref()).await;
@@ -350,7 +350,7 @@ pub async fn image_with(
                         "the image {v} does not exist in the ECR repository `{repository}` {where_}"
                     ))
                     .with_hint(format!(
-                        "push it (docker push REGISTRY/{repository}:TAG) or choose an existing tag with --image {repository}:TAG"
+                        "push it (sagetrain image push CONTEXT --repo {repository} --tag TAG) or choose an existing tag with --image {repository}:TAG"
                     ));
                     if !tags.is_empty() {
                         err.details = vec![format!("tags in the repository: {}", tags.join(", "))];
@@ -374,6 +374,11 @@ pub async fn image_with(
         .unwrap_or_default();
     let registry = ecr_registry(&registry_id, img_region.as_deref().unwrap_or(region));
     let digest = detail.image_digest().unwrap_or_default().to_string();
+    // SageMaker runs linux/amd64 only: a wrong platform is an error, an unchecked one a note.
+    if !digest.is_empty() {
+        let registry = Some(registry_id.as_str()).filter(|r| !r.is_empty());
+        notes.extend(crate::image::platform::verify(ecr, registry, &repository, &digest).await?);
+    }
     let uri = match (&version, pin) {
         (ImageVersion::Digest(d), _) => format!("{registry}/{repository}@{d}"),
         (ImageVersion::Tag(_), true) if !digest.is_empty() => {

@@ -91,7 +91,7 @@ fn get(acct: &Account, bucket: &str, key: &str) -> Vec<u8> {
 }
 
 /// A sandbox whose AWS traffic goes through a counting proxy in front of moto.
-fn sandbox_via_proxy(acct: &Account) -> (Sandbox, Proxy) {
+pub(crate) fn sandbox_via_proxy(acct: &Account) -> (Sandbox, Proxy) {
     let proxy = Proxy::start(&moto_url());
     let mut sb = Sandbox::new();
     acct.env(&mut sb);
@@ -498,7 +498,7 @@ fn dry_run_uploads_nothing_and_says_how_much_is_missing() {
 }
 
 /// Seconds to wait for a condition.
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(
@@ -509,7 +509,7 @@ fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn spawn(sb: &Sandbox, args: &[&str]) -> std::process::Child {
+pub(crate) fn spawn(sb: &Sandbox, args: &[&str]) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_sagetrain"))
         .args(args)
         .current_dir(sb.project())

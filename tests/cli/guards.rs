@@ -76,6 +76,9 @@ impl Secrets {
 /// check the output and the files left behind.
 fn every_command(sb: &mut Sandbox, s: &Secrets, role: &str, train: &str) {
     let root = sb.dir.path().to_path_buf();
+    // An image archive to push: the user's own file, there before the snapshot.
+    let layer = crate::image_e2e::testdata::layer("bin/train", 2000, 1);
+    crate::image_e2e::testdata::docker_save(&root.join("project/image.tar"), "amd64", &[layer]);
     let before = snapshot(&root);
     let base = ["--role", role, "--image", "unet-vessels", "--train", train];
     let with = |cmd: &[&str], extra: &[&str]| -> Vec<String> {
@@ -131,6 +134,20 @@ fn every_command(sb: &mut Sandbox, s: &Secrets, role: &str, train: &str) {
     ] {
         commands.push(cmd.iter().map(|x| x.to_string()).collect());
     }
+    commands.push(
+        [
+            "image",
+            "push",
+            "--archive",
+            "image.tar",
+            "--repo",
+            "unet-guard",
+            "-vvv",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect(),
+    );
     // Rejected credentials, through the same commands.
     let rejecting = rejecting_endpoint();
     commands.push(with(

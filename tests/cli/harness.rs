@@ -291,7 +291,8 @@ impl Account {
         out.role().unwrap().arn().to_string()
     }
 
-    /// An image in ECR; returns its digest.
+    /// An image in ECR (a multi-platform index offering linux/amd64, so that its platform is
+    /// known without the image config, which moto cannot hand out); returns its digest.
     pub async fn image(&self, repo: &str, tag: &str) -> String {
         let _ = self
             .ecr()
@@ -300,14 +301,23 @@ impl Account {
             .send()
             .await;
         let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":7023,"digest":"sha256:{:064x}"}},"layers":[]}}"#,
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":7023,"digest":"sha256:{:064x}","platform":{{"architecture":"amd64","os":"linux"}}}},{{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":7023,"digest":"sha256:{:064x}","platform":{{"architecture":"arm64","os":"linux"}}}}]}}"#,
+            unique(),
             unique()
         );
+        let digest = {
+            use sha2::Digest;
+            let hash = sha2::Sha256::digest(manifest.as_bytes());
+            let hex: String = hash.iter().map(|x| format!("{x:02x}")).collect();
+            format!("sha256:{hex}")
+        };
         let out = self
             .ecr()
             .put_image()
             .repository_name(repo)
             .image_manifest(manifest)
+            .image_manifest_media_type("application/vnd.oci.image.index.v1+json")
+            .image_digest(digest)
             .image_tag(tag)
             .send()
             .await

@@ -9,6 +9,7 @@ mod faults;
 mod follow_e2e;
 mod guards;
 mod harness;
+mod image_e2e;
 mod init_e2e;
 mod offline;
 mod proxy;

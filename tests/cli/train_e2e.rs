@@ -529,7 +529,7 @@ fn each_broken_link_is_named_with_its_fix_and_nothing_is_created() {
     run(&["--image", "no-such-repo:latest"])
         .code(4)
         .stderr_has("the ECR repository `no-such-repo` (from --image) does not exist")
-        .stderr_has("aws ecr create-repository");
+        .stderr_has("sagetrain image push CONTEXT --repo");
     run(&["--output-path", "s3://no-such-bucket-sagetrain-tests/out/"]).code(4).stderr_has("the output bucket `no-such-bucket-sagetrain-tests` (from --output-path) does not exist").stderr_has("aws s3 mb");
     run(&["--output-path", &format!("s3://{other_region_bucket}/out/")])
         .code(4)

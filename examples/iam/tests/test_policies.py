@@ -376,3 +376,23 @@ class SetupScriptTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+    def test_ecr_actions_are_exactly_what_sagetrain_calls_on_the_repository(self) -> None:
+        # image push: DescribeRepositories, CreateRepository (scan on push), the layer-upload
+        # API and PutImage; train/doctor: DescribeImages, ListImages (tags in an error),
+        # BatchGetImage and GetDownloadUrlForLayer (the platform check). No docker login, so no
+        # ecr:GetAuthorizationToken.
+        expected = {
+            "ecr:DescribeRepositories", "ecr:CreateRepository", "ecr:BatchCheckLayerAvailability",
+            "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload",
+            "ecr:PutImage", "ecr:DescribeImages", "ecr:ListImages", "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+        }
+        granted: Dict[str, List[str]] = {}
+        for stmt in statements(load("developer-policy.json")):
+            for a in actions(stmt):
+                if a.startswith("ecr:"):
+                    granted.setdefault(a, []).extend(resources(stmt))
+        self.assertEqual(set(granted), expected)
+        for a, res in granted.items():
+            self.assertEqual(res, ["arn:aws:ecr:REGION:ACCOUNT_ID:repository/REPOSITORY"], a)

@@ -1,0 +1,491 @@
+//! The platform check: SageMaker training instances are x86_64, so an image must offer
+//! `linux/amd64`. Checked on the archive before a push, and in ECR before a job is submitted
+//! (manifest lists by their entries; single manifests by their config blob, read through
+//! GetDownloadUrlForLayer). Verdicts are cached per digest: a digest names immutable content.
+
+use crate::error::{Error, Result};
+use serde_json::Value;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// `os/architecture[/variant]` of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// From an image config (or a manifest list entry's `platform`).
+    pub fn from_value(v: &Value) -> Platform {
+        let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        Platform {
+            os: s("os"),
+            architecture: s("architecture"),
+            variant: v["variant"]
+                .as_str()
+                .filter(|x| !x.is_empty())
+                .map(str::to_string),
+        }
+    }
+
+    pub fn from_config(bytes: &[u8]) -> Option<Platform> {
+        let v: Value = serde_json::from_slice(bytes).ok()?;
+        v.is_object().then(|| Platform::from_value(&v))
+    }
+
+    /// Can SageMaker's x86_64 instances run it?
+    pub fn fits(&self) -> bool {
+        self.os == "linux" && self.architecture == "amd64"
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let os = if self.os.is_empty() { "?" } else { &self.os };
+        let arch = if self.architecture.is_empty() {
+            "?"
+        } else {
+            &self.architecture
+        };
+        write!(f, "{os}/{arch}")?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How to rebuild an image SageMaker can run.
+pub const REBUILD: &str = "rebuild it for linux/amd64 and push it again: `sagetrain image push CONTEXT` builds with --platform linux/amd64 (or `docker buildx build --platform linux/amd64 ...`, `podman build --platform linux/amd64 ...`)";
+
+/// The refusal of a local image (exit 2): nothing was uploaded.
+pub fn refused(found: &str) -> Error {
+    Error::usage(format!(
+        "the image is built for {found}, but SageMaker training instances run linux/amd64; nothing was uploaded"
+    ))
+    .with_hint(REBUILD)
+}
+
+/// What the registry says about an image's platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// It offers linux/amd64.
+    Fits,
+    /// It does not; the platforms it offers.
+    Wrong(Vec<String>),
+    /// The check could not be completed (why).
+    Unknown(String),
+}
+
+const ACCEPTED: [&str; 4] = [
+    super::archive::DOCKER_MANIFEST,
+    super::archive::DOCKER_LIST,
+    super::archive::OCI_MANIFEST,
+    super::archive::OCI_INDEX,
+];
+
+/// The cache folder of verdicts, set once per process from the command's environment.
+static CACHE: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Use `dir` (the user cache folder, e.g. `~/.cache/sagetrain`) for verdicts.
+pub fn set_cache_dir(dir: Option<PathBuf>) {
+    let _ = CACHE.set(dir.map(|d| d.join("platform")));
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    CACHE
+        .get_or_init(|| {
+            crate::data::cache::cache_dir(&|k| std::env::var(k).ok()).map(|d| d.join("platform"))
+        })
+        .clone()
+}
+
+fn cache_file(dir: &Path, digest: &str) -> PathBuf {
+    dir.join(digest.replace(':', "-"))
+}
+
+/// A cached verdict (only known ones are cached).
+pub fn cached(dir: &Path, digest: &str) -> Option<Verdict> {
+    let text = std::fs::read_to_string(cache_file(dir, digest)).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    let platforms: Vec<String> = v["platforms"]
+        .as_array()?
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    match v["fits"].as_bool()? {
+        true => Some(Verdict::Fits),
+        false => Some(Verdict::Wrong(platforms)),
+    }
+}
+
+/// Remember a verdict (best effort: a cache that cannot be written only costs a request).
+pub fn remember(dir: &Path, digest: &str, fits: bool, platforms: &[String]) {
+    let v = serde_json::json!({"fits": fits, "platforms": platforms});
+    let _ = crate::fsutil::write_private(&cache_file(dir, digest), v.to_string().as_bytes());
+}
+
+/// Remember the verdict of an image this process pushed (its config is known).
+pub fn remember_pushed(digest: &str, platform: &Platform) {
+    if let Some(dir) = cache_dir() {
+        remember(&dir, digest, platform.fits(), &[platform.to_string()]);
+    }
+}
+
+/// Check the image `digest` of `repository`; `fetch` reads a URL (the config blob's download
+/// URL). Known verdicts are cached in `cache`.
+pub async fn check_with<F, Fut>(
+    ecr: &aws_sdk_ecr::Client,
+    fetch: F,
+    cache: Option<&Path>,
+    registry_id: Option<&str>,
+    repository: &str,
+    digest: &str,
+) -> Verdict
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = std::result::Result<Vec<u8>, String>>,
+{
+    if let Some(v) = cache.and_then(|d| cached(d, digest)) {
+        return v;
+    }
+    let verdict = check_uncached(ecr, fetch, registry_id, repository, digest).await;
+    // Only known verdicts: an unknown one is asked again next time.
+    match (cache, &verdict) {
+        (Some(dir), Verdict::Fits) => remember(dir, digest, true, &[]),
+        (Some(dir), Verdict::Wrong(p)) => remember(dir, digest, false, p),
+        _ => {}
+    }
+    verdict
+}
+
+async fn check_uncached<F, Fut>(
+    ecr: &aws_sdk_ecr::Client,
+    fetch: F,
+    registry_id: Option<&str>,
+    repository: &str,
+    digest: &str,
+) -> Verdict
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = std::result::Result<Vec<u8>, String>>,
+{
+    let mut req = ecr
+        .batch_get_image()
+        .repository_name(repository)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(digest)
+                .build(),
+        )
+        .set_accepted_media_types(Some(ACCEPTED.iter().map(|s| s.to_string()).collect()));
+    if let Some(r) = registry_id {
+        req = req.registry_id(r);
+    }
+    let out = match req.send().await {
+        Ok(o) => o,
+        Err(e) => return Verdict::Unknown(crate::aws::aws_error("ecr:BatchGetImage", &e).message),
+    };
+    let Some(manifest) = out.images().first().and_then(|i| i.image_manifest()) else {
+        return Verdict::Unknown("ecr:BatchGetImage returned no manifest".into());
+    };
+    let Ok(doc) = serde_json::from_str::<Value>(manifest) else {
+        return Verdict::Unknown("the manifest ecr:BatchGetImage returned is not JSON".into());
+    };
+    // A manifest list / OCI index: its entries name their platforms.
+    if let Some(entries) = doc["manifests"].as_array() {
+        let platforms: Vec<Platform> = entries
+            .iter()
+            .map(|m| Platform::from_value(&m["platform"]))
+            .filter(|p| !(p.os == "unknown" && p.architecture == "unknown"))
+            .collect();
+        return verdict_of(&platforms);
+    }
+    // Schema 1 manifests name the architecture themselves.
+    if doc["schemaVersion"].as_i64() == Some(1) {
+        return verdict_of(&[Platform {
+            os: "linux".into(),
+            architecture: doc["architecture"].as_str().unwrap_or("").into(),
+            variant: None,
+        }]);
+    }
+    let Some(config) = doc["config"]["digest"].as_str() else {
+        return Verdict::Unknown("the manifest names no config".into());
+    };
+    let req = ecr
+        .get_download_url_for_layer()
+        .repository_name(repository)
+        .layer_digest(config)
+        .set_registry_id(registry_id.map(str::to_string));
+    let url = match req.send().await {
+        Ok(o) => match o.download_url() {
+            Some(u) => u.to_string(),
+            None => return Verdict::Unknown("ecr:GetDownloadUrlForLayer returned no URL".into()),
+        },
+        Err(e) => {
+            let why = match crate::aws::error_code(&e) {
+                Some(code) => format!("ecr:GetDownloadUrlForLayer failed: {code}"),
+                None => match e.raw_response().map(|r| r.status().as_u16()) {
+                    Some(s) => format!(
+                        "ecr:GetDownloadUrlForLayer failed with HTTP {s} (an emulator may not implement it)"
+                    ),
+                    None => crate::aws::aws_error("ecr:GetDownloadUrlForLayer", &e).message,
+                },
+            };
+            return Verdict::Unknown(why);
+        }
+    };
+    match fetch(url).await {
+        Ok(bytes) => match Platform::from_config(&bytes) {
+            Some(p) => verdict_of(&[p]),
+            None => Verdict::Unknown("the image config is not JSON".into()),
+        },
+        Err(e) => Verdict::Unknown(format!("the image config could not be downloaded: {e}")),
+    }
+}
+
+fn verdict_of(platforms: &[Platform]) -> Verdict {
+    if platforms.iter().any(Platform::fits) {
+        Verdict::Fits
+    } else {
+        Verdict::Wrong(platforms.iter().map(|p| p.to_string()).collect())
+    }
+}
+
+/// GET a URL with the HTTP client the AWS SDK uses (no second HTTP stack).
+pub async fn http_get(url: String) -> std::result::Result<Vec<u8>, String> {
+    use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
+    let t = crate::aws::timeouts::current();
+    let settings = HttpConnectorSettings::builder()
+        .connect_timeout(t.connect.value)
+        .read_timeout(t.read.value)
+        .build();
+    let connector = aws_smithy_http_client::default_connector(
+        &settings,
+        Some(aws_smithy_async::rt::sleep::default_async_sleep().ok_or("no async sleep")?),
+    )
+    .ok_or("no HTTP client")?;
+    let mut req = aws_smithy_runtime_api::client::orchestrator::HttpRequest::empty();
+    req.set_uri(url.as_str()).map_err(|e| e.to_string())?;
+    let resp = connector
+        .call(req)
+        .await
+        .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())?;
+    let status = resp.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(format!("HTTP {status}"));
+    }
+    let body = aws_smithy_types::byte_stream::ByteStream::new(resp.into_body())
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(body.into_bytes().to_vec())
+}
+
+/// The check `train` and `doctor` run on the image they resolved: `Ok(None)` when it fits,
+/// `Ok(Some(warning))` when it could not be checked, an error (exit 4) when it cannot run.
+pub async fn verify(
+    ecr: &aws_sdk_ecr::Client,
+    registry_id: Option<&str>,
+    repository: &str,
+    digest: &str,
+) -> Result<Option<String>> {
+    let cache = cache_dir();
+    match check_with(ecr, http_get, cache.as_deref(), registry_id, repository, digest).await {
+        Verdict::Fits => Ok(None),
+        Verdict::Unknown(why) => Ok(Some(format!(
+            "the image's platform could not be checked ({why}); SageMaker training instances need linux/amd64"
+        ))),
+        Verdict::Wrong(found) => Err(Error::aws(format!(
+            "the image {repository}@{digest} is built for {}, but SageMaker training instances run linux/amd64: the job would fail with an exec format error",
+            if found.is_empty() { "no platform".to_string() } else { found.join(", ") }
+        ))
+        .with_hint(format!(
+            "{REBUILD}\nthen submit with --image {repository}:TAG"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
+    use aws_sdk_ecr::operation::get_download_url_for_layer::{
+        GetDownloadUrlForLayerError, GetDownloadUrlForLayerOutput,
+    };
+    use aws_sdk_ecr::types::Image;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn manifest_with_config() -> String {
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":10,"digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222"},"layers":[]}"#.into()
+    }
+
+    fn get_image(manifest: String) -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_ecr::Client::batch_get_image).then_output(move || {
+            BatchGetImageOutput::builder()
+                .images(Image::builder().image_manifest(manifest.clone()).build())
+                .build()
+        })
+    }
+
+    fn download_url() -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_ecr::Client::get_download_url_for_layer)
+            .match_requests(|r| {
+                r.layer_digest()
+                    == Some(
+                        "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+                    )
+            })
+            .then_output(|| {
+                GetDownloadUrlForLayerOutput::builder()
+                    .download_url("https://example.invalid/config")
+                    .build()
+            })
+    }
+
+    fn config(
+        arch: &'static str,
+    ) -> impl Fn(String) -> std::future::Ready<std::result::Result<Vec<u8>, String>> {
+        move |url| {
+            assert_eq!(url, "https://example.invalid/config");
+            std::future::ready(Ok(
+                format!(r#"{{"architecture":"{arch}","os":"linux"}}"#).into_bytes()
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_config_for_arm64_is_wrong_and_the_verdict_is_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let (get, url) = (get_image(manifest_with_config()), download_url());
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
+        let fetched = AtomicUsize::new(0);
+        let fetch = |u: String| {
+            fetched.fetch_add(1, Ordering::SeqCst);
+            config("arm64")(u)
+        };
+        let v = check_with(&ecr, &fetch, Some(dir.path()), None, "repo", DIGEST).await;
+        assert_eq!(v, Verdict::Wrong(vec!["linux/arm64".into()]));
+        // Again: answered from the cache, no request.
+        let v = check_with(&ecr, &fetch, Some(dir.path()), None, "repo", DIGEST).await;
+        assert_eq!(v, Verdict::Wrong(vec!["linux/arm64".into()]));
+        assert_eq!(get.num_calls(), 1);
+        assert_eq!(url.num_calls(), 1);
+        assert_eq!(fetched.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_config_for_amd64_fits() {
+        let (get, url) = (get_image(manifest_with_config()), download_url());
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
+        let v = check_with(&ecr, config("amd64"), None, None, "repo", DIGEST).await;
+        assert_eq!(v, Verdict::Fits);
+    }
+
+    #[tokio::test]
+    async fn a_manifest_list_is_judged_by_its_entries_without_a_download() {
+        let list = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {"digest":"sha256:a","platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+            {"digest":"sha256:b","platform":{"os":"unknown","architecture":"unknown"}}]}"#;
+        let get = get_image(list.into());
+        let url = download_url();
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
+        let v = check_with(&ecr, config("amd64"), None, None, "repo", DIGEST).await;
+        assert_eq!(v, Verdict::Wrong(vec!["linux/arm64/v8".into()]));
+        assert_eq!(url.num_calls(), 0);
+        let with_amd64 = list.replace(
+            "\"unknown\",\"architecture\":\"unknown\"",
+            "\"linux\",\"architecture\":\"amd64\"",
+        );
+        let get = get_image(with_amd64);
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get]);
+        assert_eq!(
+            check_with(&ecr, config("amd64"), None, None, "repo", DIGEST).await,
+            Verdict::Fits
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_without_download_urls_gives_an_unknown_verdict_that_is_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let get = get_image(manifest_with_config());
+        let url = mock!(aws_sdk_ecr::Client::get_download_url_for_layer)
+            .then_error(|| GetDownloadUrlForLayerError::unhandled("not implemented"));
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
+        for _ in 0..2 {
+            let cache = Some(dir.path());
+            let v = check_with(&ecr, config("amd64"), cache, None, "repo", DIGEST).await;
+            assert!(matches!(v, Verdict::Unknown(_)), "{v:?}");
+            assert!(cached(dir.path(), DIGEST).is_none());
+        }
+        assert_eq!(
+            get.num_calls(),
+            2,
+            "asked again: an unknown verdict is not cached"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_download_is_unknown() {
+        let (get, url) = (get_image(manifest_with_config()), download_url());
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
+        let fail = |_u: String| std::future::ready(Err::<Vec<u8>, String>("HTTP 403".into()));
+        let v = check_with(&ecr, fail, None, None, "repo", DIGEST).await;
+        assert_eq!(
+            v,
+            Verdict::Unknown("the image config could not be downloaded: HTTP 403".into())
+        );
+    }
+
+    /// A one-shot HTTP server on loopback answering `status` with `body`.
+    fn serve_once(status: &'static str, body: &'static str) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/v2/blob?X-Amz-Signature=abc",
+            l.local_addr().unwrap()
+        );
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn the_config_is_read_with_the_sdks_http_client() {
+        let url = serve_once("200 OK", r#"{"architecture":"amd64","os":"linux"}"#);
+        let body = http_get(url).await.unwrap();
+        assert!(Platform::from_config(&body).unwrap().fits());
+        let url = serve_once("403 Forbidden", "expired");
+        assert_eq!(http_get(url).await.unwrap_err(), "HTTP 403");
+    }
+
+    #[test]
+    fn platforms_read_and_print() {
+        let p = Platform::from_config(br#"{"architecture":"arm64","os":"linux","variant":"v8"}"#)
+            .unwrap();
+        assert_eq!(p.to_string(), "linux/arm64/v8");
+        assert!(!p.fits());
+        assert!(
+            Platform::from_config(br#"{"architecture":"amd64","os":"linux"}"#)
+                .unwrap()
+                .fits()
+        );
+        let e = refused("linux/arm64");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.hint.unwrap().contains("--platform linux/amd64"));
+    }
+}
