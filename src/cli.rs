@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+pub use crate::commands::tune::TuneCmd;
 pub use crate::job::settings::TrainArgs;
 
 #[derive(Debug, Parser)]
@@ -106,6 +107,8 @@ pub enum Command {
     /// Training data: upload a local folder to S3
     #[command(subcommand)]
     Data(DataCommand),
+    /// Search hyperparameters with SageMaker's tuner (the settings of `train` plus --range); `tune status|wait|best|stop` for its results
+    Tune(TuneCmd),
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@
 
 pub mod logs;
 pub mod report;
+pub mod tuning;
 
 use crate::aws::aws_error;
 use crate::error::{Error, Kind, Result};
