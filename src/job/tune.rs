@@ -484,8 +484,8 @@ pub fn validate(t: &TuneSettings, job: &TrainSettings) -> Result<TuneSpec, Vec<V
             v.push(Violation::new(
                 &what,
                 format!(
-                    "`{k}` is also a static hyperparameter ({}); the tuner sets a searched one for each trial: remove one of the two",
-                    h.source.name_for(Some(k))
+                    "`{k}` is also a static hyperparameter (set by {}); the tuner sets a searched one for each trial: remove one of the two",
+                    h.source
                 ),
             ));
         }
@@ -1162,7 +1162,7 @@ pub(crate) mod tests {
         )
         .unwrap_err();
         assert_eq!(v.len(), 5, "{v:#?}");
-        assert!(v[0].starts_with("--range batch_size: `batch_size` is also a static hyperparameter (--hyperparameter batch_size)"), "{v:#?}");
+        assert!(v[0].starts_with("--range batch_size: `batch_size` is also a static hyperparameter (set by flag --hyperparameter)"), "{v:#?}");
         assert!(v[1].starts_with("--range dropout:") && v[1].contains("above 0"), "{v:#?}");
         assert!(v[2].starts_with("--range learning_rate:") && v[2].contains("reversed"), "{v:#?}");
         assert!(v[3].starts_with("--objective: `val_loss` is not one of the metric definitions (val_dice)"), "{v:#?}");
