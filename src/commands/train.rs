@@ -321,8 +321,13 @@ pub async fn stage(ctx: &Context, args: &TrainArgs, s: &JobSpec) -> Result<Stage
 impl Staged {
     /// What `--dry-run` says of the local data (what would be uploaded).
     pub async fn dry_run_report(&self, ctx: &Context) {
-        data::dry_run_report(&ctx.ui, self.plan.aws.as_ref(), &self.local, &self.data_bucket)
-            .await;
+        data::dry_run_report(
+            &ctx.ui,
+            self.plan.aws.as_ref(),
+            &self.local,
+            &self.data_bucket,
+        )
+        .await;
     }
 
     /// Upload the local data; the job is created only once it is complete in S3.

@@ -13,8 +13,8 @@ use crate::follow::{PollPolicy, StopOutcome};
 use crate::job::spec::validate;
 use crate::job::state;
 use crate::job::tune::{
-    build_tuning_request, check_tuning_name, generate_tuning_name, to_sdk,
-    validate_tuning_request, TuneArgs, TuneSettings,
+    build_tuning_request, check_tuning_name, generate_tuning_name, to_sdk, validate_tuning_request,
+    TuneArgs, TuneSettings,
 };
 use clap::{Args, Subcommand};
 use std::time::{Duration, SystemTime};
@@ -127,8 +127,10 @@ async fn create(ctx: &Context, cmd: &TuneCmd) -> Result<()> {
     if !v.is_empty() {
         return Err(violations_error(v));
     }
-    ctx.ui
-        .detail(&format!("tuning job name: {} ({})", name.value, name.source));
+    ctx.ui.detail(&format!(
+        "tuning job name: {} ({})",
+        name.value, name.source
+    ));
     if job.dry_run {
         staged.dry_run_report(ctx).await;
         ctx.ui.info(
@@ -152,7 +154,10 @@ async fn create(ctx: &Context, cmd: &TuneCmd) -> Result<()> {
     let sent = to_sdk(&aws.sagemaker(), &request).send().await;
     crate::aws::timeouts::in_flight(None);
     let arn = match sent {
-        Ok(out) => out.hyper_parameter_tuning_job_arn().unwrap_or_default().to_string(),
+        Ok(out) => out
+            .hyper_parameter_tuning_job_arn()
+            .unwrap_or_default()
+            .to_string(),
         Err(e) => {
             let mut err = crate::aws::aws_error("sagemaker:CreateHyperParameterTuningJob", &e);
             if crate::aws::error_code(&e).as_deref() == Some("ResourceInUse") {
@@ -185,7 +190,13 @@ async fn create(ctx: &Context, cmd: &TuneCmd) -> Result<()> {
 }
 
 /// Record the tuning job just created as this project's last one. A failure is only a warning.
-fn record_last(ctx: &Context, config: Option<&std::path::Path>, name: &str, arn: &str, region: &str) {
+fn record_last(
+    ctx: &Context,
+    config: Option<&std::path::Path>,
+    name: &str,
+    arn: &str,
+    region: &str,
+) {
     let project = state::project_dir(config, &ctx.cwd);
     let last = state::LastTuningJob {
         tuning_job_name: name.to_string(),

@@ -24,7 +24,9 @@ pub fn not_found(name: &str) -> Error {
     Error::aws(format!(
         "tuning job `{name}` not found in this account and region"
     ))
-    .with_hint("check the name and --region; `aws sagemaker list-hyper-parameter-tuning-jobs` lists them")
+    .with_hint(
+        "check the name and --region; `aws sagemaker list-hyper-parameter-tuning-jobs` lists them",
+    )
 }
 
 fn is_not_found(msg: &str) -> bool {
@@ -207,13 +209,13 @@ impl TuningReport {
                 completed: n.and_then(|n| n.completed()).unwrap_or(0),
                 in_progress: n.and_then(|n| n.in_progress()).unwrap_or(0),
                 failed: n
-                    .map(|n| n.retryable_error().unwrap_or(0) + n.non_retryable_error().unwrap_or(0))
+                    .map(|n| {
+                        n.retryable_error().unwrap_or(0) + n.non_retryable_error().unwrap_or(0)
+                    })
                     .unwrap_or(0),
                 stopped: n.and_then(|n| n.stopped()).unwrap_or(0),
             },
-            best_training_job: d
-                .best_training_job()
-                .map(|b| Trial::from_summary(b, now)),
+            best_training_job: d.best_training_job().map(|b| Trial::from_summary(b, now)),
             failure_reason: d
                 .failure_reason()
                 .filter(|r| !r.is_empty())
@@ -260,7 +262,11 @@ impl TuningReport {
         if let Some(m) = &self.objective_metric {
             lines.push(format!(
                 "objective   {} {m}{}",
-                if self.minimize() { "minimize" } else { "maximize" },
+                if self.minimize() {
+                    "minimize"
+                } else {
+                    "maximize"
+                },
                 self.strategy
                     .as_ref()
                     .map(|s| format!(" ({s})"))
@@ -318,12 +324,16 @@ pub fn leaderboard_table(board: &[Trial], metric: &str) -> String {
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "-".into()),
             t.status.clone(),
-            t.duration_seconds.map(fmt_secs).unwrap_or_else(|| "-".into()),
+            t.duration_seconds
+                .map(fmt_secs)
+                .unwrap_or_else(|| "-".into()),
         ];
-        row.extend(
-            keys.iter()
-                .map(|k| t.hyperparameters.get(*k).cloned().unwrap_or_else(|| "-".into())),
-        );
+        row.extend(keys.iter().map(|k| {
+            t.hyperparameters
+                .get(*k)
+                .cloned()
+                .unwrap_or_else(|| "-".into())
+        }));
         rows.push(row);
     }
     let widths: Vec<usize> = (0..rows[0].len())
@@ -420,8 +430,9 @@ pub async fn wait<C: Clock>(
                 "interrupted (Ctrl-C): tuning job `{name}` had already ended ({status}); nothing to stop"
             ),
         };
-        return Err(Error::new(Kind::Interrupted, what)
-            .with_hint(format!("see when it has stopped: sagetrain tune wait {name}")));
+        return Err(Error::new(Kind::Interrupted, what).with_hint(format!(
+            "see when it has stopped: sagetrain tune wait {name}"
+        )));
     }
     Err(Error::new(
         Kind::Interrupted,
@@ -574,7 +585,9 @@ mod tests {
     ) -> sm::HyperParameterTrainingJobSummary {
         let mut b = sm::HyperParameterTrainingJobSummary::builder()
             .training_job_name(format!("{NAME}-{n:03}-0a1b2c3d"))
-            .training_job_arn(format!("arn:aws:sagemaker:eu-west-1:111122223333:training-job/{NAME}-{n:03}"))
+            .training_job_arn(format!(
+                "arn:aws:sagemaker:eu-west-1:111122223333:training-job/{NAME}-{n:03}"
+            ))
             .creation_time(DateTime::from_secs(1_795_000_000))
             .training_start_time(DateTime::from_secs(1_795_000_000))
             .training_job_status(status.clone())
@@ -652,18 +665,31 @@ mod tests {
         ];
         let trials: Vec<Trial> = all.iter().map(|s| Trial::from_summary(s, now())).collect();
         let names = |v: &[Trial]| -> Vec<String> {
-            v.iter().map(|t| t.training_job_name[NAME.len() + 1..NAME.len() + 4].to_string()).collect()
+            v.iter()
+                .map(|t| t.training_job_name[NAME.len() + 1..NAME.len() + 4].to_string())
+                .collect()
         };
         let best_first = rank(trials.clone(), false);
         assert_eq!(names(&best_first), ["003", "005", "001", "002", "004"]);
         let lowest_first = rank(trials, true);
         assert_eq!(names(&lowest_first), ["001", "005", "003", "002", "004"]);
         assert_eq!(best_first[0].duration_seconds, Some(603));
-        assert_eq!(best_first[4].duration_seconds, Some(900), "a running trial: until now");
-        assert_eq!(best_first[3].failure_reason.as_deref(), Some("AlgorithmError: out of memory"));
+        assert_eq!(
+            best_first[4].duration_seconds,
+            Some(900),
+            "a running trial: until now"
+        );
+        assert_eq!(
+            best_first[3].failure_reason.as_deref(),
+            Some("AlgorithmError: out of memory")
+        );
 
         let mut report = TuningReport::from_describe(
-            &described(sm::HyperParameterTuningJobStatus::InProgress, (3, 1, 1), Some(all[2].clone())),
+            &described(
+                sm::HyperParameterTuningJobStatus::InProgress,
+                (3, 1, 1),
+                Some(all[2].clone()),
+            ),
             now(),
         );
         report.leaderboard = Some(best_first);
@@ -671,26 +697,70 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], format!("tuning job  {NAME}"));
         assert_eq!(lines[2], "objective   maximize val_dice (Bayesian)");
-        assert_eq!(lines[3], "trials      3 completed, 1 in progress, 1 failed, 0 stopped; at most 10, 2 at a time");
-        assert_eq!(lines[4], format!("best        {NAME}-003-0a1b2c3d  val_dice 0.87"));
-        assert_eq!(lines[6].split_whitespace().collect::<Vec<_>>(), ["#", "training", "job", "val_dice", "status", "duration", "batch_size", "learning_rate"]);
+        assert_eq!(
+            lines[3],
+            "trials      3 completed, 1 in progress, 1 failed, 0 stopped; at most 10, 2 at a time"
+        );
+        assert_eq!(
+            lines[4],
+            format!("best        {NAME}-003-0a1b2c3d  val_dice 0.87")
+        );
+        assert_eq!(
+            lines[6].split_whitespace().collect::<Vec<_>>(),
+            [
+                "#",
+                "training",
+                "job",
+                "val_dice",
+                "status",
+                "duration",
+                "batch_size",
+                "learning_rate"
+            ]
+        );
         assert_eq!(
             lines[7].split_whitespace().collect::<Vec<_>>(),
-            ["1", &format!("{NAME}-003-0a1b2c3d"), "0.87", "Completed", "10m03s", "16", "0.0003"]
+            [
+                "1",
+                &format!("{NAME}-003-0a1b2c3d"),
+                "0.87",
+                "Completed",
+                "10m03s",
+                "16",
+                "0.0003"
+            ]
         );
-        assert!(lines[10].contains("Failed") && lines[10].contains(" - "), "{}", lines[10]);
+        assert!(
+            lines[10].contains("Failed") && lines[10].contains(" - "),
+            "{}",
+            lines[10]
+        );
         let json = serde_json::to_value(&report).unwrap();
-        assert_eq!(json["leaderboard"][0]["objective_value"], serde_json::json!(0.87f32));
-        assert_eq!(json["leaderboard"][0]["hyperparameters"]["learning_rate"], "0.0003");
-        assert_eq!(json["best_training_job"]["training_job_name"], format!("{NAME}-003-0a1b2c3d"));
-        assert_eq!(json["trials"], serde_json::json!({"completed": 3, "in_progress": 1, "failed": 1, "stopped": 0}));
+        assert_eq!(
+            json["leaderboard"][0]["objective_value"],
+            serde_json::json!(0.87f32)
+        );
+        assert_eq!(
+            json["leaderboard"][0]["hyperparameters"]["learning_rate"],
+            "0.0003"
+        );
+        assert_eq!(
+            json["best_training_job"]["training_job_name"],
+            format!("{NAME}-003-0a1b2c3d")
+        );
+        assert_eq!(
+            json["trials"],
+            serde_json::json!({"completed": 3, "in_progress": 1, "failed": 1, "stopped": 0})
+        );
     }
 
     #[tokio::test]
     async fn all_pages_of_trials_are_read() {
         use sm::TrainingJobStatus as S;
         let first = mock!(Client::list_training_jobs_for_hyper_parameter_tuning_job)
-            .match_requests(|r| r.hyper_parameter_tuning_job_name() == Some(NAME) && r.next_token().is_none())
+            .match_requests(|r| {
+                r.hyper_parameter_tuning_job_name() == Some(NAME) && r.next_token().is_none()
+            })
             .then_output(|| {
                 ListTrainingJobsForHyperParameterTuningJobOutput::builder()
                     .training_job_summaries(trial(1, S::Completed, Some(0.5), "0.1"))
@@ -724,7 +794,10 @@ mod tests {
         unreachable!("at least one state")
     }
 
-    async fn wait_for(client: &Client, timeout: Option<Duration>) -> (Result<TuningDescribe>, Vec<String>) {
+    async fn wait_for(
+        client: &Client,
+        timeout: Option<Duration>,
+    ) -> (Result<TuningDescribe>, Vec<String>) {
         let mut lines = Vec::new();
         let r = wait(
             client,
@@ -748,7 +821,11 @@ mod tests {
         let rule = lifecycle(vec![
             described(T::InProgress, (0, 2, 0), None),
             described(T::InProgress, (0, 2, 0), None),
-            described(T::InProgress, (1, 2, 0), Some(trial(1, S::Completed, Some(0.7), "0.001"))),
+            described(
+                T::InProgress,
+                (1, 2, 0),
+                Some(trial(1, S::Completed, Some(0.7), "0.001")),
+            ),
             described(T::Completed, (10, 0, 0), Some(best.clone())),
         ]);
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
@@ -756,10 +833,21 @@ mod tests {
         let d = r.unwrap();
         assert!(verdict_error(NAME, &d).is_none());
         assert_eq!(lines.len(), 3, "one line per change: {lines:?}");
-        assert!(lines[0].ends_with("InProgress: 0 completed, 2 in progress, 0 failed, 0 stopped (of at most 10)"), "{lines:?}");
-        assert!(lines[1].contains(&format!("best val_dice 0.7 ({NAME}-001-0a1b2c3d)")), "{lines:?}");
+        assert!(
+            lines[0].ends_with(
+                "InProgress: 0 completed, 2 in progress, 0 failed, 0 stopped (of at most 10)"
+            ),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].contains(&format!("best val_dice 0.7 ({NAME}-001-0a1b2c3d)")),
+            "{lines:?}"
+        );
         assert!(lines[2].contains("Completed: 10 completed"), "{lines:?}");
-        assert_eq!(d.best_training_job().unwrap().training_job_name(), best.training_job_name());
+        assert_eq!(
+            d.best_training_job().unwrap().training_job_name(),
+            best.training_job_name()
+        );
         assert_eq!(rule.num_calls(), 4);
 
         for (status, code, text) in [
@@ -769,7 +857,9 @@ mod tests {
             let mut d = described(status, (1, 0, 9), None);
             if code == 5 {
                 d = TuningDescribe::builder()
-                    .set_hyper_parameter_tuning_job_status(d.hyper_parameter_tuning_job_status().cloned())
+                    .set_hyper_parameter_tuning_job_status(
+                        d.hyper_parameter_tuning_job_status().cloned(),
+                    )
                     .failure_reason("too many trials failed")
                     .build();
             }
@@ -796,7 +886,10 @@ mod tests {
             .sequence()
             .error(|| {
                 DescribeHyperParameterTuningJobError::generic(
-                    ErrorMetadata::builder().code("ThrottlingException").message("Rate exceeded").build(),
+                    ErrorMetadata::builder()
+                        .code("ThrottlingException")
+                        .message("Rate exceeded")
+                        .build(),
                 )
             })
             .times(2)
@@ -830,7 +923,12 @@ mod tests {
             .await
             .unwrap_err();
             assert_eq!(e.exit_code(), 130);
-            assert_eq!(e.message.contains("asked SageMaker to stop"), stop_it, "{}", e.message);
+            assert_eq!(
+                e.message.contains("asked SageMaker to stop"),
+                stop_it,
+                "{}",
+                e.message
+            );
         }
         assert_eq!(stop_rule.num_calls(), 1);
     }
@@ -850,16 +948,25 @@ mod tests {
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&refuse, &rule]);
         assert_eq!(
             stop(&client, NAME).await.unwrap(),
-            StopOutcome::AlreadyEnded { status: "Completed".into() }
+            StopOutcome::AlreadyEnded {
+                status: "Completed".into()
+            }
         );
         let missing = mock!(Client::describe_hyper_parameter_tuning_job).then_error(|| {
             DescribeHyperParameterTuningJobError::generic(
-                ErrorMetadata::builder().code("ResourceNotFound").message("Amazon SageMaker can't find a tuning job with name nope").build(),
+                ErrorMetadata::builder()
+                    .code("ResourceNotFound")
+                    .message("Amazon SageMaker can't find a tuning job with name nope")
+                    .build(),
             )
         });
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&missing]);
         let e = describe(&client, "nope").await.unwrap_err();
         assert_eq!(e.error.exit_code(), 4);
-        assert!(e.error.message.contains("tuning job `nope` not found"), "{}", e.error.message);
+        assert!(
+            e.error.message.contains("tuning job `nope` not found"),
+            "{}",
+            e.error.message
+        );
     }
 }

@@ -194,11 +194,18 @@ mod tests {
         let path = record_tuning(dir.path(), &t).unwrap();
         assert_eq!(path, tuning_state_path(dir.path()));
         assert_eq!(load_tuning(dir.path()).unwrap(), Some(t));
-        assert_eq!(load(dir.path()).unwrap(), Some(job()), "the last training job is kept");
+        assert_eq!(
+            load(dir.path()).unwrap(),
+            Some(job()),
+            "the last training job is kept"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 }

@@ -31,7 +31,8 @@ pub const MAX_VALUES: usize = 30;
 pub const DEFAULT_MAX_JOBS: i64 = 10;
 pub const DEFAULT_PARALLEL: i64 = 2;
 /// The static hyperparameters Hyperband reads its maximum resource (epochs) from.
-const HYPERBAND_EPOCH_KEYS: &[&str] = &["epochs", "numepochs", "n-epochs", "n_epochs", "num_epochs"];
+const HYPERBAND_EPOCH_KEYS: &[&str] =
+    &["epochs", "numepochs", "n-epochs", "n_epochs", "num_epochs"];
 /// The keys of the `[tune]` table.
 pub const FILE_KEYS: &[&str] = &[
     "ranges",
@@ -174,9 +175,7 @@ pub fn parse_range(input: &RangeInput) -> Result<Range, String> {
             let scaling = match word.trim().to_ascii_lowercase().as_str() {
                 "log" | "logarithmic" => Scaling::Logarithmic,
                 "linear" => Scaling::Linear,
-                "reverse-log" | "reverselog" | "reverse-logarithmic" => {
-                    Scaling::ReverseLogarithmic
-                }
+                "reverse-log" | "reverselog" | "reverse-logarithmic" => Scaling::ReverseLogarithmic,
                 "auto" => Scaling::Auto,
                 other => {
                     return Err(format!(
@@ -478,7 +477,10 @@ pub fn validate(t: &TuneSettings, job: &TrainSettings) -> Result<TuneSpec, Vec<V
     for (k, r) in &t.ranges {
         let what = r.source.name_for(Some(k));
         if k.chars().count() > 256 {
-            v.push(Violation::new(&what, "a hyperparameter name has 1-256 characters"));
+            v.push(Violation::new(
+                &what,
+                "a hyperparameter name has 1-256 characters",
+            ));
         }
         if let Some(h) = job.hyperparameters.get(k) {
             v.push(Violation::new(
@@ -869,10 +871,12 @@ pub fn build_tuning_request(
                     scaling_type: scaling.api().map(str::to_string),
                 })
             }
-            Range::Categorical(values) => ranges.categorical_parameter_ranges.push(CategoricalRange {
-                name: k.clone(),
-                values: values.clone(),
-            }),
+            Range::Categorical(values) => {
+                ranges.categorical_parameter_ranges.push(CategoricalRange {
+                    name: k.clone(),
+                    values: values.clone(),
+                })
+            }
         }
     }
     CreateTuningJobRequest {
@@ -916,7 +920,9 @@ pub fn to_sdk(
     let training = crate::job::request::to_sdk(client, &r.training_job_definition.as_training());
     let t = training.as_input().clone();
     let a = t.get_algorithm_specification().as_ref();
-    let metrics = a.map(|a| a.metric_definitions().to_vec()).unwrap_or_default();
+    let metrics = a
+        .map(|a| a.metric_definitions().to_vec())
+        .unwrap_or_default();
     let algo = sm::HyperParameterAlgorithmSpecification::builder()
         .set_training_image(a.and_then(|a| a.training_image()).map(str::to_string))
         .set_training_input_mode(a.and_then(|a| a.training_input_mode()).cloned())
@@ -1046,9 +1052,8 @@ pub(crate) mod tests {
     }
 
     fn check(train: TrainArgs, args: &[&str]) -> Result<TuneSpec, Vec<String>> {
-        let t = TuneSettings::layer(&tune(args), None).map_err(|v| {
-            v.iter().map(|x| x.to_string()).collect::<Vec<_>>()
-        })?;
+        let t = TuneSettings::layer(&tune(args), None)
+            .map_err(|v| v.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
         validate(&t, &settings_of(train)).map_err(|v| v.iter().map(|x| x.to_string()).collect())
     }
 
@@ -1114,7 +1119,9 @@ pub(crate) mod tests {
 
     #[test]
     fn empty_reversed_and_log_to_zero_ranges_are_refused() {
-        assert!(spec("1e-2..1e-5").unwrap_err().contains("empty or reversed"));
+        assert!(spec("1e-2..1e-5")
+            .unwrap_err()
+            .contains("empty or reversed"));
         assert!(spec("3..3").unwrap_err().contains("empty or reversed"));
         assert!(spec("0..1e-2:log").unwrap_err().contains("above 0"));
         assert!(spec("-1..1:log").unwrap_err().contains("above 0"));
@@ -1132,7 +1139,10 @@ pub(crate) mod tests {
     #[test]
     fn defaults_are_bayesian_maximize_ten_jobs_two_at_a_time() {
         let t = check(with_metric(), &["--range", "learning_rate=1e-5..1e-2:log"]).unwrap();
-        assert_eq!(t.objective, "val_dice", "the only metric is the default objective");
+        assert_eq!(
+            t.objective, "val_dice",
+            "the only metric is the default objective"
+        );
         assert!(!t.minimize);
         assert_eq!((t.max_jobs, t.parallel), (10, 2));
         assert_eq!(t.strategy, Strategy::Bayesian);
@@ -1163,24 +1173,54 @@ pub(crate) mod tests {
         .unwrap_err();
         assert_eq!(v.len(), 5, "{v:#?}");
         assert!(v[0].starts_with("--range batch_size: `batch_size` is also a static hyperparameter (set by flag --hyperparameter)"), "{v:#?}");
-        assert!(v[1].starts_with("--range dropout:") && v[1].contains("above 0"), "{v:#?}");
-        assert!(v[2].starts_with("--range learning_rate:") && v[2].contains("reversed"), "{v:#?}");
-        assert!(v[3].starts_with("--objective: `val_loss` is not one of the metric definitions (val_dice)"), "{v:#?}");
-        assert!(v[4].starts_with("--parallel: 4 trials at a time is more than the 3"), "{v:#?}");
+        assert!(
+            v[1].starts_with("--range dropout:") && v[1].contains("above 0"),
+            "{v:#?}"
+        );
+        assert!(
+            v[2].starts_with("--range learning_rate:") && v[2].contains("reversed"),
+            "{v:#?}"
+        );
+        assert!(
+            v[3].starts_with(
+                "--objective: `val_loss` is not one of the metric definitions (val_dice)"
+            ),
+            "{v:#?}"
+        );
+        assert!(
+            v[4].starts_with("--parallel: 4 trials at a time is more than the 3"),
+            "{v:#?}"
+        );
     }
 
     #[test]
     fn an_objective_needs_a_metric() {
         let v = check(valid_args(), &["--range", "lr=1e-5..1e-2"]).unwrap_err();
-        assert!(v[0].starts_with("--objective: no objective: define the metric with --metric"), "{v:?}");
-        let v = check(valid_args(), &["--range", "lr=1e-5..1e-2", "--objective", "val_dice"])
-            .unwrap_err();
+        assert!(
+            v[0].starts_with("--objective: no objective: define the metric with --metric"),
+            "{v:?}"
+        );
+        let v = check(
+            valid_args(),
+            &["--range", "lr=1e-5..1e-2", "--objective", "val_dice"],
+        )
+        .unwrap_err();
         assert!(v[0].contains("no metric is defined"), "{v:?}");
         let mut two = with_metric();
         two.metrics.push("val_loss=val_loss=([0-9.]+)".into());
         let v = check(two.clone(), &["--range", "lr=1e-5..1e-2"]).unwrap_err();
         assert!(v[0].contains("val_dice, val_loss"), "{v:?}");
-        let t = check(two, &["--range", "lr=1e-5..1e-2", "--objective", "val_loss", "--minimize"]).unwrap();
+        let t = check(
+            two,
+            &[
+                "--range",
+                "lr=1e-5..1e-2",
+                "--objective",
+                "val_loss",
+                "--minimize",
+            ],
+        )
+        .unwrap();
         assert_eq!((t.objective.as_str(), t.minimize), ("val_loss", true));
     }
 
@@ -1188,12 +1228,28 @@ pub(crate) mod tests {
     fn grid_takes_only_categorical_ranges() {
         let v = check(
             with_metric(),
-            &["--strategy", "grid", "--range", "lr=1e-5..1e-2", "--range", "depth=2..4", "--range", "bs=8,16"],
+            &[
+                "--strategy",
+                "grid",
+                "--range",
+                "lr=1e-5..1e-2",
+                "--range",
+                "depth=2..4",
+                "--range",
+                "bs=8,16",
+            ],
         )
         .unwrap_err();
         assert_eq!(v.len(), 2, "{v:?}");
-        assert!(v[0].starts_with("--range depth: grid search takes only categorical ranges") && v[0].contains("depth=2,3,4"), "{v:?}");
-        assert!(v[1].starts_with("--range lr: grid search takes only categorical ranges"), "{v:?}");
+        assert!(
+            v[0].starts_with("--range depth: grid search takes only categorical ranges")
+                && v[0].contains("depth=2,3,4"),
+            "{v:?}"
+        );
+        assert!(
+            v[1].starts_with("--range lr: grid search takes only categorical ranges"),
+            "{v:?}"
+        );
         assert!(check(with_metric(), &["--strategy", "GRID", "--range", "bs=8,16"]).is_ok());
     }
 
@@ -1203,28 +1259,65 @@ pub(crate) mod tests {
         no_epochs.epochs = None;
         let v = check(
             no_epochs,
-            &["--strategy", "hyperband", "--early-stopping", "--range", "lr=1e-5..1e-2"],
+            &[
+                "--strategy",
+                "hyperband",
+                "--early-stopping",
+                "--range",
+                "lr=1e-5..1e-2",
+            ],
         )
         .unwrap_err();
         assert_eq!(v.len(), 2, "{v:?}");
-        assert!(v[0].starts_with("--early-stopping: hyperband stops poor trials itself"), "{v:?}");
+        assert!(
+            v[0].starts_with("--early-stopping: hyperband stops poor trials itself"),
+            "{v:?}"
+        );
         assert!(v[1].contains("set --epochs N"), "{v:?}");
-        assert!(check(with_metric(), &["--strategy", "hyperband", "--range", "lr=1e-5..1e-2"]).is_ok());
-        let v = check(with_metric(), &["--strategy", "annealing", "--range", "lr=1e-5..1e-2"]).unwrap_err();
-        assert!(v[0].starts_with("--strategy: `annealing` is not a strategy"), "{v:?}");
+        assert!(check(
+            with_metric(),
+            &["--strategy", "hyperband", "--range", "lr=1e-5..1e-2"]
+        )
+        .is_ok());
+        let v = check(
+            with_metric(),
+            &["--strategy", "annealing", "--range", "lr=1e-5..1e-2"],
+        )
+        .unwrap_err();
+        assert!(
+            v[0].starts_with("--strategy: `annealing` is not a strategy"),
+            "{v:?}"
+        );
     }
 
     #[test]
     fn counts_no_range_and_bad_flags() {
-        let v = check(with_metric(), &["--max-jobs", "0", "--parallel", "two", "--range", "nokey"]).unwrap_err();
-        assert_eq!(v, ["--range: `nokey` is not KEY=SPEC (e.g. learning_rate=1e-5..1e-2:log)"]);
+        let v = check(
+            with_metric(),
+            &["--max-jobs", "0", "--parallel", "two", "--range", "nokey"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            v,
+            ["--range: `nokey` is not KEY=SPEC (e.g. learning_rate=1e-5..1e-2:log)"]
+        );
         let v = check(with_metric(), &["--max-jobs", "0", "--parallel", "two"]).unwrap_err();
         assert_eq!(v.len(), 3, "{v:?}");
-        assert!(v[0].starts_with("--range: no hyperparameter to search"), "{v:?}");
+        assert!(
+            v[0].starts_with("--range: no hyperparameter to search"),
+            "{v:?}"
+        );
         assert_eq!(v[1], "--max-jobs: must be at least 1 (got 0)");
         assert_eq!(v[2], "--parallel: `two` is not a whole number");
-        let v = check(with_metric(), &["--max-jobs", "1", "--range", "lr=1e-5..1e-2"]).unwrap_err();
-        assert!(v[0].starts_with("--parallel (default 2): 2 trials at a time is more than the 1"), "{v:?}");
+        let v = check(
+            with_metric(),
+            &["--max-jobs", "1", "--range", "lr=1e-5..1e-2"],
+        )
+        .unwrap_err();
+        assert!(
+            v[0].starts_with("--parallel (default 2): 2 trials at a time is more than the 1"),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -1232,7 +1325,10 @@ pub(crate) mod tests {
         let mut named = with_metric();
         named.name = Some("unet-vessels-learning-rate-sweep-1".into());
         let v = check(named, &["--range", "lr=1e-5..1e-2"]).unwrap_err();
-        assert!(v[0].starts_with("--name: a tuning job name has 1-32 characters (got 34)"), "{v:?}");
+        assert!(
+            v[0].starts_with("--name: a tuning job name has 1-32 characters (got 34)"),
+            "{v:?}"
+        );
         let now = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
         let n = generate_tuning_name("unetvesselssegmentation", now, "ab12cd");
         assert_eq!(n.len(), 32, "{n}");
@@ -1245,7 +1341,10 @@ pub(crate) mod tests {
         assert!(short.starts_with("unet-") && short.len() < 32, "{short}");
         let stamp = &short["unet-".len()..short.len() - "-ab12".len()];
         assert_eq!(stamp.len(), 13, "{short}");
-        assert_eq!(generate_tuning_name("__", now, "ab12")[..5].to_string(), "tune-");
+        assert_eq!(
+            generate_tuning_name("__", now, "ab12")[..5].to_string(),
+            "tune-"
+        );
         // Runs in the same second get different names.
         assert_ne!(
             generate_tuning_name("unet", now, "aaaa"),
@@ -1258,13 +1357,20 @@ pub(crate) mod tests {
         let text = "[tune]\nobjective = \"val_dice\"\nmax_jobs = 20\nparallel = 4\nstrategy = \"random\"\nearly_stopping = true\nminimize = true\n[tune.ranges]\nlearning_rate = \"1e-5..1e-2:log\"\nbatch_size = [8, 16]\n";
         let f = LoadedFile::parse(Path::new("/p/sagetrain.toml"), text).unwrap();
         crate::job::settings::check_file(&f).unwrap();
-        let s = TuneSettings::layer(&tune(&["--parallel", "5", "--maximize", "--range", "batch_size=2,4"]), Some(&f)).unwrap();
+        let s = TuneSettings::layer(
+            &tune(&["--parallel", "5", "--maximize", "--range", "batch_size=2,4"]),
+            Some(&f),
+        )
+        .unwrap();
         let t = validate(&s, &settings_of(with_metric())).unwrap();
         assert_eq!((t.max_jobs, t.parallel), (20, 5));
         assert!(!t.minimize, "--maximize beats the file");
         assert_eq!(t.strategy, Strategy::Random);
         assert!(t.early_stopping);
-        assert_eq!(t.ranges["batch_size"], Range::Categorical(vec!["2".into(), "4".into()]));
+        assert_eq!(
+            t.ranges["batch_size"],
+            Range::Categorical(vec!["2".into(), "4".into()])
+        );
         assert_eq!(
             s.ranges["learning_rate"].source,
             Source::file(Path::new("/p/sagetrain.toml"), "tune.ranges.learning_rate")
@@ -1277,15 +1383,32 @@ pub(crate) mod tests {
         .unwrap();
         let e = crate::job::settings::check_file(&bad).unwrap_err();
         let text = e.message;
-        assert!(text.contains("`tune.max_jobs` must be a whole number"), "{text}");
+        assert!(
+            text.contains("`tune.max_jobs` must be a whole number"),
+            "{text}"
+        );
         assert!(text.contains("unknown key `tune.sweep`"), "{text}");
         assert!(text.contains("`tune.ranges.lr` must be a string"), "{text}");
         // From the file, a violation names the file's key.
-        let f = LoadedFile::parse(Path::new("/p/sagetrain.toml"), "[tune]\nparallel = 0\n[tune.ranges]\nlr = \"2..1\"\n").unwrap();
+        let f = LoadedFile::parse(
+            Path::new("/p/sagetrain.toml"),
+            "[tune]\nparallel = 0\n[tune.ranges]\nlr = \"2..1\"\n",
+        )
+        .unwrap();
         let s = TuneSettings::layer(&TuneArgs::default(), Some(&f)).unwrap();
-        let v: Vec<String> = validate(&s, &settings_of(with_metric())).unwrap_err().iter().map(|x| x.to_string()).collect();
-        assert!(v[0].starts_with("`tune.ranges.lr` in /p/sagetrain.toml:"), "{v:?}");
-        assert!(v[1].starts_with("`tune.parallel` in /p/sagetrain.toml: must be at least 1"), "{v:?}");
+        let v: Vec<String> = validate(&s, &settings_of(with_metric()))
+            .unwrap_err()
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        assert!(
+            v[0].starts_with("`tune.ranges.lr` in /p/sagetrain.toml:"),
+            "{v:?}"
+        );
+        assert!(
+            v[1].starts_with("`tune.parallel` in /p/sagetrain.toml: must be at least 1"),
+            "{v:?}"
+        );
     }
 
     pub(crate) fn sample() -> CreateTuningJobRequest {
@@ -1432,6 +1555,9 @@ pub(crate) mod tests {
             assert!(d.get(field).is_some(), "{field} missing from {d}");
         }
         assert_eq!(d["ResourceConfig"]["VolumeKmsKeyId"], "alias/unet");
-        assert_eq!(d["AlgorithmSpecification"]["MetricDefinitions"][0]["Name"], "val_dice");
+        assert_eq!(
+            d["AlgorithmSpecification"]["MetricDefinitions"][0]["Name"],
+            "val_dice"
+        );
     }
 }

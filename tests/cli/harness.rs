@@ -470,7 +470,14 @@ pub fn aws_cli(sb: &Sandbox, region: &str, args: &[&str]) -> serde_json::Value {
     );
     let out = Command::new(cli)
         .args(args)
-        .args(["--region", region, "--endpoint-url", &moto_url(), "--output", "json"])
+        .args([
+            "--region",
+            region,
+            "--endpoint-url",
+            &moto_url(),
+            "--output",
+            "json",
+        ])
         .env_clear()
         .envs(sb.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
@@ -491,15 +498,21 @@ pub fn aws_cli(sb: &Sandbox, region: &str, args: &[&str]) -> serde_json::Value {
 
 /// Is every field of `sent` in `got` with the same value (objects compared key by key, so `got`
 /// may hold more)? Returns the first path that differs.
-pub fn subset_mismatch(sent: &serde_json::Value, got: &serde_json::Value, path: &str) -> Option<String> {
+pub fn subset_mismatch(
+    sent: &serde_json::Value,
+    got: &serde_json::Value,
+    path: &str,
+) -> Option<String> {
     match (sent, got) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => a.iter().find_map(|(k, v)| {
-            let p = format!("{path}.{k}");
-            match b.get(k) {
-                None => Some(format!("{p} missing")),
-                Some(w) => subset_mismatch(v, w, &p),
-            }
-        }),
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            a.iter().find_map(|(k, v)| {
+                let p = format!("{path}.{k}");
+                match b.get(k) {
+                    None => Some(format!("{p} missing")),
+                    Some(w) => subset_mismatch(v, w, &p),
+                }
+            })
+        }
         (serde_json::Value::Array(a), serde_json::Value::Array(b)) if a.len() == b.len() => a
             .iter()
             .zip(b)
