@@ -183,9 +183,9 @@ async fn create(ctx: &Context, cmd: &TuneCmd) -> Result<()> {
         ctx.ui
             .result_text(&format!("tuning job  {n}\narn         {arn}"));
     }
-    ctx.ui.info(&format!(
-        "follow it: sagetrain tune wait; its trials: sagetrain tune status; retrain the best: sagetrain train --from \"$(sagetrain tune best)\""
-    ));
+    ctx.ui.info(
+        "follow it: sagetrain tune wait; its trials: sagetrain tune status; retrain the best: sagetrain train --from \"$(sagetrain tune best)\"",
+    );
     Ok(())
 }
 

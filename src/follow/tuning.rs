@@ -656,7 +656,7 @@ mod tests {
     #[test]
     fn the_leaderboard_is_best_first_for_either_direction() {
         use sm::TrainingJobStatus as S;
-        let all = vec![
+        let all = [
             trial(1, S::Completed, Some(0.71), "0.001"),
             trial(2, S::Failed, None, "0.01"),
             trial(3, S::Completed, Some(0.87), "0.0003"),
