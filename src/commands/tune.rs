@@ -9,7 +9,7 @@ use crate::cli::TrainArgs;
 use crate::config::{violations_error, Source, Val};
 use crate::error::{Error, Result};
 use crate::follow::tuning::{self, TuningReport};
-use crate::follow::{PollPolicy, StopOutcome};
+use crate::follow::StopOutcome;
 use crate::job::spec::validate;
 use crate::job::state;
 use crate::job::tune::{
@@ -17,7 +17,7 @@ use crate::job::tune::{
     TuneArgs, TuneSettings,
 };
 use clap::{Args, Subcommand};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// `sagetrain tune`: the settings of `train`, the tuning flags, or a subcommand.
 #[derive(Debug, Clone, Default, Args)]
@@ -282,17 +282,15 @@ fn show(ctx: &Context, report: &TuningReport) {
 }
 
 async fn wait(ctx: &Context, args: &TuneWaitArgs) -> Result<()> {
-    let timeout = match &args.timeout {
-        None => None,
-        Some(raw) => match crate::config::durations::parse(raw).map(|d| d.as_secs()) {
-            Ok(0) => {
-                return Err(Error::usage("--timeout: must be more than 0 seconds")
-                    .with_hint("e.g. --timeout 2h"))
-            }
-            Ok(secs) => Some(Duration::from_secs(secs)),
-            Err(rule) => return Err(Error::usage(format!("--timeout: {rule}"))),
+    // The same --timeout rules (and poll policy) as `wait`.
+    let opts = jobcmd::wait_options(
+        ctx,
+        &crate::cli::FollowArgs {
+            logs: false,
+            timeout: args.timeout.clone(),
+            stop_on_interrupt: args.stop_on_interrupt,
         },
-    };
+    )?;
     let (aws, name) = connect(ctx, args.name.as_deref()).await?;
     ctx.ui.info(&format!(
         "waiting for tuning job {name} (Ctrl-C {})",
@@ -305,9 +303,9 @@ async fn wait(ctx: &Context, args: &TuneWaitArgs) -> Result<()> {
     let d = tuning::wait(
         &aws.sagemaker(),
         &name,
-        PollPolicy::from_env(&*ctx.env),
-        timeout,
-        args.stop_on_interrupt,
+        opts.policy,
+        opts.timeout,
+        opts.stop_on_interrupt,
         &crate::follow::TokioClock::new(),
         &mut |line| ctx.ui.info(line),
         crate::follow::ctrl_c(),

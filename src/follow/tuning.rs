@@ -29,8 +29,21 @@ pub fn not_found(name: &str) -> Error {
     )
 }
 
-fn is_not_found(msg: &str) -> bool {
-    msg.contains("Could not find") || msg.contains("not found") || msg.contains("does not exist")
+/// Did SageMaker answer that the tuning job does not exist?
+fn is_not_found<E: ProvideErrorMetadata>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> bool {
+    let msg = e
+        .as_service_error()
+        .and_then(|s| s.message())
+        .unwrap_or_default();
+    crate::aws::error_code(e).as_deref() == Some("ResourceNotFound")
+        || ["Could not find", "not found", "does not exist"]
+            .iter()
+            .any(|m| msg.contains(m))
 }
 
 /// DescribeHyperParameterTuningJob, with "not found" made clear.
@@ -46,13 +59,7 @@ pub async fn describe(
     {
         Ok(d) => Ok(d),
         Err(e) => {
-            let code = crate::aws::error_code(&e).unwrap_or_default();
-            let msg = e
-                .as_service_error()
-                .and_then(|s| s.message())
-                .unwrap_or_default()
-                .to_string();
-            if code == "ResourceNotFound" || is_not_found(&msg) {
+            if is_not_found(&e) {
                 Err(CallError {
                     error: not_found(name),
                     transient: false,
@@ -534,16 +541,10 @@ pub async fn stop(sm: &aws_sdk_sagemaker::Client, name: &str) -> Result<StopOutc
     {
         Ok(_) => Ok(StopOutcome::Requested),
         Err(e) => {
-            let code = crate::aws::error_code(&e).unwrap_or_default();
-            let msg = e
-                .as_service_error()
-                .and_then(|s| s.message())
-                .unwrap_or_default()
-                .to_string();
-            if code == "ResourceNotFound" || is_not_found(&msg) {
+            if is_not_found(&e) {
                 return Err(not_found(name));
             }
-            if code == "ValidationException" {
+            if crate::aws::error_code(&e).as_deref() == Some("ValidationException") {
                 let d = describe(sm, name).await.map_err(|e| e.error)?;
                 let status = d
                     .hyper_parameter_tuning_job_status()

@@ -484,6 +484,35 @@ pub(crate) mod tests {
         assert!(json.get("VpcConfig").is_none());
     }
 
+    /// A SageMaker client whose requests are captured, not sent.
+    pub(crate) fn capturing_client() -> (
+        Client,
+        aws_smithy_http_client::test_util::CaptureRequestReceiver,
+    ) {
+        let (http, rx) = aws_smithy_http_client::test_util::capture_request(None);
+        let conf = aws_sdk_sagemaker::Config::builder()
+            .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
+            .region(aws_sdk_sagemaker::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKIDTESTTESTTEST",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .http_client(http)
+            .build();
+        (Client::from_conf(conf), rx)
+    }
+
+    /// The JSON body of the request a [`capturing_client`] captured.
+    pub(crate) fn sent_body(
+        rx: aws_smithy_http_client::test_util::CaptureRequestReceiver,
+    ) -> serde_json::Value {
+        let sent = rx.expect_request();
+        serde_json::from_slice(sent.body().bytes().unwrap()).unwrap()
+    }
+
     /// A request with every field set: the body the SDK sends (SageMaker's JSON protocol uses
     /// the API's field names) is the serde form, field for field.
     #[tokio::test]
@@ -507,24 +536,10 @@ pub(crate) mod tests {
         let req = build_request(&s, &resolved(&s));
         let expected = serde_json::to_value(&req).unwrap();
 
-        let (http, rx) = aws_smithy_http_client::test_util::capture_request(None);
-        let conf = aws_sdk_sagemaker::Config::builder()
-            .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
-            .region(aws_sdk_sagemaker::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "AKIDTESTTESTTEST",
-                "secret",
-                None,
-                None,
-                "test",
-            ))
-            .http_client(http)
-            .build();
-        let client = Client::from_conf(conf);
+        let (client, rx) = capturing_client();
         let _ = to_sdk(&client, &req).send().await;
-        let sent = rx.expect_request();
-        let body: serde_json::Value = serde_json::from_slice(sent.body().bytes().unwrap()).unwrap();
-        assert_eq!(body, expected);
+        assert_eq!(sent_body(rx), expected);
+        let body = expected;
         // Every optional part is there, so the comparison covers each field.
         for field in [
             "HyperParameters",

@@ -1524,23 +1524,9 @@ pub(crate) mod tests {
     async fn the_sdk_sends_exactly_the_serde_form() {
         let req = sample();
         let expected = serde_json::to_value(&req).unwrap();
-        let (http, rx) = aws_smithy_http_client::test_util::capture_request(None);
-        let conf = aws_sdk_sagemaker::Config::builder()
-            .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
-            .region(aws_sdk_sagemaker::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "AKIDTESTTESTTEST",
-                "secret",
-                None,
-                None,
-                "test",
-            ))
-            .http_client(http)
-            .build();
-        let client = Client::from_conf(conf);
+        let (client, rx) = crate::job::request::tests::capturing_client();
         let _ = to_sdk(&client, &req).send().await;
-        let sent = rx.expect_request();
-        let body: serde_json::Value = serde_json::from_slice(sent.body().bytes().unwrap()).unwrap();
+        let body = crate::job::request::tests::sent_body(rx);
         assert_eq!(body, expected);
         let d = &body["TrainingJobDefinition"];
         for field in [

@@ -37,6 +37,26 @@ fn tune_args<'a>(train: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
+/// An independent read (the AWS CLI's DescribeHyperParameterTuningJob) holds every field of
+/// the request (tags are read apart); returns what it read.
+fn described_as_sent(sb: &Sandbox, req: &serde_json::Value) -> serde_json::Value {
+    let name = req["HyperParameterTuningJobName"].as_str().unwrap();
+    let got = aws_cli(
+        sb,
+        "us-east-1",
+        &[
+            "sagemaker",
+            "describe-hyper-parameter-tuning-job",
+            "--hyper-parameter-tuning-job-name",
+            name,
+        ],
+    );
+    let mut sent = req.clone();
+    sent.as_object_mut().unwrap().remove("Tags");
+    assert_eq!(subset_mismatch(&sent, &got, ""), None, "{got:#}");
+    got
+}
+
 /// The dry run prints the exact request; the AWS CLI creates the tuning job from it, and an
 /// independent DescribeHyperParameterTuningJob holds every field of it.
 #[test]
@@ -103,19 +123,7 @@ fn dry_run_prints_a_tuning_request_the_aws_cli_accepts() {
             &format!("file://{}", file.display()),
         ],
     );
-    let got = aws_cli(
-        &sb,
-        "us-east-1",
-        &[
-            "sagemaker",
-            "describe-hyper-parameter-tuning-job",
-            "--hyper-parameter-tuning-job-name",
-            &name,
-        ],
-    );
-    let mut sent = req.clone();
-    sent.as_object_mut().unwrap().remove("Tags");
-    assert_eq!(subset_mismatch(&sent, &got, ""), None, "{got:#}");
+    described_as_sent(&sb, &req);
 }
 
 /// `tune` creates the tuning job (an independent Describe holds what the dry run of the same
@@ -149,19 +157,7 @@ fn tune_creates_the_tuning_job_and_wait_follows_it() {
         "{arn}"
     );
 
-    let got = aws_cli(
-        &sb,
-        "us-east-1",
-        &[
-            "sagemaker",
-            "describe-hyper-parameter-tuning-job",
-            "--hyper-parameter-tuning-job-name",
-            &name,
-        ],
-    );
-    let mut sent = planned.clone();
-    sent.as_object_mut().unwrap().remove("Tags");
-    assert_eq!(subset_mismatch(&sent, &got, ""), None, "{got:#}");
+    let got = described_as_sent(&sb, &planned);
     assert_eq!(
         got["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["Type"],
         "Minimize"
