@@ -484,6 +484,26 @@ pub(crate) mod tests {
         assert!(json.get("VpcConfig").is_none());
     }
 
+    /// Settings that set every optional field of the request.
+    pub(crate) fn every_field_args() -> TrainArgs {
+        let mut args = valid_args();
+        args.hyperparameters = vec!["learning_rate=0.0001".into()];
+        args.environment = vec!["MODE=fast".into()];
+        args.tags = vec!["project=vessels".into()];
+        args.metrics = vec!["val_dice=val_dice=([0-9.]+)".into()];
+        args.spot = true;
+        args.max_wait = Some("2d".into());
+        args.checkpoint_s3 = Some("s3://my-bucket/ck/".into());
+        args.subnets = vec!["subnet-1".into()];
+        args.security_groups = vec!["sg-1".into()];
+        args.kms_key = Some("alias/unet".into());
+        args.network_isolation = true;
+        args.instance_count = Some("2".into());
+        args.volume_size = Some("100".into());
+        args.validation = Some("s3://my-bucket/data/val/".into());
+        args
+    }
+
     /// A SageMaker client whose requests are captured, not sent.
     pub(crate) fn capturing_client() -> (
         Client,
@@ -517,22 +537,7 @@ pub(crate) mod tests {
     /// the API's field names) is the serde form, field for field.
     #[tokio::test]
     async fn the_sdk_sends_exactly_the_serde_form() {
-        let mut args = valid_args();
-        args.hyperparameters = vec!["learning_rate=0.0001".into()];
-        args.environment = vec!["MODE=fast".into()];
-        args.tags = vec!["project=vessels".into()];
-        args.metrics = vec!["val_dice=val_dice=([0-9.]+)".into()];
-        args.spot = true;
-        args.max_wait = Some("2d".into());
-        args.checkpoint_s3 = Some("s3://my-bucket/ck/".into());
-        args.subnets = vec!["subnet-1".into()];
-        args.security_groups = vec!["sg-1".into()];
-        args.kms_key = Some("alias/unet".into());
-        args.network_isolation = true;
-        args.instance_count = Some("2".into());
-        args.volume_size = Some("100".into());
-        args.validation = Some("s3://my-bucket/data/val/".into());
-        let s = spec(args);
+        let s = spec(every_field_args());
         let req = build_request(&s, &resolved(&s));
         let expected = serde_json::to_value(&req).unwrap();
 

@@ -950,26 +950,31 @@ pub fn to_sdk(
             .map(sm::HyperParameterScalingType::from)
     };
     let mut ranges = sm::ParameterRanges::builder();
-    for n in &c.parameter_ranges.integer_parameter_ranges {
-        ranges = ranges.integer_parameter_ranges(
-            sm::IntegerParameterRange::builder()
-                .name(&n.name)
-                .min_value(&n.min_value)
-                .max_value(&n.max_value)
-                .set_scaling_type(scaling(n))
-                .build(),
-        );
+    // Integer and continuous ranges have the same fields, in types of their own.
+    macro_rules! numeric {
+        ($list:expr, $add:ident, $ty:ident) => {
+            for n in $list {
+                ranges = ranges.$add(
+                    sm::$ty::builder()
+                        .name(&n.name)
+                        .min_value(&n.min_value)
+                        .max_value(&n.max_value)
+                        .set_scaling_type(scaling(n))
+                        .build(),
+                );
+            }
+        };
     }
-    for n in &c.parameter_ranges.continuous_parameter_ranges {
-        ranges = ranges.continuous_parameter_ranges(
-            sm::ContinuousParameterRange::builder()
-                .name(&n.name)
-                .min_value(&n.min_value)
-                .max_value(&n.max_value)
-                .set_scaling_type(scaling(n))
-                .build(),
-        );
-    }
+    numeric!(
+        &c.parameter_ranges.integer_parameter_ranges,
+        integer_parameter_ranges,
+        IntegerParameterRange
+    );
+    numeric!(
+        &c.parameter_ranges.continuous_parameter_ranges,
+        continuous_parameter_ranges,
+        ContinuousParameterRange
+    );
     for cat in &c.parameter_ranges.categorical_parameter_ranges {
         ranges = ranges.categorical_parameter_ranges(
             sm::CategoricalParameterRange::builder()
@@ -1412,24 +1417,13 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn sample() -> CreateTuningJobRequest {
-        let mut args = with_metric();
-        args.hyperparameters = vec!["optimizer=adam".into()];
-        args.environment = vec!["MODE=fast".into()];
-        args.tags = vec!["project=vessels".into()];
-        args.spot = true;
-        args.max_wait = Some("2d".into());
-        args.checkpoint_s3 = Some("s3://my-bucket/ck/".into());
-        args.subnets = vec!["subnet-1".into()];
-        args.security_groups = vec!["sg-1".into()];
-        args.kms_key = Some("alias/unet".into());
-        args.network_isolation = true;
-        args.validation = Some("s3://my-bucket/data/val/".into());
+        let args = crate::job::request::tests::every_field_args();
         let settings = settings_of(args.clone());
         let job = spec_of(args);
         let t = TuneSettings::layer(
             &tune(&[
                 "--range",
-                "learning_rate=1e-5..1e-2:log",
+                "weight_decay=1e-5..1e-2:log",
                 "--range",
                 "depth=2..6",
                 "--range",
@@ -1477,14 +1471,14 @@ pub(crate) mod tests {
             c["ParameterRanges"],
             serde_json::json!({
                 "IntegerParameterRanges": [{"Name": "depth", "MinValue": "2", "MaxValue": "6"}],
-                "ContinuousParameterRanges": [{"Name": "learning_rate", "MinValue": "1e-5", "MaxValue": "1e-2", "ScalingType": "Logarithmic"}],
+                "ContinuousParameterRanges": [{"Name": "weight_decay", "MinValue": "1e-5", "MaxValue": "1e-2", "ScalingType": "Logarithmic"}],
                 "CategoricalParameterRanges": [{"Name": "batch_size", "Values": ["8", "16", "32"]}],
             })
         );
         let d = &json["TrainingJobDefinition"];
         assert_eq!(
             d["StaticHyperParameters"],
-            serde_json::json!({"epochs": "50", "optimizer": "adam"})
+            serde_json::json!({"epochs": "50", "learning_rate": "0.0001"})
         );
         assert!(d.get("TrainingJobName").is_none() && d.get("Tags").is_none());
         assert_eq!(d["CheckpointConfig"]["S3Uri"], "s3://my-bucket/ck/");
