@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+pub use crate::commands::tune::TuneCmd;
 pub use crate::job::settings::TrainArgs;
 
 #[derive(Debug, Parser)]
@@ -109,6 +110,8 @@ pub enum Command {
     /// Container images: build and push to ECR through the ECR API (no docker login)
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Search hyperparameters with SageMaker's tuner (the settings of `train` plus --range); `tune status|wait|best|stop` for its results
+    Tune(TuneCmd),
 }
 
 #[derive(Debug, Subcommand)]

@@ -75,6 +75,7 @@ pub fn run(cli: Cli) -> i32 {
                 Command::Download(args) => commands::download::run(&ctx, args).await,
                 Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
                 Command::Image(cmd) => commands::image::run(&ctx, cmd).await,
+                Command::Tune(cmd) => commands::tune::run(&ctx, cmd).await,
             }
         };
         let command = async {

@@ -13,6 +13,7 @@ pub mod logs;
 pub mod status;
 pub mod stop;
 pub mod train;
+pub mod tune;
 pub mod wait;
 
 use crate::cli::GlobalArgs;

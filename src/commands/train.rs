@@ -62,17 +62,22 @@ pub async fn from_settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result
     validate(&s, &ctx.cwd).map_err(violations_error)
 }
 
-fn job_name(s: &JobSpec, submission: &str, ui: &Ui) -> Val<String> {
-    if let Some(n) = &s.name {
-        return n.clone();
-    }
-    let (base, src) = match &s.base_name {
+/// The base of a generated name: `--base-name`, or the image repository's name.
+pub fn base_name(s: &JobSpec) -> (String, Source) {
+    match &s.base_name {
         Some(b) => (b.value.clone(), b.source.clone()),
         None => (
             s.image_ref.short_name(),
             Source::Lookup("the image repository's name".into()),
         ),
-    };
+    }
+}
+
+fn job_name(s: &JobSpec, submission: &str, ui: &Ui) -> Val<String> {
+    if let Some(n) = &s.name {
+        return n.clone();
+    }
+    let (base, src) = base_name(s);
     let name = generate_job_name(&base, SystemTime::now(), submission);
     let sanitized = crate::job::spec::sanitize_base(&base);
     if sanitized != base {
@@ -276,6 +281,57 @@ fn check_request(request: &CreateTrainingJobRequest) -> Result<()> {
     }
 }
 
+/// A request staged for sending (by `train` or `tune`): local data folders read and hashed
+/// first (no network, and a credentials file is refused before anything is sent), then every
+/// value resolved.
+pub struct Staged {
+    pub plan: Plan,
+    pub local: Vec<Prepared>,
+    pub push_opts: data::upload::PushOptions,
+    pub data_bucket: String,
+}
+
+pub async fn stage(ctx: &Context, args: &TrainArgs, s: &JobSpec) -> Result<Staged> {
+    let push_opts = data::upload::PushOptions::from_env(&*ctx.env)?;
+    let local = data::prepare(
+        &ctx.ui,
+        &*ctx.env,
+        &s.channels,
+        &ctx.cwd,
+        ScanOptions {
+            follow_symlinks: args.follow_symlinks,
+            allow_credentials_files: args.allow_credentials_files,
+        },
+    )
+    .await?;
+    let plan = plan_with_data(ctx, s, &local).await?;
+    let data_bucket = data::bucket_of(&plan.resolved.output_path.value)?;
+    Ok(Staged {
+        plan,
+        local,
+        push_opts,
+        data_bucket,
+    })
+}
+
+impl Staged {
+    /// What `--dry-run` says of the local data (what would be uploaded).
+    pub async fn dry_run_report(&self, ctx: &Context) {
+        data::dry_run_report(
+            &ctx.ui,
+            self.plan.aws.as_ref(),
+            &self.local,
+            &self.data_bucket,
+        )
+        .await;
+    }
+
+    /// Upload the local data; the job is created only once it is complete in S3.
+    pub async fn push(&self, ctx: &Context, aws: &Aws) -> Result<()> {
+        data::push_all(&ctx.ui, aws, &self.local, &self.data_bucket, self.push_opts).await
+    }
+}
+
 /// `--wait` and what implies it (`--logs`, `--timeout`, `--stop-on-interrupt`,
 /// `--poll-interval`), checked before anything else.
 fn wait_options(ctx: &Context, cmd: &TrainCmd) -> Result<Option<crate::follow::WaitOptions>> {
@@ -342,25 +398,11 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     if s.channels.is_empty() {
         ctx.ui.warn("no input channels: the container gets no data (add --train s3://... or [channels] in sagetrain.toml)");
     }
-    let push_opts = data::upload::PushOptions::from_env(&*ctx.env)?;
-    // Local data folders are read and hashed first: no network, and a credentials file is
-    // refused before anything is sent.
-    let local = data::prepare(
-        &ctx.ui,
-        &*ctx.env,
-        &s.channels,
-        &ctx.cwd,
-        ScanOptions {
-            follow_symlinks: args.follow_symlinks,
-            allow_credentials_files: args.allow_credentials_files,
-        },
-    )
-    .await?;
-    let plan = plan_with_data(ctx, &s, &local).await?;
+    let staged = stage(ctx, args, &s).await?;
+    let plan = &staged.plan;
     show_settings(ctx, &s.rows, Some(&plan.resolved));
-    let data_bucket = data::bucket_of(&plan.resolved.output_path.value)?;
     if s.dry_run {
-        data::dry_run_report(&ctx.ui, plan.aws.as_ref(), &local, &data_bucket).await;
+        staged.dry_run_report(ctx).await;
         ctx.ui
             .info("dry run: this is the CreateTrainingJob request; nothing was created");
         let json =
@@ -376,7 +418,7 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     };
     let name = &plan.request.training_job_name;
     // The job is created only once its data is complete in S3.
-    data::push_all(&ctx.ui, aws, &local, &data_bucket, push_opts).await?;
+    staged.push(ctx, aws).await?;
     crate::aws::timeouts::in_flight(Some(format!(
         "sagemaker:CreateTrainingJob of `{name}`, which may or may not have been created: check with `aws sagemaker describe-training-job --training-job-name {name}`"
     )));

@@ -8,6 +8,7 @@
 
 pub mod logs;
 pub mod report;
+pub mod tuning;
 
 use crate::aws::aws_error;
 use crate::config::durations;

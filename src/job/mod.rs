@@ -9,3 +9,4 @@ pub mod request;
 pub mod settings;
 pub mod spec;
 pub mod state;
+pub mod tune;

@@ -484,10 +484,8 @@ pub(crate) mod tests {
         assert!(json.get("VpcConfig").is_none());
     }
 
-    /// A request with every field set: the body the SDK sends (SageMaker's JSON protocol uses
-    /// the API's field names) is the serde form, field for field.
-    #[tokio::test]
-    async fn the_sdk_sends_exactly_the_serde_form() {
+    /// Settings that set every optional field of the request.
+    pub(crate) fn every_field_args() -> TrainArgs {
         let mut args = valid_args();
         args.hyperparameters = vec!["learning_rate=0.0001".into()];
         args.environment = vec!["MODE=fast".into()];
@@ -503,10 +501,14 @@ pub(crate) mod tests {
         args.instance_count = Some("2".into());
         args.volume_size = Some("100".into());
         args.validation = Some("s3://my-bucket/data/val/".into());
-        let s = spec(args);
-        let req = build_request(&s, &resolved(&s));
-        let expected = serde_json::to_value(&req).unwrap();
+        args
+    }
 
+    /// A SageMaker client whose requests are captured, not sent.
+    pub(crate) fn capturing_client() -> (
+        Client,
+        aws_smithy_http_client::test_util::CaptureRequestReceiver,
+    ) {
         let (http, rx) = aws_smithy_http_client::test_util::capture_request(None);
         let conf = aws_sdk_sagemaker::Config::builder()
             .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
@@ -520,11 +522,29 @@ pub(crate) mod tests {
             ))
             .http_client(http)
             .build();
-        let client = Client::from_conf(conf);
-        let _ = to_sdk(&client, &req).send().await;
+        (Client::from_conf(conf), rx)
+    }
+
+    /// The JSON body of the request a [`capturing_client`] captured.
+    pub(crate) fn sent_body(
+        rx: aws_smithy_http_client::test_util::CaptureRequestReceiver,
+    ) -> serde_json::Value {
         let sent = rx.expect_request();
-        let body: serde_json::Value = serde_json::from_slice(sent.body().bytes().unwrap()).unwrap();
-        assert_eq!(body, expected);
+        serde_json::from_slice(sent.body().bytes().unwrap()).unwrap()
+    }
+
+    /// A request with every field set: the body the SDK sends (SageMaker's JSON protocol uses
+    /// the API's field names) is the serde form, field for field.
+    #[tokio::test]
+    async fn the_sdk_sends_exactly_the_serde_form() {
+        let s = spec(every_field_args());
+        let req = build_request(&s, &resolved(&s));
+        let expected = serde_json::to_value(&req).unwrap();
+
+        let (client, rx) = capturing_client();
+        let _ = to_sdk(&client, &req).send().await;
+        assert_eq!(sent_body(rx), expected);
+        let body = expected;
         // Every optional part is there, so the comparison covers each field.
         for field in [
             "HyperParameters",

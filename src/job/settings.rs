@@ -260,6 +260,8 @@ macro_rules! declare {
                     k if CONNECTION_KEYS.contains(&k) => Text::from_toml(value).map(|_| ()),
                     $( stringify!($field) if def::$field.in_file => def::$field.check_toml(value), )*
                     $( stringify!($mfield) => def::$mfield.check_toml(value), )*
+                    // `sagetrain tune`'s own table, with its own check.
+                    "tune" => crate::job::tune::check_toml(value),
                     _ => Err(format!(
                         "unknown key `{key}`; the README's configuration reference lists every key"
                     )),

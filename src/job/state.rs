@@ -42,26 +42,33 @@ pub fn state_path(project: &Path) -> PathBuf {
 
 /// Record the last job: the folder 0700, the file 0600, written atomically (`fsutil`).
 pub fn record(project: &Path, job: &LastJob) -> std::io::Result<PathBuf> {
+    write_state(
+        project,
+        STATE_FILE,
+        &StateFile {
+            last_job: Some(job.clone()),
+        },
+    )
+}
+
+/// Write one of the state files of `.sagetrain/` (made 0700 and kept out of version control).
+fn write_state<T: Serialize>(project: &Path, file: &str, value: &T) -> std::io::Result<PathBuf> {
     let dir = project.join(STATE_DIR);
     if !dir.is_dir() {
         crate::fsutil::create_private_dir_all(&dir)?;
         // Keep it out of version control without touching the project's .gitignore.
         crate::fsutil::write_private(&dir.join(".gitignore"), b"*\n")?;
     }
-    let mut text = serde_json::to_string_pretty(&StateFile {
-        last_job: Some(job.clone()),
-    })
-    .map_err(std::io::Error::other)?;
+    let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
     text.push('\n');
-    let path = dir.join(STATE_FILE);
+    let path = dir.join(file);
     crate::fsutil::write_private(&path, text.as_bytes())?;
     Ok(path)
 }
 
-/// The last job recorded in this project, if any.
-pub fn load(project: &Path) -> Result<Option<LastJob>> {
-    let path = state_path(project);
-    let text = match std::fs::read_to_string(&path) {
+/// Read one of the state files; `None` when it does not exist.
+fn read_state<T: serde::de::DeserializeOwned>(path: &Path, writer: &str) -> Result<Option<T>> {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
@@ -71,17 +78,50 @@ pub fn load(project: &Path) -> Result<Option<LastJob>> {
             )))
         }
     };
-    let state: StateFile = serde_json::from_str(&text).map_err(|e| {
+    serde_json::from_str(&text).map(Some).map_err(|e| {
         Error::usage(format!(
             "{} is not a sagetrain state file: {e}",
             path.display()
         ))
         .with_hint(format!(
-            "delete it (rm {}); the next `sagetrain train` writes a new one",
+            "delete it (rm {}); the next `{writer}` writes a new one",
             path.display()
         ))
-    })?;
-    Ok(state.last_job)
+    })
+}
+
+/// The last job recorded in this project, if any.
+pub fn load(project: &Path) -> Result<Option<LastJob>> {
+    let state: Option<StateFile> = read_state(&state_path(project), "sagetrain train")?;
+    Ok(state.and_then(|s| s.last_job))
+}
+
+// ---- The last tuning job (`sagetrain tune`), in a file of its own. ----
+
+pub const TUNING_FILE: &str = "tuning.json";
+
+/// The last tuning job submitted from a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastTuningJob {
+    pub tuning_job_name: String,
+    pub tuning_job_arn: String,
+    pub region: String,
+    /// RFC 3339, UTC.
+    pub submitted_at: String,
+}
+
+pub fn tuning_state_path(project: &Path) -> PathBuf {
+    project.join(STATE_DIR).join(TUNING_FILE)
+}
+
+/// Record the last tuning job, like [`record`].
+pub fn record_tuning(project: &Path, job: &LastTuningJob) -> std::io::Result<PathBuf> {
+    write_state(project, TUNING_FILE, job)
+}
+
+/// The last tuning job recorded in this project, if any.
+pub fn load_tuning(project: &Path) -> Result<Option<LastTuningJob>> {
+    read_state(&tuning_state_path(project), "sagetrain tune")
 }
 
 #[cfg(test)]
@@ -138,5 +178,34 @@ mod tests {
         );
         std::fs::write(&path, "{not json").unwrap();
         assert_eq!(load(dir.path()).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn the_last_tuning_job_has_a_file_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_tuning(dir.path()).unwrap(), None);
+        record(dir.path(), &job()).unwrap();
+        let t = LastTuningJob {
+            tuning_job_name: "unet-261130-112048-ab12".into(),
+            tuning_job_arn: "arn:aws:sagemaker:eu-west-1:111122223333:hyper-parameter-tuning-job/unet-261130-112048-ab12".into(),
+            region: "eu-west-1".into(),
+            submitted_at: "2026-11-30T11:20:48Z".into(),
+        };
+        let path = record_tuning(dir.path(), &t).unwrap();
+        assert_eq!(path, tuning_state_path(dir.path()));
+        assert_eq!(load_tuning(dir.path()).unwrap(), Some(t));
+        assert_eq!(
+            load(dir.path()).unwrap(),
+            Some(job()),
+            "the last training job is kept"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
     }
 }

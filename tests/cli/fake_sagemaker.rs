@@ -92,6 +92,7 @@ fn serve(
     describe: Arc<serde_json::Value>,
     stop: Stop,
     calls: Arc<Mutex<Vec<(String, String)>>>,
+    answers: Arc<Vec<(String, serde_json::Value)>>,
 ) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
     let mut buf: Vec<u8> = Vec::new();
@@ -131,7 +132,12 @@ fn serve(
             })
             .unwrap_or_default();
         calls.lock().unwrap().push((target.clone(), body));
-        let r = if target.ends_with("DescribeTrainingJob") {
+        let answer = answers
+            .iter()
+            .find(|(op, _)| target.ends_with(&format!(".{op}")));
+        let r = if let Some((_, body)) = answer {
+            respond(&mut s, "200 OK", &body.to_string())
+        } else if target.ends_with("DescribeTrainingJob") {
             respond(&mut s, "200 OK", &describe.to_string())
         } else if target.ends_with("StopTrainingJob") {
             match stop {
@@ -163,6 +169,22 @@ fn serve(
 
 /// Start the fake: DescribeTrainingJob always answers `describe`.
 pub fn start(describe: serde_json::Value, stop: Stop) -> FakeSageMaker {
+    start_with(describe, stop, vec![])
+}
+
+/// [`start`], with other operations (by name, e.g. `DescribeHyperParameterTuningJob`)
+/// answering a fixed body.
+pub fn start_with(
+    describe: serde_json::Value,
+    stop: Stop,
+    answers: Vec<(&str, serde_json::Value)>,
+) -> FakeSageMaker {
+    let answers: Arc<Vec<(String, serde_json::Value)>> = Arc::new(
+        answers
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    );
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let calls = Arc::new(Mutex::new(Vec::new()));
@@ -171,8 +193,8 @@ pub fn start(describe: serde_json::Value, stop: Stop) -> FakeSageMaker {
     std::thread::spawn(move || {
         for stream in l.incoming() {
             let Ok(s) = stream else { continue };
-            let (d, c) = (describe.clone(), c.clone());
-            std::thread::spawn(move || serve(s, d, stop, c));
+            let (d, c, a) = (describe.clone(), c.clone(), answers.clone());
+            std::thread::spawn(move || serve(s, d, stop, c, a));
         }
     });
     FakeSageMaker { url, calls }

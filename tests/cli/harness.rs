@@ -471,3 +471,64 @@ pub fn seeded(region: &str) -> Seeded {
         }
     })
 }
+
+/// Run the AWS CLI (installed by ./scripts/test) against the emulator with the sandbox's
+/// environment; its JSON output, or a panic with its stderr.
+pub fn aws_cli(sb: &Sandbox, region: &str, args: &[&str]) -> serde_json::Value {
+    let cli = std::env::var("SAGETRAIN_TEST_AWS_CLI").expect(
+        "SAGETRAIN_TEST_AWS_CLI is not set: run ./scripts/test, which installs the AWS CLI",
+    );
+    let out = Command::new(cli)
+        .args(args)
+        .args([
+            "--region",
+            region,
+            "--endpoint-url",
+            &moto_url(),
+            "--output",
+            "json",
+        ])
+        .env_clear()
+        .envs(sb.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aws {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+/// Is every field of `sent` in `got` with the same value (objects compared key by key, so `got`
+/// may hold more)? Returns the first path that differs.
+pub fn subset_mismatch(
+    sent: &serde_json::Value,
+    got: &serde_json::Value,
+    path: &str,
+) -> Option<String> {
+    match (sent, got) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            a.iter().find_map(|(k, v)| {
+                let p = format!("{path}.{k}");
+                match b.get(k) {
+                    None => Some(format!("{p} missing")),
+                    Some(w) => subset_mismatch(v, w, &p),
+                }
+            })
+        }
+        (serde_json::Value::Array(a), serde_json::Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (v, w))| subset_mismatch(v, w, &format!("{path}[{i}]"))),
+        _ if sent == got => None,
+        _ => Some(format!("{path}: sent {sent}, got {got}")),
+    }
+}

@@ -15,3 +15,4 @@ mod offline;
 mod proxy;
 mod settings_e2e;
 mod train_e2e;
+mod tune_e2e;

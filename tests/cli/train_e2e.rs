@@ -439,22 +439,16 @@ fn dry_run_creates_nothing_and_prints_a_request_the_aws_cli_accepts() {
     assert!(r.stderr.contains("would be created"), "{}", r.stderr);
 
     // The AWS CLI takes the request as it is.
-    let cli = std::env::var("SAGETRAIN_TEST_AWS_CLI").expect(
-        "SAGETRAIN_TEST_AWS_CLI is not set: run ./scripts/test, which installs the AWS CLI",
-    );
     let file = sb.write("project/request.json", &r.stdout);
-    let out = std::process::Command::new(cli)
-        .args(["sagemaker", "create-training-job", "--cli-input-json"])
-        .arg(format!("file://{}", file.display()))
-        .args(["--region", "us-east-1", "--endpoint-url", &moto_url()])
-        .env_clear()
-        .envs(sb.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "aws cli refused the request: {}",
-        String::from_utf8_lossy(&out.stderr)
+    aws_cli(
+        &sb,
+        "us-east-1",
+        &[
+            "sagemaker",
+            "create-training-job",
+            "--cli-input-json",
+            &format!("file://{}", file.display()),
+        ],
     );
     let d = block_on(s.acct.describe(&name));
     assert_eq!(
