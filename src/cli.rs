@@ -103,6 +103,35 @@ pub enum Command {
     /// Training data: upload a local folder to S3
     #[command(subcommand)]
     Data(DataCommand),
+    /// Print a shell completion script to stdout (bash, zsh, fish, powershell)
+    #[command(long_about = "Print a shell completion script to stdout.\n\n\
+            bash:       sagetrain completions bash > ~/.local/share/bash-completion/completions/sagetrain\n\
+            zsh:        sagetrain completions zsh > ~/.zfunc/_sagetrain   (with fpath+=~/.zfunc before compinit)\n\
+            fish:       sagetrain completions fish > ~/.config/fish/completions/sagetrain.fish\n\
+            powershell: sagetrain completions powershell >> $PROFILE")]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) to stdout, or write one page per command into a folder
+    #[command(
+        long_about = "Print the manual page (roff) to stdout, or with --dir write one page per command \
+            (sagetrain.1, sagetrain-train.1, ...) into a folder and print their paths.\n\n\
+            Read it now:   sagetrain man > sagetrain.1 && man -l sagetrain.1\n\
+            Install:       sagetrain man --dir ~/.local/share/man/man1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ManArgs {
+    /// Write every page (sagetrain.1 and one per subcommand) into this folder, made if missing
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]

@@ -57,6 +57,8 @@ pub fn run(cli: Cli) -> i32 {
                 Command::Stop(args) => commands::stop::run(&ctx, args).await,
                 Command::Download(args) => commands::download::run(&ctx, args).await,
                 Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
+                Command::Completions(args) => commands::shell::completions(args.shell),
+                Command::Man(args) => commands::shell::man(&ctx, args),
             }
         };
         match &limits.deadline {

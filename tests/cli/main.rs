@@ -11,4 +11,5 @@ mod harness;
 mod init_e2e;
 mod offline;
 mod proxy;
+mod shell;
 mod train_e2e;
