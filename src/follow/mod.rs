@@ -5,6 +5,7 @@
 //! Everything here takes the SDK clients, a [`Clock`] and a [`Reporter`] as parameters, so the
 //! tests drive it with `aws-smithy-mocks` clients and a fake clock that sleeps in no time.
 
+pub mod ci;
 pub mod logs;
 pub mod report;
 
