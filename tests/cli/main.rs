@@ -11,5 +11,6 @@ mod harness;
 mod init_e2e;
 mod offline;
 mod proxy;
+mod release;
 mod shell;
 mod train_e2e;
