@@ -103,6 +103,16 @@ pub enum Command {
     /// Training data: upload a local folder to S3
     #[command(subcommand)]
     Data(DataCommand),
+    /// Training curves: each metric's values over time, from the jobs' logs, as charts or a table
+    #[command(
+        long_about = "Training curves: each metric's values over time and its final value, for one or more \
+            jobs (default: the last job submitted from this project).\n\n\
+            The values are parsed from each job's CloudWatch logs with the job's own MetricDefinitions \
+            (the first capture group of each regex, as SageMaker does), plus FinalMetricDataList. On a \
+            terminal: a line chart per metric, the jobs overlaid with a legend; elsewhere a table; \
+            -o json the series. --png/--svg write the same charts as an image."
+    )]
+    Metrics(MetricsArgs),
     /// Print a shell completion script to stdout (bash, zsh, fish, powershell)
     #[command(long_about = "Print a shell completion script to stdout.\n\n\
             bash:       sagetrain completions bash > ~/.local/share/bash-completion/completions/sagetrain\n\
@@ -125,6 +135,25 @@ pub struct ManArgs {
     /// Write every page (sagetrain.1 and one per subcommand) into this folder, made if missing
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct MetricsArgs {
+    /// Training job names [default: the last job submitted from this project]
+    #[arg(value_name = "JOB")]
+    pub jobs: Vec<String>,
+    /// Also write the charts as a PNG image to FILE
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
+    /// Also write the charts as an SVG image to FILE
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Image size in pixels, WIDTHxHEIGHT [default: 1000 wide, 320 high per metric]
+    #[arg(long, value_name = "WxH")]
+    pub size: Option<String>,
+    /// Redraw the charts on the terminal while the jobs run, until they end
+    #[arg(short, long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod follow;
 pub mod fsutil;
 pub mod job;
+pub mod metrics;
 pub mod secrets;
 pub mod ui;
 
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> i32 {
                 Command::Stop(args) => commands::stop::run(&ctx, args).await,
                 Command::Download(args) => commands::download::run(&ctx, args).await,
                 Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
+                Command::Metrics(args) => commands::metrics::run(&ctx, args).await,
                 Command::Completions(args) => commands::shell::completions(args.shell),
                 Command::Man(args) => commands::shell::man(&ctx, args),
             }

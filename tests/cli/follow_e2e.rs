@@ -12,19 +12,19 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn sandbox(s: &Seeded) -> Sandbox {
+pub(crate) fn sandbox(s: &Seeded) -> Sandbox {
     let mut sb = Sandbox::new();
     s.acct.env(&mut sb);
     sb.set("SAGETRAIN_TEST_POLL_MS", "50");
     sb
 }
 
-fn name(prefix: &str) -> String {
+pub(crate) fn name(prefix: &str) -> String {
     format!("{prefix}-{}", unique() % 1_000_000_000)
 }
 
 /// `train` arguments for a job of this account, named `job`.
-fn train_args(s: &Seeded, job: &str, extra: &[&str]) -> Vec<String> {
+pub(crate) fn train_args(s: &Seeded, job: &str, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = [
         "train",
         "--name",
@@ -47,7 +47,7 @@ fn train_args(s: &Seeded, job: &str, extra: &[&str]) -> Vec<String> {
     v
 }
 
-fn run(sb: &Sandbox, args: &[String]) -> Run {
+pub(crate) fn run(sb: &Sandbox, args: &[String]) -> Run {
     sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
@@ -55,7 +55,7 @@ fn logs_client(a: &Account) -> aws_sdk_cloudwatchlogs::Client {
     aws_sdk_cloudwatchlogs::Client::new(&a.sdk)
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -63,7 +63,13 @@ fn now_ms() -> i64 {
 }
 
 /// Put events in `<job>/<stream>` of /aws/sagemaker/TrainingJobs: (ms relative to `base`, text).
-async fn seed_logs(a: &Account, job: &str, stream: &str, base: i64, events: &[(i64, &str)]) {
+pub(crate) async fn seed_logs(
+    a: &Account,
+    job: &str,
+    stream: &str,
+    base: i64,
+    events: &[(i64, &str)],
+) {
     let c = logs_client(a);
     let group = "/aws/sagemaker/TrainingJobs";
     let _ = c.create_log_group().log_group_name(group).send().await;
@@ -823,7 +829,7 @@ fn train_from_copies_the_old_jobs_settings_and_flags_override_them() {
 
 // ---- Against the loopback stand-in: what moto cannot do. ----
 
-fn fake_sandbox(url: &str) -> Sandbox {
+pub(crate) fn fake_sandbox(url: &str) -> Sandbox {
     let mut sb = Sandbox::new();
     sb.set("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
         .set("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
@@ -834,7 +840,7 @@ fn fake_sandbox(url: &str) -> Sandbox {
     sb
 }
 
-const TRAINING: (&str, &str) = (
+pub(crate) const TRAINING: (&str, &str) = (
     "Training",
     "Training image download completed. Training in progress.",
 );

@@ -9,6 +9,7 @@ mod follow_e2e;
 mod guards;
 mod harness;
 mod init_e2e;
+mod metrics_e2e;
 mod offline;
 mod proxy;
 mod release;

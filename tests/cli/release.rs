@@ -11,7 +11,9 @@ fn root() -> &'static Path {
 /// The targets of the workflow's build matrix.
 fn workflow_targets(workflow: &str) -> Vec<String> {
     let re = regex::Regex::new(r"\{\s*target:\s*([a-z0-9_-]+),\s*os:").unwrap();
-    re.captures_iter(workflow).map(|c| c[1].to_string()).collect()
+    re.captures_iter(workflow)
+        .map(|c| c[1].to_string())
+        .collect()
 }
 
 fn expand(template: &str, target: &str, version: &str, windows: bool) -> String {
@@ -69,7 +71,11 @@ fn binstall_asks_for_exactly_what_the_release_workflow_uploads() {
         assert_eq!(get("pkg-fmt"), if windows { "zip" } else { "tgz" });
         assert_eq!(
             expand(&get("bin-dir"), target, version, windows),
-            if windows { "sagetrain.exe" } else { "sagetrain" }
+            if windows {
+                "sagetrain.exe"
+            } else {
+                "sagetrain"
+            }
         );
     }
     // The workflow runs on a tag named after the version it checks.
