@@ -34,6 +34,29 @@ pub fn time_unit(jobs: &[JobMetrics]) -> (f64, &'static str) {
     }
 }
 
+/// The x and y ranges of `points`, never empty: x at least 1 wide; y widened by `pad` of its
+/// span on each side, or by a tenth of its value (1 around 0) when all values are equal.
+pub fn bounds(points: impl Iterator<Item = (f64, f64)>, pad: f64) -> ((f64, f64), (f64, f64)) {
+    let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in points {
+        xmin = xmin.min(x);
+        xmax = xmax.max(x);
+        ymin = ymin.min(y);
+        ymax = ymax.max(y);
+    }
+    if xmax <= xmin {
+        xmax = xmin + 1.0;
+    }
+    let pad = if ymax > ymin {
+        (ymax - ymin) * pad
+    } else if ymin == 0.0 {
+        1.0
+    } else {
+        ymin.abs() * 0.1
+    };
+    ((xmin, xmax), (ymin - pad, ymax + pad))
+}
+
 /// One chart per metric, with a legend; `width` in terminal columns.
 pub fn render(jobs: &[JobMetrics], width: u16, color: bool) -> String {
     let (unit, unit_name) = time_unit(jobs);
@@ -59,22 +82,14 @@ pub fn render(jobs: &[JobMetrics], width: u16, color: bool) -> String {
         if lines.is_empty() {
             out.push_str("  (no values in the logs)\n");
         } else {
-            let all = lines.iter().flat_map(|(_, p)| p.iter());
-            let (mut xmin, mut xmax, mut ymin, mut ymax) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
-            for (x, y) in all {
-                xmin = xmin.min(*x);
-                xmax = xmax.max(*x);
-                ymin = ymin.min(*y);
-                ymax = ymax.max(*y);
-            }
-            if xmax <= xmin {
-                xmax = xmin + 1.0;
-            }
-            if ymax <= ymin {
-                let pad = if ymin == 0.0 { 1.0 } else { ymin.abs() * 0.1 };
-                ymin -= pad;
-                ymax += pad;
-            }
+            let (x, y) = bounds(
+                lines
+                    .iter()
+                    .flat_map(|(_, p)| p.iter())
+                    .map(|(x, y)| (f64::from(*x), f64::from(*y))),
+                0.0,
+            );
+            let (xmin, xmax, ymin, ymax) = (x.0 as f32, x.1 as f32, y.0 as f32, y.1 as f32);
             let shapes: Vec<(usize, Shape)> = lines
                 .iter()
                 .map(|(i, pts)| {

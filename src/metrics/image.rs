@@ -3,7 +3,7 @@
 //! `plotters`; the PNG is encoded with the `png` crate from plotters' RGB buffer (plotters' own
 //! encoder would pull in the whole `image` crate). Text uses DejaVu Sans, built in.
 
-use super::chart::{time_unit, COLORS};
+use super::chart::{bounds, time_unit, COLORS};
 use super::{metric_names, JobMetrics};
 use crate::error::{Error, Result};
 use plotters::coord::Shift;
@@ -93,29 +93,14 @@ where
                 (!pts.is_empty()).then_some((i, j.job_name.as_str(), pts))
             })
             .collect();
-        let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for (x, y) in lines.iter().flat_map(|(_, _, p)| p.iter()) {
-            xmin = xmin.min(*x);
-            xmax = xmax.max(*x);
-            ymin = ymin.min(*y);
-            ymax = ymax.max(*y);
-        }
-        if xmax <= xmin {
-            xmax = xmin + 1.0;
-        }
-        let pad = if ymax > ymin {
-            (ymax - ymin) * 0.05
-        } else if ymin == 0.0 {
-            1.0
-        } else {
-            ymin.abs() * 0.1
-        };
+        let ((xmin, xmax), (ymin, ymax)) =
+            bounds(lines.iter().flat_map(|(_, _, p)| p.iter().copied()), 0.05);
         let mut chart = ChartBuilder::on(panel)
             .caption(name, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(xmin..xmax, (ymin - pad)..(ymax + pad))?;
+            .build_cartesian_2d(xmin..xmax, ymin..ymax)?;
         chart
             .configure_mesh()
             .x_desc(format!("{unit_name} since the job started"))

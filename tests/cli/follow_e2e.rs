@@ -845,9 +845,9 @@ pub(crate) const TRAINING: (&str, &str) = (
     "Training image download completed. Training in progress.",
 );
 
-#[test]
-fn wait_exit_codes_follow_the_verdict() {
-    let failed = fake_sagemaker::start(
+/// The stand-in, with a job that Failed (CUDA out of memory).
+fn failed_job() -> fake_sagemaker::FakeSageMaker {
+    fake_sagemaker::start(
         job_json(
             "unet-failed",
             "Failed",
@@ -856,7 +856,12 @@ fn wait_exit_codes_follow_the_verdict() {
             Some("AlgorithmError: ExecuteUserScriptError: CUDA out of memory"),
         ),
         Stop::Accept,
-    );
+    )
+}
+
+#[test]
+fn wait_exit_codes_follow_the_verdict() {
+    let failed = failed_job();
     let sb = fake_sandbox(&failed.url);
     let r = sb.run(&["wait", "unet-failed"]).code(5);
     assert!(r.stderr.contains("CUDA out of memory"), "{}", r.stderr);
@@ -1132,16 +1137,7 @@ fn in_github_actions_wait_writes_a_step_summary_and_annotates_a_failure() {
     }
 
     // A failed job: the summary says why, and an error annotation names it.
-    let failed = fake_sagemaker::start(
-        job_json(
-            "unet-failed",
-            "Failed",
-            "Failed",
-            &[TRAINING, ("Failed", "Training job failed")],
-            Some("AlgorithmError: ExecuteUserScriptError: CUDA out of memory"),
-        ),
-        Stop::Accept,
-    );
+    let failed = failed_job();
     let mut sb = fake_sandbox(&failed.url);
     let summary = in_actions(&mut sb);
     let r = sb.run(&["wait", "unet-failed", "-o", "json"]).code(5);
