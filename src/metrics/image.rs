@@ -64,6 +64,9 @@ fn register_font() {
     });
 }
 
+/// A job's line in a panel: its index (its colour), its name and its points.
+type JobLine<'a> = (usize, &'a str, Vec<(f64, f64)>);
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     jobs: &[JobMetrics],
@@ -80,7 +83,7 @@ where
     let (unit, unit_name) = time_unit(jobs);
     let panels = root.split_evenly((names.len(), 1));
     for (panel, name) in panels.iter().zip(&names) {
-        let lines: Vec<(usize, &str, Vec<(f64, f64)>)> = jobs
+        let lines: Vec<JobLine> = jobs
             .iter()
             .enumerate()
             .filter_map(|(i, j)| {
