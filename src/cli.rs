@@ -112,8 +112,64 @@ pub enum Command {
     Image(ImageCommand),
     /// Search hyperparameters with SageMaker's tuner (the settings of `train` plus --range); `tune status|wait|best|stop` for its results
     Tune(TuneCmd),
+    /// Training curves: each metric's values over time, from the jobs' logs, as charts or a table
+    #[command(
+        long_about = "Training curves: each metric's values over time and its final value, for one or more \
+            jobs (default: the last job submitted from this project).\n\n\
+            The values are parsed from each job's CloudWatch logs with the job's own MetricDefinitions \
+            (the first capture group of each regex, as SageMaker does), plus FinalMetricDataList. On a \
+            terminal: a line chart per metric, the jobs overlaid with a legend; elsewhere a table; \
+            -o json the series. --png/--svg write the same charts as an image."
+    )]
+    Metrics(MetricsArgs),
+    /// Print a shell completion script to stdout (bash, zsh, fish, powershell)
+    #[command(long_about = "Print a shell completion script to stdout.\n\n\
+            bash:       sagetrain completions bash > ~/.local/share/bash-completion/completions/sagetrain\n\
+            zsh:        sagetrain completions zsh > ~/.zfunc/_sagetrain   (with fpath+=~/.zfunc before compinit)\n\
+            fish:       sagetrain completions fish > ~/.config/fish/completions/sagetrain.fish\n\
+            powershell: sagetrain completions powershell >> $PROFILE")]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) to stdout, or write one page per command into a folder
+    #[command(
+        long_about = "Print the manual page (roff) to stdout, or with --dir write one page per command \
+            (sagetrain.1, sagetrain-train.1, ...) into a folder and print their paths.\n\n\
+            Read it now:   sagetrain man > sagetrain.1 && man -l sagetrain.1\n\
+            Install:       sagetrain man --dir ~/.local/share/man/man1"
+    )]
+    Man(ManArgs),
 }
 
+#[derive(Debug, Clone, Default, Args)]
+pub struct ManArgs {
+    /// Write every page (sagetrain.1 and one per subcommand) into this folder, made if missing
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct MetricsArgs {
+    /// Training job names [default: the last job submitted from this project]
+    #[arg(value_name = "JOB")]
+    pub jobs: Vec<String>,
+    /// Also write the charts as a PNG image to FILE
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
+    /// Also write the charts as an SVG image to FILE
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Image size in pixels, WIDTHxHEIGHT [default: 1000 wide, 320 high per metric]
+    #[arg(long, value_name = "WxH")]
+    pub size: Option<String>,
+    /// Redraw the charts on the terminal while the jobs run, until they end
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Build a folder with a Dockerfile (or take an image archive) for linux/amd64 and push it

@@ -13,6 +13,7 @@ mod follow;
 mod fsutil;
 mod image;
 mod job;
+mod metrics;
 mod secrets;
 mod signals;
 mod ui;
@@ -76,6 +77,9 @@ pub fn run(cli: Cli) -> i32 {
                 Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
                 Command::Image(cmd) => commands::image::run(&ctx, cmd).await,
                 Command::Tune(cmd) => commands::tune::run(&ctx, cmd).await,
+                Command::Metrics(args) => commands::metrics::run(&ctx, args).await,
+                Command::Completions(args) => commands::shell::completions(args.shell),
+                Command::Man(args) => commands::shell::man(&ctx, args),
             }
         };
         let command = async {

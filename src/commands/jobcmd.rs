@@ -202,6 +202,7 @@ pub async fn follow_and_report(
     } else if let (true, Some(b)) = (ctx.json(), base) {
         ctx.ui.result_json(&serde_json::Value::Object(b));
     }
+    follow::ci::report(&*ctx.env, &ctx.ui, job, last.as_ref(), &result);
     let verdict = result?;
     match report::verdict_error(job, &verdict) {
         None => Ok(()),

@@ -10,6 +10,8 @@ pub mod init;
 pub mod jobcmd;
 pub mod list;
 pub mod logs;
+pub mod metrics;
+pub mod shell;
 pub mod status;
 pub mod stop;
 pub mod train;

@@ -6,6 +6,7 @@
 //! tests drive it with `aws-smithy-mocks` clients and a fake clock that sleeps in no time
 //! (`FakeClock` and `Recorder`, compiled for tests only).
 
+pub mod ci;
 pub mod logs;
 pub mod report;
 pub mod tuning;

@@ -87,9 +87,24 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// The DescribeTrainingJob answers, in order; the last one repeats.
+struct Answers {
+    describes: Vec<serde_json::Value>,
+    next: Mutex<usize>,
+}
+
+impl Answers {
+    fn describe(&self) -> String {
+        let mut n = self.next.lock().unwrap();
+        let i = (*n).min(self.describes.len() - 1);
+        *n += 1;
+        self.describes[i].to_string()
+    }
+}
+
 fn serve(
     mut s: TcpStream,
-    describe: Arc<serde_json::Value>,
+    describe: Arc<Answers>,
     stop: Stop,
     calls: Arc<Mutex<Vec<(String, String)>>>,
     answers: Arc<Vec<(String, serde_json::Value)>>,
@@ -138,7 +153,7 @@ fn serve(
         let r = if let Some((_, body)) = answer {
             respond(&mut s, "200 OK", &body.to_string())
         } else if target.ends_with("DescribeTrainingJob") {
-            respond(&mut s, "200 OK", &describe.to_string())
+            respond(&mut s, "200 OK", &describe.describe())
         } else if target.ends_with("StopTrainingJob") {
             match stop {
                 Stop::Accept => respond(&mut s, "200 OK", "{}"),
@@ -172,6 +187,11 @@ pub fn start(describe: serde_json::Value, stop: Stop) -> FakeSageMaker {
     start_with(describe, stop, vec![])
 }
 
+/// Start the fake: DescribeTrainingJob answers `describes` in order, then the last one again.
+pub fn start_sequence(describes: Vec<serde_json::Value>, stop: Stop) -> FakeSageMaker {
+    start_sequence_with(describes, stop, vec![])
+}
+
 /// [`start`], with other operations (by name, e.g. `DescribeHyperParameterTuningJob`)
 /// answering a fixed body.
 pub fn start_with(
@@ -179,6 +199,15 @@ pub fn start_with(
     stop: Stop,
     answers: Vec<(&str, serde_json::Value)>,
 ) -> FakeSageMaker {
+    start_sequence_with(vec![describe], stop, answers)
+}
+
+fn start_sequence_with(
+    describes: Vec<serde_json::Value>,
+    stop: Stop,
+    answers: Vec<(&str, serde_json::Value)>,
+) -> FakeSageMaker {
+    assert!(!describes.is_empty());
     let answers: Arc<Vec<(String, serde_json::Value)>> = Arc::new(
         answers
             .into_iter()
@@ -188,7 +217,10 @@ pub fn start_with(
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let calls = Arc::new(Mutex::new(Vec::new()));
-    let describe = Arc::new(describe);
+    let describe = Arc::new(Answers {
+        describes,
+        next: Mutex::new(0),
+    });
     let c = calls.clone();
     std::thread::spawn(move || {
         for stream in l.incoming() {

@@ -12,19 +12,19 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn sandbox(s: &Seeded) -> Sandbox {
+pub(crate) fn sandbox(s: &Seeded) -> Sandbox {
     let mut sb = Sandbox::new();
     s.acct.env(&mut sb);
     sb.set("SAGETRAIN_POLL_INTERVAL", "50ms");
     sb
 }
 
-fn name(prefix: &str) -> String {
+pub(crate) fn name(prefix: &str) -> String {
     format!("{prefix}-{}", unique() % 1_000_000_000)
 }
 
 /// `train` arguments for a job of this account, named `job`.
-fn train_args(s: &Seeded, job: &str, extra: &[&str]) -> Vec<String> {
+pub(crate) fn train_args(s: &Seeded, job: &str, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = [
         "train",
         "--name",
@@ -47,7 +47,7 @@ fn train_args(s: &Seeded, job: &str, extra: &[&str]) -> Vec<String> {
     v
 }
 
-fn run(sb: &Sandbox, args: &[String]) -> Run {
+pub(crate) fn run(sb: &Sandbox, args: &[String]) -> Run {
     sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
@@ -55,7 +55,7 @@ fn logs_client(a: &Account) -> aws_sdk_cloudwatchlogs::Client {
     aws_sdk_cloudwatchlogs::Client::new(&a.sdk)
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -63,7 +63,13 @@ fn now_ms() -> i64 {
 }
 
 /// Put events in `<job>/<stream>` of /aws/sagemaker/TrainingJobs: (ms relative to `base`, text).
-async fn seed_logs(a: &Account, job: &str, stream: &str, base: i64, events: &[(i64, &str)]) {
+pub(crate) async fn seed_logs(
+    a: &Account,
+    job: &str,
+    stream: &str,
+    base: i64,
+    events: &[(i64, &str)],
+) {
     let c = logs_client(a);
     let group = "/aws/sagemaker/TrainingJobs";
     let _ = c.create_log_group().log_group_name(group).send().await;
@@ -823,7 +829,7 @@ fn train_from_copies_the_old_jobs_settings_and_flags_override_them() {
 
 // ---- Against the loopback stand-in: what moto cannot do. ----
 
-fn fake_sandbox(url: &str) -> Sandbox {
+pub(crate) fn fake_sandbox(url: &str) -> Sandbox {
     let mut sb = Sandbox::new();
     sb.set("AWS_ACCESS_KEY_ID", FAKE_KEY_ID)
         .set("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
@@ -834,14 +840,14 @@ fn fake_sandbox(url: &str) -> Sandbox {
     sb
 }
 
-const TRAINING: (&str, &str) = (
+pub(crate) const TRAINING: (&str, &str) = (
     "Training",
     "Training image download completed. Training in progress.",
 );
 
-#[test]
-fn wait_exit_codes_follow_the_verdict() {
-    let failed = fake_sagemaker::start(
+/// The stand-in, with a job that Failed (CUDA out of memory).
+fn failed_job() -> fake_sagemaker::FakeSageMaker {
+    fake_sagemaker::start(
         job_json(
             "unet-failed",
             "Failed",
@@ -850,7 +856,12 @@ fn wait_exit_codes_follow_the_verdict() {
             Some("AlgorithmError: ExecuteUserScriptError: CUDA out of memory"),
         ),
         Stop::Accept,
-    );
+    )
+}
+
+#[test]
+fn wait_exit_codes_follow_the_verdict() {
+    let failed = failed_job();
     let sb = fake_sandbox(&failed.url);
     let r = sb.run(&["wait", "unet-failed"]).code(5);
     assert!(r.stderr.contains("CUDA out of memory"), "{}", r.stderr);
@@ -1131,4 +1142,134 @@ fn stop_requests_a_stop_and_a_finished_job_is_not_an_error() {
         ]
     );
     sb.run(&["stop", "bad_name"]).code(2);
+}
+
+// ---- GitHub Actions: step summary and annotations. ----
+
+/// A sandbox that looks like a GitHub Actions step, with its summary file (holding an earlier
+/// step's text, which must stay).
+fn in_actions(sb: &mut Sandbox) -> std::path::PathBuf {
+    let summary = sb.dir.path().join("step_summary.md");
+    std::fs::write(&summary, "# earlier step\n").unwrap();
+    sb.set("GITHUB_ACTIONS", "true")
+        .set("GITHUB_STEP_SUMMARY", summary.to_str().unwrap());
+    summary
+}
+
+#[test]
+fn in_github_actions_wait_writes_a_step_summary_and_annotates_a_failure() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut done = job_json(
+        "unet-done",
+        "Completed",
+        "Completed",
+        &[TRAINING, ("Completed", "Training job completed")],
+        None,
+    );
+    done["TrainingEndTime"] = serde_json::json!(now - 10.0);
+    done["TrainingTimeInSeconds"] = serde_json::json!(2652);
+    done["BillableTimeInSeconds"] = serde_json::json!(2652);
+    done["ModelArtifacts"] =
+        serde_json::json!({"S3ModelArtifacts": "s3://bucket/out/unet-done/output/model.tar.gz"});
+    done["FinalMetricDataList"] = serde_json::json!([
+        {"MetricName": "val:dice", "Value": 0.8125, "Timestamp": now - 10.0},
+        {"MetricName": "train:loss", "Value": 0.9, "Timestamp": now - 10.0},
+    ]);
+    let fake = fake_sagemaker::start(done, Stop::Accept);
+    let mut sb = fake_sandbox(&fake.url);
+    let summary = in_actions(&mut sb);
+    let r = sb.run(&["wait", "unet-done"]).ok();
+    assert!(!r.stderr.contains("::error"), "{}", r.stderr);
+    assert!(
+        !r.stdout.contains("###"),
+        "the summary is not the result: {}",
+        r.stdout
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.starts_with("# earlier step\n### ✅ SageMaker training job `unet-done`\n"),
+        "{md}"
+    );
+    for want in [
+        "| Job | [`unet-done`](https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/unet-done) |",
+        "| Verdict | Completed |",
+        "| Duration | 1m50s (",
+        "| Training time | 44m12s |",
+        "| Billable time | 44m12s |",
+        "| Instances | 1 × ml.g5.xlarge |",
+        "| Model | `s3://bucket/out/unet-done/output/model.tar.gz` |",
+        "| val:dice | 0.8125 |",
+        "| train:loss | 0.9 |",
+    ] {
+        assert!(md.contains(want), "{want:?} not in:\n{md}");
+    }
+
+    // A failed job: the summary says why, and an error annotation names it.
+    let failed = failed_job();
+    let mut sb = fake_sandbox(&failed.url);
+    let summary = in_actions(&mut sb);
+    let r = sb.run(&["wait", "unet-failed", "-o", "json"]).code(5);
+    assert!(
+        r.stderr.lines().any(|l| l
+            == "::error title=SageMaker training job unet-failed failed::training job `unet-failed` \
+                failed: AlgorithmError: ExecuteUserScriptError: CUDA out of memory \
+                (logs: sagetrain logs unet-failed)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.json()["status"], "Failed", "stdout stays the JSON result");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("### ❌ SageMaker training job `unet-failed`"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| Verdict | Failed: AlgorithmError: ExecuteUserScriptError: CUDA out of memory |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| Model | none |"), "{md}");
+
+    // Outside GitHub Actions (the variable unset, or not `true`): nothing written or annotated,
+    // even with a summary path in the environment.
+    for value in [None, Some("false")] {
+        let mut sb = fake_sandbox(&failed.url);
+        let summary = in_actions(&mut sb);
+        match value {
+            None => sb.unset("GITHUB_ACTIONS"),
+            Some(v) => sb.set("GITHUB_ACTIONS", v),
+        };
+        let r = sb.run(&["wait", "unet-failed"]).code(5);
+        assert!(!r.stderr.contains("::error"), "{}", r.stderr);
+        assert_eq!(
+            std::fs::read_to_string(&summary).unwrap(),
+            "# earlier step\n"
+        );
+    }
+}
+
+#[test]
+fn in_github_actions_train_wait_summarises_the_job_it_created() {
+    let s = seeded("us-east-1");
+    let mut sb = sandbox(&s);
+    let summary = in_actions(&mut sb);
+    let job = name("gh-summary");
+    let r = run(&sb, &train_args(&s, &job, &["--wait"])).ok();
+    assert!(!r.stderr.contains("::error"), "{}", r.stderr);
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.starts_with(&format!(
+            "# earlier step\n### ✅ SageMaker training job `{job}`\n"
+        )),
+        "{md}"
+    );
+    assert!(md.contains("| Verdict | Completed |"), "{md}");
+    // Independent read: the model URI in the summary is the job's.
+    let d = block_on(s.acct.describe(&job));
+    let model = d.model_artifacts().unwrap().s3_model_artifacts().unwrap();
+    assert!(md.contains(&format!("| Model | `{model}` |")), "{md}");
 }

@@ -226,7 +226,9 @@ class CiTrustPolicyTest(unittest.TestCase):
         self.assertIn("role-to-assume:", text)
         self.assertRegex(text, r"SAGEMAKER_ROLE: \$\{\{ vars\.SAGEMAKER_ROLE \}\}")
         self.assertRegex(text, r"sagetrain train --epochs 50 .*--wait")
-        self.assertRegex(text, r"cargo install --locked (--path|--git)")
+        # The prebuilt release binary, checked against its published checksum.
+        self.assertIn("sagetrain-x86_64-unknown-linux-gnu.tar.gz", text)
+        self.assertRegex(text, r"sha256sum --check")
         for forbidden in ("aws-access-key-id", "aws-secret-access-key", "AWS_SECRET_ACCESS_KEY",
                           "secrets."):
             self.assertNotIn(forbidden, text)
@@ -235,7 +237,8 @@ class CiTrustPolicyTest(unittest.TestCase):
         except ImportError:
             return
         doc = yaml.safe_load(text)
-        self.assertEqual(doc["permissions"]["id-token"], "write")
+        self.assertEqual(doc["permissions"], {})
+        self.assertEqual(doc["jobs"]["train"]["permissions"]["id-token"], "write")
 
 
 @unittest.skipIf(BASH is None, "bash not found")
