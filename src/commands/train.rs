@@ -5,7 +5,9 @@ use crate::aws::Aws;
 use crate::cli::{TrainArgs, TrainCmd};
 use crate::config::layer::cells;
 use crate::config::{Source, Val};
-use crate::data::{self, scan::ScanOptions, Prepared};
+use crate::data::{self, scan::ScanOptions, scan::Scanned, Prepared};
+use crate::job::spec::{channel_location, ChannelLocation};
+use crate::job::{code, pools};
 use crate::error::{Error, Kind, Result};
 use crate::job::create::submission_id;
 use crate::job::from_job;
@@ -19,6 +21,8 @@ use std::time::SystemTime;
 /// The request and how its values were found: what `--dry-run` prints and `train` sends.
 pub struct Plan {
     pub request: CreateTrainingJobRequest,
+    /// What `train` says about the account's Available warm pools.
+    pub pool_notes: Vec<String>,
     pub resolved: Resolved,
     pub aws: Option<Aws>,
 }
@@ -102,12 +106,18 @@ fn first_error(errors: Vec<Error>) -> Error {
 
 /// Resolve every value, with the independent lookups running concurrently.
 pub async fn plan(ctx: &Context, s: &JobSpec) -> Result<Plan> {
-    plan_with_data(ctx, s, &[]).await
+    plan_with_data(ctx, s, &[], None).await
 }
 
-/// [`plan`], with local channel folders (scanned by [`data::prepare`]) given their
-/// content-addressed URIs in the output bucket.
-pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> Result<Plan> {
+/// [`plan`], with local channel folders (scanned by [`data::prepare`]) and the local code
+/// folder (scanned by [`code::prepare`]) given their content-addressed URIs in the output
+/// bucket.
+pub async fn plan_with_data(
+    ctx: &Context,
+    s: &JobSpec,
+    local: &[Prepared],
+    code: Option<&Scanned>,
+) -> Result<Plan> {
     let ui = &ctx.ui;
     let submission = submission_id();
     if s.offline {
@@ -127,7 +137,7 @@ pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> R
                 "--offline settings passed validation without a region, role or output path",
             )
         })?;
-        return finish(s, local, resolved, None);
+        return finish(s, local, code, resolved, None, Vec::new());
     }
 
     let aws = Aws::load(&super::jobcmd::aws_settings(&s.connection)).await?;
@@ -179,8 +189,16 @@ pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> R
             .filter(|(name, _)| !local.iter().any(|p| &p.channel.name == *name))
             .map(|(name, uri)| lookups::check_channel(&aws, name, uri, &region)),
     );
-    let (chain, role_given, image, channels) =
-        tokio::join!(identity_chain, role_given, image, channels);
+    // The account's Available warm pools, beside the other lookups. A failure here costs only
+    // the note, never the job.
+    let sm = aws.sagemaker();
+    let warm_pools = pools::available(&sm);
+    let (chain, role_given, image, channels, warm_pools) =
+        tokio::join!(identity_chain, role_given, image, channels, warm_pools);
+    let warm_pools = warm_pools.unwrap_or_else(|e| {
+        ui.detail(&format!("warm pools could not be listed: {}", e.message));
+        Vec::new()
+    });
 
     let mut errors = Vec::new();
     let mut found_role = None;
@@ -251,25 +269,68 @@ pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> R
         output_path,
         job_name: job_name(s, &submission, ui),
     };
-    finish(s, local, resolved, Some(aws))
+    let mut plan = finish(s, local, code, resolved, Some(aws), Vec::new())?;
+    plan.pool_notes = pools::verdict(&warm_pools, &plan.request);
+    Ok(plan)
 }
 
 /// The request from the spec, with local channels given their content-addressed URIs in the
 /// output bucket, checked once more with the values the lookups found.
-fn finish(s: &JobSpec, local: &[Prepared], resolved: Resolved, aws: Option<Aws>) -> Result<Plan> {
+fn finish(
+    s: &JobSpec,
+    local: &[Prepared],
+    code: Option<&Scanned>,
+    resolved: Resolved,
+    aws: Option<Aws>,
+    pool_notes: Vec<String>,
+) -> Result<Plan> {
     let mut s = s.clone();
-    s.channels = data::substitute(
-        &s.channels,
-        local,
-        &data::bucket_of(&resolved.output_path.value)?,
-    );
+    let bucket = data::bucket_of(&resolved.output_path.value)?;
+    s.channels = data::substitute(&s.channels, local, &bucket);
+    if let (Some(c), Some(scanned)) = (s.code.as_mut(), code) {
+        let how = format!(
+            "local folder {} ({}), content-addressed",
+            c.source.value, c.source.source
+        );
+        c.source = Val::new(
+            code::target(&bucket, &scanned.digest).uri(),
+            Source::Lookup(how),
+        );
+    }
     let request = build_request(&s, &resolved);
     check_request(&request)?;
     Ok(Plan {
         request,
+        pool_notes,
         resolved,
         aws,
     })
+}
+
+/// Scan the local code folder of `--source` (no network), or nothing when the code is an S3
+/// prefix already (`--from`) or there is no code mode.
+fn prepare_code(ctx: &Context, s: &JobSpec, opts: ScanOptions) -> Result<Option<Scanned>> {
+    let Some(c) = &s.code else {
+        return Ok(None);
+    };
+    let ChannelLocation::Local(dir) = channel_location(&c.source, &ctx.cwd).map_err(Error::usage)?
+    else {
+        ctx.ui.info(&format!(
+            "code: {} ({}), entry {}",
+            c.source.value, c.source.source, c.entry
+        ));
+        return Ok(None);
+    };
+    let scanned = code::prepare(&ctx.ui, &*ctx.env, &c.source.value, &dir, opts)?;
+    ctx.ui.info(&format!(
+        "code: {} ({} files with the launcher, {}), entry {}, digest {}",
+        dir.display(),
+        scanned.files.len(),
+        data::progress::human_bytes(scanned.bytes),
+        c.entry,
+        scanned.digest
+    ));
+    Ok(Some(scanned))
 }
 
 fn check_request(request: &CreateTrainingJobRequest) -> Result<()> {
@@ -349,21 +410,24 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     let push_opts = data::upload::PushOptions::from_env(&*ctx.env)?;
     // Local data folders are read and hashed first: no network, and a credentials file is
     // refused before anything is sent.
-    let local = data::prepare(
-        &ctx.ui,
-        &*ctx.env,
-        &s.channels,
-        &ctx.cwd,
-        ScanOptions {
-            follow_symlinks: args.follow_symlinks,
-            allow_credentials_files: args.allow_credentials_files,
-        },
-    )?;
-    let plan = plan_with_data(ctx, &s, &local).await?;
+    let scan_opts = ScanOptions {
+        follow_symlinks: args.follow_symlinks,
+        allow_credentials_files: args.allow_credentials_files,
+    };
+    let local = data::prepare(&ctx.ui, &*ctx.env, &s.channels, &ctx.cwd, scan_opts)?;
+    let code_scan = prepare_code(ctx, &s, scan_opts)?;
+    let plan = plan_with_data(ctx, &s, &local, code_scan.as_ref()).await?;
+    for n in &plan.pool_notes {
+        ctx.ui.info(n);
+    }
     show_settings(ctx, &s.rows, Some(&plan.resolved));
     let data_bucket = data::bucket_of(&plan.resolved.output_path.value)?;
     if s.dry_run {
         data::dry_run_report(&ctx.ui, plan.aws.as_ref(), &local, &data_bucket).await;
+        if let Some(scanned) = &code_scan {
+            let target = code::target(&data_bucket, &scanned.digest);
+            data::dry_run_one(&ctx.ui, plan.aws.as_ref(), &target, scanned, "code").await;
+        }
         ctx.ui
             .info("dry run: this is the CreateTrainingJob request; nothing was created");
         let json =
@@ -380,6 +444,10 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     let name = &plan.request.training_job_name;
     // The job is created only once its data is complete in S3.
     data::push_all(&ctx.ui, aws, &local, &data_bucket, push_opts).await?;
+    if let Some(scanned) = &code_scan {
+        let target = code::target(&data_bucket, &scanned.digest);
+        data::push(&ctx.ui, &aws.s3(), &target, scanned, false, push_opts).await?;
+    }
     crate::aws::timeouts::in_flight(Some(format!(
         "sagemaker:CreateTrainingJob of `{name}`, which may or may not have been created: check with `aws sagemaker describe-training-job --training-job-name {name}`"
     )));

@@ -2,7 +2,9 @@
 //! that complete it, how it is created, read back (`--from`) and remembered (the last job of a
 //! project).
 
+pub mod code;
 pub mod create;
+pub mod pools;
 pub mod from_job;
 pub mod lookups;
 pub mod request;

@@ -478,6 +478,64 @@ declare! {
                 read: |j| Some(j.job.vpc_config()?.security_group_ids().to_vec()).filter(|v| !v.is_empty()),
             },
         }
+        /// Run the code in this folder inside the image (uploaded as the channel `code`) [env: SAGETRAIN_SOURCE]
+        source: Option<String> = Text [long = "source", value_name = "DIR"] {
+            flag: "--source",
+            section: TRAINING,
+            env: &["SAGETRAIN_SOURCE"],
+            example: "\"src\"",
+            from_job: FromJob::Copy {
+                field: "InputDataConfig.code",
+                read: |j| crate::job::code::job_code_uri(&j.job),
+            },
+        }
+        /// The script --source runs, relative to its folder [default: train.py]
+        entry: Option<String> = Text [long = "entry", value_name = "FILE"] {
+            flag: "--entry",
+            section: TRAINING,
+            default: Some("train.py"),
+            example: "\"main.py\"",
+            from_job: FromJob::Copy {
+                field: "AlgorithmSpecification.ContainerArguments",
+                read: |j| crate::job::code::job_entry(&j.job),
+            },
+        }
+        /// Keep the instances this long after the job for the next one (warm pool): 30m, 1h (at most 1h)
+        keep_alive: Option<String> = Secs [long = "keep-alive", value_name = "DURATION"] {
+            flag: "--keep-alive",
+            section: RESOURCES,
+            example: "\"30m\"",
+            from_job: FromJob::Copy {
+                field: "ResourceConfig.KeepAlivePeriodInSeconds",
+                read: |j| {
+                    let k = j.job.resource_config()?.keep_alive_period_in_seconds()?;
+                    (k > 0).then_some(k as u64)
+                },
+            },
+        }
+        /// SageMaker's own retries of the job after an internal error (1-30)
+        retries: Option<String> = Int [long = "retries", value_name = "N"] {
+            flag: "--retries",
+            section: RESOURCES,
+            example: "3",
+            from_job: FromJob::Copy {
+                field: "RetryStrategy.MaximumRetryAttempts",
+                read: |j| j.job.retry_strategy()?.maximum_retry_attempts().map(i64::from),
+            },
+        }
+        /// How channels reach the container: file, fastfile or pipe [default: file]
+        input_mode: Option<String> = Text [long = "input-mode", value_name = "MODE"] {
+            flag: "--input-mode",
+            section: DATA,
+            example: "\"fastfile\"",
+            from_job: FromJob::Copy {
+                field: "AlgorithmSpecification.TrainingInputMode",
+                read: |j| {
+                    let m = j.job.algorithm_specification()?.training_input_mode()?.as_str();
+                    (m != "File").then(|| m.to_string())
+                },
+            },
+        }
     }
     maps {
         /// A hyperparameter, sent as its plain string (repeatable)
@@ -504,6 +562,11 @@ declare! {
                         j.job
                             .input_data_config()
                             .iter()
+                            .filter(|c| {
+                                // The code of a code-mode job is `source`, not a channel.
+                                !(crate::job::code::job_is_code_mode(&j.job)
+                                    && c.channel_name() == Some(crate::job::code::CODE_CHANNEL))
+                            })
                             .filter_map(|c| {
                                 let s3 = c.data_source()?.s3_data_source()?;
                                 Some((c.channel_name()?.to_string(), s3.s3_uri()?.to_string()))
@@ -762,7 +825,7 @@ mod tests {
                     m.key
                 );
                 let ok = match m.key {
-                    "instance_count" | "volume_size" => Int::from_text(d).is_ok(),
+                    "instance_count" | "volume_size" | "retries" => Int::from_text(d).is_ok(),
                     "max_run" => Secs::from_text(d).is_ok(),
                     "spot" | "network_isolation" | "pin_digest" => Switch::from_text(d).is_ok(),
                     _ => true,
@@ -806,8 +869,8 @@ mod tests {
             let mut argv = vec!["sagetrain", "config", m.flag];
             let value = match m.key {
                 "pin_digest" | "spot" | "network_isolation" => None,
-                "instance_count" | "volume_size" => Some("3"),
-                "max_run" | "max_wait" => Some("2h"),
+                "instance_count" | "volume_size" | "retries" => Some("3"),
+                "max_run" | "max_wait" | "keep_alive" => Some("2h"),
                 _ => Some("x"),
             };
             argv.extend(value);

@@ -324,9 +324,39 @@ pub struct JobSpec {
     pub environment: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, String>,
+    /// Code mode (`--source`): the code and the script it runs.
+    pub code: Option<Code>,
+    /// Warm pool: `ResourceConfig.KeepAlivePeriodInSeconds`, 1-3600.
+    pub keep_alive: Option<i32>,
+    /// `RetryStrategy.MaximumRetryAttempts`, 1-30.
+    pub retries: Option<i32>,
+    /// `TrainingInputMode` as the API spells it: File, FastFile or Pipe.
+    pub input_mode: Option<String>,
     pub dry_run: bool,
     pub offline: bool,
 }
+
+/// Code mode: where the code is and which script runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Code {
+    /// A local folder (uploaded first) or an S3 prefix (an earlier upload, from `--from`).
+    pub source: Val<String>,
+    /// The entry script, relative to the code folder.
+    pub entry: String,
+}
+
+/// The API's spelling of an input mode (`file`, `fastfile`, `pipe`, any case).
+pub fn input_mode_name(mode: &str) -> Option<&'static str> {
+    match mode.to_ascii_lowercase().as_str() {
+        "file" => Some("File"),
+        "fastfile" => Some("FastFile"),
+        "pipe" => Some("Pipe"),
+        _ => None,
+    }
+}
+
+/// The longest warm pool SageMaker keeps: one hour.
+pub const MAX_KEEP_ALIVE_SECS: u64 = 3600;
 
 /// The limits of a `KEY=VALUE` map setting, one row per map.
 struct MapRule {
@@ -466,6 +496,11 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         environment,
         tags,
         metrics,
+        source,
+        entry,
+        keep_alive,
+        retries,
+        input_mode,
         dry_run,
         offline,
     } = s;
@@ -718,6 +753,46 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             ));
         }
     }
+    let code = check_code(&mut v, source.as_ref(), entry.as_ref(), channels, cwd);
+    if let Some(k) = keep_alive {
+        if k.value < 1 || k.value > MAX_KEEP_ALIVE_SECS {
+            bad(
+                &mut v,
+                &k.source,
+                format!(
+                    "a warm pool is kept between 1 second and 1 hour (got {}s)",
+                    k.value
+                ),
+            );
+        } else if is_spot {
+            bad(
+                &mut v,
+                &k.source,
+                "warm pools do not work with spot training; drop --spot (or `spot`) or the keep-alive".into(),
+            );
+        }
+    }
+    if let Some(r) = retries.as_ref().filter(|r| !(1..=30).contains(&r.value)) {
+        bad(
+            &mut v,
+            &r.source,
+            format!("must be between 1 and 30 retries (got {})", r.value),
+        );
+    }
+    let input_mode_api = match input_mode {
+        Some(m) => match input_mode_name(&m.value) {
+            Some(api) => Some(api.to_string()),
+            None => {
+                bad(
+                    &mut v,
+                    &m.source,
+                    format!("`{}` is not an input mode: use file, fastfile or pipe", m.value),
+                );
+                None
+            }
+        },
+        None => None,
+    };
     let pin = pin_digest.as_ref().is_none_or(|p| p.value);
     if *offline {
         v.extend(offline_violations(
@@ -762,8 +837,74 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         environment: strings(environment),
         tags: strings(tags),
         metrics: strings(metrics),
+        code,
+        keep_alive: keep_alive.as_ref().map(|k| k.value as i32),
+        retries: retries.as_ref().map(|r| r.value as i32),
+        input_mode: input_mode_api,
         dry_run: *dry_run,
         offline: *offline,
+    })
+}
+
+/// `--source` and `--entry`: a local folder that holds the entry script, or an S3 prefix.
+fn check_code(
+    v: &mut Vec<Violation>,
+    source: Option<&Val<String>>,
+    entry: Option<&Val<String>>,
+    channels: &BTreeMap<String, Val<String>>,
+    cwd: &Path,
+) -> Option<Code> {
+    use crate::job::code::{check_entry, CODE_CHANNEL, DEFAULT_ENTRY};
+    let Some(source) = source else {
+        if let Some(e) = entry.filter(|e| !matches!(e.source, Source::Default)) {
+            v.push(Violation::new(
+                e.source.name_for(None),
+                "applies only to code mode: add --source DIR (or `source` in sagetrain.toml)",
+            ));
+        }
+        return None;
+    };
+    let entry = entry
+        .cloned()
+        .unwrap_or_else(|| Val::new(DEFAULT_ENTRY.to_string(), Source::Default));
+    let before = v.len();
+    if let Err(rule) = check_entry(&entry.value) {
+        v.push(Violation::new(entry.source.name_for(None), rule));
+    }
+    if let Some(c) = channels.get(CODE_CHANNEL) {
+        v.push(Violation::new(
+            c.source.name_for(Some(CODE_CHANNEL)),
+            "the channel `code` carries the code of --source; give this channel another name",
+        ));
+    }
+    match channel_location(source, cwd) {
+        Ok(ChannelLocation::S3(_)) => {}
+        Ok(ChannelLocation::Local(dir)) => {
+            if !dir.is_dir() {
+                v.push(Violation::new(
+                    source.source.name_for(None),
+                    format!(
+                        "the code folder {} {}",
+                        dir.display(),
+                        if dir.exists() { "is not a folder" } else { "does not exist" }
+                    ),
+                ));
+            } else if v.len() == before && !dir.join(&entry.value).is_file() {
+                v.push(Violation::new(
+                    entry.source.name_for(None),
+                    format!(
+                        "the entry script {} is not in the code folder {}; give the script to run with --entry FILE (default train.py)",
+                        entry.value,
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        Err(rule) => v.push(Violation::new(source.source.name_for(None), rule)),
+    }
+    Some(Code {
+        source: source.clone(),
+        entry: entry.value,
     })
 }
 
