@@ -106,6 +106,23 @@ pub enum Command {
     /// Training data: upload a local folder to S3
     #[command(subcommand)]
     Data(DataCommand),
+    /// Warm pools (--keep-alive): list them, or release one now
+    #[command(subcommand)]
+    Pool(PoolCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// The account's Available warm pools: instances, the job they came from, when they expire
+    List,
+    /// Release a job's warm pool now (UpdateTrainingJob with a keep-alive of 0)
+    Release(PoolReleaseArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct PoolReleaseArgs {
+    /// The training job whose warm pool is released
+    pub job: String,
 }
 
 #[derive(Debug, Subcommand)]

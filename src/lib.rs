@@ -57,6 +57,7 @@ pub fn run(cli: Cli) -> i32 {
                 Command::Stop(args) => commands::stop::run(&ctx, args).await,
                 Command::Download(args) => commands::download::run(&ctx, args).await,
                 Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
+                Command::Pool(cmd) => commands::pool::run(&ctx, cmd).await,
             }
         };
         match &limits.deadline {

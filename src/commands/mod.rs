@@ -9,6 +9,7 @@ pub mod init;
 pub mod jobcmd;
 pub mod list;
 pub mod logs;
+pub mod pool;
 pub mod status;
 pub mod stop;
 pub mod train;

@@ -237,4 +237,177 @@ mod tests {
         let plain = scan::scan("code", d.path(), ScanOptions::default(), None, &ui).unwrap();
         assert_ne!(plain.digest, s.digest);
     }
+
+    /// The launcher, run for real with `sh` against a temporary `/opt/ml`-like tree.
+    mod launcher {
+        use super::super::*;
+        use std::process::{Command, Stdio};
+        use std::time::{Duration, Instant};
+
+        struct Ml {
+            root: tempfile::TempDir,
+        }
+
+        impl Ml {
+            /// A tree with the code folder (the entry and what else is given), the launcher in
+            /// it, and the hyperparameters SageMaker writes.
+            fn new(files: &[(&str, &str)]) -> Ml {
+                let root = tempfile::tempdir().unwrap();
+                let code = root.path().join("input/data/code");
+                std::fs::create_dir_all(&code).unwrap();
+                std::fs::create_dir_all(root.path().join("input/config")).unwrap();
+                std::fs::write(
+                    root.path().join("input/config/hyperparameters.json"),
+                    r#"{"epochs": "3", "learning_rate": "0.001"}"#,
+                )
+                .unwrap();
+                std::fs::write(code.join(LAUNCHER_NAME), LAUNCHER).unwrap();
+                for (rel, text) in files {
+                    let p = code.join(rel);
+                    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    std::fs::write(p, text).unwrap();
+                }
+                Ml { root }
+            }
+
+            fn path(&self, rel: &str) -> PathBuf {
+                self.root.path().join(rel)
+            }
+
+            /// `/bin/sh <launcher> ENTRY`, as the job's ContainerEntrypoint and arguments say.
+            fn command(&self, entry: &str) -> Command {
+                let mut c = Command::new("/bin/sh");
+                c.arg(self.path(&format!("input/data/code/{LAUNCHER_NAME}")))
+                    .arg(entry)
+                    .env("SM_ROOT", self.root.path())
+                    .env("PIP_NO_INPUT", "1")
+                    .env("PIP_CONFIG_FILE", "/dev/null")
+                    .env_remove("SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY")
+                    .stdin(Stdio::null());
+                c
+            }
+
+            fn failure(&self) -> Option<String> {
+                std::fs::read_to_string(self.path("output/failure")).ok()
+            }
+        }
+
+        /// An entry that reads the hyperparameters from the root, writes what it saw in the
+        /// model folder, and exits with the status `EXIT` says (0 by default).
+        const ENTRY: &str = r#"
+import json, os, sys
+root = os.environ["SM_ROOT"]
+hp = json.load(open(os.path.join(root, "input/config/hyperparameters.json")))
+os.makedirs(os.path.join(root, "model"), exist_ok=True)
+with open(os.path.join(root, "model/seen.json"), "w") as f:
+    json.dump({"hp": hp, "cwd": os.getcwd(), "pip_cache": os.environ.get("PIP_CACHE_DIR")}, f)
+sys.exit(int(os.environ.get("EXIT", "0")))
+"#;
+
+        #[test]
+        fn the_entry_runs_in_the_code_folder_with_the_hyperparameters() {
+            let ml = Ml::new(&[("train.py", ENTRY)]);
+            let out = ml.command("train.py").output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let seen: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(ml.path("model/seen.json")).unwrap())
+                    .unwrap();
+            assert_eq!(seen["hp"]["epochs"], "3");
+            assert_eq!(
+                std::fs::canonicalize(seen["cwd"].as_str().unwrap()).unwrap(),
+                std::fs::canonicalize(ml.path("input/data/code")).unwrap()
+            );
+            assert_eq!(seen["pip_cache"], serde_json::Value::Null);
+            assert!(ml.failure().is_none());
+        }
+
+        #[test]
+        fn the_exit_code_passes_through() {
+            let ml = Ml::new(&[("src/main.py", ENTRY)]);
+            let out = ml.command("src/main.py").env("EXIT", "7").output().unwrap();
+            assert_eq!(out.status.code(), Some(7));
+            assert!(ml.path("model/seen.json").exists());
+        }
+
+        #[test]
+        fn requirements_are_installed_with_the_warm_pool_cache() {
+            // `--no-index` and no package: pip succeeds without any network.
+            let ml = Ml::new(&[("train.py", ENTRY), ("requirements.txt", "--no-index\n")]);
+            let cache = tempfile::tempdir().unwrap();
+            let out = ml
+                .command("train.py")
+                .env("SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY", cache.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let seen: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(ml.path("model/seen.json")).unwrap())
+                    .unwrap();
+            assert_eq!(
+                seen["pip_cache"].as_str().unwrap(),
+                cache.path().join("pip").to_str().unwrap()
+            );
+        }
+
+        #[test]
+        fn a_failing_pip_install_writes_the_failure_file_and_the_entry_never_runs() {
+            let ml = Ml::new(&[
+                ("train.py", ENTRY),
+                ("requirements.txt", "--no-index\nsagetrain-no-such-package==0.0.1\n"),
+            ]);
+            let out = ml.command("train.py").output().unwrap();
+            assert_eq!(out.status.code(), Some(1));
+            let f = ml.failure().expect("the failure file");
+            assert!(f.contains("pip install -r requirements.txt failed"), "{f}");
+            assert!(f.contains("sagetrain-no-such-package"), "{f}");
+            assert!(!ml.path("model/seen.json").exists());
+        }
+
+        #[test]
+        fn a_missing_entry_or_code_folder_is_a_failure() {
+            let ml = Ml::new(&[("train.py", ENTRY)]);
+            let out = ml.command("other.py").output().unwrap();
+            assert_eq!(out.status.code(), Some(1));
+            assert!(ml.failure().unwrap().contains("other.py is not in the code folder"));
+        }
+
+        #[test]
+        fn sigterm_reaches_the_entry() {
+            let entry = r#"
+import os, signal, sys, time
+root = os.environ["SM_ROOT"]
+def stop(signum, frame):
+    open(os.path.join(root, "got-sigterm"), "w").close()
+    sys.exit(143)
+signal.signal(signal.SIGTERM, stop)
+open(os.path.join(root, "ready"), "w").close()
+time.sleep(60)
+"#;
+            let ml = Ml::new(&[("train.py", entry)]);
+            let mut child = ml
+                .command("train.py")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let started = Instant::now();
+            while !ml.path("ready").exists() {
+                assert!(started.elapsed() < Duration::from_secs(30), "the entry did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // The launcher exec'd Python: the process SageMaker signals is the entry itself.
+            let sent = term(child.id());
+            let status = child.wait().unwrap();
+            assert!(sent, "kill failed");
+            assert_eq!(status.code(), Some(143));
+            assert!(ml.path("got-sigterm").exists());
+        }
+
+        /// SIGTERM to one process id, with the `kill` utility (no extra crate).
+        fn term(pid: u32) -> bool {
+            Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        }
+    }
 }
