@@ -867,10 +867,13 @@ fn check_code(
     let entry = entry
         .cloned()
         .unwrap_or_else(|| Val::new(DEFAULT_ENTRY.to_string(), Source::Default));
-    let before = v.len();
-    if let Err(rule) = check_entry(&entry.value) {
-        v.push(Violation::new(entry.source.name_for(None), rule));
-    }
+    let entry_ok = match check_entry(&entry.value) {
+        Ok(()) => true,
+        Err(rule) => {
+            v.push(Violation::new(entry.source.name_for(None), rule));
+            false
+        }
+    };
     if let Some(c) = channels.get(CODE_CHANNEL) {
         v.push(Violation::new(
             c.source.name_for(Some(CODE_CHANNEL)),
@@ -889,7 +892,7 @@ fn check_code(
                         if dir.exists() { "is not a folder" } else { "does not exist" }
                     ),
                 ));
-            } else if v.len() == before && !dir.join(&entry.value).is_file() {
+            } else if entry_ok && !dir.join(&entry.value).is_file() {
                 v.push(Violation::new(
                     entry.source.name_for(None),
                     format!(
@@ -1029,6 +1032,58 @@ pub(crate) mod tests {
     #[test]
     fn valid_settings_pass() {
         assert_eq!(rules(valid_args()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn code_mode_warm_pool_retries_and_input_mode_rules() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("train.py"), "print(1)\n").unwrap();
+        let dir = d.path().to_str().unwrap().to_string();
+        let ok = TrainArgs {
+            source: Some(dir.clone()),
+            keep_alive: Some("30m".into()),
+            retries: Some("30".into()),
+            input_mode: Some("FastFile".into()),
+            ..valid_args()
+        };
+        assert_eq!(rules(ok.clone()), Vec::<String>::new());
+        let spec = validate(&settings(ok), Path::new("/")).unwrap();
+        assert_eq!(spec.code.unwrap().entry, "train.py");
+        assert_eq!(spec.keep_alive, Some(1800));
+        assert_eq!(spec.input_mode.as_deref(), Some("FastFile"));
+
+        let bad = rules(TrainArgs {
+            source: Some(dir.clone()),
+            entry: Some("main.py".into()),
+            keep_alive: Some("2h".into()),
+            retries: Some("0".into()),
+            input_mode: Some("stream".into()),
+            channels: vec!["code=s3://my-bucket/code/".into()],
+            ..valid_args()
+        });
+        let text = bad.join("\n");
+        assert!(text.contains("--entry: the entry script main.py is not in the code folder"), "{text}");
+        assert!(text.contains("--keep-alive: a warm pool is kept between 1 second and 1 hour"), "{text}");
+        assert!(text.contains("--retries: must be between 1 and 30"), "{text}");
+        assert!(text.contains("--input-mode: `stream` is not an input mode"), "{text}");
+        assert!(text.contains("the channel `code` carries the code of --source"), "{text}");
+
+        let spot = rules(TrainArgs {
+            keep_alive: Some("10m".into()),
+            spot: true,
+            ..valid_args()
+        });
+        assert!(spot.iter().any(|v| v.contains("warm pools do not work with spot training")), "{spot:?}");
+        let no_source = rules(TrainArgs {
+            entry: Some("main.py".into()),
+            ..valid_args()
+        });
+        assert!(no_source[0].contains("applies only to code mode: add --source DIR"), "{no_source:?}");
+        let missing = rules(TrainArgs {
+            source: Some(format!("{dir}/nope")),
+            ..valid_args()
+        });
+        assert!(missing[0].contains("does not exist"), "{missing:?}");
     }
 
     #[test]
