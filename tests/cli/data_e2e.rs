@@ -23,7 +23,7 @@ fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn write(root: &Path, rel: &str, content: &[u8]) {
+pub(crate) fn write(root: &Path, rel: &str, content: &[u8]) {
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, content).unwrap();
@@ -36,7 +36,7 @@ fn hex(b: &[u8]) -> String {
 /// The digest as the README documents it, computed here independently of sagetrain:
 /// SHA-256 of "sagetrain-manifest v1\n" + "<sha256 hex> <size> <path>\n" per file sorted by
 /// path, first 32 hex digits.
-fn expected_digest(files: &BTreeMap<String, Vec<u8>>) -> (String, String) {
+pub(crate) fn expected_digest(files: &BTreeMap<String, Vec<u8>>) -> (String, String) {
     let mut text = String::from("sagetrain-manifest v1\n");
     for (rel, content) in files {
         text.push_str(&format!(
@@ -52,7 +52,7 @@ fn expected_digest(files: &BTreeMap<String, Vec<u8>>) -> (String, String) {
 }
 
 /// Every object under `prefix` in `bucket`, with its size: an independent ListObjectsV2.
-fn list(acct: &Account, bucket: &str, prefix: &str) -> BTreeMap<String, i64> {
+pub(crate) fn list(acct: &Account, bucket: &str, prefix: &str) -> BTreeMap<String, i64> {
     block_on(async {
         let mut out = BTreeMap::new();
         let mut pages = acct
@@ -91,7 +91,7 @@ fn get(acct: &Account, bucket: &str, key: &str) -> Vec<u8> {
 }
 
 /// A sandbox whose AWS traffic goes through a counting proxy in front of moto.
-fn sandbox_via_proxy(acct: &Account) -> (Sandbox, Proxy) {
+pub(crate) fn sandbox_via_proxy(acct: &Account) -> (Sandbox, Proxy) {
     let proxy = Proxy::start(&moto_url());
     let mut sb = Sandbox::new();
     acct.env(&mut sb);
@@ -99,12 +99,12 @@ fn sandbox_via_proxy(acct: &Account) -> (Sandbox, Proxy) {
     (sb, proxy)
 }
 
-fn default_bucket(acct: &Account) -> String {
+pub(crate) fn default_bucket(acct: &Account) -> String {
     format!("sagemaker-{}-{}", acct.region, acct.id)
 }
 
 /// A dataset: images and masks in folders, plus what must not be uploaded.
-fn dataset(root: &Path, n: usize, seed: u64) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn dataset(root: &Path, n: usize, seed: u64) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     for i in 0..n {
         let dir = if i % 2 == 0 { "images" } else { "masks" };
@@ -661,7 +661,7 @@ fn an_interrupted_upload_resumes_without_resending_what_arrived() {
     assert!(pending_uploads(&acct, &bucket).is_empty());
 }
 
-fn channel_uris(
+pub(crate) fn channel_uris(
     d: &aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput,
 ) -> BTreeMap<String, String> {
     d.input_data_config()

@@ -1,6 +1,7 @@
 //! Tests that run the real `sagetrain` binary: offline ones, and end-to-end ones against the
 //! moto emulator on loopback (started by ./scripts/test), each checked with an independent read.
 
+mod code_e2e;
 mod data_e2e;
 mod doctor_e2e;
 mod fake_sagemaker;
