@@ -144,6 +144,14 @@ fn source_uploads_the_code_once_and_the_job_runs_it_through_the_launcher() {
     assert_eq!(proxy.count_method("PUT"), 0, "{:#?}", proxy.requests());
     let job2 = r2.json()["job_name"].as_str().unwrap().to_string();
     assert_eq!(channel_uris(&block_on(acct.describe(&job2)))["code"], code_uri);
+    // The warm pool lookup is one ListTrainingJobs; the emulator returns every job, none with a
+    // warm pool status, so no job is described (a pool is only what the list says is Available).
+    assert_eq!(proxy.count_op("ListTrainingJobs"), 1);
+    assert_eq!(proxy.count_op("DescribeTrainingJob"), 0, "{:#?}", proxy.counts());
+    assert!(!r2.stderr.contains("warm pool:"), "{}", r2.stderr);
+    // And `pool list` finds none either.
+    let pools = sb.run(&["pool", "list", "-o", "json"]).ok().json();
+    assert_eq!(pools, serde_json::json!([]));
 
     // 3. One edited file: that file and the manifest are sent; the rest is copied in S3.
     let code2 = code_folder(&sb.project().join("src"), "print('v2')\n");
