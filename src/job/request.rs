@@ -188,6 +188,7 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         keep_alive,
         retries,
         input_mode,
+        channel_input_modes,
         dry_run: _,
         offline: _,
     } = s;
@@ -230,7 +231,7 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
     };
     let mut input_data_config: Vec<Channel> = channels
         .iter()
-        .map(|(name, uri)| s3_channel(name, &uri.value, None))
+        .map(|(name, uri)| s3_channel(name, &uri.value, channel_input_modes.get(name).cloned()))
         .collect();
     // The code is always copied to the instance, whatever the data's input mode.
     if let Some(c) = code {
@@ -611,6 +612,8 @@ pub(crate) mod tests {
         args.keep_alive = Some("30m".into());
         args.retries = Some("3".into());
         args.input_mode = Some("fastfile".into());
+        args.validation = Some("s3://my-bucket/data/val/".into());
+        args.channel_input_modes = vec!["validation=pipe".into()];
         let s = spec(args);
         let req = build_request(&s, &resolved(&s));
         let body = sent_body(&req).await;
@@ -630,6 +633,8 @@ pub(crate) mod tests {
         assert_eq!(code["InputMode"], "File", "the code is always copied");
         let train = channels.iter().find(|c| c["ChannelName"] == "train").unwrap();
         assert!(train.get("InputMode").is_none(), "data follows TrainingInputMode");
+        let val = channels.iter().find(|c| c["ChannelName"] == "validation").unwrap();
+        assert_eq!(val["InputMode"], "Pipe", "a channel's own mode");
         assert!(body["Tags"]
             .as_array()
             .unwrap()

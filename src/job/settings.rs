@@ -55,6 +55,8 @@ pub struct Meta {
 #[derive(Debug, Clone)]
 pub struct MapMeta {
     pub key: &'static str,
+    /// Given in the file as a field of another section's table entries: (section, field).
+    pub in_tables_of: Option<(&'static str, &'static str)>,
     pub flag: &'static str,
     pub example: &'static [(&'static str, &'static str)],
     pub help: &'static str,
@@ -162,7 +164,8 @@ macro_rules! declare {
                     key: stringify!($mfield),
                     flag: $mflag,
                     help: concat!($($mdoc),*),
-                    $($mprop: $mval),*
+                    $($mprop: $mval,)*
+                    ..MapSetting::DEFAULTS
                 };
             )*
         }
@@ -194,6 +197,7 @@ macro_rules! declare {
             vec![$(
                 MapMeta {
                     key: def::$mfield.key,
+                    in_tables_of: def::$mfield.in_tables_of,
                     flag: def::$mfield.flag,
                     example: def::$mfield.example,
                     help: def::$mfield.help.trim(),
@@ -555,6 +559,7 @@ declare! {
                 ("train", "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/data/train/\""),
                 ("validation", "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/data/validation/\""),
             ],
+            table: Some(("uri", &["input_mode"])),
             from_job: FromJob::Copy {
                 field: "InputDataConfig",
                 read: |j| {
@@ -626,6 +631,34 @@ declare! {
                                     m.name().unwrap_or_default().to_string(),
                                     m.regex().unwrap_or_default().to_string(),
                                 )
+                            })
+                            .collect(),
+                    )
+                },
+            },
+        }
+        /// A channel's input mode, over --input-mode: file, fastfile or pipe (repeatable)
+        channel_input_modes [long = "channel-input-mode", value_name = "NAME=MODE"] {
+            flag: "--channel-input-mode",
+            section: DATA,
+            example: &[("train", "\"fastfile\"")],
+            in_tables_of: Some(("channels", "input_mode")),
+            from_job: FromJob::Copy {
+                field: "InputDataConfig.InputMode",
+                read: |j| {
+                    Some(
+                        j.job
+                            .input_data_config()
+                            .iter()
+                            .filter(|c| {
+                                !(crate::job::code::job_is_code_mode(&j.job)
+                                    && c.channel_name() == Some(crate::job::code::CODE_CHANNEL))
+                            })
+                            .filter_map(|c| {
+                                Some((
+                                    c.channel_name()?.to_string(),
+                                    c.input_mode()?.as_str().to_string(),
+                                ))
                             })
                             .collect(),
                     )
@@ -760,6 +793,37 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_may_be_a_table_with_its_input_mode() {
+        let f = file(
+            "[channels]\ntrain = { uri = \"s3://b-1/train/\", input_mode = \"FastFile\" }\nvalidation = \"s3://b-1/val/\"\n",
+        );
+        let s = TrainSettings::layer(&global(), &TrainArgs::default(), &env_of(&[]), Some(&f)).unwrap();
+        assert_eq!(s.channels["train"].value, "s3://b-1/train/");
+        assert_eq!(s.channels["validation"].value, "s3://b-1/val/");
+        assert_eq!(s.channel_input_modes.len(), 1);
+        assert_eq!(s.channel_input_modes["train"].value, "FastFile");
+        assert_eq!(
+            s.channel_input_modes["train"].source.name_for(None),
+            "`channels.train` in /p/sagetrain.toml"
+        );
+        // A flag overrides the file's mode of one channel.
+        let args = TrainArgs {
+            channel_input_modes: vec!["train=pipe".into()],
+            ..Default::default()
+        };
+        let s = TrainSettings::layer(&global(), &args, &env_of(&[]), Some(&f)).unwrap();
+        assert_eq!(s.channel_input_modes["train"].value, "pipe");
+
+        let check = |text: &str| check_file(&LoadedFile::parse(Path::new("/p/sagetrain.toml"), text).unwrap());
+        let e = check("[channels]\ntrain = { uri = \"s3://b-1/t/\", mode = \"x\" }\n").unwrap_err();
+        assert!(e.message.contains("`mode` is not a field of an entry (it may have uri, input_mode)"), "{}", e.message);
+        let e = check("[channels]\ntrain = { input_mode = \"pipe\" }\n").unwrap_err();
+        assert!(e.message.contains("a table entry needs `uri`"), "{}", e.message);
+        let e = check("[channel_input_modes]\ntrain = \"pipe\"\n").unwrap_err();
+        assert!(e.message.contains("give `input_mode` in an entry of [channels]"), "{}", e.message);
+    }
+
+    #[test]
     fn bad_values_are_collected_together() {
         let args = TrainArgs {
             instance_count: Some("two".into()),
@@ -794,10 +858,18 @@ mod tests {
         for m in scalars().iter().filter(|m| m.in_file) {
             text.push_str(&format!("{} = {}\n", m.key, m.example));
         }
-        for m in maps() {
+        for m in maps().iter().filter(|m| m.in_tables_of.is_none()) {
             text.push_str(&format!("[{}]\n", m.key));
             for (k, v) in m.example {
-                text.push_str(&format!("{k} = {v}\n"));
+                // A channel's input mode is a field of its entry.
+                match maps().iter().find(|n| n.in_tables_of.is_some_and(|(s, _)| s == m.key)) {
+                    Some(n) => {
+                        let (_, field) = n.in_tables_of.unwrap();
+                        let mode = n.example[0].1;
+                        text.push_str(&format!("{k} = {{ uri = {v}, {field} = {mode} }}\n"));
+                    }
+                    None => text.push_str(&format!("{k} = {v}\n")),
+                }
             }
         }
         let f = file(&text);

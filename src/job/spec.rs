@@ -332,6 +332,8 @@ pub struct JobSpec {
     pub retries: Option<i32>,
     /// `TrainingInputMode` as the API spells it: File, FastFile or Pipe.
     pub input_mode: Option<String>,
+    /// A channel's own `InputMode`, as the API spells it.
+    pub channel_input_modes: BTreeMap<String, String>,
     pub dry_run: bool,
     pub offline: bool,
 }
@@ -496,6 +498,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         environment,
         tags,
         metrics,
+        channel_input_modes,
         source,
         entry,
         keep_alive,
@@ -793,6 +796,25 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         },
         None => None,
     };
+    let mut channel_modes = BTreeMap::new();
+    for (cname, m) in channel_input_modes {
+        let what = m.source.name_for(Some(cname));
+        if !channels.contains_key(cname) {
+            v.push(Violation::new(
+                &what,
+                format!("there is no channel `{cname}` to give an input mode"),
+            ));
+        }
+        match input_mode_name(&m.value) {
+            Some(api) => {
+                channel_modes.insert(cname.clone(), api.to_string());
+            }
+            None => v.push(Violation::new(
+                &what,
+                format!("`{}` is not an input mode: use file, fastfile or pipe", m.value),
+            )),
+        }
+    }
     let pin = pin_digest.as_ref().is_none_or(|p| p.value);
     if *offline {
         v.extend(offline_violations(
@@ -841,6 +863,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         keep_alive: keep_alive.as_ref().map(|k| k.value as i32),
         retries: retries.as_ref().map(|r| r.value as i32),
         input_mode: input_mode_api,
+        channel_input_modes: channel_modes,
         dry_run: *dry_run,
         offline: *offline,
     })

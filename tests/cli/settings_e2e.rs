@@ -20,11 +20,22 @@ fn value_for(key: &str, s: &Seeded, role: &str) -> Option<String> {
     })
 }
 
-fn map_entries(key: &str, s: &Seeded) -> Vec<(String, String)> {
+fn map_entries(key: &str, s: &Seeded, without: Option<&str>) -> Vec<(String, String)> {
     let m = maps().into_iter().find(|m| m.key == key).unwrap();
     if key == "channels" {
+        // A channel's input mode is a field of its entry (`channel_input_modes`).
+        let train = format!("\"s3://{}/data/train/\"", s.bucket);
+        let modes = maps()
+            .into_iter()
+            .find(|m| m.in_tables_of == Some(("channels", "input_mode")))
+            .unwrap();
+        let train = if without == Some(modes.key) {
+            train
+        } else {
+            format!("{{ uri = {train}, input_mode = {} }}", modes.example[0].1)
+        };
         return vec![
-            ("train".into(), format!("\"s3://{}/data/train/\"", s.bucket)),
+            ("train".into(), train),
             (
                 "validation".into(),
                 format!("\"s3://{}/data/validation/\"", s.bucket),
@@ -47,9 +58,12 @@ fn config_text(s: &Seeded, role: &str, without: Option<&str>, omit: &[&str]) -> 
         let v = value_for(m.key, s, role).unwrap_or_else(|| m.example.to_string());
         t.push_str(&format!("{} = {v}\n", m.key));
     }
-    for m in maps().iter().filter(|m| Some(m.key) != without) {
+    for m in maps()
+        .iter()
+        .filter(|m| Some(m.key) != without && m.in_tables_of.is_none())
+    {
         t.push_str(&format!("[{}]\n", m.key));
-        for (k, v) in map_entries(m.key, s) {
+        for (k, v) in map_entries(m.key, s, without) {
             t.push_str(&format!("{k} = {v}\n"));
         }
     }
