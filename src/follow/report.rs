@@ -194,14 +194,20 @@ pub struct Phase {
 }
 
 /// The phases of a job from its SecondaryStatusTransitions. A status that ends the job
-/// (Completed, Failed, Stopped, ...) is not a phase.
+/// (Completed, Failed, Stopped, ...) is not a phase; the last one, still going, has no
+/// duration yet.
 pub fn phases(d: &DescribeTrainingJobOutput) -> Vec<Phase> {
-    d.secondary_status_transitions()
-        .iter()
-        .filter_map(|t| {
+    let ts = d.secondary_status_transitions();
+    ts.iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
             let status = t.status()?.as_str().to_string();
             let start = t.start_time()?;
-            let seconds = t.end_time().map(|e| (e.secs() - start.secs()).max(0));
+            // A phase ends at its end time, or else where the next one starts.
+            let end = t
+                .end_time()
+                .or_else(|| ts.get(i + 1).and_then(|n| n.start_time()));
+            let seconds = end.map(|e| (e.secs() - start.secs()).max(0));
             let terminal = matches!(
                 status.as_str(),
                 "Completed" | "Failed" | "Stopped" | "MaxRuntimeExceeded" | "MaxWaitTimeExceeded"
