@@ -6,15 +6,15 @@ use crate::cli::{TrainArgs, TrainCmd};
 use crate::config::layer::cells;
 use crate::config::{Source, Val};
 use crate::data::{self, scan::ScanOptions, scan::Scanned, Prepared};
-use crate::job::spec::{channel_location, ChannelLocation};
-use crate::job::{code, pools};
 use crate::error::{Error, Kind, Result};
 use crate::job::create::submission_id;
 use crate::job::from_job;
 use crate::job::lookups::{self, Identity};
 use crate::job::request::{build_request, validate_request, CreateTrainingJobRequest, Resolved};
 use crate::job::settings::TrainSettings;
+use crate::job::spec::{channel_location, ChannelLocation};
 use crate::job::spec::{generate_job_name, validate, violations_error, JobSpec};
+use crate::job::{code, pools};
 use crate::ui::Ui;
 use std::time::SystemTime;
 
@@ -313,7 +313,8 @@ fn prepare_code(ctx: &Context, s: &JobSpec, opts: ScanOptions) -> Result<Option<
     let Some(c) = &s.code else {
         return Ok(None);
     };
-    let ChannelLocation::Local(dir) = channel_location(&c.source, &ctx.cwd).map_err(Error::usage)?
+    let ChannelLocation::Local(dir) =
+        channel_location(&c.source, &ctx.cwd).map_err(Error::usage)?
     else {
         ctx.ui.info(&format!(
             "code: {} ({}), entry {}",

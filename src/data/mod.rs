@@ -295,7 +295,10 @@ pub async fn dry_run_one(
         return;
     };
     match upload::remote_plan(&aws.s3(), target, scanned).await {
-        Ok(plan) => ui.info(&format!("{head}: {}", upload::describe_plan(&plan, scanned))),
+        Ok(plan) => ui.info(&format!(
+            "{head}: {}",
+            upload::describe_plan(&plan, scanned)
+        )),
         Err(e) => ui.info(&format!(
             "{head}; what is already in S3 could not be learned: {}",
             e.message

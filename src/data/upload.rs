@@ -216,20 +216,17 @@ pub async fn remote_plan(s3: &Client, target: &Target, scanned: &Scanned) -> Res
         return Ok(plan);
     }
     // Earlier complete versions of this channel: the newest few manifests.
-    let mut manifests: Vec<(String, Option<aws_smithy_types::DateTime>)> = list(
-        s3,
-        &target.bucket,
-        &format!("{}/", target.root),
-        Some("/"),
-    )
-    .await?
-    .unwrap_or_default()
-    .into_iter()
-    .filter(|(k, _, _)| {
-        manifest::digest_of_manifest_key(&target.root, k).is_some_and(|d| d != target.digest)
-    })
-    .map(|(k, _, t)| (k, t))
-    .collect();
+    let mut manifests: Vec<(String, Option<aws_smithy_types::DateTime>)> =
+        list(s3, &target.bucket, &format!("{}/", target.root), Some("/"))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _, _)| {
+                manifest::digest_of_manifest_key(&target.root, k)
+                    .is_some_and(|d| d != target.digest)
+            })
+            .map(|(k, _, t)| (k, t))
+            .collect();
     manifests.sort_by_key(|m| std::cmp::Reverse(m.1));
     let mut by_hash: HashMap<[u8; 32], String> = HashMap::new();
     for (key, _) in manifests.into_iter().take(COPY_SOURCES) {

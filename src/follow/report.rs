@@ -360,7 +360,9 @@ impl StatusReport {
                 "code",
                 format!(
                     "{d} (entry {})",
-                    self.entry.as_deref().unwrap_or(crate::job::code::DEFAULT_ENTRY)
+                    self.entry
+                        .as_deref()
+                        .unwrap_or(crate::job::code::DEFAULT_ENTRY)
                 ),
             ));
         }
@@ -378,7 +380,10 @@ impl StatusReport {
                 }
                 rows.push(("warm pool", t));
             }
-            (None, Some(k)) => rows.push(("warm pool", format!("kept {} after the job", fmt_secs(k.into())))),
+            (None, Some(k)) => rows.push((
+                "warm pool",
+                format!("kept {} after the job", fmt_secs(k.into())),
+            )),
             (None, None) => {}
         }
         if let Some(m) = &self.model_artifacts {
@@ -552,11 +557,31 @@ mod tests {
             .training_job_status(sm::TrainingJobStatus::Completed)
             .secondary_status(sm::SecondaryStatus::Completed)
             .training_end_time(DateTime::from_secs(1_800_001_000))
-            .secondary_status_transitions(t(sm::SecondaryStatus::Starting, 1_800_000_000, Some(1_800_000_130)))
-            .secondary_status_transitions(t(sm::SecondaryStatus::Downloading, 1_800_000_130, Some(1_800_000_165)))
-            .secondary_status_transitions(t(sm::SecondaryStatus::Training, 1_800_000_165, Some(1_800_000_995)))
-            .secondary_status_transitions(t(sm::SecondaryStatus::Uploading, 1_800_000_995, Some(1_800_001_000)))
-            .secondary_status_transitions(t(sm::SecondaryStatus::Completed, 1_800_001_000, Some(1_800_001_000)))
+            .secondary_status_transitions(t(
+                sm::SecondaryStatus::Starting,
+                1_800_000_000,
+                Some(1_800_000_130),
+            ))
+            .secondary_status_transitions(t(
+                sm::SecondaryStatus::Downloading,
+                1_800_000_130,
+                Some(1_800_000_165),
+            ))
+            .secondary_status_transitions(t(
+                sm::SecondaryStatus::Training,
+                1_800_000_165,
+                Some(1_800_000_995),
+            ))
+            .secondary_status_transitions(t(
+                sm::SecondaryStatus::Uploading,
+                1_800_000_995,
+                Some(1_800_001_000),
+            ))
+            .secondary_status_transitions(t(
+                sm::SecondaryStatus::Completed,
+                1_800_001_000,
+                Some(1_800_001_000),
+            ))
             .algorithm_specification(
                 sm::AlgorithmSpecification::builder()
                     .training_input_mode(sm::TrainingInputMode::File)
@@ -572,7 +597,9 @@ mod tests {
                             .s3_data_source(
                                 sm::S3DataSource::builder()
                                     .s3_data_type(sm::S3DataType::S3Prefix)
-                                    .s3_uri("s3://b/sagetrain/code/0123456789abcdef0123456789abcdef/")
+                                    .s3_uri(
+                                        "s3://b/sagetrain/code/0123456789abcdef0123456789abcdef/",
+                                    )
                                     .build(),
                             )
                             .build(),
@@ -594,12 +621,18 @@ mod tests {
                     .reused_by_job("unet-3")
                     .build(),
             )
-            .retry_strategy(sm::RetryStrategy::builder().maximum_retry_attempts(3).build())
+            .retry_strategy(
+                sm::RetryStrategy::builder()
+                    .maximum_retry_attempts(3)
+                    .build(),
+            )
             .build();
         let r = StatusReport::from_describe(&d);
         let text = r.to_text();
         assert!(
-            text.contains("phases     Starting 2m10s, Downloading 35s, Training 13m50s, Uploading 5s"),
+            text.contains(
+                "phases     Starting 2m10s, Downloading 35s, Training 13m50s, Uploading 5s"
+            ),
             "{text}"
         );
         assert!(
@@ -612,7 +645,10 @@ mod tests {
         );
         assert!(text.contains("retries    up to 3"), "{text}");
         let j = r.to_json();
-        assert_eq!(j["phases"][0], serde_json::json!({"status": "Starting", "seconds": 130}));
+        assert_eq!(
+            j["phases"][0],
+            serde_json::json!({"status": "Starting", "seconds": 130})
+        );
         assert_eq!(j["warm_pool"]["reused_by"], "unet-3");
         assert_eq!(j["code_digest"], "0123456789abcdef0123456789abcdef");
     }

@@ -124,11 +124,10 @@ pub fn prepare(
     opts: ScanOptions,
 ) -> Result<Scanned> {
     let cache_dir = crate::data::cache::cache_dir(env);
-    let mut scanned = scan::scan(shown, dir, opts, cache_dir.as_deref(), ui)
-        .map_err(|mut e| {
-            e.message = format!("code folder (--source): {}", e.message);
-            e
-        })?;
+    let mut scanned = scan::scan(shown, dir, opts, cache_dir.as_deref(), ui).map_err(|mut e| {
+        e.message = format!("code folder (--source): {}", e.message);
+        e
+    })?;
     let path = write_launcher(cache_dir.as_deref())?;
     with_launcher(&mut scanned, path);
     crate::data::warn_about(ui, CODE_CHANNEL, &scanned);
@@ -172,7 +171,11 @@ fn write_launcher(cache_dir: Option<&Path>) -> Result<PathBuf> {
     }
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;
-        let tmp = dir.join(format!("launcher-{}.{}.tmp", &hash[..16], std::process::id()));
+        let tmp = dir.join(format!(
+            "launcher-{}.{}.tmp",
+            &hash[..16],
+            std::process::id()
+        ));
         std::fs::write(&tmp, LAUNCHER)?;
         std::fs::rename(&tmp, &path)
     };
@@ -213,7 +216,14 @@ mod tests {
     fn entries_are_paths_inside_the_folder() {
         assert!(check_entry("train.py").is_ok());
         assert!(check_entry("src/train.py").is_ok());
-        for bad in ["", "/abs/train.py", "../train.py", "a/../../b.py", ".hidden.py", "a/.b/c.py"] {
+        for bad in [
+            "",
+            "/abs/train.py",
+            "../train.py",
+            "a/../../b.py",
+            ".hidden.py",
+            "a/.b/c.py",
+        ] {
             assert!(check_entry(bad).is_err(), "{bad}");
         }
     }
@@ -308,7 +318,11 @@ sys.exit(int(os.environ.get("EXIT", "0")))
         fn the_entry_runs_in_the_code_folder_with_the_hyperparameters() {
             let ml = Ml::new(&[("train.py", ENTRY)]);
             let out = ml.command("train.py").output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let seen: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(ml.path("model/seen.json")).unwrap())
                     .unwrap();
@@ -339,7 +353,11 @@ sys.exit(int(os.environ.get("EXIT", "0")))
                 .env("SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY", cache.path())
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let seen: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(ml.path("model/seen.json")).unwrap())
                     .unwrap();
@@ -353,7 +371,10 @@ sys.exit(int(os.environ.get("EXIT", "0")))
         fn a_failing_pip_install_writes_the_failure_file_and_the_entry_never_runs() {
             let ml = Ml::new(&[
                 ("train.py", ENTRY),
-                ("requirements.txt", "--no-index\nsagetrain-no-such-package==0.0.1\n"),
+                (
+                    "requirements.txt",
+                    "--no-index\nsagetrain-no-such-package==0.0.1\n",
+                ),
             ]);
             let out = ml.command("train.py").output().unwrap();
             assert_eq!(out.status.code(), Some(1));
@@ -368,7 +389,10 @@ sys.exit(int(os.environ.get("EXIT", "0")))
             let ml = Ml::new(&[("train.py", ENTRY)]);
             let out = ml.command("other.py").output().unwrap();
             assert_eq!(out.status.code(), Some(1));
-            assert!(ml.failure().unwrap().contains("other.py is not in the code folder"));
+            assert!(ml
+                .failure()
+                .unwrap()
+                .contains("other.py is not in the code folder"));
         }
 
         #[test]
@@ -391,7 +415,10 @@ time.sleep(60)
                 .unwrap();
             let started = Instant::now();
             while !ml.path("ready").exists() {
-                assert!(started.elapsed() < Duration::from_secs(30), "the entry did not start");
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the entry did not start"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
             // The launcher exec'd Python: the process SageMaker signals is the entry itself.

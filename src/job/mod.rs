@@ -4,9 +4,9 @@
 
 pub mod code;
 pub mod create;
-pub mod pools;
 pub mod from_job;
 pub mod lookups;
+pub mod pools;
 pub mod request;
 pub mod settings;
 pub mod spec;

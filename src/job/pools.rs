@@ -30,7 +30,8 @@ pub async fn available(sm: &Client) -> Result<Vec<DescribeTrainingJobOutput>> {
         .training_job_summaries()
         .iter()
         .filter(|s| {
-            s.warm_pool_status().and_then(|w| w.status()) == Some(&WarmPoolResourceStatus::Available)
+            s.warm_pool_status().and_then(|w| w.status())
+                == Some(&WarmPoolResourceStatus::Available)
         })
         .filter_map(|s| s.training_job_name().map(str::to_string))
         .collect();
@@ -57,7 +58,10 @@ fn is_available(d: &DescribeTrainingJobOutput) -> bool {
 }
 
 /// The fields of a new job that differ from a pool's job (empty: the job reuses the pool).
-pub fn differences(pool: &DescribeTrainingJobOutput, req: &CreateTrainingJobRequest) -> Vec<&'static str> {
+pub fn differences(
+    pool: &DescribeTrainingJobOutput,
+    req: &CreateTrainingJobRequest,
+) -> Vec<&'static str> {
     let rc = pool.resource_config();
     let mut d = Vec::new();
     if pool.role_arn() != Some(req.role_arn.as_str()) {
@@ -91,7 +95,12 @@ pub fn differences(pool: &DescribeTrainingJobOutput, req: &CreateTrainingJobRequ
     if subnets != sorted(want.map(|v| v.subnets.as_slice()).unwrap_or_default()) {
         d.push("VPC subnets");
     }
-    if groups != sorted(want.map(|v| v.security_group_ids.as_slice()).unwrap_or_default()) {
+    if groups
+        != sorted(
+            want.map(|v| v.security_group_ids.as_slice())
+                .unwrap_or_default(),
+        )
+    {
         d.push("VPC security groups");
     }
     if pool.enable_network_isolation().unwrap_or(false) != req.enable_network_isolation {
@@ -125,7 +134,11 @@ pub fn verdict(pools: &[DescribeTrainingJobOutput], req: &CreateTrainingJobReque
                 "warm pool: the Available pool of job {} will not be reused: {} differ{}",
                 p.training_job_name().unwrap_or_default(),
                 differences(p, req).join(", "),
-                if differences(p, req).len() == 1 { "s" } else { "" }
+                if differences(p, req).len() == 1 {
+                    "s"
+                } else {
+                    ""
+                }
             )
         })
         .collect()
@@ -195,7 +208,10 @@ pub(crate) mod tests {
     use aws_sdk_sagemaker::types as sm;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
 
-    pub(crate) fn pool_job(name: &str, status: sm::WarmPoolResourceStatus) -> DescribeTrainingJobOutput {
+    pub(crate) fn pool_job(
+        name: &str,
+        status: sm::WarmPoolResourceStatus,
+    ) -> DescribeTrainingJobOutput {
         DescribeTrainingJobOutput::builder()
             .training_job_name(name)
             .role_arn("arn:aws:iam::123456789012:role/SageMakerRole")
@@ -220,7 +236,9 @@ pub(crate) mod tests {
     fn summary(name: &str, status: Option<sm::WarmPoolResourceStatus>) -> sm::TrainingJobSummary {
         let mut b = sm::TrainingJobSummary::builder()
             .training_job_name(name)
-            .training_job_arn(format!("arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}"))
+            .training_job_arn(format!(
+                "arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}"
+            ))
             .creation_time(aws_smithy_types::DateTime::from_secs(1_800_000_000))
             .training_job_status(sm::TrainingJobStatus::Completed);
         if let Some(s) = status {
@@ -238,7 +256,8 @@ pub(crate) mod tests {
         let pool = pool_job("old", sm::WarmPoolResourceStatus::Available);
         let mut req = request();
         assert!(differences(&pool, &req).is_empty());
-        assert!(verdict(&[pool.clone()], &req)[0].contains("will reuse the Available warm pool of job old"));
+        assert!(verdict(&[pool.clone()], &req)[0]
+            .contains("will reuse the Available warm pool of job old"));
         req.resource_config.instance_type = "ml.p3.2xlarge".into();
         req.resource_config.volume_size_in_gb = 50;
         req.enable_network_isolation = true;
@@ -248,10 +267,19 @@ pub(crate) mod tests {
         });
         assert_eq!(
             differences(&pool, &req),
-            ["instance type", "volume size", "VPC subnets", "VPC security groups", "network isolation"]
+            [
+                "instance type",
+                "volume size",
+                "VPC subnets",
+                "VPC security groups",
+                "network isolation"
+            ]
         );
         let v = verdict(&[pool], &req);
-        assert!(v[0].contains("will not be reused: instance type, volume size"), "{v:?}");
+        assert!(
+            v[0].contains("will not be reused: instance type, volume size"),
+            "{v:?}"
+        );
         assert!(verdict(&[], &req).is_empty());
     }
 
@@ -262,8 +290,14 @@ pub(crate) mod tests {
         let list = mock!(aws_sdk_sagemaker::Client::list_training_jobs).then_output(|| {
             ListTrainingJobsOutput::builder()
                 .training_job_summaries(summary("plain", None))
-                .training_job_summaries(summary("warm", Some(sm::WarmPoolResourceStatus::Available)))
-                .training_job_summaries(summary("gone", Some(sm::WarmPoolResourceStatus::Terminated)))
+                .training_job_summaries(summary(
+                    "warm",
+                    Some(sm::WarmPoolResourceStatus::Available),
+                ))
+                .training_job_summaries(summary(
+                    "gone",
+                    Some(sm::WarmPoolResourceStatus::Terminated),
+                ))
                 .build()
         });
         let describe = mock!(aws_sdk_sagemaker::Client::describe_training_job)
@@ -285,7 +319,9 @@ pub(crate) mod tests {
         let update = mock!(aws_sdk_sagemaker::Client::update_training_job)
             .match_requests(|r| {
                 r.training_job_name() == Some("old")
-                    && r.resource_config().and_then(|c| c.keep_alive_period_in_seconds()) == Some(0)
+                    && r.resource_config()
+                        .and_then(|c| c.keep_alive_period_in_seconds())
+                        == Some(0)
             })
             .then_output(|| {
                 UpdateTrainingJobOutput::builder()

@@ -628,12 +628,24 @@ pub(crate) mod tests {
         assert_eq!(body["ResourceConfig"]["KeepAlivePeriodInSeconds"], 1800);
         assert_eq!(body["RetryStrategy"]["MaximumRetryAttempts"], 3);
         let channels = body["InputDataConfig"].as_array().unwrap();
-        let code = channels.iter().find(|c| c["ChannelName"] == "code").unwrap();
+        let code = channels
+            .iter()
+            .find(|c| c["ChannelName"] == "code")
+            .unwrap();
         assert_eq!(code["DataSource"]["S3DataSource"]["S3Uri"], code_uri);
         assert_eq!(code["InputMode"], "File", "the code is always copied");
-        let train = channels.iter().find(|c| c["ChannelName"] == "train").unwrap();
-        assert!(train.get("InputMode").is_none(), "data follows TrainingInputMode");
-        let val = channels.iter().find(|c| c["ChannelName"] == "validation").unwrap();
+        let train = channels
+            .iter()
+            .find(|c| c["ChannelName"] == "train")
+            .unwrap();
+        assert!(
+            train.get("InputMode").is_none(),
+            "data follows TrainingInputMode"
+        );
+        let val = channels
+            .iter()
+            .find(|c| c["ChannelName"] == "validation")
+            .unwrap();
         assert_eq!(val["InputMode"], "Pipe", "a channel's own mode");
         assert!(body["Tags"]
             .as_array()

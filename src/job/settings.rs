@@ -797,7 +797,8 @@ mod tests {
         let f = file(
             "[channels]\ntrain = { uri = \"s3://b-1/train/\", input_mode = \"FastFile\" }\nvalidation = \"s3://b-1/val/\"\n",
         );
-        let s = TrainSettings::layer(&global(), &TrainArgs::default(), &env_of(&[]), Some(&f)).unwrap();
+        let s =
+            TrainSettings::layer(&global(), &TrainArgs::default(), &env_of(&[]), Some(&f)).unwrap();
         assert_eq!(s.channels["train"].value, "s3://b-1/train/");
         assert_eq!(s.channels["validation"].value, "s3://b-1/val/");
         assert_eq!(s.channel_input_modes.len(), 1);
@@ -814,13 +815,29 @@ mod tests {
         let s = TrainSettings::layer(&global(), &args, &env_of(&[]), Some(&f)).unwrap();
         assert_eq!(s.channel_input_modes["train"].value, "pipe");
 
-        let check = |text: &str| check_file(&LoadedFile::parse(Path::new("/p/sagetrain.toml"), text).unwrap());
+        let check = |text: &str| {
+            check_file(&LoadedFile::parse(Path::new("/p/sagetrain.toml"), text).unwrap())
+        };
         let e = check("[channels]\ntrain = { uri = \"s3://b-1/t/\", mode = \"x\" }\n").unwrap_err();
-        assert!(e.message.contains("`mode` is not a field of an entry (it may have uri, input_mode)"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("`mode` is not a field of an entry (it may have uri, input_mode)"),
+            "{}",
+            e.message
+        );
         let e = check("[channels]\ntrain = { input_mode = \"pipe\" }\n").unwrap_err();
-        assert!(e.message.contains("a table entry needs `uri`"), "{}", e.message);
+        assert!(
+            e.message.contains("a table entry needs `uri`"),
+            "{}",
+            e.message
+        );
         let e = check("[channel_input_modes]\ntrain = \"pipe\"\n").unwrap_err();
-        assert!(e.message.contains("give `input_mode` in an entry of [channels]"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("give `input_mode` in an entry of [channels]"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -862,7 +879,10 @@ mod tests {
             text.push_str(&format!("[{}]\n", m.key));
             for (k, v) in m.example {
                 // A channel's input mode is a field of its entry.
-                match maps().iter().find(|n| n.in_tables_of.is_some_and(|(s, _)| s == m.key)) {
+                match maps()
+                    .iter()
+                    .find(|n| n.in_tables_of.is_some_and(|(s, _)| s == m.key))
+                {
                     Some(n) => {
                         let (_, field) = n.in_tables_of.unwrap();
                         let mode = n.example[0].1;

@@ -789,7 +789,10 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
                 bad(
                     &mut v,
                     &m.source,
-                    format!("`{}` is not an input mode: use file, fastfile or pipe", m.value),
+                    format!(
+                        "`{}` is not an input mode: use file, fastfile or pipe",
+                        m.value
+                    ),
                 );
                 None
             }
@@ -811,7 +814,10 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             }
             None => v.push(Violation::new(
                 &what,
-                format!("`{}` is not an input mode: use file, fastfile or pipe", m.value),
+                format!(
+                    "`{}` is not an input mode: use file, fastfile or pipe",
+                    m.value
+                ),
             )),
         }
     }
@@ -912,7 +918,11 @@ fn check_code(
                     format!(
                         "the code folder {} {}",
                         dir.display(),
-                        if dir.exists() { "is not a folder" } else { "does not exist" }
+                        if dir.exists() {
+                            "is not a folder"
+                        } else {
+                            "does not exist"
+                        }
                     ),
                 ));
             } else if entry_ok && !dir.join(&entry.value).is_file() {
@@ -1085,23 +1095,45 @@ pub(crate) mod tests {
             ..valid_args()
         });
         let text = bad.join("\n");
-        assert!(text.contains("--entry: the entry script main.py is not in the code folder"), "{text}");
-        assert!(text.contains("--keep-alive: a warm pool is kept between 1 second and 1 hour"), "{text}");
-        assert!(text.contains("--retries: must be between 1 and 30"), "{text}");
-        assert!(text.contains("--input-mode: `stream` is not an input mode"), "{text}");
-        assert!(text.contains("the channel `code` carries the code of --source"), "{text}");
+        assert!(
+            text.contains("--entry: the entry script main.py is not in the code folder"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--keep-alive: a warm pool is kept between 1 second and 1 hour"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--retries: must be between 1 and 30"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--input-mode: `stream` is not an input mode"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the channel `code` carries the code of --source"),
+            "{text}"
+        );
 
         let spot = rules(TrainArgs {
             keep_alive: Some("10m".into()),
             spot: true,
             ..valid_args()
         });
-        assert!(spot.iter().any(|v| v.contains("warm pools do not work with spot training")), "{spot:?}");
+        assert!(
+            spot.iter()
+                .any(|v| v.contains("warm pools do not work with spot training")),
+            "{spot:?}"
+        );
         let no_source = rules(TrainArgs {
             entry: Some("main.py".into()),
             ..valid_args()
         });
-        assert!(no_source[0].contains("applies only to code mode: add --source DIR"), "{no_source:?}");
+        assert!(
+            no_source[0].contains("applies only to code mode: add --source DIR"),
+            "{no_source:?}"
+        );
         let missing = rules(TrainArgs {
             source: Some(format!("{dir}/nope")),
             ..valid_args()

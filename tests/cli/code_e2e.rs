@@ -74,13 +74,13 @@ fn source_uploads_the_code_once_and_the_job_runs_it_through_the_launcher() {
     let r = sb.run(&dry).ok();
     assert_eq!(proxy.count_method("PUT"), 0);
     assert!(
-        r.stderr
-            .contains(&format!("dry run: code (4 files, ")),
+        r.stderr.contains(&format!("dry run: code (4 files, ")),
         "{}",
         r.stderr
     );
     assert!(
-        r.stderr.contains(&format!("would be uploaded to {code_uri}")),
+        r.stderr
+            .contains(&format!("would be uploaded to {code_uri}")),
         "{}",
         r.stderr
     );
@@ -125,13 +125,18 @@ fn source_uploads_the_code_once_and_the_job_runs_it_through_the_launcher() {
         ["/bin/sh", "/opt/ml/input/data/code/.sagetrain-launcher.sh"]
     );
     assert_eq!(a.container_arguments(), ["train.py"]);
-    assert_eq!(a.training_input_mode().map(|m| m.as_str()), Some("FastFile"));
+    assert_eq!(
+        a.training_input_mode().map(|m| m.as_str()),
+        Some("FastFile")
+    );
     assert_eq!(
         d.resource_config().unwrap().keep_alive_period_in_seconds(),
         Some(1800)
     );
     let arn = d.training_job_arn().unwrap().to_string();
-    assert!(block_on(acct.all_tags(&arn)).contains(&("sagetrain:code-digest".into(), digest.clone())));
+    assert!(
+        block_on(acct.all_tags(&arn)).contains(&("sagetrain:code-digest".into(), digest.clone()))
+    );
 
     // `status` shows the code.
     let st = sb.run(&["status", &job1, "-o", "json"]).ok().json();
@@ -143,11 +148,19 @@ fn source_uploads_the_code_once_and_the_job_runs_it_through_the_launcher() {
     let r2 = sb.run(&args).ok();
     assert_eq!(proxy.count_method("PUT"), 0, "{:#?}", proxy.requests());
     let job2 = r2.json()["job_name"].as_str().unwrap().to_string();
-    assert_eq!(channel_uris(&block_on(acct.describe(&job2)))["code"], code_uri);
+    assert_eq!(
+        channel_uris(&block_on(acct.describe(&job2)))["code"],
+        code_uri
+    );
     // The warm pool lookup is one ListTrainingJobs; the emulator returns every job, none with a
     // warm pool status, so no job is described (a pool is only what the list says is Available).
     assert_eq!(proxy.count_op("ListTrainingJobs"), 1);
-    assert_eq!(proxy.count_op("DescribeTrainingJob"), 0, "{:#?}", proxy.counts());
+    assert_eq!(
+        proxy.count_op("DescribeTrainingJob"),
+        0,
+        "{:#?}",
+        proxy.counts()
+    );
     assert!(!r2.stderr.contains("warm pool:"), "{}", r2.stderr);
     // And `pool list` finds none either.
     let pools = sb.run(&["pool", "list", "-o", "json"]).ok().json();
@@ -175,12 +188,17 @@ fn source_uploads_the_code_once_and_the_job_runs_it_through_the_launcher() {
     std::fs::create_dir_all(&elsewhere).unwrap();
     proxy.clear();
     let from = sb
-        .run_in(&elsewhere, &["train", "--from", &job3, "--dry-run", "-o", "json"])
+        .run_in(
+            &elsewhere,
+            &["train", "--from", &job3, "--dry-run", "-o", "json"],
+        )
         .ok()
         .json();
     let chans = from["InputDataConfig"].as_array().unwrap();
-    let code_chans: Vec<&serde_json::Value> =
-        chans.iter().filter(|c| c["ChannelName"] == "code").collect();
+    let code_chans: Vec<&serde_json::Value> = chans
+        .iter()
+        .filter(|c| c["ChannelName"] == "code")
+        .collect();
     assert_eq!(code_chans.len(), 1, "{from}");
     assert_eq!(
         code_chans[0]["DataSource"]["S3DataSource"]["S3Uri"],

@@ -898,7 +898,8 @@ fn the_end_of_wait_shows_the_phases_and_the_warm_pool() {
         {"Status": "Completed", "StatusMessage": "Training job completed", "StartTime": t0 + 1000.0, "EndTime": t0 + 1000.0},
     ]);
     job["ResourceConfig"]["KeepAlivePeriodInSeconds"] = serde_json::json!(1800);
-    job["WarmPoolStatus"] = serde_json::json!({"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 60});
+    job["WarmPoolStatus"] =
+        serde_json::json!({"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 60});
     let fake = fake_sagemaker::start(job, Stop::Accept);
     let sb = fake_sandbox(&fake.url);
     let r = sb.run(&["wait", "unet-done"]).ok();
@@ -914,7 +915,10 @@ fn the_end_of_wait_shows_the_phases_and_the_warm_pool() {
         r.stdout
     );
     let j = sb.run(&["status", "unet-done", "-o", "json"]).ok().json();
-    assert_eq!(j["phases"][2], serde_json::json!({"status": "Training", "seconds": 830}));
+    assert_eq!(
+        j["phases"][2],
+        serde_json::json!({"status": "Training", "seconds": 830})
+    );
     assert_eq!(j["warm_pool"]["status"], "Available");
     assert_eq!(j["keep_alive_seconds"], 1800);
 }

@@ -208,7 +208,10 @@ fn round_trip(omit: &[&str]) {
     // its own.
     assert!(d.environment().is_none_or(|e| e.is_empty()));
     assert!(d.retry_strategy().is_none());
-    assert!(expected.get("RetryStrategy").is_some(), "retries reach the request");
+    assert!(
+        expected.get("RetryStrategy").is_some(),
+        "retries reach the request"
+    );
     for r in [&mut expected, &mut got] {
         let o = r.as_object_mut().unwrap();
         o.remove("Environment");
