@@ -323,6 +323,14 @@ fn prepare_code(ctx: &Context, s: &JobSpec, opts: ScanOptions) -> Result<Option<
         return Ok(None);
     };
     let scanned = code::prepare(&ctx.ui, &*ctx.env, &c.source.value, &dir, opts)?;
+    if !scanned.files.iter().any(|f| f.rel == c.entry) {
+        return Err(Error::usage(format!(
+            "--entry: {} is in {} but would not be uploaded (excluded by .sagetrainignore, or a symlink)",
+            c.entry,
+            dir.display()
+        ))
+        .with_hint("remove it from .sagetrainignore, or pass --follow-symlinks"));
+    }
     ctx.ui.info(&format!(
         "code: {} ({} files with the launcher, {}), entry {}, digest {}",
         dir.display(),

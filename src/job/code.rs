@@ -297,6 +297,12 @@ mod tests {
                 c
             }
 
+            /// What the entry saw (see [`ENTRY`]).
+            fn seen(&self) -> serde_json::Value {
+                let text = std::fs::read_to_string(self.path("model/seen.json")).unwrap();
+                serde_json::from_str(&text).unwrap()
+            }
+
             fn failure(&self) -> Option<String> {
                 std::fs::read_to_string(self.path("output/failure")).ok()
             }
@@ -323,9 +329,7 @@ sys.exit(int(os.environ.get("EXIT", "0")))
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let seen: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(ml.path("model/seen.json")).unwrap())
-                    .unwrap();
+            let seen = ml.seen();
             assert_eq!(seen["hp"]["epochs"], "3");
             assert_eq!(
                 std::fs::canonicalize(seen["cwd"].as_str().unwrap()).unwrap(),
@@ -358,9 +362,7 @@ sys.exit(int(os.environ.get("EXIT", "0")))
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let seen: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(ml.path("model/seen.json")).unwrap())
-                    .unwrap();
+            let seen = ml.seen();
             assert_eq!(
                 seen["pip_cache"].as_str().unwrap(),
                 cache.path().join("pip").to_str().unwrap()

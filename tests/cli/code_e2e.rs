@@ -241,5 +241,23 @@ fn a_missing_entry_or_keep_alive_with_spot_is_refused_before_any_call() {
     sb.run(&a)
         .code(2)
         .stderr_has("--keep-alive: a warm pool is kept between 1 second and 1 hour");
+    // An entry that .sagetrainignore leaves out would never reach the job.
+    write(&sb.project().join("src2"), "train.py", b"print(1)\n");
+    write(
+        &sb.project().join("src2"),
+        ".sagetrainignore",
+        b"train.py\n",
+    );
+    write(&sb.project().join("src2"), "other.py", b"print(2)\n");
+    let mut a = base.to_vec();
+    a.extend([
+        "--source",
+        "src2",
+        "--offline",
+        "--no-pin-digest",
+        "--output-path",
+        "s3://b-1/out/",
+    ]);
+    sb.run(&a).code(2).stderr_has("--entry: train.py is in");
     assert!(proxy.requests().is_empty(), "{:#?}", proxy.requests());
 }
