@@ -108,7 +108,7 @@ fn replaced(before: &[Row], after: &[Row]) -> Vec<String> {
     before
         .iter()
         .filter(|r| r.source.as_ref().is_some_and(Source::is_ambient))
-        .filter(|r| after.get(r.name.as_str()) != Some(&r))
+        .filter(|r| after.get(r.name.as_str()) != Some(r))
         .map(|r| format!("{} ({})", r.name, r.cells().2))
         .collect()
 }

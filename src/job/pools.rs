@@ -256,7 +256,7 @@ pub(crate) mod tests {
         let pool = pool_job("old", sm::WarmPoolResourceStatus::Available);
         let mut req = request();
         assert!(differences(&pool, &req).is_empty());
-        assert!(verdict(&[pool.clone()], &req)[0]
+        assert!(verdict(std::slice::from_ref(&pool), &req)[0]
             .contains("will reuse the Available warm pool of job old"));
         req.resource_config.instance_type = "ml.p3.2xlarge".into();
         req.resource_config.volume_size_in_gb = 50;

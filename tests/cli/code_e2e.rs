@@ -74,7 +74,7 @@ fn source_uploads_the_code_once_and_the_job_runs_it_through_the_launcher() {
     let r = sb.run(&dry).ok();
     assert_eq!(proxy.count_method("PUT"), 0);
     assert!(
-        r.stderr.contains(&format!("dry run: code (4 files, ")),
+        r.stderr.contains("dry run: code (4 files, "),
         "{}",
         r.stderr
     );
