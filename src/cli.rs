@@ -137,6 +137,9 @@ pub enum Command {
             Install:       sagetrain man --dir ~/.local/share/man/man1"
     )]
     Man(ManArgs),
+    /// Warm pools (--keep-alive): list them, or release one now
+    #[command(subcommand)]
+    Pool(PoolCommand),
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -170,6 +173,8 @@ pub struct CompletionsArgs {
     /// The shell to complete for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Build a folder with a Dockerfile (or take an image archive) for linux/amd64 and push it
@@ -197,6 +202,20 @@ pub struct PushImageArgs {
     /// Container engine that builds the image: docker, podman, finch or nerdctl [default: the first on PATH] [env: SAGETRAIN_ENGINE]
     #[arg(long, value_name = "NAME")]
     pub engine: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// The account's Available warm pools: instances, the job they came from, when they expire
+    List,
+    /// Release a job's warm pool now (UpdateTrainingJob with a keep-alive of 0)
+    Release(PoolReleaseArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct PoolReleaseArgs {
+    /// The training job whose warm pool is released
+    pub job: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -80,6 +80,7 @@ pub fn run(cli: Cli) -> i32 {
                 Command::Metrics(args) => commands::metrics::run(&ctx, args).await,
                 Command::Completions(args) => commands::shell::completions(args.shell),
                 Command::Man(args) => commands::shell::man(&ctx, args),
+                Command::Pool(cmd) => commands::pool::run(&ctx, cmd).await,
             }
         };
         let command = async {

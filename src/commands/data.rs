@@ -129,11 +129,7 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
     for n in notes {
         ui.info(&n);
     }
-    let target = Target {
-        bucket: data::bucket_of(&output.value)?,
-        channel,
-        digest: scanned.digest.clone(),
-    };
+    let target = Target::channel(&data::bucket_of(&output.value)?, &channel, &scanned.digest);
     let (plan, outcome) =
         data::push(ui, &aws.s3(), &target, &scanned, args.dry_run, push_opts).await?;
     if args.dry_run {

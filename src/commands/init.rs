@@ -229,7 +229,7 @@ pub fn render(f: &Found) -> String {
             ));
         }
     }
-    for m in maps() {
+    for m in maps().iter().filter(|m| m.in_tables_of.is_none()) {
         line("");
         line(&format!(
             "# --- [{}] {}",

@@ -12,6 +12,7 @@ pub mod list;
 pub mod logs;
 pub mod metrics;
 pub mod shell;
+pub mod pool;
 pub mod status;
 pub mod stop;
 pub mod train;

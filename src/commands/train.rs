@@ -5,20 +5,24 @@ use crate::aws::Aws;
 use crate::cli::{TrainArgs, TrainCmd};
 use crate::config::layer::cells;
 use crate::config::{Source, Val};
-use crate::data::{self, scan::ScanOptions, Prepared};
+use crate::data::{self, scan::ScanOptions, scan::Scanned, Prepared};
 use crate::error::{Error, Kind, Result};
 use crate::job::create::submission_id;
 use crate::job::from_job;
 use crate::job::lookups::{self, Identity};
 use crate::job::request::{build_request, validate_request, CreateTrainingJobRequest, Resolved};
 use crate::job::settings::TrainSettings;
+use crate::job::spec::{channel_location, ChannelLocation};
 use crate::job::spec::{generate_job_name, validate, violations_error, JobSpec};
+use crate::job::{code, pools};
 use crate::ui::Ui;
 use std::time::SystemTime;
 
 /// The request and how its values were found: what `--dry-run` prints and `train` sends.
 pub struct Plan {
     pub request: CreateTrainingJobRequest,
+    /// What `train` says about the account's Available warm pools.
+    pub pool_notes: Vec<String>,
     pub resolved: Resolved,
     pub aws: Option<Aws>,
 }
@@ -106,8 +110,14 @@ fn first_error(errors: Vec<Error>) -> Error {
 }
 
 /// Resolve every value, with the independent lookups running concurrently, and give local
-/// channel folders (scanned by [`data::prepare`]) their content-addressed URIs in the bucket.
-pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> Result<Plan> {
+/// channel folders (scanned by [`data::prepare`]) and the local code folder (scanned by
+/// [`code::prepare`]) their content-addressed URIs in the output bucket.
+pub async fn plan_with_data(
+    ctx: &Context,
+    s: &JobSpec,
+    local: &[Prepared],
+    code: Option<&Scanned>,
+) -> Result<Plan> {
     let ui = &ctx.ui;
     let submission = submission_id();
     if s.offline {
@@ -127,7 +137,7 @@ pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> R
                 "--offline settings passed validation without a region, role or output path",
             )
         })?;
-        return finish(s, local, resolved, None);
+        return finish(s, local, code, resolved, None, Vec::new());
     }
 
     let aws = Aws::load_with_env(&super::jobcmd::aws_settings(&s.connection), &*ctx.env).await?;
@@ -179,8 +189,16 @@ pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> R
             .filter(|(name, _)| !local.iter().any(|p| &p.channel.name == *name))
             .map(|(name, uri)| lookups::check_channel(&aws, name, uri, &region)),
     );
-    let (chain, role_given, image, channels) =
-        tokio::join!(identity_chain, role_given, image, channels);
+    // The account's Available warm pools, beside the other lookups. A failure here costs only
+    // the note, never the job.
+    let sm = aws.sagemaker();
+    let warm_pools = pools::available(&sm);
+    let (chain, role_given, image, channels, warm_pools) =
+        tokio::join!(identity_chain, role_given, image, channels, warm_pools);
+    let warm_pools = warm_pools.unwrap_or_else(|e| {
+        ui.detail(&format!("warm pools could not be listed: {}", e.message));
+        Vec::new()
+    });
 
     let mut errors = Vec::new();
     let mut found_role = None;
@@ -251,25 +269,77 @@ pub async fn plan_with_data(ctx: &Context, s: &JobSpec, local: &[Prepared]) -> R
         output_path,
         job_name: job_name(s, &submission, ui),
     };
-    finish(s, local, resolved, Some(aws))
+    let mut plan = finish(s, local, code, resolved, Some(aws), Vec::new())?;
+    plan.pool_notes = pools::verdict(&warm_pools, &plan.request);
+    Ok(plan)
 }
 
 /// The request from the spec, with local channels given their content-addressed URIs in the
 /// output bucket, checked once more with the values the lookups found.
-fn finish(s: &JobSpec, local: &[Prepared], resolved: Resolved, aws: Option<Aws>) -> Result<Plan> {
+fn finish(
+    s: &JobSpec,
+    local: &[Prepared],
+    code: Option<&Scanned>,
+    resolved: Resolved,
+    aws: Option<Aws>,
+    pool_notes: Vec<String>,
+) -> Result<Plan> {
     let mut s = s.clone();
-    s.channels = data::substitute(
-        &s.channels,
-        local,
-        &data::bucket_of(&resolved.output_path.value)?,
-    );
+    let bucket = data::bucket_of(&resolved.output_path.value)?;
+    s.channels = data::substitute(&s.channels, local, &bucket);
+    if let (Some(c), Some(scanned)) = (s.code.as_mut(), code) {
+        let how = format!(
+            "local folder {} ({}), content-addressed",
+            c.source.value, c.source.source
+        );
+        c.source = Val::new(
+            code::target(&bucket, &scanned.digest).uri(),
+            Source::Lookup(how),
+        );
+    }
     let request = build_request(&s, &resolved);
     check_request(&request)?;
     Ok(Plan {
         request,
+        pool_notes,
         resolved,
         aws,
     })
+}
+
+/// Scan the local code folder of `--source` (no network), or nothing when the code is an S3
+/// prefix already (`--from`) or there is no code mode.
+fn prepare_code(ctx: &Context, s: &JobSpec, opts: ScanOptions) -> Result<Option<Scanned>> {
+    let Some(c) = &s.code else {
+        return Ok(None);
+    };
+    let ChannelLocation::Local(dir) =
+        channel_location(&c.source, &ctx.cwd).map_err(Error::usage)?
+    else {
+        ctx.ui.info(&format!(
+            "code: {} ({}), entry {}",
+            c.source.value, c.source.source, c.entry
+        ));
+        return Ok(None);
+    };
+    let scanned = code::prepare(&ctx.ui, &*ctx.env, &c.source.value, &dir, opts)?;
+    if !scanned.files.iter().any(|f| f.rel == c.entry) {
+        return Err(Error::usage(format!(
+            "--entry: {} is in {} but would not be uploaded (excluded by .sagetrainignore, or a symlink)",
+            c.entry,
+            dir.display()
+        ))
+        .with_hint("remove it from .sagetrainignore, or pass --follow-symlinks"));
+    }
+    ctx.ui.info(&format!(
+        "code: {} ({} files with the launcher, {}), entry {}, digest {}",
+        dir.display(),
+        scanned.files.len(),
+        data::progress::human_bytes(scanned.bytes),
+        c.entry,
+        scanned.digest
+    ));
+    Ok(Some(scanned))
 }
 
 fn check_request(request: &CreateTrainingJobRequest) -> Result<()> {
@@ -287,28 +357,26 @@ fn check_request(request: &CreateTrainingJobRequest) -> Result<()> {
 pub struct Staged {
     pub plan: Plan,
     pub local: Vec<Prepared>,
+    /// The code folder of code mode (`--source`), scanned.
+    pub code: Option<Scanned>,
     pub push_opts: data::upload::PushOptions,
     pub data_bucket: String,
 }
 
 pub async fn stage(ctx: &Context, args: &TrainArgs, s: &JobSpec) -> Result<Staged> {
     let push_opts = data::upload::PushOptions::from_env(&*ctx.env)?;
-    let local = data::prepare(
-        &ctx.ui,
-        &*ctx.env,
-        &s.channels,
-        &ctx.cwd,
-        ScanOptions {
-            follow_symlinks: args.follow_symlinks,
-            allow_credentials_files: args.allow_credentials_files,
-        },
-    )
-    .await?;
-    let plan = plan_with_data(ctx, s, &local).await?;
+    let scan_opts = ScanOptions {
+        follow_symlinks: args.follow_symlinks,
+        allow_credentials_files: args.allow_credentials_files,
+    };
+    let local = data::prepare(&ctx.ui, &*ctx.env, &s.channels, &ctx.cwd, scan_opts).await?;
+    let code = prepare_code(ctx, s, scan_opts)?;
+    let plan = plan_with_data(ctx, s, &local, code.as_ref()).await?;
     let data_bucket = data::bucket_of(&plan.resolved.output_path.value)?;
     Ok(Staged {
         plan,
         local,
+        code,
         push_opts,
         data_bucket,
     })
@@ -324,11 +392,20 @@ impl Staged {
             &self.data_bucket,
         )
         .await;
+        if let Some(scanned) = &self.code {
+            let target = code::target(&self.data_bucket, &scanned.digest);
+            data::dry_run_one(&ctx.ui, self.plan.aws.as_ref(), &target, scanned, "code").await;
+        }
     }
 
     /// Upload the local data; the job is created only once it is complete in S3.
     pub async fn push(&self, ctx: &Context, aws: &Aws) -> Result<()> {
-        data::push_all(&ctx.ui, aws, &self.local, &self.data_bucket, self.push_opts).await
+        data::push_all(&ctx.ui, aws, &self.local, &self.data_bucket, self.push_opts).await?;
+        if let Some(scanned) = &self.code {
+            let target = code::target(&self.data_bucket, &scanned.digest);
+            data::push(&ctx.ui, &aws.s3(), &target, scanned, false, self.push_opts).await?;
+        }
+        Ok(())
     }
 }
 
@@ -400,6 +477,9 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     }
     let staged = stage(ctx, args, &s).await?;
     let plan = &staged.plan;
+    for n in &plan.pool_notes {
+        ctx.ui.info(n);
+    }
     show_settings(ctx, &s.rows, Some(&plan.resolved));
     if s.dry_run {
         staged.dry_run_report(ctx).await;

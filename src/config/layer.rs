@@ -339,6 +339,26 @@ pub struct MapSetting<J> {
     pub help: &'static str,
     /// How `--from` reads it back: the API field and the entries.
     pub from_job: FromJob<BTreeMap<String, String>, J>,
+    /// A file entry may also be a table: `(value field, other fields)`; the entry's value is
+    /// the value field (`train = { uri = "s3://...", input_mode = "FastFile" }`).
+    pub table: Option<(&'static str, &'static [&'static str])>,
+    /// The file gives this map's entries as a field of another map's table entries:
+    /// `(section, field)`; it has no `[section]` of its own.
+    pub in_tables_of: Option<(&'static str, &'static str)>,
+}
+
+impl<J> MapSetting<J> {
+    /// What a declaration leaves out: no table entries, a section of its own.
+    pub const DEFAULTS: Self = MapSetting {
+        key: "",
+        flag: "",
+        scalars: false,
+        example: &[],
+        help: "",
+        from_job: FromJob::NotCopied(""),
+        table: None,
+        in_tables_of: None,
+    };
 }
 
 /// A flag that sets one key of a map (`--epochs N` is `hyperparameters.epochs`).
@@ -370,15 +390,27 @@ impl<J> MapSetting<J> {
         violations: &mut Vec<Violation>,
     ) -> BTreeMap<String, Val<String>> {
         let mut m = BTreeMap::new();
-        if let Some(table) = file.and_then(|f| f.get(None, self.key)?.as_table().map(|t| (f, t))) {
+        let (section, field) = match self.in_tables_of {
+            Some((section, field)) => (section, Some(field)),
+            None => (self.key, None),
+        };
+        if let Some(table) = file.and_then(|f| f.get(None, section)?.as_table().map(|t| (f, t))) {
             let (f, t) = table;
             for (k, v) in t {
+                let v = match field {
+                    // Only table entries that have the field.
+                    Some(field) => match v.as_table().and_then(|t| t.get(field)) {
+                        Some(v) => v,
+                        None => continue,
+                    },
+                    None => v,
+                };
                 match self.entry_text(v) {
                     Ok(text) => {
-                        m.insert(k.clone(), Val::new(text, f.source(Some(self.key), k)));
+                        m.insert(k.clone(), Val::new(text, f.source(Some(section), k)));
                     }
                     Err(rule) => violations.push(Violation::new(
-                        f.source(Some(self.key), k).name_for(None),
+                        f.source(Some(section), k).name_for(None),
                         rule,
                     )),
                 }
@@ -410,6 +442,28 @@ impl<J> MapSetting<J> {
     }
 
     fn entry_text(&self, v: &toml::Value) -> Result<String, String> {
+        if let (toml::Value::Table(t), Some((value, others))) = (v, self.table) {
+            if let Some(k) = t
+                .keys()
+                .find(|k| k.as_str() != value && !others.contains(&k.as_str()))
+            {
+                return Err(format!(
+                    "`{k}` is not a field of an entry (it may have {})",
+                    std::iter::once(value)
+                        .chain(others.iter().copied())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            return t
+                .get(value)
+                .ok_or_else(|| format!("a table entry needs `{value}`"))
+                .and_then(|v| self.entry_text_plain(v));
+        }
+        self.entry_text_plain(v)
+    }
+
+    fn entry_text_plain(&self, v: &toml::Value) -> Result<String, String> {
         match (v, self.scalars) {
             (toml::Value::String(s), _) => Ok(s.clone()),
             (other, true) => {
@@ -421,6 +475,11 @@ impl<J> MapSetting<J> {
 
     /// Check the file's `[section]`.
     pub fn check_toml(&self, v: &toml::Value) -> Result<(), String> {
+        if let Some((section, field)) = self.in_tables_of {
+            return Err(format!(
+                "is not a section of its own: give `{field}` in an entry of [{section}], e.g. train = {{ uri = \"s3://...\", {field} = \"FastFile\" }}"
+            ));
+        }
         let t = v
             .as_table()
             .ok_or_else(|| format!("must be a [{}] table (got {})", self.key, v.type_str()))?;

@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 pub const MANIFEST_HEADER: &str = "sagetrain-manifest v1";
 /// Where sagetrain keeps uploaded datasets, under the root of the job's output bucket.
 pub const DATA_ROOT: &str = "sagetrain/data";
+/// Where sagetrain keeps uploaded code folders (`train --source`).
+pub const CODE_ROOT: &str = "sagetrain/code";
 /// Hex digits of the digest in S3 keys.
 pub const DIGEST_HEX_LEN: usize = 32;
 
@@ -139,26 +141,27 @@ pub fn digest_of(manifest: &str) -> String {
     hex(&sum)[..DIGEST_HEX_LEN].to_string()
 }
 
-/// `sagetrain/data/<channel>/<digest>/`: the channel's S3 prefix, holding exactly the files.
-pub fn data_prefix(channel: &str, digest: &str) -> String {
-    format!("{DATA_ROOT}/{channel}/{digest}/")
-}
-
-/// `sagetrain/data/<channel>/<digest>.manifest`: written last; the prefix is complete only
-/// when it exists. It sits beside the prefix, not in it, so the job does not download it.
-pub fn manifest_key(channel: &str, digest: &str) -> String {
-    format!("{DATA_ROOT}/{channel}/{digest}.manifest")
-}
-
-/// `sagetrain/data/<channel>/`: where the channel's datasets and manifests are.
+/// `sagetrain/data/<channel>`: the root of a channel's datasets. Every dataset lives under a
+/// root (this, or [`CODE_ROOT`] for code): its files at `<root>/<digest>/`, its manifest at
+/// `<root>/<digest>.manifest`.
 pub fn channel_root(channel: &str) -> String {
-    format!("{DATA_ROOT}/{channel}/")
+    format!("{DATA_ROOT}/{channel}")
 }
 
-/// The digest named by a manifest key of this channel, if it is one.
-pub fn digest_of_manifest_key<'a>(channel: &str, key: &'a str) -> Option<&'a str> {
-    let rest = key.strip_prefix(DATA_ROOT)?.strip_prefix('/')?;
-    let rest = rest.strip_prefix(channel)?.strip_prefix('/')?;
+/// `<root>/<digest>/`: the dataset's S3 prefix, holding exactly the files.
+pub fn data_prefix(root: &str, digest: &str) -> String {
+    format!("{root}/{digest}/")
+}
+
+/// `<root>/<digest>.manifest`: written last; the prefix is complete only when it exists. It
+/// sits beside the prefix, not in it, so the job does not download it.
+pub fn manifest_key(root: &str, digest: &str) -> String {
+    format!("{root}/{digest}.manifest")
+}
+
+/// The digest named by a manifest key under this root, if it is one.
+pub fn digest_of_manifest_key<'a>(root: &str, key: &'a str) -> Option<&'a str> {
+    let rest = key.strip_prefix(root)?.strip_prefix('/')?;
     let d = rest.strip_suffix(".manifest")?;
     (d.len() == DIGEST_HEX_LEN && d.bytes().all(|b| b.is_ascii_hexdigit())).then_some(d)
 }
@@ -239,19 +242,23 @@ mod tests {
     #[test]
     fn keys() {
         let d = "0123456789abcdef0123456789abcdef";
-        assert_eq!(
-            data_prefix("train", d),
-            format!("sagetrain/data/train/{d}/")
-        );
-        let m = manifest_key("train", d);
+        let train = channel_root("train");
+        assert_eq!(data_prefix(&train, d), format!("sagetrain/data/train/{d}/"));
+        let m = manifest_key(&train, d);
         assert_eq!(m, format!("sagetrain/data/train/{d}.manifest"));
         // The manifest is not under the channel prefix: SageMaker does not download it.
-        assert!(!m.starts_with(&data_prefix("train", d)));
-        assert_eq!(digest_of_manifest_key("train", &m), Some(d));
-        assert_eq!(digest_of_manifest_key("val", &m), None);
+        assert!(!m.starts_with(&data_prefix(&train, d)));
+        assert_eq!(digest_of_manifest_key(&train, &m), Some(d));
+        assert_eq!(digest_of_manifest_key(&channel_root("val"), &m), None);
         assert_eq!(
-            digest_of_manifest_key("train", "sagetrain/data/train/x.manifest"),
+            digest_of_manifest_key(&train, "sagetrain/data/train/x.manifest"),
             None
+        );
+        // Code has its own root, beside the data.
+        assert_eq!(data_prefix(CODE_ROOT, d), format!("sagetrain/code/{d}/"));
+        assert_eq!(
+            digest_of_manifest_key(CODE_ROOT, &manifest_key(CODE_ROOT, d)),
+            Some(d)
         );
         assert_eq!(hex(&[0, 15, 255]), "000fff");
         let h = sha256(b"");

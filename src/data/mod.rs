@@ -57,7 +57,7 @@ pub fn local_channels(channels: &BTreeMap<String, Val<String>>, cwd: &Path) -> V
 
 /// `s3://BUCKET/sagetrain/data/<channel>/<digest>/`.
 pub fn data_uri(bucket: &str, channel: &str, digest: &str) -> String {
-    format!("s3://{bucket}/{}", manifest::data_prefix(channel, digest))
+    Target::channel(bucket, channel, digest).uri()
 }
 
 /// Where the data goes: the bucket of the job's output path.
@@ -178,7 +178,7 @@ pub async fn push(
     dry_run: bool,
     opts: PushOptions,
 ) -> Result<(RemotePlan, Outcome)> {
-    let name = &target.channel;
+    let name = &target.name;
     let plan = interruptible(name, upload::remote_plan(s3, target, scanned)).await?;
     if dry_run || plan.complete {
         let outcome = Outcome {
@@ -258,11 +258,7 @@ pub async fn push_all(
 ) -> Result<()> {
     let s3 = aws.s3();
     for p in data {
-        let target = Target {
-            bucket: bucket.to_string(),
-            channel: p.channel.name.clone(),
-            digest: p.scanned.digest.clone(),
-        };
+        let target = Target::channel(bucket, &p.channel.name, &p.scanned.digest);
         push(ui, &s3, &target, &p.scanned, false, opts).await?;
     }
     Ok(())
@@ -277,34 +273,40 @@ pub async fn dry_run_report(
     bucket: &str,
 ) {
     for p in data {
-        let target = Target {
-            bucket: bucket.to_string(),
-            channel: p.channel.name.clone(),
-            digest: p.scanned.digest.clone(),
-        };
-        let head = format!(
-            "dry run: channel `{}`: {} ({} files, {}) would be uploaded to {}",
-            p.channel.name,
-            p.channel.given.value,
-            p.scanned.files.len(),
-            human_bytes(p.scanned.bytes),
-            target.uri()
-        );
-        let Some(aws) = aws else {
-            ui.info(&format!(
-                "{head}; offline: what is already in S3 is not checked"
-            ));
-            continue;
-        };
-        match upload::remote_plan(&aws.s3(), &target, &p.scanned).await {
-            Ok(plan) => ui.info(&format!(
-                "{head}: {}",
-                upload::describe_plan(&plan, &p.scanned)
-            )),
-            Err(e) => ui.info(&format!(
-                "{head}; what is already in S3 could not be learned: {}",
-                e.message
-            )),
-        }
+        let target = Target::channel(bucket, &p.channel.name, &p.scanned.digest);
+        let what = format!("channel `{}`: {}", p.channel.name, p.channel.given.value);
+        dry_run_one(ui, aws, &target, &p.scanned, &what).await;
+    }
+}
+
+/// `--dry-run` for one folder (a channel, or the code): what would be uploaded where.
+pub async fn dry_run_one(
+    ui: &Ui,
+    aws: Option<&crate::aws::Aws>,
+    target: &Target,
+    scanned: &Scanned,
+    what: &str,
+) {
+    let head = format!(
+        "dry run: {what} ({} files, {}) would be uploaded to {}",
+        scanned.files.len(),
+        human_bytes(scanned.bytes),
+        target.uri()
+    );
+    let Some(aws) = aws else {
+        ui.info(&format!(
+            "{head}; offline: what is already in S3 is not checked"
+        ));
+        return;
+    };
+    match upload::remote_plan(&aws.s3(), target, scanned).await {
+        Ok(plan) => ui.info(&format!(
+            "{head}: {}",
+            upload::describe_plan(&plan, scanned)
+        )),
+        Err(e) => ui.info(&format!(
+            "{head}; what is already in S3 could not be learned: {}",
+            e.message
+        )),
     }
 }

@@ -1,9 +1,10 @@
 //! The S3 side of a dataset: what is already there, and sending the rest.
 //!
 //! Layout, in the job's output bucket:
-//! - `sagetrain/data/<channel>/<digest>/<relative path>`: the files, and nothing else (a
-//!   SageMaker S3Prefix channel downloads every object under its prefix);
-//! - `sagetrain/data/<channel>/<digest>.manifest`: the manifest, written LAST. A prefix is
+//! - `<root>/<digest>/<relative path>`: the files, and nothing else (a SageMaker S3Prefix
+//!   channel downloads every object under its prefix); the root is `sagetrain/data/<channel>`
+//!   for data and `sagetrain/code` for code (`train --source`);
+//! - `<root>/<digest>.manifest`: the manifest, written LAST. A prefix is
 //!   complete only when its manifest exists.
 //!
 //! A push: (1) if the manifest exists, nothing to do (one HEAD); (2) otherwise list the prefix:
@@ -57,16 +58,28 @@ const COPY_SOURCE_SET: &AsciiSet = &NON_ALPHANUMERIC
 #[derive(Debug, Clone)]
 pub struct Target {
     pub bucket: String,
-    pub channel: String,
+    /// What is uploaded, for messages: a channel's name, or `code`.
+    pub name: String,
+    /// Where its versions live: [`manifest::channel_root`] or [`manifest::CODE_ROOT`].
+    pub root: String,
     pub digest: String,
 }
 
 impl Target {
+    /// A data channel's dataset.
+    pub fn channel(bucket: &str, channel: &str, digest: &str) -> Target {
+        Target {
+            bucket: bucket.to_string(),
+            name: channel.to_string(),
+            root: manifest::channel_root(channel),
+            digest: digest.to_string(),
+        }
+    }
     pub fn prefix(&self) -> String {
-        manifest::data_prefix(&self.channel, &self.digest)
+        manifest::data_prefix(&self.root, &self.digest)
     }
     pub fn manifest_key(&self) -> String {
-        manifest::manifest_key(&self.channel, &self.digest)
+        manifest::manifest_key(&self.root, &self.digest)
     }
     pub fn uri(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix())
@@ -203,24 +216,21 @@ pub async fn remote_plan(s3: &Client, target: &Target, scanned: &Scanned) -> Res
         return Ok(plan);
     }
     // Earlier complete versions of this channel: the newest few manifests.
-    let mut manifests: Vec<(String, Option<aws_smithy_types::DateTime>)> = list(
-        s3,
-        &target.bucket,
-        &manifest::channel_root(&target.channel),
-        Some("/"),
-    )
-    .await?
-    .unwrap_or_default()
-    .into_iter()
-    .filter(|(k, _, _)| {
-        manifest::digest_of_manifest_key(&target.channel, k).is_some_and(|d| d != target.digest)
-    })
-    .map(|(k, _, t)| (k, t))
-    .collect();
+    let mut manifests: Vec<(String, Option<aws_smithy_types::DateTime>)> =
+        list(s3, &target.bucket, &format!("{}/", target.root), Some("/"))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _, _)| {
+                manifest::digest_of_manifest_key(&target.root, k)
+                    .is_some_and(|d| d != target.digest)
+            })
+            .map(|(k, _, t)| (k, t))
+            .collect();
     manifests.sort_by_key(|m| std::cmp::Reverse(m.1));
     let mut by_hash: HashMap<[u8; 32], String> = HashMap::new();
     for (key, _) in manifests.into_iter().take(COPY_SOURCES) {
-        let digest = manifest::digest_of_manifest_key(&target.channel, &key)
+        let digest = manifest::digest_of_manifest_key(&target.root, &key)
             .expect("filtered")
             .to_string();
         let text = match s3
@@ -241,7 +251,7 @@ pub async fn remote_plan(s3: &Client, target: &Target, scanned: &Scanned) -> Res
             tracing::debug!("{key} is not a manifest; not used as a copy source");
             continue;
         };
-        let src_prefix = manifest::data_prefix(&target.channel, &digest);
+        let src_prefix = manifest::data_prefix(&target.root, &digest);
         for e in entries {
             if e.size <= MAX_COPY {
                 by_hash

@@ -158,6 +158,45 @@ pub struct StatusReport {
     pub role_arn: Option<String>,
     pub output_path: Option<String>,
     pub model_artifacts: Option<String>,
+    /// Code mode: the digest of the code (`sagetrain/code/<digest>/`) and the entry script.
+    pub code_digest: Option<String>,
+    pub entry: Option<String>,
+    pub keep_alive_seconds: Option<i32>,
+    pub warm_pool: Option<crate::job::pools::PoolRow>,
+    pub retries: Option<i32>,
+    /// How long each secondary status lasted (Starting, Downloading, Training, ...).
+    pub phases: Vec<Phase>,
+}
+
+/// One secondary status and how long it lasted (`None` while it lasts).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Phase {
+    pub status: String,
+    pub seconds: Option<i64>,
+}
+
+/// The phases of a job from its SecondaryStatusTransitions. A status that ends the job
+/// (Completed, Failed, Stopped, ...) is not a phase; the last one, still going, has no
+/// duration yet.
+pub fn phases(d: &DescribeTrainingJobOutput) -> Vec<Phase> {
+    let ts = d.secondary_status_transitions();
+    ts.iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let status = t.status()?.as_str().to_string();
+            let start = t.start_time()?;
+            // A phase ends at its end time, or else where the next one starts.
+            let end = t
+                .end_time()
+                .or_else(|| ts.get(i + 1).and_then(|n| n.start_time()));
+            let seconds = end.map(|e| (e.secs() - start.secs()).max(0));
+            let terminal = matches!(
+                status.as_str(),
+                "Completed" | "Failed" | "Stopped" | "MaxRuntimeExceeded" | "MaxWaitTimeExceeded"
+            );
+            (!terminal).then_some(Phase { status, seconds })
+        })
+        .collect()
 }
 
 /// The fraction saved by spot training, when it can be computed.
@@ -215,6 +254,15 @@ impl StatusReport {
                 .and_then(|m| m.s3_model_artifacts())
                 .filter(|m| !m.is_empty())
                 .map(str::to_string),
+            code_digest: crate::job::code::job_code_uri(d)
+                .and_then(|u| crate::job::code::digest_of_uri(&u)),
+            entry: crate::job::code::job_entry(d),
+            keep_alive_seconds: rc
+                .and_then(|r| r.keep_alive_period_in_seconds())
+                .filter(|k| *k > 0),
+            warm_pool: crate::job::pools::row(d),
+            retries: d.retry_strategy().and_then(|r| r.maximum_retry_attempts()),
+            phases: phases(d),
         }
     }
 
@@ -256,6 +304,17 @@ impl StatusReport {
             }
             rows.push(("time", time));
         }
+        if !self.phases.is_empty() {
+            let p: Vec<String> = self
+                .phases
+                .iter()
+                .map(|p| match p.seconds {
+                    Some(s) => format!("{} {}", p.status, fmt_secs(s)),
+                    None => format!("{} (now)", p.status),
+                })
+                .collect();
+            rows.push(("phases", p.join(", ")));
+        }
         if let (Some(t), Some(n)) = (&self.instance_type, self.instance_count) {
             let mut inst = format!("{n} x {t}");
             if let Some(v) = self.volume_size_gb {
@@ -272,8 +331,42 @@ impl StatusReport {
             }
             rows.push(("instances", inst));
         }
+        if let Some(r) = self.retries {
+            rows.push(("retries", format!("up to {r} after an internal error")));
+        }
         if let Some(i) = &self.training_image {
             rows.push(("image", i.clone()));
+        }
+        if let Some(d) = &self.code_digest {
+            rows.push((
+                "code",
+                format!(
+                    "{d} (entry {})",
+                    self.entry
+                        .as_deref()
+                        .unwrap_or(crate::job::code::DEFAULT_ENTRY)
+                ),
+            ));
+        }
+        match (&self.warm_pool, self.keep_alive_seconds) {
+            (Some(w), _) => {
+                let mut t = w.status.clone();
+                if let Some(b) = w.retained_billable_seconds {
+                    t.push_str(&format!(", {} retained billable", fmt_secs(b.into())));
+                }
+                if let Some(j) = &w.reused_by {
+                    t.push_str(&format!(", reused by {j}"));
+                }
+                if let (Some(e), "Available") = (&w.expires, w.status.as_str()) {
+                    t.push_str(&format!(", released at {e} unless reused"));
+                }
+                rows.push(("warm pool", t));
+            }
+            (None, Some(k)) => rows.push((
+                "warm pool",
+                format!("kept {} after the job", fmt_secs(k.into())),
+            )),
+            (None, None) => {}
         }
         if let Some(m) = &self.model_artifacts {
             rows.push(("model", m.clone()));
@@ -411,11 +504,128 @@ mod tests {
             text.contains("model      s3://b/out/unet-1/output/model.tar.gz"),
             "{text}"
         );
+        assert!(!text.contains("warm pool"), "{text}");
         let j = r.to_json();
         assert_eq!(j["billable_seconds"], 250);
         assert_eq!(
             j["model_artifacts"],
             "s3://b/out/unet-1/output/model.tar.gz"
         );
+    }
+
+    /// Where the time went, the warm pool, the code and the retries (what the emulator does
+    /// not give: phases, warm pool status, retry strategy).
+    #[test]
+    fn phases_warm_pool_code_and_retries() {
+        let t = |status, start: i64, end: Option<i64>| {
+            let b = sm::SecondaryStatusTransition::builder()
+                .status(status)
+                .start_time(DateTime::from_secs(start));
+            match end {
+                Some(e) => b.end_time(DateTime::from_secs(e)),
+                None => b,
+            }
+            .build()
+        };
+        let d = DescribeTrainingJobOutput::builder()
+            .training_job_name("unet-2")
+            .training_job_arn("arn:x")
+            .training_job_status(sm::TrainingJobStatus::Completed)
+            .secondary_status(sm::SecondaryStatus::Completed)
+            .training_end_time(DateTime::from_secs(1_800_001_000))
+            .secondary_status_transitions(t(
+                sm::SecondaryStatus::Starting,
+                1_800_000_000,
+                Some(1_800_000_130),
+            ))
+            .secondary_status_transitions(t(
+                sm::SecondaryStatus::Downloading,
+                1_800_000_130,
+                Some(1_800_000_165),
+            ))
+            .secondary_status_transitions(t(
+                sm::SecondaryStatus::Training,
+                1_800_000_165,
+                Some(1_800_000_995),
+            ))
+            .secondary_status_transitions(t(
+                sm::SecondaryStatus::Uploading,
+                1_800_000_995,
+                Some(1_800_001_000),
+            ))
+            .secondary_status_transitions(t(
+                sm::SecondaryStatus::Completed,
+                1_800_001_000,
+                Some(1_800_001_000),
+            ))
+            .algorithm_specification(
+                sm::AlgorithmSpecification::builder()
+                    .training_input_mode(sm::TrainingInputMode::File)
+                    .set_container_entrypoint(Some(crate::job::code::entrypoint()))
+                    .container_arguments("main.py")
+                    .build(),
+            )
+            .input_data_config(
+                sm::Channel::builder()
+                    .channel_name("code")
+                    .data_source(
+                        sm::DataSource::builder()
+                            .s3_data_source(
+                                sm::S3DataSource::builder()
+                                    .s3_data_type(sm::S3DataType::S3Prefix)
+                                    .s3_uri(
+                                        "s3://b/sagetrain/code/0123456789abcdef0123456789abcdef/",
+                                    )
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .resource_config(
+                sm::ResourceConfig::builder()
+                    .instance_type(sm::TrainingInstanceType::MlG5Xlarge)
+                    .instance_count(1)
+                    .volume_size_in_gb(30)
+                    .keep_alive_period_in_seconds(1800)
+                    .build(),
+            )
+            .warm_pool_status(
+                sm::WarmPoolStatus::builder()
+                    .status(sm::WarmPoolResourceStatus::Reused)
+                    .resource_retained_billable_time_in_seconds(300)
+                    .reused_by_job("unet-3")
+                    .build(),
+            )
+            .retry_strategy(
+                sm::RetryStrategy::builder()
+                    .maximum_retry_attempts(3)
+                    .build(),
+            )
+            .build();
+        let r = StatusReport::from_describe(&d);
+        let text = r.to_text();
+        assert!(
+            text.contains(
+                "phases     Starting 2m10s, Downloading 35s, Training 13m50s, Uploading 5s"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("warm pool  Reused, 5m retained billable, reused by unet-3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("code       0123456789abcdef0123456789abcdef (entry main.py)"),
+            "{text}"
+        );
+        assert!(text.contains("retries    up to 3"), "{text}");
+        let j = r.to_json();
+        assert_eq!(
+            j["phases"][0],
+            serde_json::json!({"status": "Starting", "seconds": 130})
+        );
+        assert_eq!(j["warm_pool"]["reused_by"], "unet-3");
+        assert_eq!(j["code_digest"], "0123456789abcdef0123456789abcdef");
     }
 }

@@ -2,9 +2,11 @@
 //! that complete it, how it is created, read back (`--from`) and remembered (the last job of a
 //! project).
 
+pub mod code;
 pub mod create;
 pub mod from_job;
 pub mod lookups;
+pub mod pools;
 pub mod request;
 pub mod settings;
 pub mod spec;

@@ -52,6 +52,14 @@ pub struct CreateTrainingJobRequest {
     pub checkpoint_config: Option<CheckpointConfig>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_strategy: Option<RetryStrategy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RetryStrategy {
+    pub maximum_retry_attempts: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,6 +69,10 @@ pub struct AlgorithmSpecification {
     pub training_input_mode: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub metric_definitions: Vec<MetricDefinition>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub container_entrypoint: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub container_arguments: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,6 +87,8 @@ pub struct MetricDefinition {
 pub struct Channel {
     pub channel_name: String,
     pub data_source: DataSource,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_mode: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -108,6 +122,8 @@ pub struct ResourceConfig {
     pub volume_size_in_gb: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_kms_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_alive_period_in_seconds: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -168,6 +184,11 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         environment,
         tags,
         metrics,
+        code,
+        keep_alive,
+        retries,
+        input_mode,
+        channel_input_modes,
         dry_run: _,
         offline: _,
     } = s;
@@ -188,12 +209,44 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         key: SUBMISSION_TAG.into(),
         value: r.submission_id.clone(),
     });
+    if let Some(d) = code
+        .as_ref()
+        .and_then(|c| crate::job::code::digest_of_uri(&c.source.value))
+    {
+        tags.push(Tag {
+            key: crate::job::code::CODE_DIGEST_TAG.into(),
+            value: d,
+        });
+    }
+    let s3_channel = |name: &str, uri: &str, input_mode: Option<String>| Channel {
+        channel_name: name.to_string(),
+        data_source: DataSource {
+            s3_data_source: S3DataSource {
+                s3_data_type: "S3Prefix".into(),
+                s3_uri: uri.to_string(),
+                s3_data_distribution_type: "FullyReplicated".into(),
+            },
+        },
+        input_mode,
+    };
+    let mut input_data_config: Vec<Channel> = channels
+        .iter()
+        .map(|(name, uri)| s3_channel(name, &uri.value, channel_input_modes.get(name).cloned()))
+        .collect();
+    // The code is always copied to the instance, whatever the data's input mode.
+    if let Some(c) = code {
+        input_data_config.push(s3_channel(
+            crate::job::code::CODE_CHANNEL,
+            &c.source.value,
+            Some("File".into()),
+        ));
+    }
     CreateTrainingJobRequest {
         training_job_name: r.job_name.value.clone(),
         hyper_parameters: hyperparameters.clone(),
         algorithm_specification: AlgorithmSpecification {
             training_image: r.training_image.value.clone(),
-            training_input_mode: "File".into(),
+            training_input_mode: input_mode.clone().unwrap_or_else(|| "File".into()),
             metric_definitions: metrics
                 .iter()
                 .map(|(k, v)| MetricDefinition {
@@ -201,21 +254,17 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
                     regex: v.clone(),
                 })
                 .collect(),
+            container_entrypoint: code
+                .as_ref()
+                .map(|_| crate::job::code::entrypoint())
+                .unwrap_or_default(),
+            container_arguments: code
+                .as_ref()
+                .map(|c| crate::job::code::arguments(&c.entry))
+                .unwrap_or_default(),
         },
         role_arn: r.role_arn.value.clone(),
-        input_data_config: channels
-            .iter()
-            .map(|(name, uri)| Channel {
-                channel_name: name.clone(),
-                data_source: DataSource {
-                    s3_data_source: S3DataSource {
-                        s3_data_type: "S3Prefix".into(),
-                        s3_uri: uri.value.clone(),
-                        s3_data_distribution_type: "FullyReplicated".into(),
-                    },
-                },
-            })
-            .collect(),
+        input_data_config,
         output_data_config: OutputDataConfig {
             s3_output_path: r.output_path.value.clone(),
             kms_key_id: kms_key.clone(),
@@ -225,6 +274,7 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
             instance_count: *instance_count,
             volume_size_in_gb: *volume_size,
             volume_kms_key_id: kms_key.clone(),
+            keep_alive_period_in_seconds: *keep_alive,
         },
         vpc_config: vpc.as_ref().map(
             |Vpc {
@@ -247,6 +297,9 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
             local_path: "/opt/ml/checkpoints/".into(),
         }),
         environment: environment.clone(),
+        retry_strategy: retries.map(|n| RetryStrategy {
+            maximum_retry_attempts: n,
+        }),
     }
 }
 
@@ -268,6 +321,12 @@ pub fn to_sdk(
                 .build(),
         );
     }
+    if !a.container_entrypoint.is_empty() {
+        algo = algo.set_container_entrypoint(Some(a.container_entrypoint.clone()));
+    }
+    if !a.container_arguments.is_empty() {
+        algo = algo.set_container_arguments(Some(a.container_arguments.clone()));
+    }
     let mut b = client
         .create_training_job()
         .training_job_name(&r.training_job_name)
@@ -287,6 +346,7 @@ pub fn to_sdk(
                 .instance_count(r.resource_config.instance_count)
                 .volume_size_in_gb(r.resource_config.volume_size_in_gb)
                 .set_volume_kms_key_id(r.resource_config.volume_kms_key_id.clone())
+                .set_keep_alive_period_in_seconds(r.resource_config.keep_alive_period_in_seconds)
                 .build(),
         )
         .stopping_condition(
@@ -319,6 +379,7 @@ pub fn to_sdk(
                         )
                         .build(),
                 )
+                .set_input_mode(c.input_mode.as_deref().map(sm::TrainingInputMode::from))
                 .build(),
         );
     }
@@ -338,6 +399,13 @@ pub fn to_sdk(
     }
     if r.enable_managed_spot_training {
         b = b.enable_managed_spot_training(true);
+    }
+    if let Some(rs) = &r.retry_strategy {
+        b = b.retry_strategy(
+            sm::RetryStrategy::builder()
+                .maximum_retry_attempts(rs.maximum_retry_attempts)
+                .build(),
+        );
     }
     if let Some(c) = &r.checkpoint_config {
         b = b.checkpoint_config(
@@ -394,6 +462,8 @@ pub(crate) mod tests {
                     .into(),
                 training_input_mode: "File".into(),
                 metric_definitions: vec![],
+                container_entrypoint: vec![],
+                container_arguments: vec![],
             },
             role_arn: "arn:aws:iam::123456789012:role/SageMakerRole".into(),
             input_data_config: vec![],
@@ -406,6 +476,7 @@ pub(crate) mod tests {
                 instance_count: 1,
                 volume_size_in_gb: 30,
                 volume_kms_key_id: None,
+                keep_alive_period_in_seconds: None,
             },
             vpc_config: None,
             stopping_condition: StoppingCondition {
@@ -420,6 +491,7 @@ pub(crate) mod tests {
             enable_managed_spot_training: false,
             checkpoint_config: None,
             environment: BTreeMap::new(),
+            retry_strategy: None,
         }
     }
 
@@ -565,5 +637,58 @@ pub(crate) mod tests {
             body["AlgorithmSpecification"]["MetricDefinitions"][0]["Name"],
             "val_dice"
         );
+    }
+
+    /// Code mode, a warm pool, retries and an input mode (not with spot): on the wire too.
+    #[tokio::test]
+    async fn code_mode_warm_pool_retries_and_input_mode_on_the_wire() {
+        let mut args = valid_args();
+        let code_uri = "s3://my-bucket/sagetrain/code/0123456789abcdef0123456789abcdef/";
+        args.source = Some(code_uri.into());
+        args.entry = Some("src/main.py".into());
+        args.keep_alive = Some("30m".into());
+        args.retries = Some("3".into());
+        args.input_mode = Some("fastfile".into());
+        args.validation = Some("s3://my-bucket/data/val/".into());
+        args.channel_input_modes = vec!["validation=pipe".into()];
+        let s = spec(args);
+        let req = build_request(&s, &resolved(&s));
+        let (client, rx) = capturing_client();
+        let _ = to_sdk(&client, &req).send().await;
+        let body = sent_body(rx);
+        assert_eq!(body, serde_json::to_value(&req).unwrap());
+        let a = &body["AlgorithmSpecification"];
+        assert_eq!(a["TrainingInputMode"], "FastFile");
+        assert_eq!(
+            a["ContainerEntrypoint"],
+            serde_json::json!(["/bin/sh", "/opt/ml/input/data/code/.sagetrain-launcher.sh"])
+        );
+        assert_eq!(a["ContainerArguments"], serde_json::json!(["src/main.py"]));
+        assert_eq!(body["ResourceConfig"]["KeepAlivePeriodInSeconds"], 1800);
+        assert_eq!(body["RetryStrategy"]["MaximumRetryAttempts"], 3);
+        let channels = body["InputDataConfig"].as_array().unwrap();
+        let code = channels
+            .iter()
+            .find(|c| c["ChannelName"] == "code")
+            .unwrap();
+        assert_eq!(code["DataSource"]["S3DataSource"]["S3Uri"], code_uri);
+        assert_eq!(code["InputMode"], "File", "the code is always copied");
+        let train = channels
+            .iter()
+            .find(|c| c["ChannelName"] == "train")
+            .unwrap();
+        assert!(
+            train.get("InputMode").is_none(),
+            "data follows TrainingInputMode"
+        );
+        let val = channels
+            .iter()
+            .find(|c| c["ChannelName"] == "validation")
+            .unwrap();
+        assert_eq!(val["InputMode"], "Pipe", "a channel's own mode");
+        assert!(body["Tags"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"Key": "sagetrain:code-digest", "Value": "0123456789abcdef0123456789abcdef"})));
     }
 }

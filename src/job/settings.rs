@@ -55,6 +55,8 @@ pub struct Meta {
 #[derive(Debug, Clone)]
 pub struct MapMeta {
     pub key: &'static str,
+    /// Given in the file as a field of another section's table entries: (section, field).
+    pub in_tables_of: Option<(&'static str, &'static str)>,
     pub flag: &'static str,
     pub example: &'static [(&'static str, &'static str)],
     pub help: &'static str,
@@ -162,7 +164,8 @@ macro_rules! declare {
                     key: stringify!($mfield),
                     flag: $mflag,
                     help: concat!($($mdoc),*),
-                    $($mprop: $mval),*
+                    $($mprop: $mval,)*
+                    ..MapSetting::DEFAULTS
                 };
             )*
         }
@@ -194,6 +197,7 @@ macro_rules! declare {
             vec![$(
                 MapMeta {
                     key: def::$mfield.key,
+                    in_tables_of: def::$mfield.in_tables_of,
                     flag: def::$mfield.flag,
                     example: def::$mfield.example,
                     help: def::$mfield.help.trim(),
@@ -480,6 +484,64 @@ declare! {
                 read: |j| Some(j.job.vpc_config()?.security_group_ids().to_vec()).filter(|v| !v.is_empty()),
             },
         }
+        /// Run the code in this folder inside the image (uploaded as the channel `code`) [env: SAGETRAIN_SOURCE]
+        source: Option<String> = Text [long = "source", value_name = "DIR"] {
+            flag: "--source",
+            section: TRAINING,
+            env: &["SAGETRAIN_SOURCE"],
+            example: "\"src\"",
+            from_job: FromJob::Copy {
+                field: "InputDataConfig.code",
+                read: |j| crate::job::code::job_code_uri(&j.job),
+            },
+        }
+        /// The script --source runs, relative to its folder [default: train.py]
+        entry: Option<String> = Text [long = "entry", value_name = "FILE"] {
+            flag: "--entry",
+            section: TRAINING,
+            default: Some("train.py"),
+            example: "\"main.py\"",
+            from_job: FromJob::Copy {
+                field: "AlgorithmSpecification.ContainerArguments",
+                read: |j| crate::job::code::job_entry(&j.job),
+            },
+        }
+        /// Keep the instances this long after the job for the next one (warm pool): 30m, 1h (at most 1h)
+        keep_alive: Option<String> = Secs [long = "keep-alive", value_name = "DURATION"] {
+            flag: "--keep-alive",
+            section: RESOURCES,
+            example: "\"30m\"",
+            from_job: FromJob::Copy {
+                field: "ResourceConfig.KeepAlivePeriodInSeconds",
+                read: |j| {
+                    let k = j.job.resource_config()?.keep_alive_period_in_seconds()?;
+                    (k > 0).then_some(k as u64)
+                },
+            },
+        }
+        /// SageMaker's own retries of the job after an internal error (1-30)
+        retries: Option<String> = Int [long = "retries", value_name = "N"] {
+            flag: "--retries",
+            section: RESOURCES,
+            example: "3",
+            from_job: FromJob::Copy {
+                field: "RetryStrategy.MaximumRetryAttempts",
+                read: |j| j.job.retry_strategy()?.maximum_retry_attempts().map(i64::from),
+            },
+        }
+        /// How channels reach the container: file, fastfile or pipe [default: file]
+        input_mode: Option<String> = Text [long = "input-mode", value_name = "MODE"] {
+            flag: "--input-mode",
+            section: DATA,
+            example: "\"fastfile\"",
+            from_job: FromJob::Copy {
+                field: "AlgorithmSpecification.TrainingInputMode",
+                read: |j| {
+                    let m = j.job.algorithm_specification()?.training_input_mode()?.as_str();
+                    (m != "File").then(|| m.to_string())
+                },
+            },
+        }
     }
     maps {
         /// A hyperparameter, sent as its plain string (repeatable)
@@ -499,6 +561,7 @@ declare! {
                 ("train", "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/data/train/\""),
                 ("validation", "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/data/validation/\""),
             ],
+            table: Some(("uri", &["input_mode"])),
             from_job: FromJob::Copy {
                 field: "InputDataConfig",
                 read: |j| {
@@ -506,6 +569,11 @@ declare! {
                         j.job
                             .input_data_config()
                             .iter()
+                            .filter(|c| {
+                                // The code of a code-mode job is `source`, not a channel.
+                                !(crate::job::code::job_is_code_mode(&j.job)
+                                    && c.channel_name() == Some(crate::job::code::CODE_CHANNEL))
+                            })
                             .filter_map(|c| {
                                 let s3 = c.data_source()?.s3_data_source()?;
                                 Some((c.channel_name()?.to_string(), s3.s3_uri()?.to_string()))
@@ -565,6 +633,34 @@ declare! {
                                     m.name().unwrap_or_default().to_string(),
                                     m.regex().unwrap_or_default().to_string(),
                                 )
+                            })
+                            .collect(),
+                    )
+                },
+            },
+        }
+        /// A channel's input mode, over --input-mode: file, fastfile or pipe (repeatable)
+        channel_input_modes [long = "channel-input-mode", value_name = "NAME=MODE"] {
+            flag: "--channel-input-mode",
+            section: DATA,
+            example: &[("train", "\"fastfile\"")],
+            in_tables_of: Some(("channels", "input_mode")),
+            from_job: FromJob::Copy {
+                field: "InputDataConfig.InputMode",
+                read: |j| {
+                    Some(
+                        j.job
+                            .input_data_config()
+                            .iter()
+                            .filter(|c| {
+                                !(crate::job::code::job_is_code_mode(&j.job)
+                                    && c.channel_name() == Some(crate::job::code::CODE_CHANNEL))
+                            })
+                            .filter_map(|c| {
+                                Some((
+                                    c.channel_name()?.to_string(),
+                                    c.input_mode()?.as_str().to_string(),
+                                ))
                             })
                             .collect(),
                     )
@@ -699,6 +795,54 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_may_be_a_table_with_its_input_mode() {
+        let f = file(
+            "[channels]\ntrain = { uri = \"s3://b-1/train/\", input_mode = \"FastFile\" }\nvalidation = \"s3://b-1/val/\"\n",
+        );
+        let s =
+            TrainSettings::layer(&global(), &TrainArgs::default(), &env_of(&[]), Some(&f)).unwrap();
+        assert_eq!(s.channels["train"].value, "s3://b-1/train/");
+        assert_eq!(s.channels["validation"].value, "s3://b-1/val/");
+        assert_eq!(s.channel_input_modes.len(), 1);
+        assert_eq!(s.channel_input_modes["train"].value, "FastFile");
+        assert_eq!(
+            s.channel_input_modes["train"].source.name_for(None),
+            "`channels.train` in /p/sagetrain.toml"
+        );
+        // A flag overrides the file's mode of one channel.
+        let args = TrainArgs {
+            channel_input_modes: vec!["train=pipe".into()],
+            ..Default::default()
+        };
+        let s = TrainSettings::layer(&global(), &args, &env_of(&[]), Some(&f)).unwrap();
+        assert_eq!(s.channel_input_modes["train"].value, "pipe");
+
+        let check = |text: &str| {
+            check_file(&LoadedFile::parse(Path::new("/p/sagetrain.toml"), text).unwrap())
+        };
+        let e = check("[channels]\ntrain = { uri = \"s3://b-1/t/\", mode = \"x\" }\n").unwrap_err();
+        assert!(
+            e.message
+                .contains("`mode` is not a field of an entry (it may have uri, input_mode)"),
+            "{}",
+            e.message
+        );
+        let e = check("[channels]\ntrain = { input_mode = \"pipe\" }\n").unwrap_err();
+        assert!(
+            e.message.contains("a table entry needs `uri`"),
+            "{}",
+            e.message
+        );
+        let e = check("[channel_input_modes]\ntrain = \"pipe\"\n").unwrap_err();
+        assert!(
+            e.message
+                .contains("give `input_mode` in an entry of [channels]"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn bad_values_are_collected_together() {
         let args = TrainArgs {
             instance_count: Some("two".into()),
@@ -733,10 +877,21 @@ mod tests {
         for m in scalars().iter().filter(|m| m.in_file) {
             text.push_str(&format!("{} = {}\n", m.key, m.example));
         }
-        for m in maps() {
+        for m in maps().iter().filter(|m| m.in_tables_of.is_none()) {
             text.push_str(&format!("[{}]\n", m.key));
             for (k, v) in m.example {
-                text.push_str(&format!("{k} = {v}\n"));
+                // A channel's input mode is a field of its entry.
+                match maps()
+                    .iter()
+                    .find(|n| n.in_tables_of.is_some_and(|(s, _)| s == m.key))
+                {
+                    Some(n) => {
+                        let (_, field) = n.in_tables_of.unwrap();
+                        let mode = n.example[0].1;
+                        text.push_str(&format!("{k} = {{ uri = {v}, {field} = {mode} }}\n"));
+                    }
+                    None => text.push_str(&format!("{k} = {v}\n")),
+                }
             }
         }
         let f = file(&text);
@@ -764,7 +919,7 @@ mod tests {
                     m.key
                 );
                 let ok = match m.key {
-                    "instance_count" | "volume_size" => Int::from_text(d).is_ok(),
+                    "instance_count" | "volume_size" | "retries" => Int::from_text(d).is_ok(),
                     "max_run" => Secs::from_text(d).is_ok(),
                     "spot" | "network_isolation" | "pin_digest" => Switch::from_text(d).is_ok(),
                     _ => true,
@@ -808,8 +963,8 @@ mod tests {
             let mut argv = vec!["sagetrain", "config", m.flag];
             let value = match m.key {
                 "pin_digest" | "spot" | "network_isolation" => None,
-                "instance_count" | "volume_size" => Some("3"),
-                "max_run" | "max_wait" => Some("2h"),
+                "instance_count" | "volume_size" | "retries" => Some("3"),
+                "max_run" | "max_wait" | "keep_alive" => Some("2h"),
                 _ => Some("x"),
             };
             argv.extend(value);

@@ -324,9 +324,41 @@ pub struct JobSpec {
     pub environment: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, String>,
+    /// Code mode (`--source`): the code and the script it runs.
+    pub code: Option<Code>,
+    /// Warm pool: `ResourceConfig.KeepAlivePeriodInSeconds`, 1-3600.
+    pub keep_alive: Option<i32>,
+    /// `RetryStrategy.MaximumRetryAttempts`, 1-30.
+    pub retries: Option<i32>,
+    /// `TrainingInputMode` as the API spells it: File, FastFile or Pipe.
+    pub input_mode: Option<String>,
+    /// A channel's own `InputMode`, as the API spells it.
+    pub channel_input_modes: BTreeMap<String, String>,
     pub dry_run: bool,
     pub offline: bool,
 }
+
+/// Code mode: where the code is and which script runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Code {
+    /// A local folder (uploaded first) or an S3 prefix (an earlier upload, from `--from`).
+    pub source: Val<String>,
+    /// The entry script, relative to the code folder.
+    pub entry: String,
+}
+
+/// The API's spelling of an input mode (`file`, `fastfile`, `pipe`, any case).
+pub fn input_mode_name(mode: &str) -> Option<&'static str> {
+    match mode.to_ascii_lowercase().as_str() {
+        "file" => Some("File"),
+        "fastfile" => Some("FastFile"),
+        "pipe" => Some("Pipe"),
+        _ => None,
+    }
+}
+
+/// The longest warm pool SageMaker keeps: one hour.
+pub const MAX_KEEP_ALIVE_SECS: u64 = 3600;
 
 /// The limits of a `KEY=VALUE` map setting, one row per map.
 struct MapRule {
@@ -467,6 +499,12 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         environment,
         tags,
         metrics,
+        channel_input_modes,
+        source,
+        entry,
+        keep_alive,
+        retries,
+        input_mode,
         dry_run,
         offline,
     } = s;
@@ -719,6 +757,71 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             ));
         }
     }
+    let code = check_code(&mut v, source.as_ref(), entry.as_ref(), channels, cwd);
+    if let Some(k) = keep_alive {
+        if k.value < 1 || k.value > MAX_KEEP_ALIVE_SECS {
+            bad(
+                &mut v,
+                &k.source,
+                format!(
+                    "a warm pool is kept between 1 second and 1 hour (got {}s)",
+                    k.value
+                ),
+            );
+        } else if is_spot {
+            bad(
+                &mut v,
+                &k.source,
+                "warm pools do not work with spot training; drop --spot (or `spot`) or the keep-alive".into(),
+            );
+        }
+    }
+    if let Some(r) = retries.as_ref().filter(|r| !(1..=30).contains(&r.value)) {
+        bad(
+            &mut v,
+            &r.source,
+            format!("must be between 1 and 30 retries (got {})", r.value),
+        );
+    }
+    let input_mode_api = match input_mode {
+        Some(m) => match input_mode_name(&m.value) {
+            Some(api) => Some(api.to_string()),
+            None => {
+                bad(
+                    &mut v,
+                    &m.source,
+                    format!(
+                        "`{}` is not an input mode: use file, fastfile or pipe",
+                        m.value
+                    ),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let mut channel_modes = BTreeMap::new();
+    for (cname, m) in channel_input_modes {
+        let what = m.source.name_for(Some(cname));
+        if !channels.contains_key(cname) {
+            v.push(Violation::new(
+                &what,
+                format!("there is no channel `{cname}` to give an input mode"),
+            ));
+        }
+        match input_mode_name(&m.value) {
+            Some(api) => {
+                channel_modes.insert(cname.clone(), api.to_string());
+            }
+            None => v.push(Violation::new(
+                &what,
+                format!(
+                    "`{}` is not an input mode: use file, fastfile or pipe",
+                    m.value
+                ),
+            )),
+        }
+    }
     let pin = pin_digest.as_ref().is_none_or(|p| p.value);
     if *offline {
         v.extend(offline_violations(
@@ -763,8 +866,82 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         environment: strings(environment),
         tags: strings(tags),
         metrics: strings(metrics),
+        code,
+        keep_alive: keep_alive.as_ref().map(|k| k.value as i32),
+        retries: retries.as_ref().map(|r| r.value as i32),
+        input_mode: input_mode_api,
+        channel_input_modes: channel_modes,
         dry_run: *dry_run,
         offline: *offline,
+    })
+}
+
+/// `--source` and `--entry`: a local folder that holds the entry script, or an S3 prefix.
+fn check_code(
+    v: &mut Vec<Violation>,
+    source: Option<&Val<String>>,
+    entry: Option<&Val<String>>,
+    channels: &BTreeMap<String, Val<String>>,
+    cwd: &Path,
+) -> Option<Code> {
+    use crate::job::code::{check_entry, CODE_CHANNEL, DEFAULT_ENTRY};
+    let Some(source) = source else {
+        if let Some(e) = entry.filter(|e| !matches!(e.source, Source::Default)) {
+            v.push(Violation::new(
+                e.source.name_for(None),
+                "applies only to code mode: add --source DIR (or `source` in sagetrain.toml)",
+            ));
+        }
+        return None;
+    };
+    let entry = entry
+        .cloned()
+        .unwrap_or_else(|| Val::new(DEFAULT_ENTRY.to_string(), Source::Default));
+    let entry_ok = match check_entry(&entry.value) {
+        Ok(()) => true,
+        Err(rule) => {
+            v.push(Violation::new(entry.source.name_for(None), rule));
+            false
+        }
+    };
+    if let Some(c) = channels.get(CODE_CHANNEL) {
+        v.push(Violation::new(
+            c.source.name_for(Some(CODE_CHANNEL)),
+            "the channel `code` carries the code of --source; give this channel another name",
+        ));
+    }
+    match channel_location(source, cwd) {
+        Ok(ChannelLocation::S3(_)) => {}
+        Ok(ChannelLocation::Local(dir)) => {
+            if !dir.is_dir() {
+                v.push(Violation::new(
+                    source.source.name_for(None),
+                    format!(
+                        "the code folder {} {}",
+                        dir.display(),
+                        if dir.exists() {
+                            "is not a folder"
+                        } else {
+                            "does not exist"
+                        }
+                    ),
+                ));
+            } else if entry_ok && !dir.join(&entry.value).is_file() {
+                v.push(Violation::new(
+                    entry.source.name_for(None),
+                    format!(
+                        "the entry script {} is not in the code folder {}; give the script to run with --entry FILE (default train.py)",
+                        entry.value,
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        Err(rule) => v.push(Violation::new(source.source.name_for(None), rule)),
+    }
+    Some(Code {
+        source: source.clone(),
+        entry: entry.value,
     })
 }
 
@@ -889,6 +1066,80 @@ pub(crate) mod tests {
     #[test]
     fn valid_settings_pass() {
         assert_eq!(rules(valid_args()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn code_mode_warm_pool_retries_and_input_mode_rules() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("train.py"), "print(1)\n").unwrap();
+        let dir = d.path().to_str().unwrap().to_string();
+        let ok = TrainArgs {
+            source: Some(dir.clone()),
+            keep_alive: Some("30m".into()),
+            retries: Some("30".into()),
+            input_mode: Some("FastFile".into()),
+            ..valid_args()
+        };
+        assert_eq!(rules(ok.clone()), Vec::<String>::new());
+        let spec = validate(&settings(ok), Path::new("/")).unwrap();
+        assert_eq!(spec.code.unwrap().entry, "train.py");
+        assert_eq!(spec.keep_alive, Some(1800));
+        assert_eq!(spec.input_mode.as_deref(), Some("FastFile"));
+
+        let bad = rules(TrainArgs {
+            source: Some(dir.clone()),
+            entry: Some("main.py".into()),
+            keep_alive: Some("2h".into()),
+            retries: Some("0".into()),
+            input_mode: Some("stream".into()),
+            channels: vec!["code=s3://my-bucket/code/".into()],
+            ..valid_args()
+        });
+        let text = bad.join("\n");
+        assert!(
+            text.contains("--entry: the entry script main.py is not in the code folder"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--keep-alive: a warm pool is kept between 1 second and 1 hour"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--retries: must be between 1 and 30"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--input-mode: `stream` is not an input mode"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the channel `code` carries the code of --source"),
+            "{text}"
+        );
+
+        let spot = rules(TrainArgs {
+            keep_alive: Some("10m".into()),
+            spot: true,
+            ..valid_args()
+        });
+        assert!(
+            spot.iter()
+                .any(|v| v.contains("warm pools do not work with spot training")),
+            "{spot:?}"
+        );
+        let no_source = rules(TrainArgs {
+            entry: Some("main.py".into()),
+            ..valid_args()
+        });
+        assert!(
+            no_source[0].contains("applies only to code mode: add --source DIR"),
+            "{no_source:?}"
+        );
+        let missing = rules(TrainArgs {
+            source: Some(format!("{dir}/nope")),
+            ..valid_args()
+        });
+        assert!(missing[0].contains("does not exist"), "{missing:?}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn write(root: &Path, rel: &str, content: &[u8]) {
+pub(crate) fn write(root: &Path, rel: &str, content: &[u8]) {
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, content).unwrap();
@@ -36,7 +36,7 @@ fn hex(b: &[u8]) -> String {
 /// The digest as the README documents it, computed here independently of sagetrain:
 /// SHA-256 of "sagetrain-manifest v1\n" + "<sha256 hex> <size> <path>\n" per file sorted by
 /// path, first 32 hex digits.
-fn expected_digest(files: &BTreeMap<String, Vec<u8>>) -> (String, String) {
+pub(crate) fn expected_digest(files: &BTreeMap<String, Vec<u8>>) -> (String, String) {
     let mut text = String::from("sagetrain-manifest v1\n");
     for (rel, content) in files {
         text.push_str(&format!(
@@ -52,7 +52,7 @@ fn expected_digest(files: &BTreeMap<String, Vec<u8>>) -> (String, String) {
 }
 
 /// Every object under `prefix` in `bucket`, with its size: an independent ListObjectsV2.
-fn list(acct: &Account, bucket: &str, prefix: &str) -> BTreeMap<String, i64> {
+pub(crate) fn list(acct: &Account, bucket: &str, prefix: &str) -> BTreeMap<String, i64> {
     block_on(async {
         let mut out = BTreeMap::new();
         let mut pages = acct
@@ -99,12 +99,12 @@ pub(crate) fn sandbox_via_proxy(acct: &Account) -> (Sandbox, Proxy) {
     (sb, proxy)
 }
 
-fn default_bucket(acct: &Account) -> String {
+pub(crate) fn default_bucket(acct: &Account) -> String {
     format!("sagemaker-{}-{}", acct.region, acct.id)
 }
 
 /// A dataset: images and masks in folders, plus what must not be uploaded.
-fn dataset(root: &Path, n: usize, seed: u64) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn dataset(root: &Path, n: usize, seed: u64) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     for i in 0..n {
         let dir = if i % 2 == 0 { "images" } else { "masks" };
@@ -771,7 +771,7 @@ fn ctrl_c_during_create_training_job_after_an_upload_ends_train() {
     assert!(stderr.contains("sagetrain list"), "{stderr}");
 }
 
-fn channel_uris(
+pub(crate) fn channel_uris(
     d: &aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput,
 ) -> BTreeMap<String, String> {
     d.input_data_config()

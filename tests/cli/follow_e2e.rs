@@ -895,6 +895,45 @@ fn wait_exit_codes_follow_the_verdict() {
     assert!(stopped.calls_to("StopTrainingJob").is_empty());
 }
 
+/// The end of `wait` (and `status`) shows where the time went, from SecondaryStatusTransitions,
+/// and the warm pool: what the emulator does not give.
+#[test]
+fn the_end_of_wait_shows_the_phases_and_the_warm_pool() {
+    let mut job = job_json("unet-done", "Completed", "Completed", &[], None);
+    let t0 = 1_800_000_000.0;
+    job["SecondaryStatusTransitions"] = serde_json::json!([
+        {"Status": "Starting", "StatusMessage": "Preparing the instances for training", "StartTime": t0, "EndTime": t0 + 130.0},
+        {"Status": "Downloading", "StatusMessage": "Downloading input data", "StartTime": t0 + 130.0, "EndTime": t0 + 165.0},
+        {"Status": "Training", "StatusMessage": "Training in progress.", "StartTime": t0 + 165.0},
+        {"Status": "Uploading", "StatusMessage": "Uploading generated training model", "StartTime": t0 + 995.0, "EndTime": t0 + 1000.0},
+        {"Status": "Completed", "StatusMessage": "Training job completed", "StartTime": t0 + 1000.0, "EndTime": t0 + 1000.0},
+    ]);
+    job["ResourceConfig"]["KeepAlivePeriodInSeconds"] = serde_json::json!(1800);
+    job["WarmPoolStatus"] =
+        serde_json::json!({"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 60});
+    let fake = fake_sagemaker::start(job, Stop::Accept);
+    let sb = fake_sandbox(&fake.url);
+    let r = sb.run(&["wait", "unet-done"]).ok();
+    assert!(
+        r.stdout
+            .contains("Starting 2m10s, Downloading 35s, Training 13m50s, Uploading 5s"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Available, 1m retained billable"),
+        "{}",
+        r.stdout
+    );
+    let j = sb.run(&["status", "unet-done", "-o", "json"]).ok().json();
+    assert_eq!(
+        j["phases"][2],
+        serde_json::json!({"status": "Training", "seconds": 830})
+    );
+    assert_eq!(j["warm_pool"]["status"], "Available");
+    assert_eq!(j["keep_alive_seconds"], 1800);
+}
+
 #[test]
 fn timeout_exits_7_and_the_job_keeps_running() {
     let fake = fake_sagemaker::start(

@@ -2,6 +2,7 @@
 //! moto emulator on loopback (started by ./scripts/test), each checked with an independent read.
 
 mod aws_e2e;
+mod code_e2e;
 mod data_e2e;
 mod doctor_e2e;
 mod fake_sagemaker;

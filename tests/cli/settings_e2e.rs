@@ -20,11 +20,22 @@ fn value_for(key: &str, s: &Seeded, role: &str) -> Option<String> {
     })
 }
 
-fn map_entries(key: &str, s: &Seeded) -> Vec<(String, String)> {
+fn map_entries(key: &str, s: &Seeded, without: Option<&str>) -> Vec<(String, String)> {
     let m = maps().into_iter().find(|m| m.key == key).unwrap();
     if key == "channels" {
+        // A channel's input mode is a field of its entry (`channel_input_modes`).
+        let train = format!("\"s3://{}/data/train/\"", s.bucket);
+        let modes = maps()
+            .into_iter()
+            .find(|m| m.in_tables_of == Some(("channels", "input_mode")))
+            .unwrap();
+        let train = if without == Some(modes.key) {
+            train
+        } else {
+            format!("{{ uri = {train}, input_mode = {} }}", modes.example[0].1)
+        };
         return vec![
-            ("train".into(), format!("\"s3://{}/data/train/\"", s.bucket)),
+            ("train".into(), train),
             (
                 "validation".into(),
                 format!("\"s3://{}/data/validation/\"", s.bucket),
@@ -37,19 +48,22 @@ fn map_entries(key: &str, s: &Seeded) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `sagetrain.toml` with every setting the file may hold, but `without`.
-fn config_text(s: &Seeded, role: &str, without: Option<&str>) -> String {
+/// `sagetrain.toml` with every setting the file may hold, but `without` and `omit`.
+fn config_text(s: &Seeded, role: &str, without: Option<&str>, omit: &[&str]) -> String {
     let mut t = String::from("region = \"us-east-1\"\n");
     for m in scalars()
         .iter()
-        .filter(|m| m.in_file && Some(m.key) != without)
+        .filter(|m| m.in_file && Some(m.key) != without && !omit.contains(&m.key))
     {
         let v = value_for(m.key, s, role).unwrap_or_else(|| m.example.to_string());
         t.push_str(&format!("{} = {v}\n", m.key));
     }
-    for m in maps().iter().filter(|m| Some(m.key) != without) {
+    for m in maps()
+        .iter()
+        .filter(|m| Some(m.key) != without && m.in_tables_of.is_none())
+    {
         t.push_str(&format!("[{}]\n", m.key));
-        for (k, v) in map_entries(m.key, s) {
+        for (k, v) in map_entries(m.key, s, without) {
             t.push_str(&format!("{k} = {v}\n"));
         }
     }
@@ -80,16 +94,32 @@ fn dry_run(sb: &Sandbox, extra: &[&str]) -> serde_json::Value {
     sb.run(&args).ok().json()
 }
 
+/// Settings that exclude each other: each pass leaves out one side.
+const PASSES: &[&[&str]] = &[
+    // A warm pool does not go with spot training.
+    &["keep_alive"],
+    &["spot", "max_wait"],
+];
+
 #[test]
 fn every_declared_setting_reaches_the_request_and_round_trips_through_from() {
+    for omit in PASSES {
+        round_trip(omit);
+    }
+}
+
+fn round_trip(omit: &[&str]) {
     let s = seeded("us-east-1");
     // A second role that trusts SageMaker: without `role`, discovery cannot pick one.
     let role = block_on(s.acct.role("OtherRole", "/", true));
     let mut sb = Sandbox::new();
     s.acct.env(&mut sb);
+    // The code folder of `source` (its example), holding the example `entry` and the default.
+    sb.write("src/main.py", "print('main')\n");
+    sb.write("src/train.py", "print('train')\n");
 
     // 1. Each setting in the file is carried into the request: without it, the request differs.
-    sb.write("sagetrain.toml", &config_text(&s, &role, None));
+    sb.write("sagetrain.toml", &config_text(&s, &role, None, omit));
     let full = dry_run(&sb, &[]);
     assert!(
         full["TrainingJobName"]
@@ -101,12 +131,12 @@ fn every_declared_setting_reaches_the_request_and_round_trips_through_from() {
     let full_n = normalized(full.clone());
     let mut keys: Vec<(&str, &str)> = scalars()
         .iter()
-        .filter(|m| m.in_file && m.key != "base_name")
+        .filter(|m| m.in_file && m.key != "base_name" && !omit.contains(&m.key))
         .map(|m| (m.key, m.flag))
         .collect();
     keys.extend(maps().iter().map(|m| (m.key, m.flag)));
     for (key, flag) in keys {
-        sb.write("sagetrain.toml", &config_text(&s, &role, Some(key)));
+        sb.write("sagetrain.toml", &config_text(&s, &role, Some(key), omit));
         // Without it the request differs, or cannot be made (no image, no role to pick).
         let r = sb.run(&["train", "--dry-run", "-o", "json"]);
         if r.code == 0 {
@@ -130,7 +160,7 @@ fn every_declared_setting_reaches_the_request_and_round_trips_through_from() {
         .map(|m| m.key)
         .collect();
     assert_eq!(flag_only, ["name"]);
-    sb.write("sagetrain.toml", &config_text(&s, &role, None));
+    sb.write("sagetrain.toml", &config_text(&s, &role, None, omit));
     let named = dry_run(&sb, &["--name", "given-name-1"]);
     assert_eq!(named["TrainingJobName"], "given-name-1");
 
@@ -174,11 +204,18 @@ fn every_declared_setting_reaches_the_request_and_round_trips_through_from() {
     let mut expected = full_n.clone();
     let mut got = normalized(from);
     // The emulator's gaps, asserted so that the day they close this test says so: it does not
-    // store Environment, and it replaces MetricDefinitions with a sample of its own.
+    // store Environment or RetryStrategy, and it replaces MetricDefinitions with a sample of
+    // its own.
     assert!(d.environment().is_none_or(|e| e.is_empty()));
+    assert!(d.retry_strategy().is_none());
+    assert!(
+        expected.get("RetryStrategy").is_some(),
+        "retries reach the request"
+    );
     for r in [&mut expected, &mut got] {
         let o = r.as_object_mut().unwrap();
         o.remove("Environment");
+        o.remove("RetryStrategy");
         o["AlgorithmSpecification"]
             .as_object_mut()
             .unwrap()

@@ -193,7 +193,8 @@ class DeveloperPolicyTest(unittest.TestCase):
                 granted.setdefault(a, []).extend(resources(stmt))
         job_arn = "arn:aws:sagemaker:REGION:ACCOUNT_ID:training-job/*"
         for a in ("sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
-                  "sagemaker:StopTrainingJob", "sagemaker:AddTags"):
+                  "sagemaker:StopTrainingJob", "sagemaker:UpdateTrainingJob",  # pool release
+                  "sagemaker:AddTags"):
             self.assertEqual(granted[a], [job_arn], a)
         self.assertEqual(granted["sagemaker:ListTrainingJobs"], ["*"])
         for a in ("ecr:PutImage", "ecr:BatchGetImage", "ecr:DescribeImages"):

@@ -16,7 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sagemaker_contract as sm  # noqa: E402
-from sample_data import TRAIN_PY, make_channel, subprocess_env, write_hyperparameters  # noqa: E402
+from sample_data import (CONTAINER_DIR, REPO_ROOT, TRAIN_PY, make_channel,  # noqa: E402
+                         subprocess_env, write_hyperparameters)
 
 try:
     import torch
@@ -71,6 +72,30 @@ class TorchSmokeTest(unittest.TestCase):
         self.assertIn("resuming from checkpoint-epoch-0002.ckpt", proc.stdout)
         self.assertEqual([int(e) for e, _, _ in METRIC_LINE.findall(proc.stdout)], [3])
         self.assertEqual([e for e, _ in sm.list_checkpoints(self.paths)], [2, 3])
+
+    def test_train_runs_as_code_mode_source_through_the_launcher(self) -> None:
+        """``sagetrain train --source examples/unet-container`` on a plain PyTorch image: the
+        folder arrives as the ``code`` channel and sagetrain's launcher runs ``train.py``."""
+        import os
+        import shutil
+
+        code = self.root / "input" / "data" / "code"
+        shutil.copytree(CONTAINER_DIR, code, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+        launcher = REPO_ROOT / "src" / "job" / "launcher.sh"
+        shutil.copy(launcher, code / ".sagetrain-launcher.sh")
+        write_hyperparameters(self.root, {"epochs": "1", "batch_size": "2",
+                                          "learning_rate": "0.01", "image_size": "32"})
+        env = subprocess_env(self.root)
+        env.pop("PYTHONPATH")  # only the uploaded copy of the code
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env["OMP_NUM_THREADS"] = "1"
+        proc = subprocess.run(["/bin/sh", str(code / ".sagetrain-launcher.sh"), "train.py"],
+                              env=env, capture_output=True, text=True, timeout=600)
+        failure = self.paths.failure_file.read_text() if self.paths.failure_file.exists() else ""
+        self.assertEqual(proc.returncode, 0, f"{failure}\n{proc.stdout}\n{proc.stderr}")
+        self.assertEqual([int(e) for e, _, _ in METRIC_LINE.findall(proc.stdout)], [1])
+        self.assertTrue((self.paths.model_dir / "model.pt").is_file())
 
 
 if __name__ == "__main__":

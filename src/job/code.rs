@@ -1,0 +1,442 @@
+//! Code mode (`train --source DIR`): the folder is uploaded like a local data channel (same
+//! scan, content addressing, hash cache and resume) to `s3://BUCKET/sagetrain/code/<digest>/`,
+//! with the launcher (`launcher.sh`) added to it, and given to the job as the input channel
+//! `code`. The job's image is used as a base: `ContainerEntrypoint` runs the launcher with
+//! `/bin/sh`, `ContainerArguments` names the entry script.
+
+use crate::data::manifest::{self, FileEntry};
+use crate::data::scan::{self, ScanOptions, Scanned};
+use crate::data::upload::Target;
+use crate::error::{Error, Result};
+use crate::ui::Ui;
+use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
+use std::path::{Path, PathBuf};
+
+/// The launcher, shipped inside the code prefix.
+pub const LAUNCHER: &str = include_str!("launcher.sh");
+/// Its name in the code folder: hidden, so a file of the user's folder (hidden files are never
+/// uploaded) cannot take its place.
+pub const LAUNCHER_NAME: &str = ".sagetrain-launcher.sh";
+/// The input channel that carries the code.
+pub const CODE_CHANNEL: &str = "code";
+/// The job tag naming the code's digest.
+pub const CODE_DIGEST_TAG: &str = "sagetrain:code-digest";
+/// The entry script when none is given.
+pub const DEFAULT_ENTRY: &str = "train.py";
+/// Where SageMaker puts the `code` channel.
+pub const CODE_DIR: &str = "/opt/ml/input/data/code";
+
+/// `AlgorithmSpecification.ContainerEntrypoint` of a code-mode job.
+pub fn entrypoint() -> Vec<String> {
+    vec!["/bin/sh".into(), format!("{CODE_DIR}/{LAUNCHER_NAME}")]
+}
+
+/// `AlgorithmSpecification.ContainerArguments`: the entry script, relative to the code folder.
+pub fn arguments(entry: &str) -> Vec<String> {
+    vec![entry.to_string()]
+}
+
+/// Is this `ContainerEntrypoint` sagetrain's launcher?
+pub fn is_launcher(given: &[String]) -> bool {
+    given == entrypoint().as_slice()
+}
+
+/// Did this job run sagetrain's launcher? (`train --from` reads its code back.)
+pub fn job_is_code_mode(job: &DescribeTrainingJobOutput) -> bool {
+    job.algorithm_specification()
+        .is_some_and(|a| is_launcher(a.container_entrypoint()))
+}
+
+/// The code prefix of a code-mode job: its `code` channel.
+pub fn job_code_uri(job: &DescribeTrainingJobOutput) -> Option<String> {
+    if !job_is_code_mode(job) {
+        return None;
+    }
+    job.input_data_config()
+        .iter()
+        .find(|c| c.channel_name() == Some(CODE_CHANNEL))
+        .and_then(|c| c.data_source()?.s3_data_source()?.s3_uri())
+        .map(str::to_string)
+}
+
+/// The entry script of a code-mode job: its first container argument.
+pub fn job_entry(job: &DescribeTrainingJobOutput) -> Option<String> {
+    if !job_is_code_mode(job) {
+        return None;
+    }
+    job.algorithm_specification()?
+        .container_arguments()
+        .first()
+        .cloned()
+}
+
+/// Where a code version goes in the bucket.
+pub fn target(bucket: &str, digest: &str) -> Target {
+    Target {
+        bucket: bucket.to_string(),
+        name: CODE_CHANNEL.to_string(),
+        root: manifest::CODE_ROOT.to_string(),
+        digest: digest.to_string(),
+    }
+}
+
+/// The digest of a code URI `s3://BUCKET/sagetrain/code/<digest>/`, if it is one.
+pub fn digest_of_uri(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("s3://")?;
+    let (_, key) = rest.split_once('/')?;
+    let d = key
+        .strip_prefix(manifest::CODE_ROOT)?
+        .strip_prefix('/')?
+        .strip_suffix('/')?;
+    (d.len() == manifest::DIGEST_HEX_LEN && d.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| d.to_string())
+}
+
+/// Check an entry script name: a relative path inside the code folder.
+pub fn check_entry(entry: &str) -> std::result::Result<(), String> {
+    let p = Path::new(entry);
+    if entry.is_empty() || entry.len() > 256 {
+        return Err("an entry script path has 1-256 characters".into());
+    }
+    if p.is_absolute()
+        || p.components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(format!(
+            "`{entry}` must be a path inside the code folder, like train.py or src/train.py"
+        ));
+    }
+    if entry.starts_with('.') || entry.contains("/.") {
+        return Err(format!(
+            "`{entry}` is hidden, and hidden files are not uploaded; rename it"
+        ));
+    }
+    Ok(())
+}
+
+/// Scan the code folder like a data folder, then add the launcher, so that the digest covers
+/// the code and the launcher that runs it.
+pub fn prepare(
+    ui: &Ui,
+    env: &dyn Fn(&str) -> Option<String>,
+    shown: &str,
+    dir: &Path,
+    opts: ScanOptions,
+) -> Result<Scanned> {
+    let cache_dir = crate::data::cache::cache_dir(env);
+    let mut scanned = scan::scan(shown, dir, opts, cache_dir.as_deref(), ui).map_err(|mut e| {
+        e.message = format!("code folder (--source): {}", e.message);
+        e
+    })?;
+    let path = write_launcher(cache_dir.as_deref())?;
+    with_launcher(&mut scanned, path);
+    crate::data::warn_about(ui, CODE_CHANNEL, &scanned);
+    Ok(scanned)
+}
+
+/// Add the launcher at `path` to a scanned folder, and give it its new manifest and digest.
+pub fn with_launcher(scanned: &mut Scanned, path: PathBuf) {
+    let bytes = LAUNCHER.as_bytes();
+    let entry = FileEntry {
+        rel: LAUNCHER_NAME.to_string(),
+        size: bytes.len() as u64,
+        sha256: manifest::sha256(bytes),
+    };
+    let mut pairs: Vec<(FileEntry, PathBuf)> = scanned
+        .files
+        .drain(..)
+        .zip(scanned.abs.drain(..))
+        .filter(|(f, _)| f.rel != LAUNCHER_NAME)
+        .collect();
+    pairs.push((entry, path));
+    pairs.sort_by(|a, b| a.0.rel.cmp(&b.0.rel));
+    let (files, abs): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+    scanned.bytes = files.iter().map(|f| f.size).sum();
+    scanned.files = files;
+    scanned.abs = abs;
+    scanned.manifest = manifest::render(&scanned.files);
+    scanned.digest = manifest::digest_of(&scanned.manifest);
+}
+
+/// The launcher as a file to upload from: in the cache folder (or the temporary folder),
+/// named by its hash, written once.
+fn write_launcher(cache_dir: Option<&Path>) -> Result<PathBuf> {
+    let hash = manifest::hex(&manifest::sha256(LAUNCHER.as_bytes()));
+    let dir = cache_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    let path = dir.join(format!("launcher-{}.sh", &hash[..16]));
+    if std::fs::read(&path).is_ok_and(|b| b == LAUNCHER.as_bytes()) {
+        return Ok(path);
+    }
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(
+            "launcher-{}.{}.tmp",
+            &hash[..16],
+            std::process::id()
+        ));
+        std::fs::write(&tmp, LAUNCHER)?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        Error::internal(format!(
+            "cannot write the launcher to {}: {e}",
+            path.display()
+        ))
+        .with_hint("check that the cache folder ($XDG_CACHE_HOME or ~/.cache) is writable")
+    })?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entrypoint_items_fit_the_api() {
+        for item in entrypoint().iter().chain(arguments("src/train.py").iter()) {
+            assert!(item.len() <= 256, "{item}");
+        }
+        assert!(is_launcher(&entrypoint()));
+        assert!(!is_launcher(&["python".to_string()]));
+    }
+
+    #[test]
+    fn code_uris_name_their_digest() {
+        let d = "0123456789abcdef0123456789abcdef";
+        let uri = target("b-1", d).uri();
+        assert_eq!(uri, format!("s3://b-1/sagetrain/code/{d}/"));
+        assert_eq!(digest_of_uri(&uri).as_deref(), Some(d));
+        assert_eq!(digest_of_uri("s3://b-1/sagetrain/data/train/x/"), None);
+        assert_eq!(digest_of_uri("s3://b-1/elsewhere/"), None);
+    }
+
+    #[test]
+    fn entries_are_paths_inside_the_folder() {
+        assert!(check_entry("train.py").is_ok());
+        assert!(check_entry("src/train.py").is_ok());
+        for bad in [
+            "",
+            "/abs/train.py",
+            "../train.py",
+            "a/../../b.py",
+            ".hidden.py",
+            "a/.b/c.py",
+        ] {
+            assert!(check_entry(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_launcher_is_part_of_the_digest() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("train.py"), "print(1)\n").unwrap();
+        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0);
+        let cache = tempfile::tempdir().unwrap();
+        let home = cache.path().to_string_lossy().to_string();
+        let env = move |k: &str| (k == "XDG_CACHE_HOME").then(|| home.clone());
+        let s = prepare(&ui, &env, "code", d.path(), ScanOptions::default()).unwrap();
+        let rels: Vec<&str> = s.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(rels, [LAUNCHER_NAME, "train.py"]);
+        let i = rels.iter().position(|r| *r == LAUNCHER_NAME).unwrap();
+        assert_eq!(std::fs::read_to_string(&s.abs[i]).unwrap(), LAUNCHER);
+        // The same folder gives the same digest; the launcher changes it.
+        let again = prepare(&ui, &env, "code", d.path(), ScanOptions::default()).unwrap();
+        assert_eq!(s.digest, again.digest);
+        let plain = scan::scan("code", d.path(), ScanOptions::default(), None, &ui).unwrap();
+        assert_ne!(plain.digest, s.digest);
+    }
+
+    /// The launcher, run for real with `sh` against a temporary `/opt/ml`-like tree.
+    mod launcher {
+        use super::super::*;
+        use std::process::{Command, Stdio};
+        use std::time::{Duration, Instant};
+
+        struct Ml {
+            root: tempfile::TempDir,
+        }
+
+        impl Ml {
+            /// A tree with the code folder (the entry and what else is given), the launcher in
+            /// it, and the hyperparameters SageMaker writes.
+            fn new(files: &[(&str, &str)]) -> Ml {
+                let root = tempfile::tempdir().unwrap();
+                let code = root.path().join("input/data/code");
+                std::fs::create_dir_all(&code).unwrap();
+                std::fs::create_dir_all(root.path().join("input/config")).unwrap();
+                std::fs::write(
+                    root.path().join("input/config/hyperparameters.json"),
+                    r#"{"epochs": "3", "learning_rate": "0.001"}"#,
+                )
+                .unwrap();
+                std::fs::write(code.join(LAUNCHER_NAME), LAUNCHER).unwrap();
+                for (rel, text) in files {
+                    let p = code.join(rel);
+                    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    std::fs::write(p, text).unwrap();
+                }
+                Ml { root }
+            }
+
+            fn path(&self, rel: &str) -> PathBuf {
+                self.root.path().join(rel)
+            }
+
+            /// `/bin/sh <launcher> ENTRY`, as the job's ContainerEntrypoint and arguments say.
+            fn command(&self, entry: &str) -> Command {
+                let mut c = Command::new("/bin/sh");
+                c.arg(self.path(&format!("input/data/code/{LAUNCHER_NAME}")))
+                    .arg(entry)
+                    .env("SM_ROOT", self.root.path())
+                    .env("PIP_NO_INPUT", "1")
+                    .env("PIP_CONFIG_FILE", "/dev/null")
+                    .env_remove("SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY")
+                    .stdin(Stdio::null());
+                c
+            }
+
+            /// What the entry saw (see [`ENTRY`]).
+            fn seen(&self) -> serde_json::Value {
+                let text = std::fs::read_to_string(self.path("model/seen.json")).unwrap();
+                serde_json::from_str(&text).unwrap()
+            }
+
+            fn failure(&self) -> Option<String> {
+                std::fs::read_to_string(self.path("output/failure")).ok()
+            }
+        }
+
+        /// An entry that reads the hyperparameters from the root, writes what it saw in the
+        /// model folder, and exits with the status `EXIT` says (0 by default).
+        const ENTRY: &str = r#"
+import json, os, sys
+root = os.environ["SM_ROOT"]
+hp = json.load(open(os.path.join(root, "input/config/hyperparameters.json")))
+os.makedirs(os.path.join(root, "model"), exist_ok=True)
+with open(os.path.join(root, "model/seen.json"), "w") as f:
+    json.dump({"hp": hp, "cwd": os.getcwd(), "pip_cache": os.environ.get("PIP_CACHE_DIR")}, f)
+sys.exit(int(os.environ.get("EXIT", "0")))
+"#;
+
+        #[test]
+        fn the_entry_runs_in_the_code_folder_with_the_hyperparameters() {
+            let ml = Ml::new(&[("train.py", ENTRY)]);
+            let out = ml.command("train.py").output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let seen = ml.seen();
+            assert_eq!(seen["hp"]["epochs"], "3");
+            assert_eq!(
+                std::fs::canonicalize(seen["cwd"].as_str().unwrap()).unwrap(),
+                std::fs::canonicalize(ml.path("input/data/code")).unwrap()
+            );
+            assert_eq!(seen["pip_cache"], serde_json::Value::Null);
+            assert!(ml.failure().is_none());
+        }
+
+        #[test]
+        fn the_exit_code_passes_through() {
+            let ml = Ml::new(&[("src/main.py", ENTRY)]);
+            let out = ml.command("src/main.py").env("EXIT", "7").output().unwrap();
+            assert_eq!(out.status.code(), Some(7));
+            assert!(ml.path("model/seen.json").exists());
+        }
+
+        #[test]
+        fn requirements_are_installed_with_the_warm_pool_cache() {
+            // `--no-index` and no package: pip succeeds without any network.
+            let ml = Ml::new(&[("train.py", ENTRY), ("requirements.txt", "--no-index\n")]);
+            let cache = tempfile::tempdir().unwrap();
+            let out = ml
+                .command("train.py")
+                .env("SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY", cache.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let seen = ml.seen();
+            assert_eq!(
+                seen["pip_cache"].as_str().unwrap(),
+                cache.path().join("pip").to_str().unwrap()
+            );
+        }
+
+        #[test]
+        fn a_failing_pip_install_writes_the_failure_file_and_the_entry_never_runs() {
+            let ml = Ml::new(&[
+                ("train.py", ENTRY),
+                (
+                    "requirements.txt",
+                    "--no-index\nsagetrain-no-such-package==0.0.1\n",
+                ),
+            ]);
+            let out = ml.command("train.py").output().unwrap();
+            assert_eq!(out.status.code(), Some(1));
+            let f = ml.failure().expect("the failure file");
+            assert!(f.contains("pip install -r requirements.txt failed"), "{f}");
+            assert!(f.contains("sagetrain-no-such-package"), "{f}");
+            assert!(!ml.path("model/seen.json").exists());
+        }
+
+        #[test]
+        fn a_missing_entry_or_code_folder_is_a_failure() {
+            let ml = Ml::new(&[("train.py", ENTRY)]);
+            let out = ml.command("other.py").output().unwrap();
+            assert_eq!(out.status.code(), Some(1));
+            assert!(ml
+                .failure()
+                .unwrap()
+                .contains("other.py is not in the code folder"));
+        }
+
+        #[test]
+        fn sigterm_reaches_the_entry() {
+            let entry = r#"
+import os, signal, sys, time
+root = os.environ["SM_ROOT"]
+def stop(signum, frame):
+    open(os.path.join(root, "got-sigterm"), "w").close()
+    sys.exit(143)
+signal.signal(signal.SIGTERM, stop)
+open(os.path.join(root, "ready"), "w").close()
+time.sleep(60)
+"#;
+            let ml = Ml::new(&[("train.py", entry)]);
+            let mut child = ml
+                .command("train.py")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let started = Instant::now();
+            while !ml.path("ready").exists() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the entry did not start"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // The launcher exec'd Python: the process SageMaker signals is the entry itself.
+            let sent = term(child.id());
+            let status = child.wait().unwrap();
+            assert!(sent, "kill failed");
+            assert_eq!(status.code(), Some(143));
+            assert!(ml.path("got-sigterm").exists());
+        }
+
+        /// SIGTERM to one process id, with the `kill` utility (no extra crate).
+        fn term(pid: u32) -> bool {
+            Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        }
+    }
+}
