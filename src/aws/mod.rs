@@ -15,10 +15,9 @@ pub mod errors;
 pub mod timeouts;
 
 pub use credentials::{
-    config_file_paths, load_profiles, CredentialSource, ProfileKind, ResolvedCredentials,
-    TracedChain,
+    config_file_paths, load_profiles, CredentialSource, ResolvedCredentials, TracedChain,
 };
-pub use errors::{aws_error, error_code, service_error};
+pub use errors::{aws_error, error_code};
 
 use crate::config::{Source, Val};
 use crate::error::{Error, Reason, Result};

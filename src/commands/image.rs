@@ -5,9 +5,9 @@ use super::Context;
 use crate::aws::Aws;
 use crate::cli::{ImageCommand, PushImageArgs, TrainArgs};
 use crate::config::Val;
-use crate::job::settings::TrainSettings;
 use crate::error::{Error, Result};
 use crate::image::{self, archive, engine, platform, push};
+use crate::job::settings::TrainSettings;
 use crate::job::spec::{violations_error, ImageRef, Violation};
 
 pub async fn run(ctx: &Context, cmd: &ImageCommand) -> Result<()> {

@@ -4,7 +4,7 @@
 use super::jobcmd;
 use super::Context;
 use crate::cli::MetricsArgs;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::follow::report::is_terminal;
 use crate::follow::{self, PollPolicy};
 use crate::metrics::image::{self, Format};
@@ -125,7 +125,7 @@ async fn follow_jobs(
     logs: &aws_sdk_cloudwatchlogs::Client,
     readers: &mut [Reader],
 ) -> Result<()> {
-    let policy = PollPolicy::from_env(&*ctx.env);
+    let policy = PollPolicy::from_settings(None, &*ctx.env)?;
     let redraw = ctx.ui.stderr_is_terminal && !ctx.ui.quiet;
     let running = |rs: &[Reader]| {
         rs.iter()
@@ -190,11 +190,12 @@ async fn follow_jobs(
             interval = policy.next(interval, changed);
         }
     };
+    let mut claim = crate::signals::claim();
     tokio::select! {
         biased;
-        _ = follow::ctrl_c() => Err(Error::new(
-            Kind::Interrupted,
-            "stopped following (Ctrl-C); the jobs keep running",
+        sig = claim.recv() => Err(Error::new(
+            sig.kind(),
+            format!("stopped following ({}); the jobs keep running", sig.name()),
         )
         .with_hint("see the curves so far: sagetrain metrics JOB")),
         r = work => r,

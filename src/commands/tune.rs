@@ -85,6 +85,13 @@ async fn create(ctx: &Context, cmd: &TuneCmd) -> Result<()> {
     let job = validate(&layered, &ctx.cwd)
         .map_err(|v| violations.extend(v))
         .ok();
+    // The tuner's algorithm specification has no ContainerEntrypoint: code mode cannot run there.
+    if let Some(src) = job.as_ref().and_then(|j| j.code.as_ref()) {
+        violations.push(crate::config::Violation::new(
+            src.source.source.name_for(None),
+            "code mode (--source) is not available with `tune`: SageMaker's tuner runs the image's own entrypoint; build the code into the image (`sagetrain image push`) and tune that",
+        ));
+    }
     let tune = match TuneSettings::layer(&cmd.tune, file.as_ref()) {
         Ok(t) => crate::job::tune::validate(&t, &layered)
             .map_err(|v| violations.extend(v))
@@ -289,6 +296,7 @@ async fn wait(ctx: &Context, args: &TuneWaitArgs) -> Result<()> {
             logs: false,
             timeout: args.timeout.clone(),
             stop_on_interrupt: args.stop_on_interrupt,
+            poll_interval: None,
         },
     )?;
     let (aws, name) = connect(ctx, args.name.as_deref()).await?;

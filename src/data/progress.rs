@@ -77,7 +77,8 @@ impl Progress {
         }
     }
 
-    /// A silent counter (tests, and work too small to show).
+    /// A silent counter (tests).
+    #[cfg(test)]
     pub fn silent() -> Progress {
         Progress {
             label: String::new(),
@@ -90,6 +91,7 @@ impl Progress {
         }
     }
 
+    #[cfg(test)]
     pub fn done(&self) -> (u64, u64) {
         (
             self.files.load(Ordering::Relaxed),

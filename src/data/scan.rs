@@ -50,6 +50,7 @@ pub struct Skipped {
 
 /// A dataset folder, hashed.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // `shown`, `root`, `hashed_bytes`: read by Debug output and the tests
 pub struct Scanned {
     /// The folder as given, for messages.
     pub shown: String,

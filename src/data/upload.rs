@@ -1013,11 +1013,7 @@ mod tests {
         use aws_smithy_mocks::{mock, mock_client, RuleMode};
 
         let scanned = scanned_with_no_files("");
-        let target = Target {
-            bucket: "b".into(),
-            channel: "train".into(),
-            digest: scanned.digest.clone(),
-        };
+        let target = Target::channel("b", "train", &scanned.digest);
         let stray = |n: &str| format!("{}{n}", target.prefix());
         let plan = RemotePlan {
             extra: vec![stray("old.png"), stray("locked.png"), stray("denied.png")],

@@ -201,6 +201,7 @@ pub struct Report {
 }
 
 impl Report {
+    #[cfg(test)]
     pub fn get(&self, check_id: &str) -> Option<&Check> {
         self.checks.iter().find(|c| c.id == check_id)
     }
@@ -1079,7 +1080,7 @@ mod tests {
             ),
             source: crate::aws::CredentialSource::Profile {
                 name: "dev".into(),
-                kind: Some(crate::aws::ProfileKind::AccessKeys),
+                kind: Some(crate::aws::credentials::ProfileKind::AccessKeys),
                 files: vec!["/h/.aws/credentials".into()],
             },
         });

@@ -8,11 +8,11 @@
 
 use super::runner::{self, Outcome, Step};
 use super::{id, Check, Report, RoleFound};
-use crate::aws::{self, Aws, AwsSettings};
+use crate::aws::{Aws, AwsSettings};
 use crate::config::{Source, Val};
-use crate::job::settings::TrainSettings;
 use crate::error::{Error, Kind, Reason};
 use crate::job::lookups::Identity;
+use crate::job::settings::TrainSettings;
 use crate::job::spec::Violation;
 use std::cell::OnceCell;
 

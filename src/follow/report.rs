@@ -126,6 +126,16 @@ pub fn last_message(d: &DescribeTrainingJobOutput) -> Option<String> {
 }
 
 /// RFC 3339 in UTC, to the second.
+/// A whole number of seconds as `2m05s` (a negative count is 0).
+pub fn fmt_secs(secs: i64) -> String {
+    crate::config::durations::format_secs(secs.max(0) as u64)
+}
+
+/// An elapsed time as `2m05s`.
+pub fn fmt_elapsed(d: std::time::Duration) -> String {
+    fmt_secs(d.as_secs() as i64)
+}
+
 pub fn fmt_time(t: &DateTime) -> String {
     let secs = DateTime::from_secs(t.secs());
     secs.fmt(Format::DateTime)

@@ -8,9 +8,9 @@
 
 use super::report::fmt_secs;
 use super::{classify, status_text, CallError, Clock, PollPolicy, StopOutcome};
-use crate::signals::Signal;
 use crate::aws::aws_error;
 use crate::error::{Error, Kind, Result};
+use crate::signals::Signal;
 use aws_sdk_sagemaker::operation::describe_hyper_parameter_tuning_job::DescribeHyperParameterTuningJobOutput;
 use aws_sdk_sagemaker::types::HyperParameterTrainingJobSummary;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -922,7 +922,7 @@ mod tests {
                 stop_it,
                 &FakeClock::default(),
                 &mut |_| {},
-                std::future::ready(()),
+                std::future::ready(crate::signals::Signal::Interrupt),
             )
             .await
             .unwrap_err();

@@ -63,6 +63,7 @@ pub enum Compression {
 
 /// One layer of the image, as found in the archive.
 #[derive(Debug, Clone)]
+#[allow(dead_code)] // `name`, `declared_type`: read by Debug output and the tests
 pub struct Layer {
     /// The member's name, for messages.
     pub name: String,

@@ -212,7 +212,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let e = fake_engine(dir.path(), "echo 'no such base image' >&2; exit 3");
-        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0);
+        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0, &|_| None);
         let stop = AtomicBool::new(false);
         let err = build_and_save(&ui, &e, dir.path(), "r", "t", dir.path(), &stop).unwrap_err();
         assert_eq!(err.exit_code(), 2);
@@ -230,7 +230,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let e = fake_engine(dir.path(), "sleep 30");
-        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0);
+        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0, &|_| None);
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
         std::thread::spawn(move || {

@@ -23,7 +23,10 @@ pub async fn interrupted() -> Signal {
 pub fn interrupted_error(sig: Signal) -> Error {
     Error::new(
         sig.kind(),
-        format!("the push was interrupted ({}); the image was not tagged", sig.name()),
+        format!(
+            "the push was interrupted ({}); the image was not tagged",
+            sig.name()
+        ),
     )
     .with_hint(
         "run the same command again: the layers already in the repository are not sent again",

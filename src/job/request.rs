@@ -444,6 +444,66 @@ pub fn validate_request(req: &CreateTrainingJobRequest) -> Vec<Violation> {
     v
 }
 
+/// The fields of a new job that differ from a warm pool's job (empty: the job reuses the pool):
+/// the request's fields that SageMaker matches to reuse a pool.
+pub fn pool_differences(
+    pool: &aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput,
+    req: &CreateTrainingJobRequest,
+) -> Vec<&'static str> {
+    let rc = pool.resource_config();
+    let mut d = Vec::new();
+    if pool.role_arn() != Some(req.role_arn.as_str()) {
+        d.push("role");
+    }
+    if rc.and_then(|r| r.instance_type()).map(|t| t.as_str())
+        != Some(req.resource_config.instance_type.as_str())
+    {
+        d.push("instance type");
+    }
+    if rc.and_then(|r| r.instance_count()) != Some(req.resource_config.instance_count) {
+        d.push("instance count");
+    }
+    if rc.and_then(|r| r.volume_size_in_gb()) != Some(req.resource_config.volume_size_in_gb) {
+        d.push("volume size");
+    }
+    if rc.and_then(|r| r.volume_kms_key_id()) != req.resource_config.volume_kms_key_id.as_deref() {
+        d.push("volume KMS key");
+    }
+    let sorted = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v
+    };
+    let vpc = pool.vpc_config();
+    let (subnets, groups) = (
+        sorted(vpc.map(|v| v.subnets()).unwrap_or_default()),
+        sorted(vpc.map(|v| v.security_group_ids()).unwrap_or_default()),
+    );
+    let want = req.vpc_config.as_ref();
+    if subnets != sorted(want.map(|v| v.subnets.as_slice()).unwrap_or_default()) {
+        d.push("VPC subnets");
+    }
+    if groups
+        != sorted(
+            want.map(|v| v.security_group_ids.as_slice())
+                .unwrap_or_default(),
+        )
+    {
+        d.push("VPC security groups");
+    }
+    if pool.enable_network_isolation().unwrap_or(false) != req.enable_network_isolation {
+        d.push("network isolation");
+    }
+    // sagetrain never turns it on.
+    if pool
+        .enable_inter_container_traffic_encryption()
+        .unwrap_or(false)
+    {
+        d.push("inter-container traffic encryption");
+    }
+    d
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

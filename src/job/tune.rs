@@ -756,6 +756,8 @@ pub struct TrainingJobDefinition {
     pub checkpoint_config: Option<CheckpointConfig>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_strategy: Option<crate::job::request::RetryStrategy>,
 }
 
 impl TrainingJobDefinition {
@@ -780,6 +782,7 @@ impl TrainingJobDefinition {
             enable_managed_spot_training,
             checkpoint_config: _,
             environment,
+            retry_strategy,
         } = r;
         (
             TrainingJobDefinition {
@@ -795,6 +798,7 @@ impl TrainingJobDefinition {
                 enable_managed_spot_training,
                 checkpoint_config: checkpoint,
                 environment,
+                retry_strategy,
             },
             tags,
         )
@@ -815,6 +819,7 @@ impl TrainingJobDefinition {
             enable_managed_spot_training,
             checkpoint_config,
             environment,
+            retry_strategy,
         } = self.clone();
         CreateTrainingJobRequest {
             training_job_name: "definition".into(),
@@ -831,6 +836,7 @@ impl TrainingJobDefinition {
             enable_managed_spot_training,
             checkpoint_config,
             environment,
+            retry_strategy,
         }
     }
 }
@@ -942,6 +948,7 @@ pub fn to_sdk(
         .set_enable_managed_spot_training(d.enable_managed_spot_training.then_some(true))
         .set_checkpoint_config(t.get_checkpoint_config().clone())
         .set_environment(t.get_environment().clone().filter(|e| !e.is_empty()))
+        .set_retry_strategy(t.get_retry_strategy().clone())
         .build();
     let c = &r.hyper_parameter_tuning_job_config;
     let scaling = |n: &NumericRange| {

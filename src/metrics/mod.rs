@@ -197,13 +197,6 @@ impl JobMetrics {
         }
     }
 
-    /// Does the job have anything to show?
-    pub fn is_empty(&self) -> bool {
-        self.metrics
-            .iter()
-            .all(|s| s.points.is_empty() && s.final_value.is_none())
-    }
-
     pub fn has_definitions(&self) -> bool {
         self.metrics.iter().any(|s| s.regex.is_some())
     }

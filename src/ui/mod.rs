@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 
 #[derive(Debug, Clone)]
 pub struct Ui {
+    #[allow(dead_code)] // the commands read the format from the global flags
     pub format: OutputFormat,
     pub quiet: bool,
     pub verbose: u8,

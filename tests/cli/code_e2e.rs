@@ -31,7 +31,9 @@ fn code_folder(root: &Path, train_py: &str) -> BTreeMap<String, Vec<u8>> {
 fn with_launcher(mut files: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
     files.insert(
         ".sagetrain-launcher.sh".into(),
-        sagetrain::job::code::LAUNCHER.as_bytes().to_vec(),
+        include_str!("../../src/job/launcher.sh")
+            .as_bytes()
+            .to_vec(),
     );
     files
 }

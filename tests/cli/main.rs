@@ -16,7 +16,7 @@ mod metrics_e2e;
 mod offline;
 mod proxy;
 mod release;
-mod shell;
 mod settings_e2e;
+mod shell;
 mod train_e2e;
 mod tune_e2e;
