@@ -82,7 +82,7 @@ fn every_command_names_the_operation_and_status_of_an_answer_that_is_not_an_aws_
             .unwrap_or_else(dead_endpoint);
         sb.set("AWS_ENDPOINT_URL", &endpoint)
             .set("AWS_MAX_ATTEMPTS", "1")
-            .set("SAGETRAIN_TEST_POLL_MS", "10");
+            .set("SAGETRAIN_POLL_INTERVAL", "10ms");
         sb.write("project/data/img-001.png", "png");
         for args in &commands {
             let r = run(&sb, args);

@@ -133,7 +133,7 @@ fn tune_creates_the_tuning_job_and_wait_follows_it() {
     let s = seeded("us-east-1");
     let mut sb = Sandbox::new();
     s.acct.env(&mut sb);
-    sb.set("SAGETRAIN_TEST_POLL_MS", "20");
+    sb.set("SAGETRAIN_POLL_INTERVAL", "20ms");
     let train = format!("s3://{}/data/train/", s.bucket);
     let name = format!("sweep-{}", unique() % 100_000);
     let planned = sb
