@@ -262,9 +262,6 @@ impl LoadedFile {
             if t.contains('=') && lhs == key && current.as_deref() == section {
                 return format!("{}:{}", self.path.display(), i + 1);
             }
-            if section.is_none() && current.is_none() && lhs == key && t.contains('=') {
-                return format!("{}:{}", self.path.display(), i + 1);
-            }
         }
         let header = format!("[{}]", section.unwrap_or(key));
         match self.text.lines().position(|l| l.trim() == header) {

@@ -344,21 +344,7 @@ pub fn leaderboard_table(board: &[Trial], metric: &str) -> String {
         }));
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    rows.iter()
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .map(|(c, cell)| format!("{cell:<w$}", w = widths[c]))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    crate::ui::columns(&rows)
 }
 
 /// The error (and exit code) of an ended tuning job; `None` for Completed or while it runs.

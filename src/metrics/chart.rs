@@ -184,21 +184,7 @@ pub fn table(jobs: &[JobMetrics]) -> String {
             ]);
         }
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    rows.iter()
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .map(|(c, v)| format!("{v:w$}", w = widths[c]))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    crate::ui::columns(&rows)
 }
 
 #[cfg(test)]

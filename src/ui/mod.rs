@@ -112,6 +112,34 @@ impl Ui {
     }
 }
 
+/// Rows of cells as aligned columns (two spaces apart, no trailing blanks), for text tables of
+/// any width.
+pub fn columns<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let n = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.as_ref().get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    rows.iter()
+        .map(|r| {
+            r.as_ref()
+                .iter()
+                .enumerate()
+                .map(|(c, cell)| format!("{cell:<w$}", w = widths[c]))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A writer for tracing that redacts each event before it reaches stderr.
 pub struct RedactingStderr {
     buf: Vec<u8>,
