@@ -16,6 +16,8 @@ mod job;
 mod metrics;
 mod secrets;
 mod signals;
+#[cfg(test)]
+mod testing;
 mod ui;
 
 /// The declared `train` settings, for the tests that go over every one of them.

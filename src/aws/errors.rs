@@ -378,25 +378,26 @@ mod tests {
 
     #[test]
     fn credential_codes_map_to_the_credentials_exit_code() {
-        let e = service_error(
-            "GetCallerIdentity",
-            "InvalidClientTokenId",
-            "The security token included in the request is invalid.",
-            403,
-        );
-        assert_eq!(e.kind, Kind::Credentials);
-        let e = service_error(
-            "CreateTrainingJob",
-            "AccessDeniedException",
-            "User: x is not authorized to perform: iam:PassRole on resource: r",
-            400,
-        );
-        assert_eq!(e.kind, Kind::Aws);
-        assert!(e.hint.unwrap().contains("iam:PassedToService"));
-        let e = service_error("CreateTrainingJob", "ValidationException", "Could not assume role arn:aws:iam::1:role/x. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.", 400);
-        assert!(e.hint.unwrap().contains("trust policy"));
-        let e = service_error("CreateTrainingJob", "ResourceLimitExceeded", "quota", 400);
-        assert!(e.hint.unwrap().contains("Service Quotas"));
+        let trust = "Could not assume role arn:aws:iam::1:role/x. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.";
+        // (operation, code, message, HTTP status, kind, a part of the hint)
+        #[rustfmt::skip]
+        let cases = [
+            ("GetCallerIdentity", "InvalidClientTokenId", "The security token included in the request is invalid.", 403, Kind::Credentials, None),
+            ("CreateTrainingJob", "AccessDeniedException", "User: x is not authorized to perform: iam:PassRole on resource: r", 400, Kind::Aws, Some("iam:PassedToService")),
+            ("CreateTrainingJob", "ValidationException", trust, 400, Kind::Aws, Some("trust policy")),
+            ("CreateTrainingJob", "ResourceLimitExceeded", "quota", 400, Kind::Aws, Some("Service Quotas")),
+        ];
+        for (op, code, message, status, kind, hint) in cases {
+            let e = service_error(op, code, message, status);
+            assert_eq!(e.kind, kind, "{code}");
+            if let Some(h) = hint {
+                assert!(
+                    e.hint.as_deref().unwrap_or("").contains(h),
+                    "{code}: {:?}",
+                    e.hint
+                );
+            }
+        }
     }
 
     #[test]

@@ -207,9 +207,10 @@ mod tests {
         let e = Timeouts::layer(&args(None, Some("0s"), Some("x")), &env).unwrap_err();
         assert_eq!(e.kind, Kind::Usage);
         let all = format!("{} {}", e.message, e.details.join(" "));
-        assert!(all.contains("SAGETRAIN_CONNECT_TIMEOUT"), "{all}");
-        assert!(all.contains("--read-timeout"), "{all}");
-        assert!(all.contains("--deadline"), "{all}");
+        crate::testing::assert_contains_all(
+            &all,
+            &["SAGETRAIN_CONNECT_TIMEOUT", "--read-timeout", "--deadline"],
+        );
     }
 
     #[test]

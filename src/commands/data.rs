@@ -2,7 +2,6 @@
 //! URI, for users who upload once and name the URI in `sagetrain.toml`.
 
 use super::Context;
-use crate::aws::Aws;
 use crate::cli::{DataCommand, PushArgs};
 use crate::config::Connection;
 use crate::data::scan::ScanOptions;
@@ -109,14 +108,8 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
     ));
     data::warn_about(ui, &channel, &scanned);
 
-    let aws = Aws::load_with_env(&super::jobcmd::aws_settings(&connection), &*ctx.env).await?;
+    let aws = super::jobcmd::sign_in(ctx, &super::jobcmd::aws_settings(&connection), true).await?;
     let region = aws.region.value.clone();
-    let creds = aws.credentials().await?;
-    ui.info(&format!(
-        "credentials: {} (key {})",
-        creds.source,
-        creds.masked_key_id()
-    ));
     let id = lookups::identity(&aws).await?;
     let (output, notes) = lookups::output_path(
         &aws,

@@ -2,7 +2,6 @@
 //! ECR through the ECR API, print the digest-pinned URI.
 
 use super::Context;
-use crate::aws::Aws;
 use crate::cli::{ImageCommand, PushImageArgs, TrainArgs};
 use crate::config::Val;
 use crate::error::{Error, Result};
@@ -86,14 +85,9 @@ async fn push_image(ctx: &Context, args: &PushImageArgs) -> Result<()> {
         None => None,
     };
 
-    let aws = Aws::load_with_env(&super::jobcmd::aws_settings(&s.connection), &*ctx.env).await?;
+    let aws =
+        super::jobcmd::sign_in(ctx, &super::jobcmd::aws_settings(&s.connection), true).await?;
     let region = aws.region.value.clone();
-    let creds = aws.credentials().await?;
-    ui.info(&format!(
-        "credentials: {} (key {})",
-        creds.source,
-        creds.masked_key_id()
-    ));
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let work = async {

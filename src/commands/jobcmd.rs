@@ -44,46 +44,103 @@ pub fn target(ctx: &Context) -> Result<Target> {
 /// The job to work on: the one given (checked), or the last one submitted from this project.
 /// With the latter, its region is used unless one was set.
 pub fn job_name(ctx: &Context, given: Option<&str>, t: &mut Target) -> Result<String> {
+    let last = state::load(&t.project)?.map(|l| (l.job_name, l.region));
+    given_or_last(
+        ctx,
+        given,
+        t,
+        Last {
+            what: "job",
+            full: "training job",
+            arg: "JOB",
+            check: check_job_name,
+            path: state::state_path(&t.project),
+            last,
+            hint: "`sagetrain list` shows recent jobs",
+            name_it: "sagetrain status JOB",
+        },
+    )
+}
+
+/// The last job of one kind recorded in the project, and how the commands name that kind.
+pub struct Last {
+    /// "job" or "tuning job", in messages.
+    pub what: &'static str,
+    /// "training job" or "tuning job".
+    pub full: &'static str,
+    /// The argument that names one.
+    pub arg: &'static str,
+    pub check: fn(&str) -> std::result::Result<(), String>,
+    /// The state file it was read from.
+    pub path: PathBuf,
+    /// Its name and region.
+    pub last: Option<(String, String)>,
+    /// Where to find names.
+    pub hint: &'static str,
+    /// A command that names one.
+    pub name_it: &'static str,
+}
+
+/// The one given (checked), or the last one recorded in this project, whose region is used
+/// unless one was set.
+pub fn given_or_last(
+    ctx: &Context,
+    given: Option<&str>,
+    t: &mut Target,
+    l: Last,
+) -> Result<String> {
     if let Some(j) = given {
-        check_job_name(j).map_err(|rule| {
-            Error::usage(format!("JOB: {rule}")).with_hint("`sagetrain list` shows recent jobs")
-        })?;
+        (l.check)(j)
+            .map_err(|rule| Error::usage(format!("{}: {rule}", l.arg)).with_hint(l.hint))?;
         return Ok(j.to_string());
     }
-    let path = state::state_path(&t.project);
-    match state::load(&t.project)? {
-        Some(last) => {
-            ctx.ui.info(&format!(
-                "training job {} (the last one submitted from this project, {})",
-                last.job_name,
-                path.display()
-            ));
-            if t.aws.region.is_none() {
-                t.aws.region = Some(Val::new(
-                    last.region.clone(),
-                    Source::Lookup(format!("the region of the last job, {}", path.display())),
-                ));
-            }
-            Ok(last.job_name)
-        }
-        None => Err(Error::usage(format!(
-            "no job given, and none was submitted from this project yet ({} does not exist)",
-            path.display()
+    let path = l.path.display();
+    let Some((name, region)) = l.last else {
+        return Err(Error::usage(format!(
+            "no {} given, and none was submitted from this project yet ({path} does not exist)",
+            l.what
         ))
-        .with_hint("name the job: sagetrain status JOB; `sagetrain list` shows recent jobs")),
+        .with_hint(format!("name the {}: {}; {}", l.what, l.name_it, l.hint)));
+    };
+    ctx.ui.info(&format!(
+        "{} {name} (the last one submitted from this project, {path})",
+        l.full
+    ));
+    if t.aws.region.is_none() {
+        t.aws.region = Some(Val::new(
+            region,
+            Source::Lookup(format!("the region of the last {}, {path}", l.what)),
+        ));
     }
+    Ok(name)
 }
 
 /// Load the SDK configuration and check the credentials are there.
 pub async fn connect(ctx: &Context, t: &Target) -> Result<Aws> {
-    let aws = Aws::load_with_env(&t.aws, &*ctx.env).await?;
+    sign_in(ctx, &t.aws, false).await
+}
+
+/// Load the SDK configuration and check the credentials are there. Where they come from is said
+/// by the commands that upload or create (`loud`); the others say it with `-v`.
+pub async fn sign_in(ctx: &Context, settings: &AwsSettings, loud: bool) -> Result<Aws> {
+    let aws = Aws::load_with_env(settings, &*ctx.env).await?;
     let creds = aws.credentials().await?;
-    ctx.ui.detail(&format!(
-        "credentials: {} (key {}); region {} ({})",
+    let kind = match creds.is_session() {
+        true => "temporary session",
+        false => "long-lived",
+    };
+    let line = format!(
+        "credentials: {} (key {}, {kind})",
         creds.source,
-        creds.masked_key_id(),
-        aws.region.value,
-        aws.region.source
+        creds.masked_key_id()
+    );
+    match loud {
+        true => ctx.ui.info(&line),
+        false => ctx.ui.detail(&line),
+    }
+    ctx.ui.detail(&format!(
+        "region {} ({})",
+        aws.region.value, aws.region.source
     ));
     Ok(aws)
 }
@@ -215,4 +272,37 @@ pub async fn describe(aws: &Aws, job: &str) -> Result<follow::Describe> {
     follow::describe(&aws.sagemaker(), job)
         .await
         .map_err(|e| e.error)
+}
+
+/// What `stop` and `tune stop` print: the stop requested (and `after`, on what happens next), or
+/// why there was nothing to do. `what` is "training job" or "tuning job"; the JSON result names
+/// the job by `key`.
+pub fn show_stop(
+    ctx: &Context,
+    (what, key): (&str, &str),
+    name: &str,
+    outcome: &follow::StopOutcome,
+    status: &str,
+    after: &str,
+) {
+    let requested = matches!(outcome, follow::StopOutcome::Requested);
+    if ctx.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            key: name,
+            "stop_requested": requested,
+            "status": status,
+        }));
+    } else if requested {
+        ctx.ui
+            .result_text(&format!("{what} {name}: stop requested ({status})"));
+        ctx.ui.info(after);
+    } else if let follow::StopOutcome::AlreadyStopping { .. } = outcome {
+        ctx.ui.result_text(&format!(
+            "{what} {name} is already stopping ({status}); nothing to do"
+        ));
+    } else {
+        ctx.ui.result_text(&format!(
+            "{what} {name} had already ended ({status}); nothing to stop"
+        ));
+    }
 }

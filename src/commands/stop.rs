@@ -13,41 +13,28 @@ pub async fn run(ctx: &Context, args: &StopArgs) -> Result<()> {
     let aws = jobcmd::connect(ctx, &t).await?;
     let sm = aws.sagemaker();
     let outcome = follow::stop_job(&sm, &job).await?;
-    let (requested, status) = match &outcome {
-        StopOutcome::Requested => {
-            // What the job says now (Stopping, usually); not worth failing over.
-            let status = follow::describe(&sm, &job)
-                .await
-                .ok()
-                .and_then(|d| d.training_job_status().map(|s| s.as_str().to_string()))
-                .unwrap_or_else(|| "Stopping".into());
-            (true, status)
-        }
+    let status = match &outcome {
+        // What the job says now (Stopping, usually); not worth failing over.
+        StopOutcome::Requested => follow::describe(&sm, &job)
+            .await
+            .ok()
+            .and_then(|d| d.training_job_status().map(|s| s.as_str().to_string()))
+            .unwrap_or_else(|| "Stopping".into()),
         StopOutcome::AlreadyEnded { status } | StopOutcome::AlreadyStopping { status } => {
-            (false, status.clone())
+            status.clone()
         }
     };
-    if ctx.json() {
-        ctx.ui.result_json(&serde_json::json!({
-            "job_name": job,
-            "stop_requested": requested,
-            "status": status,
-        }));
-    } else if requested {
-        ctx.ui
-            .result_text(&format!("training job {job}: stop requested ({status})"));
-        ctx.ui.info(&format!(
-            "SageMaker sends the container SIGTERM, then SIGKILL after 120 s; the model written so far is uploaded. \
-             `sagetrain wait {job}` shows when it has stopped"
-        ));
-    } else if let StopOutcome::AlreadyStopping { .. } = outcome {
-        ctx.ui.result_text(&format!(
-            "training job {job} is already stopping ({status}); nothing to do"
-        ));
-    } else {
-        ctx.ui.result_text(&format!(
-            "training job {job} had already ended ({status}); nothing to stop"
-        ));
-    }
+    let after = format!(
+        "SageMaker sends the container SIGTERM, then SIGKILL after 120 s; the model written so far is uploaded. \
+         `sagetrain wait {job}` shows when it has stopped"
+    );
+    jobcmd::show_stop(
+        ctx,
+        ("training job", "job_name"),
+        &job,
+        &outcome,
+        &status,
+        &after,
+    );
     Ok(())
 }

@@ -47,8 +47,8 @@ pub async fn from_settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result
         .with_hint("drop --offline (--dry-run still creates nothing)"));
     }
     let mut s = layered(ctx, args)?;
-    let aws = Aws::load_with_env(&super::jobcmd::aws_settings(&s.connection), &*ctx.env).await?;
-    aws.credentials().await?;
+    let aws =
+        super::jobcmd::sign_in(ctx, &super::jobcmd::aws_settings(&s.connection), false).await?;
     let described = from_job::read(&aws, job, &|w| ctx.ui.warn(w)).await?;
     for n in from_job::notes(&described) {
         ctx.ui.warn(&n);
@@ -140,19 +140,9 @@ pub async fn plan_with_data(
         return finish(s, local, code, resolved, None, Vec::new());
     }
 
-    let aws = Aws::load_with_env(&super::jobcmd::aws_settings(&s.connection), &*ctx.env).await?;
+    let aws =
+        super::jobcmd::sign_in(ctx, &super::jobcmd::aws_settings(&s.connection), true).await?;
     let region = aws.region.value.clone();
-    let creds = aws.credentials().await?;
-    ui.info(&format!(
-        "credentials: {} (key {}{})",
-        creds.source,
-        creds.masked_key_id(),
-        if creds.is_session() {
-            ", temporary session"
-        } else {
-            ", long-lived"
-        }
-    ));
 
     let image_val = s.image.clone();
     // The caller's identity first on its own chain: the account it gives is needed by the
@@ -382,9 +372,39 @@ pub async fn stage(ctx: &Context, args: &TrainArgs, s: &JobSpec) -> Result<Stage
     })
 }
 
+impl Plan {
+    /// The AWS connection, which `--offline` does not make: `what` is the kind of job that
+    /// cannot be created without one.
+    pub fn online(&self, what: &str) -> Result<&Aws> {
+        self.aws.as_ref().ok_or_else(|| {
+            Error::usage(format!(
+                "--offline makes no AWS call, so it creates no {what}"
+            ))
+            .with_hint("add --dry-run to print the request, or drop --offline")
+        })
+    }
+}
+
 impl Staged {
+    /// `--dry-run`: what would be uploaded (on stderr), and the request of `operation` as JSON
+    /// (the result).
+    pub async fn dry_run(
+        &self,
+        ctx: &Context,
+        operation: &str,
+        request: &impl serde::Serialize,
+    ) -> Result<()> {
+        self.dry_run_report(ctx).await;
+        ctx.ui.info(&format!(
+            "dry run: this is the {operation} request; nothing was created"
+        ));
+        let json = serde_json::to_value(request).map_err(|e| Error::internal(e.to_string()))?;
+        ctx.ui.result_json(&json);
+        Ok(())
+    }
+
     /// What `--dry-run` says of the local data (what would be uploaded).
-    pub async fn dry_run_report(&self, ctx: &Context) {
+    async fn dry_run_report(&self, ctx: &Context) {
         data::dry_run_report(
             &ctx.ui,
             self.plan.aws.as_ref(),
@@ -482,20 +502,11 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
     }
     show_settings(ctx, &s.rows, Some(&plan.resolved));
     if s.dry_run {
-        staged.dry_run_report(ctx).await;
-        ctx.ui
-            .info("dry run: this is the CreateTrainingJob request; nothing was created");
-        let json =
-            serde_json::to_value(&plan.request).map_err(|e| Error::internal(e.to_string()))?;
-        ctx.ui.result_json(&json);
-        return Ok(());
+        return staged
+            .dry_run(ctx, "CreateTrainingJob", &plan.request)
+            .await;
     }
-    let Some(aws) = plan.aws.as_ref() else {
-        return Err(
-            Error::usage("--offline makes no AWS call, so it creates no job")
-                .with_hint("add --dry-run to print the request, or drop --offline"),
-        );
-    };
+    let aws = plan.online("job")?;
     let name = &plan.request.training_job_name;
     // The job is created only once its data is complete in S3.
     staged.push(ctx, aws).await?;

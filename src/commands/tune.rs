@@ -139,20 +139,11 @@ async fn create(ctx: &Context, cmd: &TuneCmd) -> Result<()> {
         name.value, name.source
     ));
     if job.dry_run {
-        staged.dry_run_report(ctx).await;
-        ctx.ui.info(
-            "dry run: this is the CreateHyperParameterTuningJob request; nothing was created",
-        );
-        let json = serde_json::to_value(&request).map_err(|e| Error::internal(e.to_string()))?;
-        ctx.ui.result_json(&json);
-        return Ok(());
+        return staged
+            .dry_run(ctx, "CreateHyperParameterTuningJob", &request)
+            .await;
     }
-    let Some(aws) = plan.aws.as_ref() else {
-        return Err(
-            Error::usage("--offline makes no AWS call, so it creates no tuning job")
-                .with_hint("add --dry-run to print the request, or drop --offline"),
-        );
-    };
+    let aws = plan.online("tuning job")?;
     staged.push(ctx, aws).await?;
     let n = &name.value;
     crate::aws::timeouts::in_flight(Some(format!(
@@ -225,35 +216,22 @@ fn record_last(
 /// The tuning job to work on: the one given (checked), or the last one of this project (whose
 /// region is used unless one was set).
 fn tuning_name(ctx: &Context, given: Option<&str>, t: &mut Target) -> Result<String> {
-    if let Some(n) = given {
-        check_tuning_name(n).map_err(|rule| Error::usage(format!("NAME: {rule}")))?;
-        return Ok(n.to_string());
-    }
-    let path = state::tuning_state_path(&t.project);
-    match state::load_tuning(&t.project)? {
-        Some(last) => {
-            ctx.ui.info(&format!(
-                "tuning job {} (the last one submitted from this project, {})",
-                last.tuning_job_name,
-                path.display()
-            ));
-            if t.aws.region.is_none() {
-                t.aws.region = Some(Val::new(
-                    last.region.clone(),
-                    Source::Lookup(format!(
-                        "the region of the last tuning job, {}",
-                        path.display()
-                    )),
-                ));
-            }
-            Ok(last.tuning_job_name)
-        }
-        None => Err(Error::usage(format!(
-            "no tuning job given, and none was submitted from this project yet ({} does not exist)",
-            path.display()
-        ))
-        .with_hint("name it: sagetrain tune status NAME; `aws sagemaker list-hyper-parameter-tuning-jobs` lists them")),
-    }
+    let last = state::load_tuning(&t.project)?.map(|l| (l.tuning_job_name, l.region));
+    jobcmd::given_or_last(
+        ctx,
+        given,
+        t,
+        jobcmd::Last {
+            what: "tuning job",
+            full: "tuning job",
+            arg: "NAME",
+            check: check_tuning_name,
+            path: state::tuning_state_path(&t.project),
+            last,
+            hint: "`aws sagemaker list-hyper-parameter-tuning-jobs` lists them",
+            name_it: "sagetrain tune status NAME",
+        },
+    )
 }
 
 async fn connect(ctx: &Context, given: Option<&str>) -> Result<(Aws, String)> {
@@ -359,28 +337,22 @@ async fn best(ctx: &Context, given: Option<&str>) -> Result<()> {
 async fn stop(ctx: &Context, name: &str) -> Result<()> {
     let (aws, name) = connect(ctx, Some(name)).await?;
     let outcome = tuning::stop(&aws.sagemaker(), &name).await?;
-    let (requested, status) = match &outcome {
-        StopOutcome::Requested => (true, "Stopping".to_string()),
+    let status = match &outcome {
+        StopOutcome::Requested => "Stopping".to_string(),
         StopOutcome::AlreadyEnded { status } | StopOutcome::AlreadyStopping { status } => {
-            (false, status.clone())
+            status.clone()
         }
     };
-    if ctx.json() {
-        ctx.ui.result_json(&serde_json::json!({
-            "tuning_job_name": name,
-            "stop_requested": requested,
-            "status": status,
-        }));
-    } else if requested {
-        ctx.ui
-            .result_text(&format!("tuning job {name}: stop requested"));
-        ctx.ui.info(&format!(
-            "SageMaker stops its running training jobs too; `sagetrain tune wait {name}` shows when it has stopped"
-        ));
-    } else {
-        ctx.ui.result_text(&format!(
-            "tuning job {name} had already ended ({status}); nothing to stop"
-        ));
-    }
+    let after = format!(
+        "SageMaker stops its running training jobs too; `sagetrain tune wait {name}` shows when it has stopped"
+    );
+    jobcmd::show_stop(
+        ctx,
+        ("tuning job", "tuning_job_name"),
+        &name,
+        &outcome,
+        &status,
+        &after,
+    );
     Ok(())
 }

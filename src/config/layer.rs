@@ -39,8 +39,10 @@ pub trait Kind {
     type Value: Clone + Debug + PartialEq;
     /// The TOML type, for messages and the file check.
     const TOML: &'static str;
-    /// From a flag's texts (none for a switch that was given).
-    fn from_flag(texts: &[String]) -> Result<Self::Value, String>;
+    /// From a flag's texts (none for a switch that was given); by default its last text.
+    fn from_flag(texts: &[String]) -> Result<Self::Value, String> {
+        Self::from_text(one(texts))
+    }
     /// From an environment variable or a declared default.
     fn from_text(text: &str) -> Result<Self::Value, String>;
     /// From the file; `Err` names the rule.
@@ -62,9 +64,6 @@ pub struct Text;
 impl Kind for Text {
     type Value = String;
     const TOML: &'static str = "a string";
-    fn from_flag(texts: &[String]) -> Result<String, String> {
-        Ok(one(texts).to_string())
-    }
     fn from_text(text: &str) -> Result<String, String> {
         Ok(text.to_string())
     }
@@ -83,9 +82,6 @@ pub struct Int;
 impl Kind for Int {
     type Value = i64;
     const TOML: &'static str = "a whole number";
-    fn from_flag(texts: &[String]) -> Result<i64, String> {
-        Self::from_text(one(texts))
-    }
     fn from_text(text: &str) -> Result<i64, String> {
         text.trim()
             .parse::<i64>()
@@ -150,9 +146,6 @@ pub struct Secs;
 impl Kind for Secs {
     type Value = u64;
     const TOML: &'static str = "a duration (\"90m\", \"24h\") or a number of seconds";
-    fn from_flag(texts: &[String]) -> Result<u64, String> {
-        Self::from_text(one(texts))
-    }
     fn from_text(text: &str) -> Result<u64, String> {
         super::durations::parse_whole_secs(text)
     }

@@ -89,30 +89,45 @@ pub async fn describe(
     sm: &aws_sdk_sagemaker::Client,
     job: &str,
 ) -> std::result::Result<Describe, CallError> {
-    match sm
+    let sent = sm
         .describe_training_job()
         .training_job_name(job)
         .send()
-        .await
-    {
-        Ok(d) => Ok(d),
-        Err(e) => {
-            let msg = e
-                .as_service_error()
-                .and_then(|s| s.message())
-                .unwrap_or_default()
-                .to_string();
-            if msg.contains("Could not find") || msg.contains("not found") {
-                Err(CallError {
-                    error: not_found(job),
-                    transient: false,
-                    throttled: false,
-                })
-            } else {
-                Err(classify("sagemaker:DescribeTrainingJob", &e))
-            }
-        }
-    }
+        .await;
+    found(sent, "sagemaker:DescribeTrainingJob", || not_found(job))
+}
+
+/// A Describe call's answer, with "not found" made clear by `missing`.
+pub fn found<T, E>(
+    sent: std::result::Result<T, SdkError<E, HttpResponse>>,
+    operation: &str,
+    missing: impl FnOnce() -> Error,
+) -> std::result::Result<T, CallError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    sent.map_err(|e| match is_not_found(&e) {
+        true => CallError {
+            error: missing(),
+            transient: false,
+            throttled: false,
+        },
+        false => classify(operation, &e),
+    })
+}
+
+/// Did SageMaker answer that the resource does not exist? For a training job it answers with a
+/// ValidationException, so only its message tells (no code or variant does); other resources
+/// have the `ResourceNotFound` code.
+pub fn is_not_found<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    let msg = e
+        .as_service_error()
+        .and_then(|s| s.message())
+        .unwrap_or_default();
+    crate::aws::error_code(e).as_deref() == Some("ResourceNotFound")
+        || ["Could not find", "not found", "does not exist"]
+            .iter()
+            .any(|m| msg.contains(m))
 }
 
 pub fn not_found(job: &str) -> Error {
@@ -448,6 +463,18 @@ fn primary_during(secondary: &str) -> &'static str {
     }
 }
 
+/// The job's state as last seen, for messages.
+fn last_state(last: Option<&Describe>) -> String {
+    last.map(|d| {
+        status_text(
+            d.training_job_status().map(|s| s.as_str()).unwrap_or("?"),
+            d.secondary_status().map(|s| s.as_str()).unwrap_or(""),
+            None,
+        )
+    })
+    .unwrap_or_else(|| "in an unknown state".into())
+}
+
 /// `InProgress / Training: message`, without repeating a secondary equal to the primary.
 pub fn status_text(primary: &str, secondary: &str, message: Option<&str>) -> String {
     let mut s = if secondary.is_empty() || secondary == primary {
@@ -761,16 +788,7 @@ pub async fn wait_for_job<C: Clock>(
         if let Some(dl) = deadline {
             if now >= dl {
                 rep.finish();
-                let state = last
-                    .as_ref()
-                    .map(|d| {
-                        status_text(
-                            d.training_job_status().map(|s| s.as_str()).unwrap_or("?"),
-                            d.secondary_status().map(|s| s.as_str()).unwrap_or(""),
-                            None,
-                        )
-                    })
-                    .unwrap_or_else(|| "in an unknown state".into());
+                let state = last_state(last.as_ref());
                 return Err(Error::new(
                     Kind::Timeout,
                     format!(
@@ -816,16 +834,7 @@ pub async fn watch<C: Clock>(
     };
     let (kind, by) = (sig.kind(), sig.name());
     rep.finish();
-    let state = last
-        .as_ref()
-        .map(|d| {
-            status_text(
-                d.training_job_status().map(|s| s.as_str()).unwrap_or("?"),
-                d.secondary_status().map(|s| s.as_str()).unwrap_or(""),
-                None,
-            )
-        })
-        .unwrap_or_else(|| "in an unknown state".into());
+    let state = last_state(last.as_ref());
     if opts.stop_on_interrupt {
         let stopped = stop_job(clients.sagemaker, job).await?;
         let what = match stopped {
@@ -932,13 +941,7 @@ mod tests {
             .training_job_name(JOB)
             .training_job_status(status)
             .secondary_status(secondary)
-            .resource_config(
-                sm::ResourceConfig::builder()
-                    .instance_type(sm::TrainingInstanceType::MlG5Xlarge)
-                    .instance_count(1)
-                    .volume_size_in_gb(30)
-                    .build(),
-            )
+            .resource_config(crate::testing::g5().build())
             .stopping_condition(
                 sm::StoppingCondition::builder()
                     .max_runtime_in_seconds(3600)
@@ -998,17 +1001,11 @@ mod tests {
 
     /// A describe rule answering these states in order, the last one forever.
     fn lifecycle(states: Vec<Describe>) -> aws_smithy_mocks::Rule {
-        let mut seq = mock!(Client::describe_training_job)
-            .match_requests(|r| r.training_job_name() == Some(JOB))
-            .sequence();
-        let n = states.len();
-        for (i, s) in states.into_iter().enumerate() {
-            seq = seq.output(move || s.clone());
-            if i == n - 1 {
-                return seq.repeatedly().build();
-            }
-        }
-        unreachable!("at least one state")
+        crate::testing::in_order(
+            mock!(Client::describe_training_job)
+                .match_requests(|r| r.training_job_name() == Some(JOB)),
+            states,
+        )
     }
 
     fn throttling() -> DescribeTrainingJobError {
@@ -1185,6 +1182,20 @@ mod tests {
         );
     }
 
+    /// A job that trains, then ends as `end`: the error its verdict gives, and what was shown.
+    async fn ends_after_training(end: Describe) -> (Error, Recorder) {
+        let training = state(
+            sm::TrainingJobStatus::InProgress,
+            sm::SecondaryStatus::Training,
+            &[TRAINING],
+        );
+        let rule = lifecycle(vec![training, end]);
+        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
+        let Watched { result, rec, .. } = watch_alone(&client, None, &FakeClock::default()).await;
+        let e = report::verdict_error(JOB, &result.unwrap()).unwrap();
+        (e, rec)
+    }
+
     #[tokio::test]
     async fn a_failed_job_gives_its_reason_and_exit_5() {
         let failed = Describe::builder()
@@ -1193,18 +1204,7 @@ mod tests {
             .secondary_status(sm::SecondaryStatus::Failed)
             .failure_reason("AlgorithmError: ExecuteUserScriptError: CUDA out of memory")
             .build();
-        let rule = lifecycle(vec![
-            state(
-                sm::TrainingJobStatus::InProgress,
-                sm::SecondaryStatus::Training,
-                &[TRAINING],
-            ),
-            failed,
-        ]);
-        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
-        let Watched { result, rec, .. } = watch_alone(&client, None, &FakeClock::default()).await;
-        let v = result.unwrap();
-        let e = report::verdict_error(JOB, &v).unwrap();
+        let (e, rec) = ends_after_training(failed).await;
         assert_eq!(e.exit_code(), 5);
         assert!(e.message.contains("CUDA out of memory"), "{}", e.message);
         assert_eq!(rec.status.last().unwrap().trim_start(), "5s  Failed");
@@ -1223,18 +1223,7 @@ mod tests {
                 ),
             ],
         );
-        let rule = lifecycle(vec![
-            state(
-                sm::TrainingJobStatus::InProgress,
-                sm::SecondaryStatus::Training,
-                &[TRAINING],
-            ),
-            stopped,
-        ]);
-        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
-        let Watched { result, rec, .. } = watch_alone(&client, None, &FakeClock::default()).await;
-        let v = result.unwrap();
-        let e = report::verdict_error(JOB, &v).unwrap();
+        let (e, rec) = ends_after_training(stopped).await;
         assert_eq!(e.exit_code(), 6);
         assert!(e.message.contains("maximum run time"), "{}", e.message);
         assert!(
@@ -1378,8 +1367,10 @@ mod tests {
             e.message
         );
         let hint = e.hint.unwrap();
-        assert!(hint.contains("sagetrain wait unet-1"), "{hint}");
-        assert!(hint.contains("sagetrain stop unet-1"), "{hint}");
+        crate::testing::assert_contains_all(
+            &hint,
+            &["sagetrain wait unet-1", "sagetrain stop unet-1"],
+        );
         assert_eq!(stop.num_calls(), 0, "detaching does not stop the job");
 
         // With --stop-on-interrupt the job is stopped first.

@@ -486,11 +486,7 @@ mod tests {
             .billable_time_in_seconds(250)
             .creation_time(DateTime::from_secs(1_800_000_000))
             .resource_config(
-                sm::ResourceConfig::builder()
-                    .instance_type(sm::TrainingInstanceType::MlG5Xlarge)
-                    .instance_count(2)
-                    .volume_size_in_gb(30)
-                    .build(),
+                crate::testing::resources(sm::TrainingInstanceType::MlG5Xlarge, 2, 30).build(),
             )
             .model_artifacts(
                 sm::ModelArtifacts::builder()
@@ -502,17 +498,13 @@ mod tests {
         assert_eq!(r.spot_savings, Some(0.75));
         assert_eq!(r.creation_time.as_deref(), Some("2027-01-15T08:00:00Z"));
         let text = r.to_text();
-        assert!(
-            text.contains("16m40s training, 4m10s billable, spot savings 75%"),
-            "{text}"
-        );
-        assert!(
-            text.contains("2 x ml.g5.xlarge, 30 GB volume, spot"),
-            "{text}"
-        );
-        assert!(
-            text.contains("model      s3://b/out/unet-1/output/model.tar.gz"),
-            "{text}"
+        crate::testing::assert_contains_all(
+            &text,
+            &[
+                "16m40s training, 4m10s billable, spot savings 75%",
+                "2 x ml.g5.xlarge, 30 GB volume, spot",
+                "model      s3://b/out/unet-1/output/model.tar.gz",
+            ],
         );
         assert!(!text.contains("warm pool"), "{text}");
         let j = r.to_json();
@@ -527,47 +519,29 @@ mod tests {
     /// not give: phases, warm pool status, retry strategy).
     #[test]
     fn phases_warm_pool_code_and_retries() {
-        let t = |status, start: i64, end: Option<i64>| {
-            let b = sm::SecondaryStatusTransition::builder()
+        use sm::SecondaryStatus as S;
+        // (phase, start, end), in seconds since the epoch.
+        let phases = [
+            (S::Starting, 1_800_000_000, 1_800_000_130),
+            (S::Downloading, 1_800_000_130, 1_800_000_165),
+            (S::Training, 1_800_000_165, 1_800_000_995),
+            (S::Uploading, 1_800_000_995, 1_800_001_000),
+            (S::Completed, 1_800_001_000, 1_800_001_000),
+        ];
+        let transitions = phases.map(|(status, start, end)| {
+            sm::SecondaryStatusTransition::builder()
                 .status(status)
-                .start_time(DateTime::from_secs(start));
-            match end {
-                Some(e) => b.end_time(DateTime::from_secs(e)),
-                None => b,
-            }
-            .build()
-        };
+                .start_time(DateTime::from_secs(start))
+                .end_time(DateTime::from_secs(end))
+                .build()
+        });
         let d = DescribeTrainingJobOutput::builder()
             .training_job_name("unet-2")
             .training_job_arn("arn:x")
             .training_job_status(sm::TrainingJobStatus::Completed)
             .secondary_status(sm::SecondaryStatus::Completed)
             .training_end_time(DateTime::from_secs(1_800_001_000))
-            .secondary_status_transitions(t(
-                sm::SecondaryStatus::Starting,
-                1_800_000_000,
-                Some(1_800_000_130),
-            ))
-            .secondary_status_transitions(t(
-                sm::SecondaryStatus::Downloading,
-                1_800_000_130,
-                Some(1_800_000_165),
-            ))
-            .secondary_status_transitions(t(
-                sm::SecondaryStatus::Training,
-                1_800_000_165,
-                Some(1_800_000_995),
-            ))
-            .secondary_status_transitions(t(
-                sm::SecondaryStatus::Uploading,
-                1_800_000_995,
-                Some(1_800_001_000),
-            ))
-            .secondary_status_transitions(t(
-                sm::SecondaryStatus::Completed,
-                1_800_001_000,
-                Some(1_800_001_000),
-            ))
+            .set_secondary_status_transitions(Some(transitions.to_vec()))
             .algorithm_specification(
                 sm::AlgorithmSpecification::builder()
                     .training_input_mode(sm::TrainingInputMode::File)
@@ -576,27 +550,14 @@ mod tests {
                     .build(),
             )
             .input_data_config(
-                sm::Channel::builder()
-                    .channel_name("code")
-                    .data_source(
-                        sm::DataSource::builder()
-                            .s3_data_source(
-                                sm::S3DataSource::builder()
-                                    .s3_data_type(sm::S3DataType::S3Prefix)
-                                    .s3_uri(
-                                        "s3://b/sagetrain/code/0123456789abcdef0123456789abcdef/",
-                                    )
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .build(),
+                crate::testing::s3_channel(
+                    "code",
+                    "s3://b/sagetrain/code/0123456789abcdef0123456789abcdef/",
+                )
+                .build(),
             )
             .resource_config(
-                sm::ResourceConfig::builder()
-                    .instance_type(sm::TrainingInstanceType::MlG5Xlarge)
-                    .instance_count(1)
-                    .volume_size_in_gb(30)
+                crate::testing::g5()
                     .keep_alive_period_in_seconds(1800)
                     .build(),
             )
@@ -615,21 +576,15 @@ mod tests {
             .build();
         let r = StatusReport::from_describe(&d);
         let text = r.to_text();
-        assert!(
-            text.contains(
-                "phases     Starting 2m10s, Downloading 35s, Training 13m50s, Uploading 5s"
-            ),
-            "{text}"
+        crate::testing::assert_contains_all(
+            &text,
+            &[
+                "phases     Starting 2m10s, Downloading 35s, Training 13m50s, Uploading 5s",
+                "warm pool  Reused, 5m retained billable, reused by unet-3",
+                "code       0123456789abcdef0123456789abcdef (entry main.py)",
+                "retries    up to 3",
+            ],
         );
-        assert!(
-            text.contains("warm pool  Reused, 5m retained billable, reused by unet-3"),
-            "{text}"
-        );
-        assert!(
-            text.contains("code       0123456789abcdef0123456789abcdef (entry main.py)"),
-            "{text}"
-        );
-        assert!(text.contains("retries    up to 3"), "{text}");
         let j = r.to_json();
         assert_eq!(
             j["phases"][0],

@@ -7,13 +7,12 @@
 //! tuning jobs are Completed at once).
 
 use super::report::fmt_secs;
-use super::{classify, status_text, CallError, Clock, PollPolicy, StopOutcome};
+use super::{is_not_found, status_text, CallError, Clock, PollPolicy, StopOutcome};
 use crate::aws::aws_error;
 use crate::error::{Error, Kind, Result};
 use crate::signals::Signal;
 use aws_sdk_sagemaker::operation::describe_hyper_parameter_tuning_job::DescribeHyperParameterTuningJobOutput;
 use aws_sdk_sagemaker::types::HyperParameterTrainingJobSummary;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -30,47 +29,19 @@ pub fn not_found(name: &str) -> Error {
     )
 }
 
-/// Did SageMaker answer that the tuning job does not exist?
-fn is_not_found<E: ProvideErrorMetadata>(
-    e: &aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
-) -> bool {
-    let msg = e
-        .as_service_error()
-        .and_then(|s| s.message())
-        .unwrap_or_default();
-    crate::aws::error_code(e).as_deref() == Some("ResourceNotFound")
-        || ["Could not find", "not found", "does not exist"]
-            .iter()
-            .any(|m| msg.contains(m))
-}
-
 /// DescribeHyperParameterTuningJob, with "not found" made clear.
 pub async fn describe(
     sm: &aws_sdk_sagemaker::Client,
     name: &str,
 ) -> std::result::Result<TuningDescribe, CallError> {
-    match sm
+    let sent = sm
         .describe_hyper_parameter_tuning_job()
         .hyper_parameter_tuning_job_name(name)
         .send()
-        .await
-    {
-        Ok(d) => Ok(d),
-        Err(e) => {
-            if is_not_found(&e) {
-                Err(CallError {
-                    error: not_found(name),
-                    transient: false,
-                    throttled: false,
-                })
-            } else {
-                Err(classify("sagemaker:DescribeHyperParameterTuningJob", &e))
-            }
-        }
-    }
+        .await;
+    super::found(sent, "sagemaker:DescribeHyperParameterTuningJob", || {
+        not_found(name)
+    })
 }
 
 /// Every training job the tuner started (all pages).
@@ -771,17 +742,11 @@ mod tests {
     }
 
     fn lifecycle(states: Vec<TuningDescribe>) -> aws_smithy_mocks::Rule {
-        let mut seq = mock!(Client::describe_hyper_parameter_tuning_job)
-            .match_requests(|r| r.hyper_parameter_tuning_job_name() == Some(NAME))
-            .sequence();
-        let n = states.len();
-        for (i, s) in states.into_iter().enumerate() {
-            seq = seq.output(move || s.clone());
-            if i == n - 1 {
-                return seq.repeatedly().build();
-            }
-        }
-        unreachable!("at least one state")
+        crate::testing::in_order(
+            mock!(Client::describe_hyper_parameter_tuning_job)
+                .match_requests(|r| r.hyper_parameter_tuning_job_name() == Some(NAME)),
+            states,
+        )
     }
 
     async fn wait_for(

@@ -152,7 +152,16 @@ where
     if let Some(v) = cache.and_then(|d| cached(d, digest)) {
         return v;
     }
-    let verdict = check_uncached(ecr, fetch, registry_id, repository, digest).await;
+    let verdict = match config_url(ecr, registry_id, repository, digest).await {
+        Err(known) => known,
+        Ok(url) => match fetch(url).await {
+            Ok(bytes) => match Platform::from_config(&bytes) {
+                Some(p) => verdict_of(&[p]),
+                None => Verdict::Unknown("the image config is not JSON".into()),
+            },
+            Err(e) => Verdict::Unknown(format!("the image config could not be downloaded: {e}")),
+        },
+    };
     // Only known verdicts: an unknown one is asked again next time.
     match (cache, &verdict) {
         (Some(dir), Verdict::Fits) => remember(dir, digest, true, &[]),
@@ -162,17 +171,14 @@ where
     verdict
 }
 
-async fn check_uncached<F, Fut>(
+/// The download URL of the image's config blob, or the verdict when the manifest already gives
+/// one (a manifest list names its platforms) or the lookup fails.
+async fn config_url(
     ecr: &aws_sdk_ecr::Client,
-    fetch: F,
     registry_id: Option<&str>,
     repository: &str,
     digest: &str,
-) -> Verdict
-where
-    F: Fn(String) -> Fut,
-    Fut: Future<Output = std::result::Result<Vec<u8>, String>>,
-{
+) -> std::result::Result<String, Verdict> {
     let mut req = ecr
         .batch_get_image()
         .repository_name(repository)
@@ -187,13 +193,21 @@ where
     }
     let out = match req.send().await {
         Ok(o) => o,
-        Err(e) => return Verdict::Unknown(crate::aws::aws_error("ecr:BatchGetImage", &e).message),
+        Err(e) => {
+            return Err(Verdict::Unknown(
+                crate::aws::aws_error("ecr:BatchGetImage", &e).message,
+            ))
+        }
     };
     let Some(manifest) = out.images().first().and_then(|i| i.image_manifest()) else {
-        return Verdict::Unknown("ecr:BatchGetImage returned no manifest".into());
+        return Err(Verdict::Unknown(
+            "ecr:BatchGetImage returned no manifest".into(),
+        ));
     };
     let Ok(doc) = serde_json::from_str::<Value>(manifest) else {
-        return Verdict::Unknown("the manifest ecr:BatchGetImage returned is not JSON".into());
+        return Err(Verdict::Unknown(
+            "the manifest ecr:BatchGetImage returned is not JSON".into(),
+        ));
     };
     // A manifest list / OCI index: its entries name their platforms.
     if let Some(entries) = doc["manifests"].as_array() {
@@ -202,28 +216,30 @@ where
             .map(|m| Platform::from_value(&m["platform"]))
             .filter(|p| !(p.os == "unknown" && p.architecture == "unknown"))
             .collect();
-        return verdict_of(&platforms);
+        return Err(verdict_of(&platforms));
     }
     // Schema 1 manifests name the architecture themselves.
     if doc["schemaVersion"].as_i64() == Some(1) {
-        return verdict_of(&[Platform {
+        return Err(verdict_of(&[Platform {
             os: "linux".into(),
             architecture: doc["architecture"].as_str().unwrap_or("").into(),
             variant: None,
-        }]);
+        }]));
     }
     let Some(config) = doc["config"]["digest"].as_str() else {
-        return Verdict::Unknown("the manifest names no config".into());
+        return Err(Verdict::Unknown("the manifest names no config".into()));
     };
     let req = ecr
         .get_download_url_for_layer()
         .repository_name(repository)
         .layer_digest(config)
         .set_registry_id(registry_id.map(str::to_string));
-    let url = match req.send().await {
+    match req.send().await {
         Ok(o) => match o.download_url() {
-            Some(u) => u.to_string(),
-            None => return Verdict::Unknown("ecr:GetDownloadUrlForLayer returned no URL".into()),
+            Some(u) => Ok(u.to_string()),
+            None => Err(Verdict::Unknown(
+                "ecr:GetDownloadUrlForLayer returned no URL".into(),
+            )),
         },
         Err(e) => {
             let why = match crate::aws::error_code(&e) {
@@ -235,15 +251,8 @@ where
                     None => crate::aws::aws_error("ecr:GetDownloadUrlForLayer", &e).message,
                 },
             };
-            return Verdict::Unknown(why);
+            Err(Verdict::Unknown(why))
         }
-    };
-    match fetch(url).await {
-        Ok(bytes) => match Platform::from_config(&bytes) {
-            Some(p) => verdict_of(&[p]),
-            None => Verdict::Unknown("the image config is not JSON".into()),
-        },
-        Err(e) => Verdict::Unknown(format!("the image config could not be downloaded: {e}")),
     }
 }
 

@@ -381,8 +381,13 @@ sys.exit(int(os.environ.get("EXIT", "0")))
             let out = ml.command("train.py").output().unwrap();
             assert_eq!(out.status.code(), Some(1));
             let f = ml.failure().expect("the failure file");
-            assert!(f.contains("pip install -r requirements.txt failed"), "{f}");
-            assert!(f.contains("sagetrain-no-such-package"), "{f}");
+            crate::testing::assert_contains_all(
+                &f,
+                &[
+                    "pip install -r requirements.txt failed",
+                    "sagetrain-no-such-package",
+                ],
+            );
             assert!(!ml.path("model/seen.json").exists());
         }
 

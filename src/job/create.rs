@@ -121,13 +121,7 @@ pub(crate) mod tests {
                     .s3_output_path("s3://b/out/")
                     .build(),
             )
-            .resource_config(
-                sm::ResourceConfig::builder()
-                    .instance_type(sm::TrainingInstanceType::MlG5Xlarge)
-                    .instance_count(1)
-                    .volume_size_in_gb(30)
-                    .build(),
-            )
+            .resource_config(crate::testing::g5().build())
             .build()
     }
 

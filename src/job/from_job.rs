@@ -223,11 +223,7 @@ pub(crate) mod tests {
                     .build(),
             )
             .resource_config(
-                sm::ResourceConfig::builder()
-                    .instance_type(sm::TrainingInstanceType::MlP32Xlarge)
-                    .instance_count(2)
-                    .volume_size_in_gb(50)
-                    .build(),
+                crate::testing::resources(sm::TrainingInstanceType::MlP32Xlarge, 2, 50).build(),
             )
             .stopping_condition(
                 sm::StoppingCondition::builder()

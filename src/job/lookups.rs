@@ -33,48 +33,8 @@ pub async fn identity_with(sts: &aws_sdk_sts::Client) -> Result<Identity> {
 /// The trust policy an execution role needs.
 pub const SAGEMAKER_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
-/// Does this (possibly URL-encoded) trust policy let SageMaker assume the role?
-pub fn trusts_sagemaker(policy_document: &str) -> bool {
-    let decoded;
-    let text = if policy_document.trim_start().starts_with('{') {
-        policy_document
-    } else {
-        decoded = percent_encoding::percent_decode_str(policy_document)
-            .decode_utf8_lossy()
-            .into_owned();
-        &decoded
-    };
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(text) else {
-        return false;
-    };
-    let as_list = |v: &serde_json::Value| -> Vec<String> {
-        match v {
-            serde_json::Value::String(s) => vec![s.clone()],
-            serde_json::Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect(),
-            _ => vec![],
-        }
-    };
-    let statements = match &doc["Statement"] {
-        serde_json::Value::Array(a) => a.clone(),
-        s @ serde_json::Value::Object(_) => vec![s.clone()],
-        _ => vec![],
-    };
-    statements.iter().any(|st| {
-        st["Effect"].as_str() == Some("Allow")
-            && as_list(&st["Action"])
-                .iter()
-                .any(|a| matches!(a.as_str(), "sts:AssumeRole" | "sts:*" | "*"))
-            && as_list(&st["Principal"]["Service"])
-                .iter()
-                .any(|s| s == "sagemaker.amazonaws.com")
-    })
-}
-
-/// The services a trust policy lets assume the role (`Allow` statements), for messages.
-pub fn trusted_services(policy_document: &str) -> Vec<String> {
+/// The `Allow` statements of a (possibly URL-encoded) policy document; none if it is not JSON.
+fn allow_statements(policy_document: &str) -> Vec<serde_json::Value> {
     let text = if policy_document.trim_start().starts_with('{') {
         policy_document.to_string()
     } else {
@@ -90,21 +50,42 @@ pub fn trusted_services(policy_document: &str) -> Vec<String> {
         s @ serde_json::Value::Object(_) => vec![s.clone()],
         _ => vec![],
     };
-    let mut out: Vec<String> = Vec::new();
-    for st in statements
-        .iter()
+    statements
+        .into_iter()
         .filter(|st| st["Effect"].as_str() == Some("Allow"))
-    {
+        .collect()
+}
+
+/// A policy value that is one string or a list of them.
+fn as_list(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// Does this (possibly URL-encoded) trust policy let SageMaker assume the role?
+pub fn trusts_sagemaker(policy_document: &str) -> bool {
+    allow_statements(policy_document).iter().any(|st| {
+        as_list(&st["Action"])
+            .iter()
+            .any(|a| matches!(a.as_str(), "sts:AssumeRole" | "sts:*" | "*"))
+            && as_list(&st["Principal"]["Service"])
+                .iter()
+                .any(|s| s == "sagemaker.amazonaws.com")
+    })
+}
+
+/// The services a trust policy lets assume the role (`Allow` statements), for messages.
+pub fn trusted_services(policy_document: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for st in allow_statements(policy_document) {
         for (kind, v) in st["Principal"].as_object().into_iter().flatten() {
-            let values: Vec<String> = match v {
-                serde_json::Value::String(s) => vec![s.clone()],
-                serde_json::Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
-                _ => vec![],
-            };
-            for value in values {
+            for value in as_list(v) {
                 let item = if kind == "Service" {
                     value
                 } else {

@@ -159,10 +159,7 @@ pub(crate) mod tests {
             .training_job_name(name)
             .role_arn("arn:aws:iam::123456789012:role/SageMakerRole")
             .resource_config(
-                sm::ResourceConfig::builder()
-                    .instance_type(sm::TrainingInstanceType::MlG5Xlarge)
-                    .instance_count(1)
-                    .volume_size_in_gb(30)
+                crate::testing::g5()
                     .keep_alive_period_in_seconds(1800)
                     .build(),
             )

@@ -564,7 +564,7 @@ pub(crate) mod tests {
         validate(&s, std::path::Path::new("/")).unwrap()
     }
 
-    fn resolved(s: &JobSpec) -> Resolved {
+    pub(crate) fn resolved(s: &JobSpec) -> Resolved {
         Resolved {
             submission_id: "0123456789abcdef".into(),
             region: "eu-west-1".into(),

@@ -202,28 +202,33 @@ pub fn default_bucket(region: &str, account: &str) -> String {
 /// pick the same name.
 pub fn generate_job_name(base: &str, now: SystemTime, submission: &str) -> String {
     // 2026-11-29T09:14:42.123Z -> 2026-11-29-09-14-42-123
-    let mut stamp: String = humantime::format_rfc3339_millis(now)
+    let stamp: String = humantime::format_rfc3339_millis(now)
         .to_string()
         .trim_end_matches('Z')
         .chars()
         .map(|c| if c.is_ascii_digit() { c } else { '-' })
         .collect();
+    fit_name(base, &stamp, submission, 63, "sagetrain")
+}
+
+/// `<base>-<stamp>-<suffix>` within `max` characters, the suffix being the first 4 letters or
+/// digits of `submission`: the base (sanitised) is cut, never the stamp or the suffix, and
+/// `fallback` stands for a base of which nothing is left.
+pub fn fit_name(base: &str, stamp: &str, submission: &str, max: usize, fallback: &str) -> String {
     let suffix: String = submission
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .take(4)
         .collect();
-    if !suffix.is_empty() {
-        stamp = format!("{stamp}-{suffix}");
-    }
+    let tail = match suffix.as_str() {
+        "" => stamp.to_string(),
+        s => format!("{stamp}-{s}"),
+    };
     let base = sanitize_base(base);
-    let room = 63 - stamp.len() - 1;
-    let cut: String = base.chars().take(room).collect();
-    let cut = cut.trim_end_matches('-');
-    if cut.is_empty() {
-        format!("sagetrain-{stamp}")
-    } else {
-        format!("{cut}-{stamp}")
+    let cut: String = base.chars().take(max - tail.len() - 1).collect();
+    match cut.trim_end_matches('-') {
+        "" => format!("{fallback}-{tail}"),
+        cut => format!("{cut}-{tail}"),
     }
 }
 
@@ -994,34 +999,33 @@ fn offline_violations(
     v
 }
 
+/// The rule of a name or an ARN: `what` has `len` characters, and matches `pattern` (else
+/// the value `is_not` what it should be).
+pub fn check_text(
+    value: &str,
+    what: &str,
+    len: std::ops::RangeInclusive<usize>,
+    pattern: &Regex,
+    is_not: &str,
+) -> Result<(), String> {
+    if !len.contains(&value.len()) {
+        let (min, max, got) = (len.start(), len.end(), value.len());
+        return Err(format!("{what} has {min}-{max} characters (got {got})"));
+    }
+    match pattern.is_match(value) {
+        true => Ok(()),
+        false => Err(format!("`{value}` {is_not}")),
+    }
+}
+
 pub fn check_role_arn(arn: &str) -> Result<(), String> {
-    if arn.len() < 20 || arn.len() > 2048 {
-        return Err(format!(
-            "a role ARN has 20-2048 characters (got {})",
-            arn.len()
-        ));
-    }
-    if !ROLE_ARN.is_match(arn) {
-        return Err(format!(
-            "`{arn}` is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
-        ));
-    }
-    Ok(())
+    const NOT: &str = "is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)";
+    check_text(arn, "a role ARN", 20..=2048, &ROLE_ARN, NOT)
 }
 
 pub fn check_job_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 63 {
-        return Err(format!(
-            "a job name has 1-63 characters (got {})",
-            name.len()
-        ));
-    }
-    if !JOB_NAME.is_match(name) {
-        return Err(format!(
-            "`{name}` is not a valid job name: letters, digits and `-` only, starting and ending with a letter or digit (no `_`)"
-        ));
-    }
-    Ok(())
+    const NOT: &str = "is not a valid job name: letters, digits and `-` only, starting and ending with a letter or digit (no `_`)";
+    check_text(name, "a job name", 1..=63, &JOB_NAME, NOT)
 }
 
 /// The SDK's enum of training instance types.
@@ -1096,25 +1100,15 @@ pub(crate) mod tests {
             ..valid_args()
         });
         let text = bad.join("\n");
-        assert!(
-            text.contains("--entry: the entry script main.py is not in the code folder"),
-            "{text}"
-        );
-        assert!(
-            text.contains("--keep-alive: a warm pool is kept between 1 second and 1 hour"),
-            "{text}"
-        );
-        assert!(
-            text.contains("--retries: must be between 1 and 30"),
-            "{text}"
-        );
-        assert!(
-            text.contains("--input-mode: `stream` is not an input mode"),
-            "{text}"
-        );
-        assert!(
-            text.contains("the channel `code` carries the code of --source"),
-            "{text}"
+        crate::testing::assert_contains_all(
+            &text,
+            &[
+                "--entry: the entry script main.py is not in the code folder",
+                "--keep-alive: a warm pool is kept between 1 second and 1 hour",
+                "--retries: must be between 1 and 30",
+                "--input-mode: `stream` is not an input mode",
+                "the channel `code` carries the code of --source",
+            ],
         );
 
         let spot = rules(TrainArgs {
@@ -1181,21 +1175,14 @@ pub(crate) mod tests {
         args.environment = vec![format!("E={}", "x".repeat(513))];
         args.metrics = vec!["loss=loss is low".into()];
         let joined = rules(args).join("\n");
-        assert!(
-            joined.contains("hyperparameters: 103 given; at most 100"),
-            "{joined}"
-        );
-        assert!(
-            joined.contains("--hyperparameter long: hyperparameter values have at most 2500"),
-            "{joined}"
-        );
-        assert!(
-            joined.contains("--env E: environment variable values have at most 512"),
-            "{joined}"
-        );
-        assert!(
-            joined.contains("--metric loss: the regex needs a capture group"),
-            "{joined}"
+        crate::testing::assert_contains_all(
+            &joined,
+            &[
+                "hyperparameters: 103 given; at most 100",
+                "--hyperparameter long: hyperparameter values have at most 2500",
+                "--env E: environment variable values have at most 512",
+                "--metric loss: the regex needs a capture group",
+            ],
         );
     }
 
@@ -1225,15 +1212,7 @@ pub(crate) mod tests {
         ];
         args.tags = vec!["owner=AKIAIOSFODNN7EXAMPLE".into()];
         let joined = rules(args).join("\n");
-        assert!(joined.contains("--hyperparameter key: the value (****************MPLE) looks like an AWS access key id"), "{joined}");
-        assert!(joined.contains("--env SECRET: the value (****************EKEY) looks like an AWS secret access key"), "{joined}");
-        assert!(
-            joined.contains(
-                "--env AWS_ACCESS_KEY_ID: `AWS_ACCESS_KEY_ID` would hand your credentials"
-            ),
-            "{joined}"
-        );
-        assert!(joined.contains("--tag owner"), "{joined}");
+        crate::testing::assert_contains_all(&joined, &["--hyperparameter key: the value (****************MPLE) looks like an AWS access key id", "--env SECRET: the value (****************EKEY) looks like an AWS secret access key", "--env AWS_ACCESS_KEY_ID: `AWS_ACCESS_KEY_ID` would hand your credentials", "--tag owner"]);
         assert!(!joined.contains("AKIAIOSFODNN7EXAMPLE"));
         assert!(!joined.contains("wJalrXUtnFEMI"));
     }
@@ -1247,17 +1226,13 @@ pub(crate) mod tests {
             ..Default::default()
         };
         let joined = rules(args).join("\n");
-        assert!(
-            joined.contains("--role: a role name needs a lookup"),
-            "{joined}"
-        );
-        assert!(
-            joined.contains("--image: a bare repository name needs the account"),
-            "{joined}"
-        );
-        assert!(
-            joined.contains("--offline: the default output bucket needs the account"),
-            "{joined}"
+        crate::testing::assert_contains_all(
+            &joined,
+            &[
+                "--role: a role name needs a lookup",
+                "--image: a bare repository name needs the account",
+                "--offline: the default output bucket needs the account",
+            ],
         );
         let mut ok = valid_args();
         ok.offline = true;

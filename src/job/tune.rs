@@ -6,10 +6,7 @@
 //! commands share every setting, lookup and rule.
 
 use crate::config::{LoadedFile, Source, Val, Violation};
-use crate::job::request::{
-    AlgorithmSpecification, Channel, CheckpointConfig, CreateTrainingJobRequest, OutputDataConfig,
-    ResourceConfig, StoppingCondition, Tag, VpcConfig,
-};
+use crate::job::request::{CreateTrainingJobRequest, Tag};
 use crate::job::settings::TrainSettings;
 use crate::job::spec::JobSpec;
 use aws_sdk_sagemaker::types as sm;
@@ -624,18 +621,14 @@ pub fn validate(t: &TuneSettings, job: &TrainSettings) -> Result<TuneSpec, Vec<V
 
 /// A tuning job name: 1-32 letters, digits and `-`.
 pub fn check_tuning_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err(format!(
-            "a tuning job name has 1-{MAX_NAME} characters (got {}); --base-name keeps the timestamp and cuts the base instead",
-            name.len()
-        ));
+    const NOT: &str = "is not a valid tuning job name: letters, digits and `-` only, starting and ending with a letter or digit";
+    let checked =
+        crate::job::spec::check_text(name, "a tuning job name", 1..=MAX_NAME, &TUNING_NAME, NOT);
+    match name.len() {
+        1..=MAX_NAME => checked,
+        _ => checked
+            .map_err(|e| format!("{e}; --base-name keeps the timestamp and cuts the base instead")),
     }
-    if !TUNING_NAME.is_match(name) {
-        return Err(format!(
-            "`{name}` is not a valid tuning job name: letters, digits and `-` only, starting and ending with a letter or digit"
-        ));
-    }
-    Ok(())
 }
 
 /// `<base>-<yymmdd-HHMMSS>-<random>` within the tuner's 32 characters: the base is cut so
@@ -645,25 +638,7 @@ pub fn generate_tuning_name(base: &str, now: SystemTime, submission: &str) -> St
     let t = humantime::format_rfc3339_seconds(now).to_string();
     let digits: String = t.chars().filter(char::is_ascii_digit).collect();
     let stamp = format!("{}-{}", &digits[2..8], &digits[8..14]);
-    let suffix: String = submission
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(4)
-        .collect();
-    let tail = if suffix.is_empty() {
-        stamp
-    } else {
-        format!("{stamp}-{suffix}")
-    };
-    let base = crate::job::spec::sanitize_base(base);
-    let room = MAX_NAME - tail.len() - 1;
-    let cut: String = base.chars().take(room).collect();
-    let cut = cut.trim_end_matches('-');
-    if cut.is_empty() {
-        format!("tune-{tail}")
-    } else {
-        format!("{cut}-{tail}")
-    }
+    crate::job::spec::fit_name(base, &stamp, submission, MAX_NAME, "tune")
 }
 
 // ---- The CreateHyperParameterTuningJob request, with the AWS API's field names. ----
@@ -731,113 +706,31 @@ pub struct CategoricalRange {
     pub values: Vec<String>,
 }
 
-/// The training jobs the tuner starts: the CreateTrainingJob request of `train`, less its name
-/// and tags (the tuner names its jobs; the tags are the tuning job's), with its hyperparameters
-/// as the static ones.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TrainingJobDefinition {
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub static_hyper_parameters: BTreeMap<String, String>,
-    pub algorithm_specification: AlgorithmSpecification,
-    pub role_arn: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub input_data_config: Vec<Channel>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vpc_config: Option<VpcConfig>,
-    pub output_data_config: OutputDataConfig,
-    pub resource_config: ResourceConfig,
-    pub stopping_condition: StoppingCondition,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub enable_network_isolation: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub enable_managed_spot_training: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checkpoint_config: Option<CheckpointConfig>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub environment: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_strategy: Option<crate::job::request::RetryStrategy>,
-}
+/// The training jobs the tuner starts: the CreateTrainingJob request of `train` itself, sent
+/// less its name and tags (the tuner names its jobs; the tags are the tuning job's), with its
+/// hyperparameters as the static ones. Holding `train`'s request, rather than a copy of its
+/// fields, a field added there reaches the tuner too (and the wire test sees it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingJobDefinition(pub CreateTrainingJobRequest);
 
-impl TrainingJobDefinition {
-    /// From `train`'s request. No `..`: a field added there is a compile error here until it is
-    /// placed. `checkpoint` replaces the request's (see [`build_tuning_request`]).
-    fn from_training(
-        r: CreateTrainingJobRequest,
-        checkpoint: Option<CheckpointConfig>,
-    ) -> (TrainingJobDefinition, Vec<Tag>) {
-        let CreateTrainingJobRequest {
-            training_job_name: _,
-            hyper_parameters,
-            algorithm_specification,
-            role_arn,
-            input_data_config,
-            output_data_config,
-            resource_config,
-            vpc_config,
-            stopping_condition,
-            tags,
-            enable_network_isolation,
-            enable_managed_spot_training,
-            checkpoint_config: _,
-            environment,
-            retry_strategy,
-        } = r;
-        (
-            TrainingJobDefinition {
-                static_hyper_parameters: hyper_parameters,
-                algorithm_specification,
-                role_arn,
-                input_data_config,
-                vpc_config,
-                output_data_config,
-                resource_config,
-                stopping_condition,
-                enable_network_isolation,
-                enable_managed_spot_training,
-                checkpoint_config: checkpoint,
-                environment,
-                retry_strategy,
-            },
-            tags,
-        )
-    }
-
-    /// Back to a CreateTrainingJob request, so that the SDK form reuses `train`'s.
-    fn as_training(&self) -> CreateTrainingJobRequest {
-        let TrainingJobDefinition {
-            static_hyper_parameters,
-            algorithm_specification,
-            role_arn,
-            input_data_config,
-            vpc_config,
-            output_data_config,
-            resource_config,
-            stopping_condition,
-            enable_network_isolation,
-            enable_managed_spot_training,
-            checkpoint_config,
-            environment,
-            retry_strategy,
-        } = self.clone();
-        CreateTrainingJobRequest {
-            training_job_name: "definition".into(),
-            hyper_parameters: static_hyper_parameters,
-            algorithm_specification,
-            role_arn,
-            input_data_config,
-            output_data_config,
-            resource_config,
-            vpc_config,
-            stopping_condition,
-            tags: vec![],
-            enable_network_isolation,
-            enable_managed_spot_training,
-            checkpoint_config,
-            environment,
-            retry_strategy,
+impl Serialize for TrainingJobDefinition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(&self.0).map_err(S::Error::custom)?
+        else {
+            return Err(S::Error::custom("a request serialises as an object"));
+        };
+        let mut out = serde_json::Map::new();
+        if let Some(h) = fields.get("HyperParameters") {
+            out.insert("StaticHyperParameters".into(), h.clone());
         }
+        for (k, v) in fields {
+            if !matches!(k.as_str(), "TrainingJobName" | "HyperParameters" | "Tags") {
+                out.insert(k, v);
+            }
+        }
+        out.serialize(s)
     }
 }
 
@@ -851,13 +744,13 @@ pub fn build_tuning_request(
     job: &JobSpec,
     t: &TuneSpec,
     name: &str,
-    training: CreateTrainingJobRequest,
+    mut training: CreateTrainingJobRequest,
 ) -> CreateTuningJobRequest {
-    let checkpoint = match &job.checkpoint_s3 {
-        Some(_) => training.checkpoint_config.clone(),
-        None => None,
-    };
-    let (definition, tags) = TrainingJobDefinition::from_training(training, checkpoint);
+    if job.checkpoint_s3.is_none() {
+        training.checkpoint_config = None;
+    }
+    let tags = std::mem::take(&mut training.tags);
+    let definition = TrainingJobDefinition(training);
     let mut ranges = ParameterRanges::default();
     for (k, r) in &t.ranges {
         match r {
@@ -907,7 +800,7 @@ pub fn build_tuning_request(
 
 /// Final check of the values that came from lookups, named by their API field.
 pub fn validate_tuning_request(r: &CreateTuningJobRequest) -> Vec<Violation> {
-    let mut v = crate::job::request::validate_request(&r.training_job_definition.as_training());
+    let mut v = crate::job::request::validate_request(&r.training_job_definition.0);
     v.retain(|x| x.what != "TrainingJobName");
     if let Err(rule) = check_tuning_name(&r.hyper_parameter_tuning_job_name) {
         v.push(Violation::new("HyperParameterTuningJobName", rule));
@@ -923,7 +816,7 @@ pub fn to_sdk(
     r: &CreateTuningJobRequest,
 ) -> aws_sdk_sagemaker::operation::create_hyper_parameter_tuning_job::builders::CreateHyperParameterTuningJobFluentBuilder
 {
-    let training = crate::job::request::to_sdk(client, &r.training_job_definition.as_training());
+    let training = crate::job::request::to_sdk(client, &r.training_job_definition.0);
     let t = training.as_input().clone();
     let a = t.get_algorithm_specification().as_ref();
     let metrics = a
@@ -934,7 +827,7 @@ pub fn to_sdk(
         .set_training_input_mode(a.and_then(|a| a.training_input_mode()).cloned())
         .set_metric_definitions((!metrics.is_empty()).then_some(metrics))
         .build();
-    let d = &r.training_job_definition;
+    let d = &r.training_job_definition.0;
     let definition = sm::HyperParameterTrainingJobDefinition::builder()
         .set_static_hyper_parameters(t.get_hyper_parameters().clone().filter(|h| !h.is_empty()))
         .algorithm_specification(algo)
@@ -1028,7 +921,6 @@ pub fn to_sdk(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::job::request::Resolved;
     use crate::job::settings::{TrainArgs, TrainSettings};
     use crate::job::spec::tests::valid_args;
     use std::path::Path;
@@ -1067,6 +959,13 @@ pub(crate) mod tests {
         let t = TuneSettings::layer(&tune(args), None)
             .map_err(|v| v.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
         validate(&t, &settings_of(train)).map_err(|v| v.iter().map(|x| x.to_string()).collect())
+    }
+
+    /// `check` refuses it, the first violation starting with `start`: all the violations.
+    fn refused(train: TrainArgs, args: &[&str], start: &str) -> Vec<String> {
+        let v = check(train, args).unwrap_err();
+        assert!(v[0].starts_with(start), "{v:#?}");
+        v
     }
 
     fn spec(s: &str) -> Result<Range, String> {
@@ -1207,10 +1106,10 @@ pub(crate) mod tests {
 
     #[test]
     fn an_objective_needs_a_metric() {
-        let v = check(valid_args(), &["--range", "lr=1e-5..1e-2"]).unwrap_err();
-        assert!(
-            v[0].starts_with("--objective: no objective: define the metric with --metric"),
-            "{v:?}"
+        refused(
+            valid_args(),
+            &["--range", "lr=1e-5..1e-2"],
+            "--objective: no objective: define the metric with --metric",
         );
         let v = check(
             valid_args(),
@@ -1269,7 +1168,7 @@ pub(crate) mod tests {
     fn hyperband_needs_epochs_and_no_early_stopping() {
         let mut no_epochs = with_metric();
         no_epochs.epochs = None;
-        let v = check(
+        let v = refused(
             no_epochs,
             &[
                 "--strategy",
@@ -1278,27 +1177,19 @@ pub(crate) mod tests {
                 "--range",
                 "lr=1e-5..1e-2",
             ],
-        )
-        .unwrap_err();
-        assert_eq!(v.len(), 2, "{v:?}");
-        assert!(
-            v[0].starts_with("--early-stopping: hyperband stops poor trials itself"),
-            "{v:?}"
+            "--early-stopping: hyperband stops poor trials itself",
         );
+        assert_eq!(v.len(), 2, "{v:?}");
         assert!(v[1].contains("set --epochs N"), "{v:?}");
         assert!(check(
             with_metric(),
             &["--strategy", "hyperband", "--range", "lr=1e-5..1e-2"]
         )
         .is_ok());
-        let v = check(
+        refused(
             with_metric(),
             &["--strategy", "annealing", "--range", "lr=1e-5..1e-2"],
-        )
-        .unwrap_err();
-        assert!(
-            v[0].starts_with("--strategy: `annealing` is not a strategy"),
-            "{v:?}"
+            "--strategy: `annealing` is not a strategy",
         );
     }
 
@@ -1313,22 +1204,18 @@ pub(crate) mod tests {
             v,
             ["--range: `nokey` is not KEY=SPEC (e.g. learning_rate=1e-5..1e-2:log)"]
         );
-        let v = check(with_metric(), &["--max-jobs", "0", "--parallel", "two"]).unwrap_err();
-        assert_eq!(v.len(), 3, "{v:?}");
-        assert!(
-            v[0].starts_with("--range: no hyperparameter to search"),
-            "{v:?}"
+        let v = refused(
+            with_metric(),
+            &["--max-jobs", "0", "--parallel", "two"],
+            "--range: no hyperparameter to search",
         );
+        assert_eq!(v.len(), 3, "{v:?}");
         assert_eq!(v[1], "--max-jobs: must be at least 1 (got 0)");
         assert_eq!(v[2], "--parallel: `two` is not a whole number");
-        let v = check(
+        refused(
             with_metric(),
             &["--max-jobs", "1", "--range", "lr=1e-5..1e-2"],
-        )
-        .unwrap_err();
-        assert!(
-            v[0].starts_with("--parallel (default 2): 2 trials at a time is more than the 1"),
-            "{v:?}"
+            "--parallel (default 2): 2 trials at a time is more than the 1",
         );
     }
 
@@ -1336,10 +1223,10 @@ pub(crate) mod tests {
     fn the_tuner_name_limit() {
         let mut named = with_metric();
         named.name = Some("unet-vessels-learning-rate-sweep-1".into());
-        let v = check(named, &["--range", "lr=1e-5..1e-2"]).unwrap_err();
-        assert!(
-            v[0].starts_with("--name: a tuning job name has 1-32 characters (got 34)"),
-            "{v:?}"
+        refused(
+            named,
+            &["--range", "lr=1e-5..1e-2"],
+            "--name: a tuning job name has 1-32 characters (got 34)",
         );
         let now = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
         let n = generate_tuning_name("unetvesselssegmentation", now, "ab12cd");
@@ -1395,12 +1282,14 @@ pub(crate) mod tests {
         .unwrap();
         let e = crate::job::settings::check_file(&bad).unwrap_err();
         let text = e.message;
-        assert!(
-            text.contains("`tune.max_jobs` must be a whole number"),
-            "{text}"
+        crate::testing::assert_contains_all(
+            &text,
+            &[
+                "`tune.max_jobs` must be a whole number",
+                "unknown key `tune.sweep`",
+                "`tune.ranges.lr` must be a string",
+            ],
         );
-        assert!(text.contains("unknown key `tune.sweep`"), "{text}");
-        assert!(text.contains("`tune.ranges.lr` must be a string"), "{text}");
         // From the file, a violation names the file's key.
         let f = LoadedFile::parse(
             Path::new("/p/sagetrain.toml"),
@@ -1446,14 +1335,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         let t = validate(&t, &settings).unwrap();
-        let resolved = Resolved {
-            submission_id: "0123456789abcdef".into(),
-            region: "eu-west-1".into(),
-            role_arn: job.role.clone().unwrap(),
-            training_image: job.image.clone(),
-            output_path: job.output_path.clone().unwrap(),
-            job_name: Val::new("unet-1".into(), Source::Default),
-        };
+        let resolved = crate::job::request::tests::resolved(&job);
         let training = crate::job::request::build_request(&job, &resolved);
         build_tuning_request(&job, &t, "unet-261130-112048-0123", training)
     }
@@ -1505,19 +1387,12 @@ pub(crate) mod tests {
             &settings_of(args),
         )
         .unwrap();
-        let resolved = Resolved {
-            submission_id: "0123456789abcdef".into(),
-            region: "eu-west-1".into(),
-            role_arn: job.role.clone().unwrap(),
-            training_image: job.image.clone(),
-            output_path: job.output_path.clone().unwrap(),
-            job_name: Val::new("unet-1".into(), Source::Default),
-        };
+        let resolved = crate::job::request::tests::resolved(&job);
         let training = crate::job::request::build_request(&job, &resolved);
         assert!(training.checkpoint_config.is_some(), "train would set one");
         let r = build_tuning_request(&job, &t, "unet-1", training);
-        assert_eq!(r.training_job_definition.checkpoint_config, None);
-        assert!(r.training_job_definition.enable_managed_spot_training);
+        assert_eq!(r.training_job_definition.0.checkpoint_config, None);
+        assert!(r.training_job_definition.0.enable_managed_spot_training);
     }
 
     /// A request with every field set: the body the SDK sends is the serde form, field for field.

@@ -211,15 +211,14 @@ mod tests {
         let jobs = two_jobs();
         let text = render(&jobs, 100, false);
         assert!(text.starts_with("loss\n"), "{text}");
-        assert!(
-            text.contains("(lines) job-a  4 values, final 0.2 (logs)"),
-            "{text}"
+        crate::testing::assert_contains_all(
+            &text,
+            &[
+                "(lines) job-a  4 values, final 0.2 (logs)",
+                "(points) job-b  4 values, final 0.3 (logs)",
+                "x: minutes since the job started",
+            ],
         );
-        assert!(
-            text.contains("(points) job-b  4 values, final 0.3 (logs)"),
-            "{text}"
-        );
-        assert!(text.contains("x: minutes since the job started"), "{text}");
         // Braille dots were drawn, and the y range is labelled.
         assert!(
             text.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c)),
