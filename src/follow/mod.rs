@@ -976,22 +976,23 @@ mod tests {
     }
 
     async fn watch_alone(client: &Client, timeout: Option<Duration>, clock: &FakeClock) -> Watched {
+        watch_until(client, &opts(timeout), clock, never()).await
+    }
+
+    /// Watch the job (no logs) until its verdict or `interrupt`.
+    async fn watch_until(
+        client: &Client,
+        o: &WaitOptions,
+        clock: &FakeClock,
+        interrupt: impl Future<Output = Signal>,
+    ) -> Watched {
         let clients = Clients {
             sagemaker: client,
             logs: None,
         };
         let mut rec = Recorder::default();
         let mut last = None;
-        let result = watch(
-            &clients,
-            JOB,
-            &opts(timeout),
-            clock,
-            &mut rec,
-            never(),
-            &mut last,
-        )
-        .await;
+        let result = watch(&clients, JOB, o, clock, &mut rec, interrupt, &mut last).await;
         Watched { result, rec, last }
     }
 
@@ -1335,10 +1336,6 @@ mod tests {
         let stop = mock!(Client::stop_training_job)
             .then_output(|| StopTrainingJobOutput::builder().build());
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule, &stop]);
-        let clients = Clients {
-            sagemaker: &client,
-            logs: None,
-        };
         // "Ctrl-C" after a few polls.
         let clock = FakeClock::default();
         let interrupt = async {
@@ -1347,19 +1344,10 @@ mod tests {
             }
             Signal::Interrupt
         };
-        let mut rec = Recorder::default();
-        let mut last = None;
-        let e = watch(
-            &clients,
-            JOB,
-            &opts(None),
-            &clock,
-            &mut rec,
-            interrupt,
-            &mut last,
-        )
-        .await
-        .unwrap_err();
+        let e = watch_until(&client, &opts(None), &clock, interrupt)
+            .await
+            .result
+            .unwrap_err();
         assert_eq!(e.exit_code(), 130);
         assert!(
             e.message.contains("keeps running (InProgress / Training)"),
@@ -1377,8 +1365,9 @@ mod tests {
         let mut o = opts(None);
         o.stop_on_interrupt = true;
         let sigterm = async { Signal::Terminate };
-        let e = watch(&clients, JOB, &o, &clock, &mut rec, sigterm, &mut last)
+        let e = watch_until(&client, &o, &clock, sigterm)
             .await
+            .result
             .unwrap_err();
         assert_eq!(e.exit_code(), 143, "SIGTERM");
         assert!(

@@ -442,10 +442,8 @@ mod tests {
 
     #[test]
     fn reads_a_docker_save_archive() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("img.tar");
         let layers = vec![layer("a", 1000, 1), layer("b", 3000, 2)];
-        docker_save(&p, "amd64", &layers);
+        let (_dir, p) = saved(&layers);
         let img = read(&p).unwrap();
         assert_eq!(img.format, Format::Docker);
         assert!(img.platform.fits());

@@ -207,12 +207,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_failed_build_is_reported_with_the_engines_output_even_when_quiet() {
+    /// A folder with a Dockerfile, an engine that runs `script`, and a quiet `Ui`.
+    fn project(script: &str) -> (tempfile::TempDir, Engine, Ui) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-        let e = fake_engine(dir.path(), "echo 'no such base image' >&2; exit 3");
+        let e = fake_engine(dir.path(), script);
         let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0, &|_| None);
+        (dir, e, ui)
+    }
+
+    #[test]
+    fn a_failed_build_is_reported_with_the_engines_output_even_when_quiet() {
+        let (dir, e, ui) = project("echo 'no such base image' >&2; exit 3");
         let stop = AtomicBool::new(false);
         let err = build_and_save(&ui, &e, dir.path(), "r", "t", dir.path(), &stop).unwrap_err();
         assert_eq!(err.exit_code(), 2);
@@ -227,10 +233,7 @@ mod tests {
 
     #[test]
     fn an_interrupt_stops_the_engine() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-        let e = fake_engine(dir.path(), "sleep 30");
-        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0, &|_| None);
+        let (dir, e, ui) = project("sleep 30");
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
         std::thread::spawn(move || {

@@ -530,10 +530,8 @@ mod tests {
 
     #[test]
     fn compressing_keeps_the_content_and_is_deterministic() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("img.tar");
         let layers = vec![testdata::layer("a", 100_000, 3)];
-        testdata::docker_save(&p, "amd64", &layers);
+        let (dir, p) = testdata::saved(&layers);
         let img = archive::read(&p).unwrap();
         let m = img.layers[0].member;
         let (d1, n1, raw) = compress(&p, m, &dir.path().join("1.gz")).unwrap();

@@ -113,3 +113,12 @@ pub fn oci(out: &Path, arch: &str, layers: &[Vec<u8>], raw: bool) {
     add(&mut b, "index.json", &serde_json::to_vec(&index).unwrap());
     b.finish().unwrap();
 }
+
+/// A `docker save` archive (`img.tar`) of a linux/amd64 image with `layers`, in a new temporary
+/// folder (kept while the first value lives).
+pub fn saved(layers: &[Vec<u8>]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("img.tar");
+    docker_save(&p, "amd64", layers);
+    (dir, p)
+}

@@ -753,23 +753,21 @@ pub fn build_tuning_request(
     let definition = TrainingJobDefinition(training);
     let mut ranges = ParameterRanges::default();
     for (k, r) in &t.ranges {
+        let numeric = |min: String, max: String, scaling: &Scaling| NumericRange {
+            name: k.clone(),
+            min_value: min,
+            max_value: max,
+            scaling_type: scaling.api().map(str::to_string),
+        };
         match r {
-            Range::Integer { min, max, scaling } => {
-                ranges.integer_parameter_ranges.push(NumericRange {
-                    name: k.clone(),
-                    min_value: min.to_string(),
-                    max_value: max.to_string(),
-                    scaling_type: scaling.api().map(str::to_string),
-                })
-            }
-            Range::Continuous { min, max, scaling } => {
-                ranges.continuous_parameter_ranges.push(NumericRange {
-                    name: k.clone(),
-                    min_value: min.clone(),
-                    max_value: max.clone(),
-                    scaling_type: scaling.api().map(str::to_string),
-                })
-            }
+            Range::Integer { min, max, scaling } => ranges.integer_parameter_ranges.push(numeric(
+                min.to_string(),
+                max.to_string(),
+                scaling,
+            )),
+            Range::Continuous { min, max, scaling } => ranges
+                .continuous_parameter_ranges
+                .push(numeric(min.clone(), max.clone(), scaling)),
             Range::Categorical(values) => {
                 ranges.categorical_parameter_ranges.push(CategoricalRange {
                     name: k.clone(),

@@ -81,3 +81,36 @@ fn binstall_asks_for_exactly_what_the_release_workflow_uploads() {
     // The workflow runs on a tag named after the version it checks.
     assert!(workflow.contains(r#"if [ "v$version" != "$GITHUB_REF_NAME" ]"#));
 }
+
+/// The released binaries are built with Cargo.toml's size profile, and packaged from its folder;
+/// `cargo install` (the release profile) builds the generated SDK crates unoptimised.
+#[test]
+fn the_release_workflow_builds_and_packages_the_dist_profile() {
+    let workflow = std::fs::read_to_string(root().join(".github/workflows/release.yml")).unwrap();
+    assert!(
+        workflow.contains("cargo build --profile dist --locked --target"),
+        "the workflow's build step does not use the dist profile"
+    );
+    assert!(workflow.contains("exe=target/${{ matrix.target }}/dist/sagetrain"));
+    assert!(workflow.contains(r#"cd "target/$TARGET/dist""#));
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap()).unwrap();
+    let profiles = &manifest["profile"];
+    let dist = &profiles["dist"];
+    assert_eq!(dist["inherits"].as_str(), Some("release"));
+    assert_eq!(dist["lto"].as_str(), Some("fat"));
+    assert_eq!(dist["codegen-units"].as_integer(), Some(1));
+    assert_eq!(dist["panic"].as_str(), Some("abort"));
+    // Every crate release builds unoptimised is optimised for size again in dist (a custom
+    // profile inherits release's per-package settings, and they win over its own).
+    let fast = profiles["release"]["package"].as_table().unwrap();
+    assert!(fast.contains_key("aws-sdk-sagemaker"), "{fast:?}");
+    for (name, settings) in fast {
+        assert_eq!(settings["opt-level"].as_integer(), Some(0), "{name}");
+        assert_eq!(
+            dist["package"][name.as_str()]["opt-level"].as_str(),
+            Some("s"),
+            "{name} is not optimised in the dist profile"
+        );
+    }
+}
