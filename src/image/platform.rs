@@ -229,11 +229,18 @@ async fn config_url(
     let Some(config) = doc["config"]["digest"].as_str() else {
         return Err(Verdict::Unknown("the manifest names no config".into()));
     };
+    // One attempt: the check only advises (an unknown verdict says it could not tell), so a
+    // failing answer is not worth the retries' back-off on the way to CreateTrainingJob. An
+    // emulator without this operation answers 500, which would otherwise be retried twice.
+    let once = aws_sdk_ecr::config::Builder::default()
+        .retry_config(aws_sdk_ecr::config::retry::RetryConfig::disabled());
     let req = ecr
         .get_download_url_for_layer()
         .repository_name(repository)
         .layer_digest(config)
-        .set_registry_id(registry_id.map(str::to_string));
+        .set_registry_id(registry_id.map(str::to_string))
+        .customize()
+        .config_override(once);
     match req.send().await {
         Ok(o) => match o.download_url() {
             Some(u) => Ok(u.to_string()),
@@ -328,6 +335,7 @@ mod tests {
     use aws_sdk_ecr::types::Image;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
@@ -438,6 +446,28 @@ mod tests {
             2,
             "asked again: an unknown verdict is not cached"
         );
+    }
+
+    /// A failing GetDownloadUrlForLayer is asked once: the verdict is advisory, and retries
+    /// would add their back-off to every submit on an endpoint without the operation.
+    #[tokio::test]
+    async fn a_failing_download_url_is_not_retried() {
+        let get = get_image(manifest_with_config());
+        let url = mock!(aws_sdk_ecr::Client::get_download_url_for_layer)
+            .sequence()
+            .http_status(500, None)
+            .repeatedly()
+            .build();
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url], |b| b
+            .retry_config(
+                aws_sdk_ecr::config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(1))
+            ));
+        let v = check_with(&ecr, config("amd64"), None, None, "repo", DIGEST).await;
+        assert!(matches!(v, Verdict::Unknown(_)), "{v:?}");
+        assert_eq!(url.num_calls(), 1, "retried");
+        assert_eq!(get.num_calls(), 1);
     }
 
     #[tokio::test]
