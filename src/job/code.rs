@@ -47,6 +47,17 @@ pub fn job_is_code_mode(job: &DescribeTrainingJobOutput) -> bool {
         .is_some_and(|a| is_launcher(a.container_entrypoint()))
 }
 
+/// The data channels of a job: every channel but the `code` channel of a code-mode job (its
+/// code is `source`, not data).
+pub fn job_data_channels(
+    job: &DescribeTrainingJobOutput,
+) -> impl Iterator<Item = &aws_sdk_sagemaker::types::Channel> {
+    let code_mode = job_is_code_mode(job);
+    job.input_data_config()
+        .iter()
+        .filter(move |c| !(code_mode && c.channel_name() == Some(CODE_CHANNEL)))
+}
+
 /// The code prefix of a code-mode job: its `code` channel.
 pub fn job_code_uri(job: &DescribeTrainingJobOutput) -> Option<String> {
     if !job_is_code_mode(job) {

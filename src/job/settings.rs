@@ -566,14 +566,7 @@ declare! {
                 field: "InputDataConfig",
                 read: |j| {
                     Some(
-                        j.job
-                            .input_data_config()
-                            .iter()
-                            .filter(|c| {
-                                // The code of a code-mode job is `source`, not a channel.
-                                !(crate::job::code::job_is_code_mode(&j.job)
-                                    && c.channel_name() == Some(crate::job::code::CODE_CHANNEL))
-                            })
+                        crate::job::code::job_data_channels(&j.job)
                             .filter_map(|c| {
                                 let s3 = c.data_source()?.s3_data_source()?;
                                 Some((c.channel_name()?.to_string(), s3.s3_uri()?.to_string()))
@@ -649,13 +642,7 @@ declare! {
                 field: "InputDataConfig.InputMode",
                 read: |j| {
                     Some(
-                        j.job
-                            .input_data_config()
-                            .iter()
-                            .filter(|c| {
-                                !(crate::job::code::job_is_code_mode(&j.job)
-                                    && c.channel_name() == Some(crate::job::code::CODE_CHANNEL))
-                            })
+                        crate::job::code::job_data_channels(&j.job)
                             .filter_map(|c| {
                                 Some((
                                     c.channel_name()?.to_string(),

@@ -75,11 +75,7 @@ fn source_uploads_the_code_once_and_the_job_runs_it_through_the_launcher() {
     dry.push("--dry-run");
     let r = sb.run(&dry).ok();
     assert_eq!(proxy.count_method("PUT"), 0);
-    assert!(
-        r.stderr.contains("dry run: code (4 files, "),
-        "{}",
-        r.stderr
-    );
+    let r = r.stderr_has("dry run: code (4 files, ");
     assert!(
         r.stderr
             .contains(&format!("would be uploaded to {code_uri}")),

@@ -296,13 +296,9 @@ fn a_planted_credentials_file_is_refused_naming_it_and_nothing_is_sent() {
         .as_bytes(),
     );
     let r = sb.run(&["data", "push", "data"]).code(2);
-    assert!(r.stderr.contains("backup/credentials"), "{}", r.stderr);
-    assert!(r.stderr.contains("look"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("--allow-credentials-files"),
-        "{}",
-        r.stderr
-    );
+    let r = r.stderr_has("backup/credentials");
+    let r = r.stderr_has("look");
+    let r = r.stderr_has("--allow-credentials-files");
     assert!(
         !r.stderr.contains(FAKE_SECRET),
         "the secret is never printed"
@@ -335,8 +331,8 @@ fn a_planted_credentials_file_is_refused_naming_it_and_nothing_is_sent() {
             "./data",
         ])
         .code(2);
-    assert!(r.stderr.contains("labels.csv"), "{}", r.stderr);
-    assert!(r.stderr.contains("access key id"), "{}", r.stderr);
+    let r = r.stderr_has("labels.csv");
+    r.stderr_has("access key id");
     assert!(proxy.requests().is_empty());
 
     // Allowed on purpose: uploaded, with a warning.
@@ -351,7 +347,7 @@ fn a_planted_credentials_file_is_refused_naming_it_and_nothing_is_sent() {
         ])
         .ok();
     assert_eq!(r.json()["uploaded_files"], 5);
-    assert!(r.stderr.contains("labels.csv although"), "{}", r.stderr);
+    r.stderr_has("labels.csv although");
 }
 
 #[test]
@@ -374,36 +370,20 @@ fn missing_folders_and_bad_channel_values_are_violations_naming_the_key_and_path
         ])
         .code(2);
     let project = sb.project();
-    assert!(
-        r.stderr.contains(&format!(
-            "`channels.train` in {}: the local folder {} does not exist",
-            project.join("sagetrain.toml").display(),
-            project.join("data/missing").display()
-        )),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains(&format!(
-            "--validation validation: the local folder {} does not exist",
-            project.join("nope").display()
-        )),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains(
-            "--channel x: `ftp://h/p` is neither an S3 URI (s3://BUCKET/PREFIX) nor a local folder"
-        ),
-        "{}",
-        r.stderr
+    let r = r.stderr_has(&format!(
+        "`channels.train` in {}: the local folder {} does not exist",
+        project.join("sagetrain.toml").display(),
+        project.join("data/missing").display()
+    ));
+    let r = r.stderr_has(&format!(
+        "--validation validation: the local folder {} does not exist",
+        project.join("nope").display()
+    ));
+    r.stderr_has(
+        "--channel x: `ftp://h/p` is neither an S3 URI (s3://BUCKET/PREFIX) nor a local folder",
     );
     let r = sb.run(&["data", "push", "nope"]).code(2);
-    assert!(
-        r.stderr.contains("DIR: nope is not an existing folder"),
-        "{}",
-        r.stderr
-    );
+    r.stderr_has("DIR: nope is not an existing folder");
 }
 
 #[test]
@@ -436,11 +416,7 @@ fn config_file_folders_are_relative_to_the_file_and_dry_run_offline_shows_the_ur
         "{}",
         r.stderr
     );
-    assert!(
-        r.stderr.contains(&format!("would be uploaded to {uri}")),
-        "{}",
-        r.stderr
-    );
+    r.stderr_has(&format!("would be uploaded to {uri}"));
     // `sagetrain config` shows the value and where it came from.
     let r = sb.run(&["config"]).ok();
     assert!(r.stdout.contains("channels.train"), "{}", r.stdout);
@@ -475,7 +451,7 @@ fn dry_run_uploads_nothing_and_says_how_much_is_missing() {
         r.json()["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"],
         uri.as_str()
     );
-    assert!(r.stderr.contains("would be uploaded"), "{}", r.stderr);
+    r.stderr_has("would be uploaded");
     assert!(list(&acct, &default_bucket(&acct), "").is_empty());
 
     // With the bucket there (pushed by someone else), the dry run counts what is missing.

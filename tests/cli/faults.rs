@@ -125,8 +125,8 @@ fn a_create_whose_response_is_lost_is_reconciled_into_one_job() {
     let sb = sandbox(&s, &proxy);
     let r = run(&sb, &train_args(&s, "lost", &["-o", "json"])).ok();
     let name = r.json()["job_name"].as_str().unwrap().to_string();
-    assert!(r.stderr.contains("reconciled"), "{}", r.stderr);
-    assert!(r.stderr.contains(&name), "{}", r.stderr);
+    let r = r.stderr_has("reconciled");
+    let r = r.stderr_has(&name);
 
     assert_eq!(
         jobs_named(&s, "lost-"),
@@ -334,7 +334,7 @@ fn a_slow_endpoint_gives_a_clear_timeout_error() {
         r.code
     );
     let r = r.code(4);
-    assert!(r.stderr.contains("timed out"), "{}", r.stderr);
+    let r = r.stderr_has("timed out");
     assert!(
         r.stderr
             .contains("read timeout of 500ms (SAGETRAIN_READ_TIMEOUT)"),

@@ -156,7 +156,7 @@ fn train_wait_logs_puts_logs_on_stderr_and_the_verdict_on_stdout() {
             "\nsaved model to /opt/ml/model\n",
         ],
     );
-    assert!(r.stderr.contains("Completed"), "{}", r.stderr);
+    let r = r.stderr_has("Completed");
     assert!(!r.stdout.contains("epoch 1"), "{}", r.stdout);
     assert!(!r.stderr.contains("[algo-1]"), "{}", r.stderr);
 
@@ -246,7 +246,7 @@ fn logs_prints_every_host_in_time_order_with_prefixes_on_stdout() {
     // --follow on a finished job: the same lines, then it ends.
     let r = sb.run(&["logs", &job, "--follow"]).ok();
     assert_eq!(lines(&r.stdout), expected);
-    assert!(r.stderr.contains("completed"), "{}", r.stderr);
+    r.stderr_has("completed");
     // JSON lines.
     let r = sb.run(&["logs", &job, "-o", "json"]).ok();
     let objs: Vec<serde_json::Value> = r
@@ -282,7 +282,7 @@ fn logs_prints_every_host_in_time_order_with_prefixes_on_stdout() {
     run(&sb, &train_args(&s, &quiet, &[])).ok();
     let r = sb.run(&["logs", &quiet]).ok();
     assert_eq!(r.stdout, "");
-    assert!(r.stderr.contains("has no log streams"), "{}", r.stderr);
+    r.stderr_has("has no log streams");
     // A job that does not exist is an error.
     sb.run(&["logs", "no-such-job-anywhere"])
         .code(4)
@@ -646,7 +646,7 @@ fn extract_refuses_archives_that_would_write_outside_the_folder() {
             .run(&["download", &job, "--dir", "dl/model", "--extract"])
             .code(2);
         assert!(r.stderr.contains(&expected), "{expected}\n{}", r.stderr);
-        assert!(r.stderr.contains("nothing was extracted"), "{}", r.stderr);
+        let r = r.stderr_has("nothing was extracted");
         // Nothing written outside the folder, nor inside it but the archive itself.
         assert_eq!(
             tree(&sb.project()),
@@ -728,16 +728,8 @@ fn train_from_copies_the_old_jobs_settings_and_flags_override_them() {
         ])
         .ok();
     assert_eq!(r.json()["job_name"], b.as_str());
-    assert!(
-        r.stderr.contains(&format!("starting from job {a}")),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("replace these from the environment or sagetrain.toml: role (env SAGEMAKER_ROLE), instance_type (file "),
-        "{}",
-        r.stderr
-    );
+    let r = r.stderr_has(&format!("starting from job {a}"));
+    r.stderr_has("replace these from the environment or sagetrain.toml: role (env SAGEMAKER_ROLE), instance_type (file ");
 
     let db = block_on(s.acct.describe(&b));
     assert_eq!(db.role_arn(), da.role_arn());
@@ -864,7 +856,7 @@ fn wait_exit_codes_follow_the_verdict() {
     let failed = failed_job();
     let sb = fake_sandbox(&failed.url);
     let r = sb.run(&["wait", "unet-failed"]).code(5);
-    assert!(r.stderr.contains("CUDA out of memory"), "{}", r.stderr);
+    let r = r.stderr_has("CUDA out of memory");
     assert!(
         r.stdout.contains("failure reason  AlgorithmError"),
         "{}",
@@ -889,8 +881,8 @@ fn wait_exit_codes_follow_the_verdict() {
     );
     let sb = fake_sandbox(&stopped.url);
     let r = sb.run(&["wait", "unet-maxrun", "-o", "json"]).code(6);
-    assert!(r.stderr.contains("maximum run time"), "{}", r.stderr);
-    assert!(r.stderr.contains("--max-run"), "{}", r.stderr);
+    let r = r.stderr_has("maximum run time");
+    let r = r.stderr_has("--max-run");
     assert_eq!(r.json()["secondary_status"], "MaxRuntimeExceeded");
     assert!(stopped.calls_to("StopTrainingJob").is_empty());
 }
@@ -951,11 +943,7 @@ fn timeout_exits_7_and_the_job_keeps_running() {
         "{}",
         r.stderr
     );
-    assert!(
-        r.stderr.contains("sagetrain stop unet-long"),
-        "{}",
-        r.stderr
-    );
+    let r = r.stderr_has("sagetrain stop unet-long");
     assert_eq!(r.json()["status"], "InProgress", "the last known status");
     assert!(fake.calls_to("DescribeTrainingJob").len() >= 2);
     assert!(
@@ -1090,16 +1078,8 @@ fn ctrl_c_detaches_or_with_stop_on_interrupt_stops_the_job() {
             "{}",
             r.stderr
         );
-        assert!(
-            r.stderr.contains("re-attach: sagetrain wait unet-running"),
-            "{}",
-            r.stderr
-        );
-        assert!(
-            r.stderr.contains("sagetrain stop unet-running"),
-            "{}",
-            r.stderr
-        );
+        let r = r.stderr_has("re-attach: sagetrain wait unet-running");
+        r.stderr_has("sagetrain stop unet-running");
         assert!(
             fake.calls_to("StopTrainingJob").is_empty(),
             "detached, not stopped"
@@ -1112,13 +1092,9 @@ fn ctrl_c_detaches_or_with_stop_on_interrupt_stops_the_job() {
             signal,
         );
         assert_eq!(r.code, code, "{}", r.stderr);
-        assert!(
-            r.stderr.contains(&format!(
-                "interrupted ({named}): asked SageMaker to stop training job `unet-running`"
-            )),
-            "{}",
-            r.stderr
-        );
+        let r = r.stderr_has(&format!(
+            "interrupted ({named}): asked SageMaker to stop training job `unet-running`"
+        ));
         assert_eq!(r.json()["status"], "InProgress", "the last known status");
         let stops = fake.calls_to("StopTrainingJob");
         assert_eq!(stops.len(), 1);

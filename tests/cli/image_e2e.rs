@@ -96,10 +96,7 @@ fn push_and_check(
     layer_type: &str,
 ) {
     let acct = block_on(Account::new("us-east-1"));
-    let proxy = Proxy::start(&crate::harness::moto_url());
-    let mut sb = Sandbox::new();
-    acct.env(&mut sb);
-    sb.set("AWS_ENDPOINT_URL", &proxy.url);
+    let (sb, proxy) = crate::data_e2e::sandbox_via_proxy(&acct);
     let archive = sb.dir.path().join("image.tar");
     let layers = layers();
     write(&archive, &layers);
@@ -192,10 +189,7 @@ fn an_oci_archive_is_pushed_with_an_oci_manifest_and_a_second_push_sends_no_laye
 #[test]
 fn an_arm64_archive_is_refused_before_anything_is_sent() {
     let acct = block_on(Account::new("us-east-1"));
-    let proxy = Proxy::start(&crate::harness::moto_url());
-    let mut sb = Sandbox::new();
-    acct.env(&mut sb);
-    sb.set("AWS_ENDPOINT_URL", &proxy.url);
+    let (sb, proxy) = crate::data_e2e::sandbox_via_proxy(&acct);
     let archive = sb.dir.path().join("arm.tar");
     testdata::oci(&archive, "arm64", &[testdata::layer("a", 1000, 1)], false);
     sb.run(&[

@@ -57,8 +57,8 @@ fn init_fills_in_what_the_account_holds_and_the_file_drives_train() {
     ] {
         assert!(!text.contains(secret), "init wrote a credential");
     }
-    assert!(r.stderr.contains("execution role: "), "{}", r.stderr);
-    assert!(r.stderr.contains("sagetrain doctor"), "{}", r.stderr);
+    let r = r.stderr_has("execution role: ");
+    r.stderr_has("sagetrain doctor");
 
     // The config parser reads it, and reports where each value came from.
     let c = sb.run(&["config", "-o", "json"]).ok().json();
@@ -108,7 +108,7 @@ fn init_never_overwrites_without_force_and_print_writes_nothing() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    r.stderr_has("--force");
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         "region = \"eu-west-1\"\n"
@@ -156,16 +156,8 @@ fn without_credentials_or_offline_init_writes_the_commented_template_and_says_so
     sb.set("AWS_ENDPOINT_URL", &dead_endpoint())
         .set("AWS_REGION", "eu-west-1");
     let r = sb.run(&["init"]).ok();
-    assert!(
-        r.stderr.contains("no usable AWS credentials"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("every value is a commented example"),
-        "{}",
-        r.stderr
-    );
+    let r = r.stderr_has("no usable AWS credentials");
+    r.stderr_has("every value is a commented example");
     let text = std::fs::read_to_string(sb.project().join("sagetrain.toml")).unwrap();
     assert!(uncommented_keys(&text).is_empty(), "{text}");
     assert!(text.contains("# image = \"unet-vessels:latest\""));
@@ -175,10 +167,10 @@ fn without_credentials_or_offline_init_writes_the_commented_template_and_says_so
         r.json()["config_file"],
         sb.project().join("sagetrain.toml").display().to_string()
     );
-    assert!(r.stderr.contains("no image given"), "{}", r.stderr);
+    r.stderr_has("no image given");
 
     let r = sb.run(&["init", "--offline", "--print"]).ok();
-    assert!(r.stderr.contains("--offline"), "{}", r.stderr);
+    let r = r.stderr_has("--offline");
     assert!(uncommented_keys(&r.stdout).is_empty(), "{}", r.stdout);
     assert!(r.stdout.contains("[hyperparameters]"));
 }

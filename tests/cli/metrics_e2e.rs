@@ -133,7 +133,7 @@ fn two_jobs_series_equal_the_logged_values_and_images_have_the_stated_size() {
             "800x500",
         ])
         .ok();
-    assert!(r.stderr.contains("wrote the charts to"), "{}", r.stderr);
+    r.stderr_has("wrote the charts to");
     assert_eq!(png_size(&png), (800, 500));
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(

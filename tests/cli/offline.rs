@@ -63,7 +63,7 @@ fn offline_dry_run_needs_no_credentials_and_no_network() {
     let name = req["TrainingJobName"].as_str().unwrap();
     assert!(name.starts_with("unet-vessels-20"), "{name}");
     assert!(name.len() <= 63);
-    assert!(r.stderr.contains("dry run"), "{}", r.stderr);
+    r.stderr_has("dry run");
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn a_key_pasted_into_a_hyperparameter_is_refused_and_masked() {
     let mut args = offline_args();
     args.extend(["-H", "api_key=AKIAIOSFODNN7EXAMPLE"]);
     let r = sb.run(&args).code(2);
-    assert!(r.stderr.contains("--hyperparameter api_key: the value (****************MPLE) looks like an AWS access key id"), "{}", r.stderr);
+    let r = r.stderr_has("--hyperparameter api_key: the value (****************MPLE) looks like an AWS access key id");
     assert!(!r.stderr.contains("AKIAIOSFODNN7EXAMPLE"));
 }
 
@@ -222,8 +222,8 @@ fn a_broken_config_file_names_the_line_and_key() {
         "region = \"eu-west-1\"\ninstance_cont = 2\n",
     );
     let r = sb.run(&["config"]).code(2);
-    assert!(r.stderr.contains("sagetrain.toml:2"), "{}", r.stderr);
-    assert!(r.stderr.contains("instance_cont"), "{}", r.stderr);
+    let r = r.stderr_has("sagetrain.toml:2");
+    r.stderr_has("instance_cont");
     sb.write(
         "project/sagetrain.toml",
         "[environment]\nKEY = \"AKIAIOSFODNN7EXAMPLE\"\n",
@@ -258,11 +258,7 @@ fn a_missing_profile_fails_at_once_listing_the_profiles_that_exist() {
         ])
         .code(3);
     assert!(r.stderr.contains("the AWS profile `staging` (from AWS_PROFILE) does not exist; profiles that exist: dev, prod"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("aws configure sso --profile staging"),
-        "{}",
-        r.stderr
-    );
+    r.stderr_has("aws configure sso --profile staging");
 }
 
 /// `train` with no credentials: exit 3 within 2 seconds, explaining the two kinds of
@@ -313,8 +309,8 @@ fn no_region_is_a_clear_error() {
     let r = sb
         .run(&["train", "--epochs", "5", "--image", "unet"])
         .code(2);
-    assert!(r.stderr.contains("no AWS region is set"), "{}", r.stderr);
-    assert!(r.stderr.contains("AWS_REGION"), "{}", r.stderr);
+    let r = r.stderr_has("no AWS region is set");
+    r.stderr_has("AWS_REGION");
 }
 
 #[test]

@@ -141,20 +141,12 @@ fn train_with_environment_credentials_creates_the_exact_job() {
     ));
 
     // The user is told which credentials, role and image were used, and from where.
-    assert!(
-        r.stderr.contains("credentials: environment variables"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains(&format!(
-            "execution role: {} (lookup: iam:GetRole `SageMakerRole` from --role)",
-            s.role_arn
-        )),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("pinned to its digest"), "{}", r.stderr);
+    let r = r.stderr_has("credentials: environment variables");
+    let r = r.stderr_has(&format!(
+        "execution role: {} (lookup: iam:GetRole `SageMakerRole` from --role)",
+        s.role_arn
+    ));
+    r.stderr_has("pinned to its digest");
 }
 
 #[test]
@@ -313,7 +305,7 @@ fn role_discovery_uses_the_callers_own_role_when_it_trusts_sagemaker() {
         r.json()["role_arn"],
         format!("arn:aws:iam::{}:role/tester", acct.id).as_str()
     );
-    assert!(r.stderr.contains("your own role"), "{}", r.stderr);
+    r.stderr_has("your own role");
 }
 
 #[test]
@@ -334,7 +326,7 @@ fn role_discovery_with_several_or_no_candidates_lists_them_and_says_how_to_choos
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("SAGEMAKER_ROLE"), "{}", r.stderr);
+    r.stderr_has("SAGEMAKER_ROLE");
 
     block_on(async {
         acct.role("SageMakerRoleA", "/", true).await;
@@ -343,28 +335,16 @@ fn role_discovery_with_several_or_no_candidates_lists_them_and_says_how_to_choos
     let r = sb
         .run(&["train", "--epochs", "50", "--image", "unet-vessels"])
         .code(2);
-    assert!(r.stderr.contains("2 roles could be it"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains(&format!(
-            "candidate: arn:aws:iam::{}:role/SageMakerRoleA",
-            acct.id
-        )),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains(&format!(
-            "candidate: arn:aws:iam::{}:role/SageMakerRoleB",
-            acct.id
-        )),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains("export SAGEMAKER_ROLE=arn:aws:iam::"),
-        "{}",
-        r.stderr
-    );
+    let r = r.stderr_has("2 roles could be it");
+    let r = r.stderr_has(&format!(
+        "candidate: arn:aws:iam::{}:role/SageMakerRoleA",
+        acct.id
+    ));
+    let r = r.stderr_has(&format!(
+        "candidate: arn:aws:iam::{}:role/SageMakerRoleB",
+        acct.id
+    ));
+    r.stderr_has("export SAGEMAKER_ROLE=arn:aws:iam::");
     assert!(block_on(acct.job_names()).is_empty());
 
     // SAGEMAKER_ROLE settles it.
@@ -384,7 +364,7 @@ fn role_discovery_with_several_or_no_candidates_lists_them_and_says_how_to_choos
         r.json()["role_arn"],
         format!("arn:aws:iam::{}:role/SageMakerRoleB", acct.id).as_str()
     );
-    assert!(r.stderr.contains("from SAGEMAKER_ROLE"), "{}", r.stderr);
+    r.stderr_has("from SAGEMAKER_ROLE");
 }
 
 #[test]
@@ -436,7 +416,7 @@ fn dry_run_creates_nothing_and_prints_a_request_the_aws_cli_accepts() {
     // Nothing created: no job, and not even the default bucket.
     assert!(block_on(s.acct.job_names()).is_empty());
     assert!(!block_on(s.acct.bucket_exists(&default_bucket)));
-    assert!(r.stderr.contains("would be created"), "{}", r.stderr);
+    let r = r.stderr_has("would be created");
 
     // The AWS CLI takes the request as it is.
     let file = sb.write("project/request.json", &r.stdout);
@@ -563,13 +543,9 @@ fn rejected_credentials_exit_3_and_say_it_is_about_your_keys() {
             "unet-vessels",
         ])
         .code(3);
-    assert!(
-        r.stderr.contains("AWS rejected your credentials"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("InvalidClientTokenId"), "{}", r.stderr);
-    assert!(r.stderr.contains("not the execution role"), "{}", r.stderr);
+    let r = r.stderr_has("AWS rejected your credentials");
+    let r = r.stderr_has("InvalidClientTokenId");
+    r.stderr_has("not the execution role");
 }
 
 #[test]

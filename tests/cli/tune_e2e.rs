@@ -100,7 +100,7 @@ fn dry_run_prints_a_tuning_request_the_aws_cli_accepts() {
         d["AlgorithmSpecification"]["TrainingImage"],
         format!("{}/unet-vessels@{}", s.acct.registry(), s.digest).as_str()
     );
-    assert!(r.stderr.contains("nothing was created"), "{}", r.stderr);
+    let r = r.stderr_has("nothing was created");
     let listed = aws_cli(
         &sb,
         "us-east-1",
