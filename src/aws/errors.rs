@@ -8,6 +8,7 @@
 
 use crate::error::{Error, Kind};
 use aws_credential_types::provider::error::CredentialsError;
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -348,7 +349,7 @@ pub fn service_error(operation: &str, code: &str, message: &str, status: u16) ->
         Some("the bucket is in another region: the job's buckets must be in the job's region (--region), or use a bucket there".to_string())
     } else if code == "NoSuchBucket" {
         Some("create the bucket in the job's region (aws s3 mb s3://BUCKET --region REGION) or fix the URI".to_string())
-    } else if code.contains("Throttl") || code == "SlowDown" || code == "TooManyRequestsException" {
+    } else if is_throttling(code) || code.contains("Throttl") {
         Some("AWS is throttling requests; try again later, or raise AWS_MAX_ATTEMPTS".to_string())
     } else if code == "AccessDenied" || code == "AccessDeniedException" || status == 403 {
         Some("your credentials lack a permission named above; ask for it or use another profile (see examples/iam/developer-policy.json)".to_string())
@@ -368,6 +369,105 @@ pub fn error_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> O
         SdkError::ServiceError(se) => se.err().code().map(str::to_string),
         _ => None,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors of single calls: transient (throttling, 5xx, timeouts) or not.
+
+/// An AWS call that failed, and whether trying again later may succeed.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    pub error: Error,
+    pub transient: bool,
+    pub throttled: bool,
+    /// The operation, as a message names it ("DescribeTrainingJob"); empty when the failure was
+    /// not an AWS call's.
+    pub operation: String,
+}
+
+impl From<Error> for CallError {
+    /// A failure that trying again will not mend.
+    fn from(error: Error) -> CallError {
+        CallError {
+            error,
+            transient: false,
+            throttled: false,
+            operation: String::new(),
+        }
+    }
+}
+
+/// "DescribeTrainingJob" of "sagemaker:DescribeTrainingJob".
+fn operation_name(operation: &str) -> String {
+    operation
+        .rsplit_once(':')
+        .map_or(operation, |(_, op)| op)
+        .to_string()
+}
+
+/// Is this error code throttling? The SDK's own list, from its retry classifier.
+pub fn is_throttling(code: &str) -> bool {
+    THROTTLING_ERRORS.contains(&code)
+}
+
+/// Classify an SDK error (after the SDK's own retries): throttling and timeouts by the codes of
+/// the SDK's retry classifier, an answer of 5xx, and a failure to send or to read the answer
+/// may succeed later.
+pub fn classify<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (transient, throttled) = match err {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => (true, false),
+        SdkError::DispatchFailure(d) => (d.is_io() || d.is_timeout(), false),
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("");
+            let throttled = is_throttling(code);
+            let transient = throttled
+                || TRANSIENT_ERRORS.contains(&code)
+                || se.raw().status().is_server_error();
+            (transient, throttled)
+        }
+        _ => (false, false),
+    };
+    CallError {
+        error: aws_error(operation, err),
+        transient,
+        throttled,
+        operation: operation_name(operation),
+    }
+}
+
+/// A Describe call's answer, with "not found" made clear by `missing`.
+pub fn found<T, E>(
+    sent: std::result::Result<T, SdkError<E, HttpResponse>>,
+    operation: &str,
+    missing: impl FnOnce() -> Error,
+) -> std::result::Result<T, CallError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    sent.map_err(|e| match is_not_found(&e) {
+        true => CallError {
+            operation: operation_name(operation),
+            ..CallError::from(missing())
+        },
+        false => classify(operation, &e),
+    })
+}
+
+/// Did SageMaker answer that the resource does not exist? For a training job it answers with a
+/// ValidationException, so only its message tells (no code or variant does); other resources
+/// have the `ResourceNotFound` code.
+pub fn is_not_found<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    let msg = e
+        .as_service_error()
+        .and_then(|s| s.message())
+        .unwrap_or_default();
+    error_code(e).as_deref() == Some("ResourceNotFound")
+        || ["Could not find", "not found", "does not exist"]
+            .iter()
+            .any(|m| msg.contains(m))
 }
 
 #[cfg(test)]
@@ -508,5 +608,37 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[tokio::test]
+    async fn calls_are_transient_by_the_sdks_own_codes_and_by_5xx() {
+        // (HTTP status, code, transient, throttled)
+        let cases = [
+            (400, "ThrottlingException", true, true),
+            (400, "RequestLimitExceeded", true, true),
+            (503, "SlowDown", true, true),
+            (400, "RequestTimeout", true, false),
+            (500, "InternalFailure", true, false),
+            (400, "ValidationException", false, false),
+            (403, "AccessDeniedException", false, false),
+        ];
+        for (status, code, transient, throttled) in cases {
+            let body = format!(r#"{{"__type":"{code}","message":"m"}}"#);
+            let err = answering(status, &body)
+                .stop_training_job()
+                .training_job_name("j")
+                .send()
+                .await
+                .map(|_: StopTrainingJobOutput| ())
+                .unwrap_err();
+            let c = classify("sagemaker:StopTrainingJob", &err);
+            assert_eq!((c.transient, c.throttled), (transient, throttled), "{code}");
+            assert_eq!(c.operation, "StopTrainingJob");
+            assert!(c.error.message.contains(code), "{}", c.error.message);
+            let hint = c.error.hint.unwrap_or_default();
+            assert_eq!(hint.contains("throttling"), throttled, "{code}: {hint}");
+        }
+        let plain = CallError::from(Error::usage("bad"));
+        assert!(!plain.transient && !plain.throttled && plain.operation.is_empty());
     }
 }

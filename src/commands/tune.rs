@@ -286,14 +286,18 @@ async fn wait(ctx: &Context, args: &TuneWaitArgs) -> Result<()> {
             "stops waiting; the tuning job keeps running"
         }
     ));
+    let how = tuning::TuneWait {
+        policy: opts.policy,
+        timeout: opts.timeout,
+        stop_on_interrupt: opts.stop_on_interrupt,
+    };
     let d = tuning::wait(
         &aws.sagemaker(),
         &name,
-        opts.policy,
-        opts.timeout,
-        opts.stop_on_interrupt,
+        how,
         &crate::follow::TokioClock::new(),
         &mut |line| ctx.ui.info(line),
+        &mut |text| ctx.ui.warn(text),
         crate::signals::claim().recv(),
     )
     .await?;

@@ -7,7 +7,7 @@
 //! repeated, however many pages or polls). Lines of several streams are merged by timestamp,
 //! one page per stream in memory at a time, so each host's lines stay in their order.
 
-use crate::follow::{classify, CallError};
+use crate::aws::errors::{classify, CallError};
 use aws_sdk_cloudwatchlogs::types::OutputLogEvent;
 use aws_sdk_cloudwatchlogs::Client;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -8,19 +8,22 @@
 
 pub mod ci;
 pub mod logs;
+pub mod poll;
 pub mod report;
 pub mod tuning;
 
+#[cfg(test)]
+pub use poll::FakeClock;
+pub use poll::{Clock, PollPolicy, Poller, Step, Subject, TokioClock, Watch};
+
 use crate::aws::aws_error;
+use crate::aws::errors::{found, CallError};
 use crate::config::durations;
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Result};
 use crate::follow::logs::{LogLine, LogTail};
 use crate::secrets::redact;
 use crate::signals::Signal;
 use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use report::Verdict;
 use std::future::Future;
 use std::io::Write;
@@ -28,61 +31,9 @@ use std::time::{Duration, SystemTime};
 
 pub type Describe = DescribeTrainingJobOutput;
 
-/// The variable of `--poll-interval`.
-pub const POLL_INTERVAL_VAR: &str = "SAGETRAIN_POLL_INTERVAL";
-
-/// Consecutive transient failures (after the SDK's own retries) before the wait gives up.
-pub const MAX_TRANSIENT_FAILURES: u32 = 10;
-
 /// In plain (non-terminal) mode, a line is printed at least this often, so that a CI log shows
 /// the wait is alive.
 const HEARTBEAT: Duration = Duration::from_secs(600);
-
-// ---------------------------------------------------------------------------------------------
-// Errors of single calls: transient (throttling, 5xx, timeouts) or not.
-
-/// An AWS call that failed, and whether trying again later may succeed.
-#[derive(Debug, Clone)]
-pub struct CallError {
-    pub error: Error,
-    pub transient: bool,
-    pub throttled: bool,
-}
-
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "SlowDown",
-    "ProvisionedThroughputExceededException",
-    "LimitExceededException",
-];
-
-/// Classify an SDK error (after the SDK's own retries).
-pub fn classify<E>(operation: &str, err: &SdkError<E, HttpResponse>) -> CallError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let (transient, throttled) = match err {
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => (true, false),
-        SdkError::DispatchFailure(d) => (d.is_io() || d.is_timeout(), false),
-        SdkError::ServiceError(se) => {
-            let code = se.err().code().unwrap_or("");
-            let throttled = THROTTLING_CODES.contains(&code);
-            (throttled || se.raw().status().as_u16() >= 500, throttled)
-        }
-        _ => (false, false),
-    };
-    CallError {
-        error: aws_error(operation, err),
-        transient,
-        throttled,
-    }
-}
 
 /// DescribeTrainingJob, with "not found" (a ValidationException) made clear.
 pub async fn describe(
@@ -97,162 +48,11 @@ pub async fn describe(
     found(sent, "sagemaker:DescribeTrainingJob", || not_found(job))
 }
 
-/// A Describe call's answer, with "not found" made clear by `missing`.
-pub fn found<T, E>(
-    sent: std::result::Result<T, SdkError<E, HttpResponse>>,
-    operation: &str,
-    missing: impl FnOnce() -> Error,
-) -> std::result::Result<T, CallError>
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    sent.map_err(|e| match is_not_found(&e) {
-        true => CallError {
-            error: missing(),
-            transient: false,
-            throttled: false,
-        },
-        false => classify(operation, &e),
-    })
-}
-
-/// Did SageMaker answer that the resource does not exist? For a training job it answers with a
-/// ValidationException, so only its message tells (no code or variant does); other resources
-/// have the `ResourceNotFound` code.
-pub fn is_not_found<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
-    let msg = e
-        .as_service_error()
-        .and_then(|s| s.message())
-        .unwrap_or_default();
-    crate::aws::error_code(e).as_deref() == Some("ResourceNotFound")
-        || ["Could not find", "not found", "does not exist"]
-            .iter()
-            .any(|m| msg.contains(m))
-}
-
 pub fn not_found(job: &str) -> Error {
     Error::aws(format!(
         "training job `{job}` not found in this account and region"
     ))
     .with_hint("check the name and --region; `sagetrain list` shows recent jobs")
-}
-
-// ---------------------------------------------------------------------------------------------
-// Time.
-
-/// Monotonic time and sleeping, injectable for tests.
-pub trait Clock {
-    /// Time since the clock was made.
-    fn elapsed(&self) -> Duration;
-    fn sleep(&self, d: Duration) -> impl Future<Output = ()>;
-}
-
-/// The real clock.
-pub struct TokioClock {
-    start: tokio::time::Instant,
-}
-
-impl TokioClock {
-    pub fn new() -> TokioClock {
-        TokioClock {
-            start: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Default for TokioClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for TokioClock {
-    fn elapsed(&self) -> Duration {
-        self.start.elapsed()
-    }
-    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
-        tokio::time::sleep(d)
-    }
-}
-
-/// A clock whose sleeps take no time and are recorded (tests).
-#[cfg(test)]
-#[derive(Debug, Default)]
-pub struct FakeClock {
-    now: std::sync::Mutex<Duration>,
-    pub sleeps: std::sync::Mutex<Vec<Duration>>,
-}
-
-#[cfg(test)]
-impl FakeClock {
-    pub fn sleeps(&self) -> Vec<Duration> {
-        self.sleeps.lock().unwrap().clone()
-    }
-}
-
-#[cfg(test)]
-impl Clock for FakeClock {
-    fn elapsed(&self) -> Duration {
-        *self.now.lock().unwrap()
-    }
-    fn sleep(&self, d: Duration) -> impl Future<Output = ()> {
-        *self.now.lock().unwrap() += d;
-        self.sleeps.lock().unwrap().push(d);
-        // Yield once, so that an interrupt future racing this one gets polled.
-        tokio::task::yield_now()
-    }
-}
-
-/// How often to poll: from `min` after a change, growing by half each time nothing changes,
-/// up to `max`; doubled after throttling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PollPolicy {
-    pub min: Duration,
-    pub max: Duration,
-}
-
-impl Default for PollPolicy {
-    fn default() -> Self {
-        PollPolicy {
-            min: Duration::from_secs(5),
-            max: Duration::from_secs(60),
-        }
-    }
-}
-
-impl PollPolicy {
-    /// The adaptive default, or a fixed interval from `--poll-interval` (`flag`) or else
-    /// `SAGETRAIN_POLL_INTERVAL`: a duration of more than 0.
-    pub fn from_settings(
-        flag: Option<&str>,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<PollPolicy> {
-        let (text, from) = match flag {
-            Some(f) => (f.to_string(), "--poll-interval"),
-            None => match env(POLL_INTERVAL_VAR).filter(|v| !v.trim().is_empty()) {
-                Some(v) => (v, POLL_INTERVAL_VAR),
-                None => return Ok(PollPolicy::default()),
-            },
-        };
-        match durations::parse(&text) {
-            Ok(d) if !d.is_zero() => Ok(PollPolicy { min: d, max: d }),
-            Ok(_) => Err(Error::usage(format!("{from}: must be more than 0"))
-                .with_hint("e.g. --poll-interval 30s, or leave it out for the adaptive default")),
-            Err(rule) => Err(Error::usage(format!("{from}: {rule}"))),
-        }
-    }
-
-    pub fn next(&self, current: Duration, changed: bool) -> Duration {
-        if changed {
-            self.min
-        } else {
-            (current * 3 / 2).clamp(self.min, self.max)
-        }
-    }
-
-    pub fn after_throttling(&self, current: Duration) -> Duration {
-        (current * 2).clamp(self.min, self.max)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -463,18 +263,6 @@ fn primary_during(secondary: &str) -> &'static str {
     }
 }
 
-/// The job's state as last seen, for messages.
-fn last_state(last: Option<&Describe>) -> String {
-    last.map(|d| {
-        status_text(
-            d.training_job_status().map(|s| s.as_str()).unwrap_or("?"),
-            d.secondary_status().map(|s| s.as_str()).unwrap_or(""),
-            None,
-        )
-    })
-    .unwrap_or_else(|| "in an unknown state".into())
-}
-
 /// `InProgress / Training: message`, without repeating a secondary equal to the primary.
 pub fn status_text(primary: &str, secondary: &str, message: Option<&str>) -> String {
     let mut s = if secondary.is_empty() || secondary == primary {
@@ -676,141 +464,111 @@ fn ended_long_ago(d: &Describe) -> bool {
         .is_some_and(|age| age > Duration::from_secs(120))
 }
 
-/// Poll the job until it ends or `opts.timeout` passes. `last` holds the latest description
-/// (for the caller's report, however the wait ends).
-pub async fn wait_for_job<C: Clock>(
-    clients: &Clients<'_>,
-    job: &str,
-    opts: &WaitOptions,
-    clock: &C,
-    rep: &mut dyn Reporter,
-    last: &mut Option<Describe>,
-) -> Result<Verdict> {
-    let start = clock.elapsed();
-    let deadline = opts.timeout.map(|t| start + t);
-    let mut interval = opts.policy.min;
-    let mut tracker = Tracker::default();
-    let mut logs = match (opts.logs, clients.logs) {
-        (true, Some(client)) => Some(LogFollower {
-            client,
-            tail: LogTail::new(job, opts.log_start),
-            ticks_since_discovery: 0,
-            failing: false,
-        }),
-        _ => None,
-    };
-    let mut failures = 0u32;
-    loop {
+/// A training job as [`Poller`] waits for it: each look is a DescribeTrainingJob, its status
+/// transitions and (with `--logs`) its new log lines; it is done at its verdict.
+struct JobWatch<'a, C: Clock> {
+    clients: &'a Clients<'a>,
+    job: &'a str,
+    opts: &'a WaitOptions,
+    clock: &'a C,
+    rep: &'a mut dyn Reporter,
+    last: &'a mut Option<Describe>,
+    tracker: Tracker,
+    logs: Option<LogFollower<'a>>,
+    subject: Subject,
+}
+
+impl<C: Clock> Watch for JobWatch<'_, C> {
+    type Output = Verdict;
+
+    fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    async fn step(&mut self) -> std::result::Result<Step<Verdict>, CallError> {
+        let d = describe(self.clients.sagemaker, self.job).await?;
         let mut changed = false;
-        match describe(clients.sagemaker, job).await {
-            Ok(d) => {
-                if failures > 0 {
-                    rep.status_line(
-                        &line_at(
-                            tracker.age(clock.elapsed()),
-                            "DescribeTrainingJob answers again",
-                        ),
-                        tracker.age(clock.elapsed()),
-                    );
-                }
-                failures = 0;
-                let now = clock.elapsed();
-                for (at, text) in tracker.observe(&d, now) {
-                    rep.status_line(&line_at(at, &text), tracker.age(now));
-                    changed = true;
-                }
-                let primary = d.training_job_status().map(|s| s.as_str()).unwrap_or("");
-                let secondary = d.secondary_status().map(|s| s.as_str()).unwrap_or("");
-                rep.live(
-                    &status_text(primary, secondary, report::last_message(&d).as_deref()),
-                    tracker.age(now),
-                );
-                let verdict = report::verdict(&d);
-                if let Some(f) = logs.as_mut() {
-                    if let Some(c) = d.resource_config().and_then(|r| r.instance_count()) {
-                        f.tail.instance_count = c;
-                    }
-                    match f.poll(rep, verdict.is_some()).await {
-                        Some(n) => changed |= n > 0,
-                        None => logs = None,
-                    }
-                }
-                let ended_recently = !ended_long_ago(&d);
-                *last = Some(d);
-                if let Some(v) = verdict {
-                    // The last lines reach CloudWatch a little after the job ends: read again
-                    // (unless the job ended long ago) until nothing more comes.
-                    if let (Some(f), true) = (logs.as_mut(), ended_recently) {
-                        for _ in 0..2 {
-                            clock.sleep(opts.policy.min).await;
-                            match f.poll(rep, true).await {
-                                Some(n) if n > 0 => continue,
-                                _ => break,
-                            }
-                        }
-                    }
-                    rep.finish();
-                    return Ok(v);
-                }
+        let now = self.clock.elapsed();
+        for (at, text) in self.tracker.observe(&d, now) {
+            self.rep
+                .status_line(&line_at(at, &text), self.tracker.age(now));
+            changed = true;
+        }
+        let primary = d.training_job_status().map(|s| s.as_str()).unwrap_or("");
+        let secondary = d.secondary_status().map(|s| s.as_str()).unwrap_or("");
+        self.rep.live(
+            &status_text(primary, secondary, report::last_message(&d).as_deref()),
+            self.tracker.age(now),
+        );
+        let verdict = report::verdict(&d);
+        if let Some(f) = self.logs.as_mut() {
+            if let Some(c) = d.resource_config().and_then(|r| r.instance_count()) {
+                f.tail.instance_count = c;
             }
-            Err(e) if e.transient => {
-                failures += 1;
-                if failures >= MAX_TRANSIENT_FAILURES {
-                    rep.finish();
-                    let mut err = e.error;
-                    err.message = format!(
-                        "{} (failed {failures} times in a row; stopped waiting, the job keeps running)",
-                        err.message
-                    );
-                    err.hint = Some(format!(
-                        "wait again later: sagetrain wait {job}; {}",
-                        err.hint.unwrap_or_default()
-                    ));
-                    return Err(err);
-                }
-                interval = opts.policy.after_throttling(interval);
-                rep.warn(&format!(
-                    "{}{}; polling again in {}",
-                    e.error.message,
-                    if e.throttled { " (throttled)" } else { "" },
-                    durations::format(interval)
-                ));
-            }
-            Err(e) => {
-                rep.finish();
-                return Err(e.error);
+            match f.poll(&mut *self.rep, verdict.is_some()).await {
+                Some(n) => changed |= n > 0,
+                None => self.logs = None,
             }
         }
-        if failures == 0 {
-            interval = opts.policy.next(interval, changed);
-        }
-        let now = clock.elapsed();
-        if let Some(dl) = deadline {
-            if now >= dl {
-                rep.finish();
-                let state = last_state(last.as_ref());
-                return Err(Error::new(
-                    Kind::Timeout,
-                    format!(
-                        "gave up waiting for training job `{job}` after {} (--timeout); it is {state} and keeps running",
-                        durations::format(opts.timeout.unwrap_or_default())
-                    ),
-                )
-                .with_hint(format!(
-                    "wait again: sagetrain wait {job}; stop it: sagetrain stop {job}"
-                )));
+        let ended_recently = !ended_long_ago(&d);
+        *self.last = Some(d);
+        let Some(v) = verdict else {
+            return Ok(if changed {
+                Step::Changed
+            } else {
+                Step::Unchanged
+            });
+        };
+        // The last lines reach CloudWatch a little after the job ends: read again (unless the
+        // job ended long ago) until nothing more comes.
+        if let (Some(f), true) = (self.logs.as_mut(), ended_recently) {
+            for _ in 0..2 {
+                self.clock.sleep(self.opts.policy.min).await;
+                match f.poll(&mut *self.rep, true).await {
+                    Some(n) if n > 0 => continue,
+                    _ => break,
+                }
             }
-            clock.sleep(interval.min(dl - now)).await;
-        } else {
-            clock.sleep(interval).await;
+        }
+        Ok(Step::Done(v))
+    }
+
+    fn state(&self) -> Option<String> {
+        self.last.as_ref().map(|d| {
+            status_text(
+                d.training_job_status().map(|s| s.as_str()).unwrap_or("?"),
+                d.secondary_status().map(|s| s.as_str()).unwrap_or(""),
+                None,
+            )
+        })
+    }
+
+    fn warn(&mut self, text: &str) {
+        self.rep.warn(text);
+    }
+
+    fn note(&mut self, text: &str) {
+        let age = self.tracker.age(self.clock.elapsed());
+        self.rep.status_line(&line_at(age, text), age);
+    }
+
+    fn finish(&mut self) {
+        self.rep.finish();
+    }
+
+    async fn stop(&mut self) -> Result<Option<StopOutcome>> {
+        match self.opts.stop_on_interrupt {
+            true => stop_job(self.clients.sagemaker, self.job).await.map(Some),
+            false => Ok(None),
         }
     }
 }
 
-/// [`wait_for_job`], raced against `interrupt` (Ctrl-C or SIGTERM, from
-/// [`crate::signals::Claim::recv`]). On an interrupt the job keeps running and the error says
-/// how to re-attach or stop it; with `stop_on_interrupt` it is stopped first. The exit code is
-/// the signal's (130 or 143).
+/// Poll the job until its verdict, `opts.timeout`, or `interrupt` (Ctrl-C or SIGTERM, from
+/// [`crate::signals::Claim::recv`]); see [`Poller::run`]. On an interrupt the job keeps running
+/// and the error says how to re-attach or stop it; with `stop_on_interrupt` it is stopped
+/// first. `last` holds the latest description (for the caller's report, however the wait
+/// ends).
 pub async fn watch<C: Clock>(
     clients: &Clients<'_>,
     job: &str,
@@ -820,44 +578,33 @@ pub async fn watch<C: Clock>(
     interrupt: impl Future<Output = Signal>,
     last: &mut Option<Describe>,
 ) -> Result<Verdict> {
-    let outcome = {
-        let wait = wait_for_job(clients, job, opts, clock, &mut *rep, &mut *last);
-        tokio::select! {
-            biased;
-            sig = interrupt => Err(sig),
-            r = wait => Ok(r),
-        }
+    let again = match opts.logs {
+        true => format!("sagetrain wait {job} --logs"),
+        false => format!("sagetrain wait {job}"),
     };
-    let sig = match outcome {
-        Ok(r) => return r,
-        Err(sig) => sig,
+    let mut w = JobWatch {
+        clients,
+        job,
+        opts,
+        clock,
+        rep,
+        last,
+        tracker: Tracker::default(),
+        logs: match (opts.logs, clients.logs) {
+            (true, Some(client)) => Some(LogFollower {
+                client,
+                tail: LogTail::new(job, opts.log_start),
+                ticks_since_discovery: 0,
+                failing: false,
+            }),
+            _ => None,
+        },
+        subject: Subject::sagemaker("training job", job, again, format!("sagetrain stop {job}")),
     };
-    let (kind, by) = (sig.kind(), sig.name());
-    rep.finish();
-    let state = last_state(last.as_ref());
-    if opts.stop_on_interrupt {
-        let stopped = stop_job(clients.sagemaker, job).await?;
-        let what = match stopped {
-            StopOutcome::Requested => format!(
-                "interrupted ({by}): asked SageMaker to stop training job `{job}` (--stop-on-interrupt); it was {state}"
-            ),
-            StopOutcome::AlreadyEnded { status } => format!(
-                "interrupted ({by}): training job `{job}` had already ended ({status}); nothing to stop"
-            ),
-            StopOutcome::AlreadyStopping { status } => format!(
-                "interrupted (Ctrl-C): training job `{job}` was already stopping ({status})"
-            ),
-        };
-        return Err(Error::new(kind, what)
-            .with_hint(format!("see when it has stopped: sagetrain wait {job}")));
-    }
-    Err(Error::new(
-        kind,
-        format!("stopped waiting ({by}); training job `{job}` keeps running ({state})"),
-    )
-    .with_hint(format!(
-        "re-attach: sagetrain wait {job} (add --logs for its logs); stop it: sagetrain stop {job}"
-    )))
+    Poller::new(clock, opts.policy)
+        .timeout(opts.timeout)
+        .run(&mut w, interrupt)
+        .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -917,6 +664,7 @@ pub async fn stop_job(sm: &aws_sdk_sagemaker::Client, job: &str) -> Result<StopO
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Kind;
     use aws_sdk_cloudwatchlogs::operation::describe_log_streams::DescribeLogStreamsOutput;
     use aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsOutput;
     use aws_sdk_cloudwatchlogs::types::{LogStream, OutputLogEvent};
@@ -1144,45 +892,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn intervals_back_off_to_the_cap_and_reset_on_change() {
-        let p = PollPolicy::default();
-        let mut i = p.min;
-        let mut seen = vec![];
-        for _ in 0..10 {
-            i = p.next(i, false);
-            seen.push(i.as_secs_f64());
-        }
-        assert_eq!(seen.last(), Some(&60.0));
-        assert!(seen.windows(2).all(|w| w[0] <= w[1]));
-        assert_eq!(p.next(Duration::from_secs(60), true), p.min);
-        assert_eq!(
-            p.after_throttling(Duration::from_secs(5)),
-            Duration::from_secs(10)
-        );
-        let env = |k: &str| (k == POLL_INTERVAL_VAR).then(|| "20ms".to_string());
-        let t = PollPolicy::from_settings(None, &env).unwrap();
-        assert_eq!(t.min, Duration::from_millis(20));
-        assert_eq!(t.max, Duration::from_millis(20));
-        let f = PollPolicy::from_settings(Some("30s"), &env).unwrap();
-        assert_eq!(
-            (f.min, f.max),
-            (Duration::from_secs(30), Duration::from_secs(30))
-        );
-        assert_eq!(PollPolicy::from_settings(None, &|_| None).unwrap(), p);
-        let e = PollPolicy::from_settings(Some("0"), &env).unwrap_err();
-        assert!(
-            e.message.starts_with("--poll-interval: must be more"),
-            "{e}"
-        );
-        let bad = |k: &str| (k == POLL_INTERVAL_VAR).then(|| "often".to_string());
-        let e = PollPolicy::from_settings(None, &bad).unwrap_err();
-        assert!(
-            e.message.starts_with("SAGETRAIN_POLL_INTERVAL: `often`"),
-            "{e}"
-        );
-    }
-
     /// A job that trains, then ends as `end`: the error its verdict gives, and what was shown.
     async fn ends_after_training(end: Describe) -> (Error, Recorder) {
         let training = state(
@@ -1300,8 +1009,11 @@ mod tests {
         assert_eq!(e.kind, Kind::Aws);
         assert!(e.message.contains("10 times in a row"), "{}", e.message);
         assert!(e.hint.unwrap().contains("sagetrain wait unet-1"));
-        assert_eq!(rec.warnings.len(), MAX_TRANSIENT_FAILURES as usize - 1);
-        assert_eq!(rule.num_calls(), MAX_TRANSIENT_FAILURES as usize);
+        assert_eq!(
+            rec.warnings.len(),
+            poll::MAX_TRANSIENT_FAILURES as usize - 1
+        );
+        assert_eq!(rule.num_calls(), poll::MAX_TRANSIENT_FAILURES as usize);
     }
 
     #[tokio::test]
@@ -1377,6 +1089,32 @@ mod tests {
             e.message
         );
         assert_eq!(stop.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn sigterm_on_a_job_already_stopping_is_named_sigterm() {
+        // It was reported as "Ctrl-C" whatever the signal.
+        let rule = lifecycle(vec![state(
+            sm::TrainingJobStatus::Stopping,
+            sm::SecondaryStatus::Stopping,
+            &[],
+        )]);
+        let stop = mock!(Client::stop_training_job)
+            .then_output(|| StopTrainingJobOutput::builder().build());
+        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule, &stop]);
+        let mut o = opts(None);
+        o.stop_on_interrupt = true;
+        let sigterm = async { Signal::Terminate };
+        let e = watch_until(&client, &o, &FakeClock::default(), sigterm)
+            .await
+            .result
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 143);
+        assert_eq!(
+            e.message,
+            "interrupted (SIGTERM): training job `unet-1` was already stopping (Stopping)"
+        );
+        assert_eq!(stop.num_calls(), 0, "nothing to stop");
     }
 
     fn already(status: &'static str) -> impl Fn() -> StopTrainingJobError {

@@ -7,8 +7,9 @@
 //! tuning jobs are Completed at once).
 
 use super::report::fmt_secs;
-use super::{is_not_found, status_text, CallError, Clock, PollPolicy, StopOutcome};
+use super::{status_text, Clock, PollPolicy, Poller, Step, StopOutcome, Subject, Watch};
 use crate::aws::aws_error;
+use crate::aws::errors::{found, is_not_found, CallError};
 use crate::error::{Error, Kind, Result};
 use crate::signals::Signal;
 use aws_sdk_sagemaker::operation::describe_hyper_parameter_tuning_job::DescribeHyperParameterTuningJobOutput;
@@ -39,7 +40,7 @@ pub async fn describe(
         .hyper_parameter_tuning_job_name(name)
         .send()
         .await;
-    super::found(sent, "sagemaker:DescribeHyperParameterTuningJob", || {
+    found(sent, "sagemaker:DescribeHyperParameterTuningJob", || {
         not_found(name)
     })
 }
@@ -49,23 +50,15 @@ pub async fn trial_summaries(
     sm: &aws_sdk_sagemaker::Client,
     name: &str,
 ) -> Result<Vec<HyperParameterTrainingJobSummary>> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = sm
-            .list_training_jobs_for_hyper_parameter_tuning_job()
-            .hyper_parameter_tuning_job_name(name)
-            .max_results(100)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| aws_error("sagemaker:ListTrainingJobsForHyperParameterTuningJob", &e))?;
-        out.extend(page.training_job_summaries().iter().cloned());
-        match page.next_token().filter(|t| !t.is_empty()) {
-            Some(t) => token = Some(t.to_string()),
-            None => return Ok(out),
-        }
-    }
+    sm.list_training_jobs_for_hyper_parameter_tuning_job()
+        .hyper_parameter_tuning_job_name(name)
+        .max_results(100)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| aws_error("sagemaker:ListTrainingJobsForHyperParameterTuningJob", &e))
 }
 
 /// One training job of a tuning job, as the leaderboard shows it.
@@ -356,138 +349,115 @@ fn ended(d: &TuningDescribe) -> bool {
     )
 }
 
-/// Poll the tuning job until it ends, `timeout` passes or `interrupt` resolves; each change of
-/// its state or trials is passed to `line`. Returns its last description (its verdict is
-/// [`verdict_error`]).
-#[allow(clippy::too_many_arguments)]
+/// How to wait for a tuning job.
+#[derive(Debug, Clone, Copy)]
+pub struct TuneWait {
+    pub policy: PollPolicy,
+    pub timeout: Option<Duration>,
+    pub stop_on_interrupt: bool,
+}
+
+/// A tuning job as [`Poller`] waits for it: each look is a DescribeHyperParameterTuningJob,
+/// and a line when its state or trials changed.
+struct TuningWatch<'a, C: Clock> {
+    sm: &'a aws_sdk_sagemaker::Client,
+    name: &'a str,
+    stop_on_interrupt: bool,
+    clock: &'a C,
+    line: &'a mut dyn FnMut(&str),
+    warn: &'a mut dyn FnMut(&str),
+    shown: String,
+    last: Option<TuningDescribe>,
+    subject: Subject,
+}
+
+impl<C: Clock> TuningWatch<'_, C> {
+    /// A line with the time since the wait began.
+    fn timed(&mut self, text: &str) {
+        (self.line)(&format!(
+            "{:>9}  {text}",
+            super::report::fmt_elapsed(self.clock.elapsed())
+        ));
+    }
+}
+
+impl<C: Clock> Watch for TuningWatch<'_, C> {
+    type Output = TuningDescribe;
+
+    fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    async fn step(&mut self) -> std::result::Result<Step<TuningDescribe>, CallError> {
+        let d = describe(self.sm, self.name).await?;
+        let progress = TuningReport::from_describe(&d, SystemTime::now()).progress();
+        let changed = progress != self.shown;
+        if changed {
+            self.timed(&progress);
+            self.shown = progress;
+        }
+        self.last = Some(d.clone());
+        Ok(match (ended(&d), changed) {
+            (true, _) => Step::Done(d),
+            (false, true) => Step::Changed,
+            (false, false) => Step::Unchanged,
+        })
+    }
+
+    fn state(&self) -> Option<String> {
+        self.last
+            .as_ref()
+            .map(|d| TuningReport::from_describe(d, SystemTime::now()).progress())
+    }
+
+    fn warn(&mut self, text: &str) {
+        (self.warn)(text);
+    }
+
+    fn note(&mut self, text: &str) {
+        self.timed(text);
+    }
+
+    async fn stop(&mut self) -> Result<Option<StopOutcome>> {
+        match self.stop_on_interrupt {
+            true => stop(self.sm, self.name).await.map(Some),
+            false => Ok(None),
+        }
+    }
+}
+
+/// Poll the tuning job until it ends, the timeout passes or `interrupt` resolves (see
+/// [`Poller::run`]); each change of its state or trials is passed to `line`, the poller's
+/// warnings to `warn`. Returns its last description (its verdict is [`verdict_error`]).
 pub async fn wait<C: Clock>(
     sm: &aws_sdk_sagemaker::Client,
     name: &str,
-    policy: PollPolicy,
-    timeout: Option<Duration>,
-    stop_on_interrupt: bool,
+    how: TuneWait,
     clock: &C,
     line: &mut dyn FnMut(&str),
+    warn: &mut dyn FnMut(&str),
     interrupt: impl Future<Output = Signal>,
 ) -> Result<TuningDescribe> {
-    let mut last: Option<TuningDescribe> = None;
-    let outcome = {
-        let poll = poll(sm, name, policy, timeout, clock, line, &mut last);
-        tokio::select! {
-            biased;
-            sig = interrupt => Err(sig),
-            r = poll => Ok(r),
-        }
+    let mut w = TuningWatch {
+        sm,
+        name,
+        stop_on_interrupt: how.stop_on_interrupt,
+        clock,
+        line,
+        warn,
+        shown: String::new(),
+        last: None,
+        subject: Subject::sagemaker(
+            "tuning job",
+            name,
+            format!("sagetrain tune wait {name}"),
+            format!("sagetrain tune stop {name}"),
+        ),
     };
-    let sig = match outcome {
-        Ok(r) => return r,
-        Err(sig) => sig,
-    };
-    let how = sig.name();
-    let state = last
-        .as_ref()
-        .map(|d| TuningReport::from_describe(d, SystemTime::now()).progress())
-        .unwrap_or_else(|| "in an unknown state".into());
-    if stop_on_interrupt {
-        let what = match stop(sm, name).await? {
-            StopOutcome::Requested => format!(
-                "interrupted ({how}): asked SageMaker to stop tuning job `{name}` (--stop-on-interrupt); it was {state}"
-            ),
-            StopOutcome::AlreadyEnded { status } | StopOutcome::AlreadyStopping { status } => format!(
-                "interrupted ({how}): tuning job `{name}` had already ended or is stopping ({status}); nothing to stop"
-            ),
-        };
-        return Err(Error::new(sig.kind(), what).with_hint(format!(
-            "see when it has stopped: sagetrain tune wait {name}"
-        )));
-    }
-    Err(Error::new(
-        sig.kind(),
-        format!("stopped waiting ({how}); tuning job `{name}` keeps running ({state})"),
-    )
-    .with_hint(format!(
-        "re-attach: sagetrain tune wait {name}; stop it: sagetrain tune stop {name}"
-    )))
-}
-
-async fn poll<C: Clock>(
-    sm: &aws_sdk_sagemaker::Client,
-    name: &str,
-    policy: PollPolicy,
-    timeout: Option<Duration>,
-    clock: &C,
-    line: &mut dyn FnMut(&str),
-    last: &mut Option<TuningDescribe>,
-) -> Result<TuningDescribe> {
-    let deadline = timeout.map(|t| clock.elapsed() + t);
-    let mut interval = policy.min;
-    let mut shown = String::new();
-    let mut failures = 0u32;
-    loop {
-        let mut changed = false;
-        match describe(sm, name).await {
-            Ok(d) => {
-                failures = 0;
-                let progress = TuningReport::from_describe(&d, SystemTime::now()).progress();
-                if progress != shown {
-                    line(&format!(
-                        "{:>9}  {progress}",
-                        super::report::fmt_elapsed(clock.elapsed())
-                    ));
-                    shown = progress;
-                    changed = true;
-                }
-                let done = ended(&d);
-                *last = Some(d.clone());
-                if done {
-                    return Ok(d);
-                }
-            }
-            Err(e) if e.transient => {
-                failures += 1;
-                if failures >= super::MAX_TRANSIENT_FAILURES {
-                    let mut err = e.error;
-                    err.message = format!(
-                        "{} (failed {failures} times in a row; stopped waiting, the tuning job keeps running)",
-                        err.message
-                    );
-                    err.hint = Some(format!("wait again later: sagetrain tune wait {name}"));
-                    return Err(err);
-                }
-                interval = policy.after_throttling(interval);
-                line(&format!(
-                    "{}{}; polling again",
-                    e.error.message,
-                    if e.throttled { " (throttled)" } else { "" }
-                ));
-            }
-            Err(e) => return Err(e.error),
-        }
-        if failures == 0 {
-            interval = policy.next(interval, changed);
-        }
-        let now = clock.elapsed();
-        match deadline {
-            Some(dl) if now >= dl => {
-                let state = last
-                    .as_ref()
-                    .map(|d| TuningReport::from_describe(d, SystemTime::now()).progress())
-                    .unwrap_or_else(|| "in an unknown state".into());
-                return Err(Error::new(
-                    Kind::Timeout,
-                    format!(
-                        "gave up waiting for tuning job `{name}` after {} (--timeout); it is {state} and keeps running",
-                        super::report::fmt_elapsed(timeout.unwrap_or_default())
-                    ),
-                )
-                .with_hint(format!(
-                    "wait again: sagetrain tune wait {name}; stop it: sagetrain tune stop {name}"
-                )));
-            }
-            Some(dl) => clock.sleep(interval.min(dl - now)).await,
-            None => clock.sleep(interval).await,
-        }
-    }
+    Poller::new(clock, how.policy)
+        .timeout(how.timeout)
+        .run(&mut w, interrupt)
+        .await
 }
 
 /// StopHyperParameterTuningJob. A tuning job that already ended is not an error: its status
@@ -752,20 +722,25 @@ mod tests {
     async fn wait_for(
         client: &Client,
         timeout: Option<Duration>,
-    ) -> (Result<TuningDescribe>, Vec<String>) {
+    ) -> (Result<TuningDescribe>, Vec<String>, Vec<String>) {
         let mut lines = Vec::new();
+        let mut warnings = Vec::new();
+        let how = TuneWait {
+            policy: PollPolicy::default(),
+            timeout,
+            stop_on_interrupt: false,
+        };
         let r = wait(
             client,
             NAME,
-            PollPolicy::default(),
-            timeout,
-            false,
+            how,
             &FakeClock::default(),
             &mut |l| lines.push(l.to_string()),
+            &mut |w| warnings.push(w.to_string()),
             std::future::pending(),
         )
         .await;
-        (r, lines)
+        (r, lines, warnings)
     }
 
     #[tokio::test]
@@ -784,7 +759,7 @@ mod tests {
             described(T::Completed, (10, 0, 0), Some(best.clone())),
         ]);
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
-        let (r, lines) = wait_for(&client, None).await;
+        let (r, lines, _) = wait_for(&client, None).await;
         let d = r.unwrap();
         assert!(verdict_error(NAME, &d).is_none());
         assert_eq!(lines.len(), 3, "one line per change: {lines:?}");
@@ -820,7 +795,7 @@ mod tests {
             }
             let rule = lifecycle(vec![d]);
             let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
-            let (r, _) = wait_for(&client, None).await;
+            let (r, _, _) = wait_for(&client, None).await;
             let e = verdict_error(NAME, &r.unwrap()).unwrap();
             assert_eq!(e.exit_code(), code);
             assert!(e.message.contains(text), "{}", e.message);
@@ -832,7 +807,7 @@ mod tests {
         use sm::HyperParameterTuningJobStatus as T;
         let rule = lifecycle(vec![described(T::InProgress, (0, 2, 0), None)]);
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
-        let (r, _) = wait_for(&client, Some(Duration::from_secs(120))).await;
+        let (r, _, _) = wait_for(&client, Some(Duration::from_secs(120))).await;
         let e = r.unwrap_err();
         assert_eq!(e.exit_code(), 7);
         assert!(e.message.contains("keeps running"), "{}", e.message);
@@ -852,9 +827,14 @@ mod tests {
             .build();
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&throttled], |c| c
             .retry_config(aws_smithy_types::retry::RetryConfig::disabled()));
-        let (r, lines) = wait_for(&client, None).await;
+        let (r, _, warnings) = wait_for(&client, None).await;
         assert!(r.is_ok(), "{r:?}");
-        assert!(lines[0].contains("(throttled)"), "{lines:?}");
+        // A warning (it was a plain line) that gives the interval, as `wait`'s does.
+        assert!(warnings[0].contains("(throttled)"), "{warnings:?}");
+        assert!(
+            warnings[0].ends_with("; polling again in 10s"),
+            "{warnings:?}"
+        );
     }
 
     #[tokio::test]
@@ -865,13 +845,17 @@ mod tests {
             .then_output(|| StopHyperParameterTuningJobOutput::builder().build());
         let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule, &stop_rule]);
         for stop_it in [false, true] {
+            let how = TuneWait {
+                policy: PollPolicy::default(),
+                timeout: None,
+                stop_on_interrupt: stop_it,
+            };
             let e = wait(
                 &client,
                 NAME,
-                PollPolicy::default(),
-                None,
-                stop_it,
+                how,
                 &FakeClock::default(),
+                &mut |_| {},
                 &mut |_| {},
                 std::future::ready(crate::signals::Signal::Interrupt),
             )

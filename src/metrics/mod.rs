@@ -8,8 +8,9 @@
 pub mod chart;
 pub mod image;
 
+use crate::aws::errors::CallError;
 use crate::follow::logs::{LogLine, LogTail};
-use crate::follow::{CallError, Describe};
+use crate::follow::Describe;
 use regex::Regex;
 use serde::Serialize;
 
