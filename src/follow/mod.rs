@@ -1,6 +1,6 @@
-//! Following a training job until it ends: adaptive polling of DescribeTrainingJob, the status
-//! transitions as they happen, the job's logs as they arrive, `--timeout`, Ctrl-C, and the
-//! verdict.
+//! Following a training job until it ends: DescribeTrainingJob polled through the one
+//! [`Poller`] (the interval, `--timeout`, transient failures and interrupts are its), the status
+//! transitions as they happen, the job's logs as they arrive, and the verdict.
 //!
 //! Everything here takes the SDK clients, a [`Clock`] and a [`Reporter`] as parameters, so the
 //! tests drive it with `aws-smithy-mocks` clients and a fake clock that sleeps in no time
