@@ -56,3 +56,28 @@ pub(crate) fn assert_contains_all(text: &str, parts: &[&str]) {
         assert!(text.contains(part), "{part:?} not in:\n{text}");
     }
 }
+
+/// DescribeTrainingJob answering ThrottlingException.
+pub(crate) fn throttling(
+) -> aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobError {
+    aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobError::generic(
+        aws_smithy_types::error::ErrorMetadata::builder()
+            .code("ThrottlingException")
+            .message("Rate exceeded")
+            .build(),
+    )
+}
+
+/// A SageMaker client whose DescribeTrainingJob is throttled forever (the SDK's own retries
+/// off, so that a poller sees each answer), and its rule.
+pub(crate) fn throttled_forever() -> (Rule, aws_sdk_sagemaker::Client) {
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    let rule = mock!(aws_sdk_sagemaker::Client::describe_training_job)
+        .sequence()
+        .error(throttling)
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_sagemaker, RuleMode::Sequential, [&rule], |b| b
+        .retry_config(aws_smithy_types::retry::RetryConfig::disabled()));
+    (rule, client)
+}

@@ -545,16 +545,26 @@ mod tests {
             .retry_config(aws_smithy_types::retry::RetryConfig::disabled()))
     }
 
-    async fn stop_error(status: u16, body: &str) -> Error {
-        let client = answering(status, body);
-        let err = client
+    /// StopTrainingJob's error when the service answers `body` with `status`.
+    async fn stop_failure(
+        status: u16,
+        body: &str,
+    ) -> SdkError<aws_sdk_sagemaker::operation::stop_training_job::StopTrainingJobError, HttpResponse>
+    {
+        answering(status, body)
             .stop_training_job()
             .training_job_name("j")
             .send()
             .await
             .map(|_: StopTrainingJobOutput| ())
-            .unwrap_err();
-        aws_error("sagemaker:StopTrainingJob", &err)
+            .unwrap_err()
+    }
+
+    async fn stop_error(status: u16, body: &str) -> Error {
+        aws_error(
+            "sagemaker:StopTrainingJob",
+            &stop_failure(status, body).await,
+        )
     }
 
     fn assert_readable(e: &Error) {
@@ -624,14 +634,10 @@ mod tests {
         ];
         for (status, code, transient, throttled) in cases {
             let body = format!(r#"{{"__type":"{code}","message":"m"}}"#);
-            let err = answering(status, &body)
-                .stop_training_job()
-                .training_job_name("j")
-                .send()
-                .await
-                .map(|_: StopTrainingJobOutput| ())
-                .unwrap_err();
-            let c = classify("sagemaker:StopTrainingJob", &err);
+            let c = classify(
+                "sagemaker:StopTrainingJob",
+                &stop_failure(status, &body).await,
+            );
             assert_eq!((c.transient, c.throttled), (transient, throttled), "{code}");
             assert_eq!(c.operation, "StopTrainingJob");
             assert!(c.error.message.contains(code), "{}", c.error.message);

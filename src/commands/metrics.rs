@@ -156,7 +156,12 @@ async fn follow_jobs(
         );
     };
     let (warn, note) = (|t: &str| ctx.ui.warn(t), |t: &str| ctx.ui.info(t));
-    let mut f = Following::new(sm, logs, readers, &mut draw, &warn, &note);
+    let out = Out {
+        draw: &mut draw,
+        warn: &warn,
+        note: &note,
+    };
+    let mut f = Following::new(sm, logs, readers, out);
     let mut claim = crate::signals::claim();
     Poller::new(&TokioClock::new(), policy)
         .run(&mut f, claim.recv())
@@ -170,14 +175,18 @@ struct Following<'a> {
     sm: &'a aws_sdk_sagemaker::Client,
     logs: &'a aws_sdk_cloudwatchlogs::Client,
     readers: &'a mut [Reader],
-    /// Shows the charts after each look.
-    draw: &'a mut dyn FnMut(&[Reader]),
-    warn: &'a dyn Fn(&str),
-    note: &'a dyn Fn(&str),
+    out: Out<'a>,
     drawn: bool,
     /// The jobs that ran when following began (the ones the messages name).
     followed: Vec<String>,
     subject: Subject,
+}
+
+/// Where following shows what it has: the charts after each look, the poller's lines.
+struct Out<'a> {
+    draw: &'a mut dyn FnMut(&[Reader]),
+    warn: &'a dyn Fn(&str),
+    note: &'a dyn Fn(&str),
 }
 
 impl<'a> Following<'a> {
@@ -185,9 +194,7 @@ impl<'a> Following<'a> {
         sm: &'a aws_sdk_sagemaker::Client,
         logs: &'a aws_sdk_cloudwatchlogs::Client,
         readers: &'a mut [Reader],
-        draw: &'a mut dyn FnMut(&[Reader]),
-        warn: &'a dyn Fn(&str),
-        note: &'a dyn Fn(&str),
+        out: Out<'a>,
     ) -> Following<'a> {
         let followed: Vec<String> = readers
             .iter()
@@ -221,9 +228,7 @@ impl<'a> Following<'a> {
             sm,
             logs,
             readers,
-            draw,
-            warn,
-            note,
+            out,
             drawn: false,
             followed,
             subject,
@@ -275,7 +280,7 @@ impl Watch for Following<'_> {
             }
         }
         self.drawn = true;
-        (self.draw)(self.readers);
+        (self.out.draw)(self.readers);
         if let Some(e) = failed {
             return Err(e);
         }
@@ -303,11 +308,11 @@ impl Watch for Following<'_> {
     }
 
     fn warn(&mut self, text: &str) {
-        (self.warn)(text);
+        (self.out.warn)(text);
     }
 
     fn note(&mut self, text: &str) {
-        (self.note)(text);
+        (self.out.note)(text);
     }
 }
 
@@ -316,13 +321,12 @@ mod tests {
     use super::*;
     use crate::follow::{Describe, FakeClock};
     use crate::signals::Signal;
+    use crate::testing::throttling;
     use aws_sdk_cloudwatchlogs::operation::describe_log_streams::DescribeLogStreamsOutput;
     use aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsOutput;
     use aws_sdk_cloudwatchlogs::types::{LogStream, OutputLogEvent};
-    use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobError;
     use aws_sdk_sagemaker::types as sm;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
-    use aws_smithy_types::error::ErrorMetadata;
     use aws_smithy_types::retry::RetryConfig;
     use std::cell::RefCell;
     use std::future::Future;
@@ -331,20 +335,9 @@ mod tests {
     const JOB: &str = "unet-1";
 
     fn job(status: sm::TrainingJobStatus) -> Describe {
-        let spec = sm::AlgorithmSpecification::builder()
-            .training_image("img")
-            .training_input_mode(sm::TrainingInputMode::File)
-            .metric_definitions(
-                sm::MetricDefinition::builder()
-                    .name("loss")
-                    .regex("loss=([0-9.]+)")
-                    .build(),
-            );
-        Describe::builder()
-            .training_job_name(JOB)
-            .training_job_status(status)
-            .algorithm_specification(spec.build())
-            .build()
+        let mut d = crate::metrics::tests::described(&[("loss", "loss=([0-9.]+)")], &[]);
+        d.training_job_status = Some(status);
+        d
     }
 
     fn page(events: &[&str], token: &str) -> GetLogEventsOutput {
@@ -400,7 +393,12 @@ mod tests {
         let note = |t: &str| notes.borrow_mut().push(t.to_string());
         let mut draw = |_: &[Reader]| draws += 1;
         let result = {
-            let mut f = Following::new(sm, logs, &mut readers, &mut draw, &warn, &note);
+            let out = Out {
+                draw: &mut draw,
+                warn: &warn,
+                note: &note,
+            };
+            let mut f = Following::new(sm, logs, &mut readers, out);
             Poller::new(clock, PollPolicy::default())
                 .timeout(timeout)
                 .run(&mut f, interrupt)
@@ -456,15 +454,6 @@ mod tests {
         assert!(f.warnings.is_empty(), "{:?}", f.warnings);
     }
 
-    fn throttling() -> DescribeTrainingJobError {
-        DescribeTrainingJobError::generic(
-            ErrorMetadata::builder()
-                .code("ThrottlingException")
-                .message("Rate exceeded")
-                .build(),
-        )
-    }
-
     #[tokio::test]
     async fn transient_failures_are_waited_out_up_to_the_cap() {
         use sm::TrainingJobStatus as S;
@@ -498,13 +487,7 @@ mod tests {
         assert_eq!(f.notes, ["DescribeTrainingJob answers again"]);
 
         // Throttled forever: the wait ends, as `wait`'s does (it had no cap).
-        let rule = mock!(aws_sdk_sagemaker::Client::describe_training_job)
-            .sequence()
-            .error(throttling)
-            .repeatedly()
-            .build();
-        let sm = mock_client!(aws_sdk_sagemaker, RuleMode::Sequential, [&rule], |b| b
-            .retry_config(RetryConfig::disabled()));
+        let (rule, sm) = crate::testing::throttled_forever();
         let f = follow_job(
             &sm,
             &logs_client(quiet()),

@@ -665,6 +665,7 @@ pub async fn stop_job(sm: &aws_sdk_sagemaker::Client, job: &str) -> Result<StopO
 mod tests {
     use super::*;
     use crate::error::Kind;
+    use crate::testing::throttling;
     use aws_sdk_cloudwatchlogs::operation::describe_log_streams::DescribeLogStreamsOutput;
     use aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsOutput;
     use aws_sdk_cloudwatchlogs::types::{LogStream, OutputLogEvent};
@@ -754,15 +755,6 @@ mod tests {
             mock!(Client::describe_training_job)
                 .match_requests(|r| r.training_job_name() == Some(JOB)),
             states,
-        )
-    }
-
-    fn throttling() -> DescribeTrainingJobError {
-        DescribeTrainingJobError::generic(
-            ErrorMetadata::builder()
-                .code("ThrottlingException")
-                .message("Rate exceeded")
-                .build(),
         )
     }
 
@@ -997,13 +989,7 @@ mod tests {
 
     #[tokio::test]
     async fn endless_throttling_is_not_given_up_silently() {
-        let rule = mock!(Client::describe_training_job)
-            .sequence()
-            .error(throttling)
-            .repeatedly()
-            .build();
-        let client = mock_client!(aws_sdk_sagemaker, RuleMode::Sequential, [&rule], |b| b
-            .retry_config(RetryConfig::disabled()));
+        let (rule, client) = crate::testing::throttled_forever();
         let Watched { result, rec, .. } = watch_alone(&client, None, &FakeClock::default()).await;
         let e = result.unwrap_err();
         assert_eq!(e.kind, Kind::Aws);

@@ -536,6 +536,14 @@ mod tests {
         })
     }
 
+    /// The error ends with this exit code, message and hint.
+    #[track_caller]
+    fn says(e: &Error, code: i32, message: &str, hint: &str) {
+        assert_eq!(e.exit_code(), code, "{e}");
+        assert_eq!(e.message, message);
+        assert_eq!(e.hint.as_deref(), Some(hint));
+    }
+
     fn secs(clock: &FakeClock) -> Vec<f64> {
         clock.sleeps().iter().map(|d| d.as_secs_f64()).collect()
     }
@@ -711,14 +719,11 @@ mod tests {
         let e = run(&mut w, &clock, Some(Duration::from_secs(30)))
             .await
             .unwrap_err();
-        assert_eq!(e.exit_code(), 7);
-        assert_eq!(
-            e.message,
-            "gave up waiting for training job `j` after 30s (--timeout); it is InProgress / Training and keeps running"
-        );
-        assert_eq!(
-            e.hint.as_deref(),
-            Some("wait again: sagetrain wait j; stop it: sagetrain stop j")
+        says(
+            &e,
+            7,
+            "gave up waiting for training job `j` after 30s (--timeout); it is InProgress / Training and keeps running",
+            "wait again: sagetrain wait j; stop it: sagetrain stop j",
         );
         // 7.5 + 11.25, then cut to end at the deadline, and one more look then.
         assert_eq!(secs(&clock), [7.5, 11.25, 11.25]);
@@ -738,13 +743,11 @@ mod tests {
         let e = run(&mut w, &FakeClock::default(), Some(Duration::from_secs(20)))
             .await
             .unwrap_err();
-        assert_eq!(
-            e.message,
-            "gave up waiting for training jobs `a`, `b` after 20s (--timeout); they are in an unknown state and keep running"
-        );
-        assert_eq!(
-            e.hint.as_deref(),
-            Some("wait again: sagetrain metrics --follow a b")
+        says(
+            &e,
+            7,
+            "gave up waiting for training jobs `a`, `b` after 20s (--timeout); they are in an unknown state and keep running",
+            "wait again: sagetrain metrics --follow a b",
         );
     }
 
@@ -763,14 +766,11 @@ mod tests {
             .run(&mut w, interrupt)
             .await
             .unwrap_err();
-        assert_eq!(e.exit_code(), 130);
-        assert_eq!(
-            e.message,
-            "stopped waiting (Ctrl-C); training job `j` keeps running (InProgress / Training)"
-        );
-        assert_eq!(
-            e.hint.as_deref(),
-            Some("re-attach: sagetrain wait j; stop it: sagetrain stop j")
+        says(
+            &e,
+            130,
+            "stopped waiting (Ctrl-C); training job `j` keeps running (InProgress / Training)",
+            "re-attach: sagetrain wait j; stop it: sagetrain stop j",
         );
         assert_eq!((w.stops, w.finished), (1, 1));
         assert!(w.finished_before_stop, "the live line is cleared first");
@@ -803,12 +803,7 @@ mod tests {
                 .run(&mut w, claim.recv())
                 .await
                 .unwrap_err();
-            assert_eq!(e.exit_code(), 143, "SIGTERM");
-            assert_eq!(e.message, text);
-            assert_eq!(
-                e.hint.as_deref(),
-                Some("see when it has stopped: sagetrain wait j")
-            );
+            says(&e, 143, text, "see when it has stopped: sagetrain wait j");
         }
     }
 }

@@ -268,7 +268,7 @@ pub fn fmt_value(v: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_sdk_sagemaker::types as sm;
     use aws_smithy_types::DateTime;
