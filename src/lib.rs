@@ -22,6 +22,8 @@ mod ui;
 
 /// The declared `train` settings, for the tests that go over every one of them.
 pub use job::settings;
+/// The execution role's derived policies, for the tests that check them with parliament.
+pub use job::role_policy;
 
 use cli::{Cli, Command};
 use commands::Context;

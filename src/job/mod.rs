@@ -7,6 +7,8 @@ pub mod create;
 pub mod from_job;
 pub mod lookups;
 pub mod pools;
+pub mod role_iam;
+pub mod role_policy;
 pub mod request;
 pub mod settings;
 pub mod spec;
