@@ -31,9 +31,8 @@ pub fn with_role(text: &str, arn: &str) -> std::result::Result<Option<String>, S
         None => {
             doc.insert("role", toml_edit::value(arn));
             if let Some(mut key) = doc.as_table_mut().key_mut("role") {
-                key.leaf_decor_mut().set_prefix(
-                    "\n# The execution role made by `sagetrain init --create-role`.\n",
-                );
+                key.leaf_decor_mut()
+                    .set_prefix("\n# The execution role made by `sagetrain init --create-role`.\n");
             }
         }
     }
@@ -168,8 +167,8 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
                 let description = format!(
                     "SageMaker execution role of the sagetrain project {project} (sagetrain init --create-role)"
                 );
-                let made = role_iam::create(&iam, &name, &path, &trust, &tags, &description, &arn)
-                    .await?;
+                let made =
+                    role_iam::create(&iam, &name, &path, &trust, &tags, &description, &arn).await?;
                 ctx.ui.info(&format!("created role {made}"));
                 role_iam::put_policy(&iam, &name, &policy, &made).await?;
             }
@@ -263,12 +262,11 @@ fn write_config(
 ) -> Result<FileChange> {
     let (text, change) = match (file, found) {
         (Some(_), _) => {
-            let old = std::fs::read_to_string(path).map_err(|e| {
-                Error::internal(format!("cannot read {}: {e}", path.display()))
-            })?;
-            match with_role(&old, arn).map_err(|e| {
-                Error::usage(format!("{} could not be edited: {e}", path.display()))
-            })? {
+            let old = std::fs::read_to_string(path)
+                .map_err(|e| Error::internal(format!("cannot read {}: {e}", path.display())))?;
+            match with_role(&old, arn)
+                .map_err(|e| Error::usage(format!("{} could not be edited: {e}", path.display())))?
+            {
                 None => return Ok(FileChange::Unchanged),
                 Some(t) => (t, FileChange::Updated),
             }
@@ -292,9 +290,8 @@ fn write_config(
             ))
         })?;
     if !dry {
-        fsutil::write_atomic(path, text.as_bytes(), None, change == FileChange::Updated).map_err(
-            |e| Error::internal(format!("cannot write {}: {e}", path.display())),
-        )?;
+        fsutil::write_atomic(path, text.as_bytes(), None, change == FileChange::Updated)
+            .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))?;
         ctx.ui.detail(&format!("wrote {}", path.display()));
     }
     Ok(change)
@@ -352,7 +349,11 @@ fn report(ctx: &Context, r: &Report) {
         format!("role     {}", r.arn),
         format!(
             "status   {status}{}",
-            if r.dry { " (dry run: nothing was changed)" } else { "" }
+            if r.dry {
+                " (dry run: nothing was changed)"
+            } else {
+                ""
+            }
         ),
         format!(
             "config   {} ({})",
@@ -370,7 +371,10 @@ fn report(ctx: &Context, r: &Report) {
         )
         .collect();
     for (i, c) in changes.iter().enumerate() {
-        out.push(format!("{}{c}", if i == 0 { "changes  " } else { "         " }));
+        out.push(format!(
+            "{}{c}",
+            if i == 0 { "changes  " } else { "         " }
+        ));
     }
     if r.dry {
         let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
@@ -404,19 +408,26 @@ mod tests {
         let text = "# my project\nregion = \"eu-west-1\"\n\n# the role\nrole = \"OldRole\"   # set by hand\nimage = \"unet:latest\"\n\n[channels]\n# data\ntrain = \"s3://b/t/\"\n";
         let arn = "arn:aws:iam::111122223333:role/service-role/New";
         let out = with_role(text, arn).unwrap().unwrap();
-        assert_eq!(
-            out,
-            text.replace("\"OldRole\"", &format!("\"{arn}\""))
-        );
+        assert_eq!(out, text.replace("\"OldRole\"", &format!("\"{arn}\"")));
         assert_eq!(with_role(&out, arn).unwrap(), None, "already set");
         // No role yet: added among the top-level keys, before the tables.
         let text = "# my project\nregion = \"eu-west-1\"\n# role = \"commented\"\n\n[channels]\ntrain = \"s3://b/t/\"\n";
         let out = with_role(text, arn).unwrap().unwrap();
-        assert!(out.starts_with("# my project\nregion = \"eu-west-1\"\n# role = \"commented\"\n"), "{out}");
+        assert!(
+            out.starts_with("# my project\nregion = \"eu-west-1\"\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("# role = \"commented\"\n\n[channels]\n"),
+            "{out}"
+        );
         let f = LoadedFile::parse(Path::new("sagetrain.toml"), &out).unwrap();
         assert_eq!(f.table["role"].as_str(), Some(arn));
         assert_eq!(f.table["channels"]["train"].as_str(), Some("s3://b/t/"));
-        assert!(out.contains("# The execution role made by `sagetrain init --create-role`.\nrole = "), "{out}");
+        assert!(
+            out.contains("# The execution role made by `sagetrain init --create-role`.\nrole = "),
+            "{out}"
+        );
         assert!(with_role("role = [", arn).is_err());
     }
 

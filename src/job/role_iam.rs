@@ -202,14 +202,31 @@ mod tests {
             )
         });
         let iam = mock_client!(aws_sdk_iam, RuleMode::Sequential, [&denied]);
-        let e = create(&iam, "R", "/service-role/", &serde_json::json!({}), &[], "d", ARN)
-            .await
-            .unwrap_err();
+        let e = create(
+            &iam,
+            "R",
+            "/service-role/",
+            &serde_json::json!({}),
+            &[],
+            "d",
+            ARN,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.kind, crate::error::Kind::Aws);
-        assert!(e.message.starts_with("iam:CreateRole was denied: "), "{}", e.message);
+        assert!(
+            e.message.starts_with("iam:CreateRole was denied: "),
+            "{}",
+            e.message
+        );
         assert!(is_denied(&e));
         let hint = e.hint.unwrap();
-        assert!(hint.contains("an administrator can run the same command (`sagetrain init --create-role`)"), "{hint}");
+        assert!(
+            hint.contains(
+                "an administrator can run the same command (`sagetrain init --create-role`)"
+            ),
+            "{hint}"
+        );
         assert!(hint.contains("--dry-run"), "{hint}");
     }
 
@@ -265,6 +282,9 @@ mod tests {
         let r = read(&iam, "R", ARN).await.unwrap().unwrap();
         assert_eq!(r.trust.as_ref(), Some(&trust));
         assert!(r.policy.is_none());
-        assert_eq!(r.tags, [("sagetrain:managed".to_string(), "true".to_string())]);
+        assert_eq!(
+            r.tags,
+            [("sagetrain:managed".to_string(), "true".to_string())]
+        );
     }
 }

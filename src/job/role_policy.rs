@@ -687,8 +687,14 @@ pub fn differences(existing: &Value, wanted: &Value) -> Vec<String> {
                         // Shown as written, not normalized.
                         _ => lines.push(format!(
                             "~ {name}: {k}: {} -> {}",
-                            old[j].get(k.as_str()).map(compact).unwrap_or_else(|| "none".into()),
-                            new[i].get(k.as_str()).map(compact).unwrap_or_else(|| "none".into())
+                            old[j]
+                                .get(k.as_str())
+                                .map(compact)
+                                .unwrap_or_else(|| "none".into()),
+                            new[i]
+                                .get(k.as_str())
+                                .map(compact)
+                                .unwrap_or_else(|| "none".into())
                         )),
                     }
                 }
@@ -751,7 +757,10 @@ pub enum Plan {
 fn doc_differences(existing: Option<&Value>, wanted: &Value) -> Vec<String> {
     match existing {
         Some(e) => differences(e, wanted),
-        None => vec![format!("+ {} (none yet)", compact(wanted))],
+        None => vec![format!(
+            "+ the whole document: there is none yet ({} statements; `--dry-run` prints it)",
+            statements_of(wanted).len()
+        )],
     }
 }
 
@@ -806,8 +815,7 @@ pub fn plan(existing: Option<&ExistingRole>, trust: &Value, policy: &Value, proj
 /// A word for the shell: single-quoted unless it needs no quoting.
 fn shell_word(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_./:=@,+-".contains(c))
     {
         s.to_string()
@@ -851,8 +859,15 @@ pub fn calls(
     let put = call(
         "iam:PutRolePolicy",
         &[
-            "aws", "iam", "put-role-policy", "--role-name", name, "--policy-name", POLICY_NAME,
-            "--policy-document", &policy,
+            "aws",
+            "iam",
+            "put-role-policy",
+            "--role-name",
+            name,
+            "--policy-name",
+            POLICY_NAME,
+            "--policy-document",
+            &policy,
         ],
     );
     match plan {
@@ -883,8 +898,13 @@ pub fn calls(
                 out.push(call(
                     "iam:UpdateAssumeRolePolicy",
                     &[
-                        "aws", "iam", "update-assume-role-policy", "--role-name", name,
-                        "--policy-document", &trust,
+                        "aws",
+                        "iam",
+                        "update-assume-role-policy",
+                        "--role-name",
+                        name,
+                        "--policy-document",
+                        &trust,
                     ],
                 ));
             }
@@ -914,15 +934,25 @@ mod tests {
         let path = dir.join("sagetrain.toml");
         let f = crate::config::LoadedFile::parse(&path, toml).unwrap();
         crate::job::settings::check_file(&f).unwrap();
-        TrainSettings::layer(&GlobalArgs::default(), &TrainArgs::default(), &|_| None, Some(&f))
-            .unwrap()
+        TrainSettings::layer(
+            &GlobalArgs::default(),
+            &TrainArgs::default(),
+            &|_| None,
+            Some(&f),
+        )
+        .unwrap()
     }
 
     fn needs(toml: &str) -> RoleNeeds {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("data/val")).unwrap();
-        needs_from_settings(&settings(toml, dir.path()), dir.path(), "eu-west-1", ACCOUNT)
-            .unwrap_or_else(|v| panic!("{v:?}"))
+        needs_from_settings(
+            &settings(toml, dir.path()),
+            dir.path(),
+            "eu-west-1",
+            ACCOUNT,
+        )
+        .unwrap_or_else(|v| panic!("{v:?}"))
     }
 
     const FULL: &str = r#"
@@ -1073,7 +1103,10 @@ val = "data/val"
         let mut n = needs(FULL);
         assert!(!permission_policy(&n).to_string().contains("ssmmessages"));
         n.remote_debug = true;
-        let st = by_sid(&permission_policy(&n), "RemoteDebuggingChannelsHaveNoResource");
+        let st = by_sid(
+            &permission_policy(&n),
+            "RemoteDebuggingChannelsHaveNoResource",
+        );
         assert_eq!(
             list(&st["Action"]),
             [
@@ -1090,7 +1123,10 @@ val = "data/val"
     fn the_trust_lets_only_sagemaker_assume_the_role_for_this_account() {
         let t = trust_policy(ACCOUNT);
         let st = &t["Statement"][0];
-        assert_eq!(st["Principal"], json!({"Service": "sagemaker.amazonaws.com"}));
+        assert_eq!(
+            st["Principal"],
+            json!({"Service": "sagemaker.amazonaws.com"})
+        );
         assert_eq!(st["Action"], "sts:AssumeRole");
         assert_eq!(
             st["Condition"]["StringEquals"]["aws:SourceAccount"],
@@ -1119,7 +1155,10 @@ val = "data/val"
 
     #[test]
     fn the_project_tag_is_the_folder_name_made_valid() {
-        assert_eq!(project_tag_value(Path::new("/home/me/unet-vessels")), "unet-vessels");
+        assert_eq!(
+            project_tag_value(Path::new("/home/me/unet-vessels")),
+            "unet-vessels"
+        );
         assert_eq!(project_tag_value(Path::new("/x/a#b(c)")), "a-b-c-");
         assert_eq!(project_tag_value(Path::new("/")), "project");
     }
@@ -1162,18 +1201,27 @@ val = "data/val"
             "{d:#?}"
         );
         // A bucket of its own: a new list statement (the buckets sort after the new one shift).
-        assert!(d.iter().any(|l| l.contains("third-bucket") && l.contains("ListInputData")), "{d:#?}");
+        assert!(
+            d.iter()
+                .any(|l| l.contains("third-bucket") && l.contains("ListInputData")),
+            "{d:#?}"
+        );
         // A statement that goes away, and a changed condition.
         let mut old = before.clone();
         old["Statement"].as_array_mut().unwrap().push(json!({"Sid": "Old", "Effect": "Allow", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::x/*"}));
         let d = differences(&old, &before);
         assert_eq!(d.len(), 1);
-        assert!(d[0].starts_with("- ") && d[0].contains("s3:DeleteObject"), "{d:?}");
+        assert!(
+            d[0].starts_with("- ") && d[0].contains("s3:DeleteObject"),
+            "{d:?}"
+        );
         let t1 = trust_policy("111111111111");
         let t2 = trust_policy(ACCOUNT);
         assert_eq!(
             differences(&t1, &t2),
-            [r#"~ SageMakerAssumesThisRole: Condition: {"StringEquals":{"aws:SourceAccount":"111111111111"}} -> {"StringEquals":{"aws:SourceAccount":"111122223333"}}"#]
+            [
+                r#"~ SageMakerAssumesThisRole: Condition: {"StringEquals":{"aws:SourceAccount":"111111111111"}} -> {"StringEquals":{"aws:SourceAccount":"111122223333"}}"#
+            ]
         );
     }
 
@@ -1197,26 +1245,47 @@ val = "data/val"
             "[channels]\nextra = \"s3://third-bucket/more/\"",
         )));
         match plan(Some(&r), &t, &wider, "unet") {
-            Plan::Update { trust: false, policy: true, tag: false, policy_differences, .. } => {
+            Plan::Update {
+                trust: false,
+                policy: true,
+                tag: false,
+                policy_differences,
+                ..
+            } => {
                 assert!(!policy_differences.is_empty())
             }
             other => panic!("{other:?}"),
         }
-        let no_policy = ExistingRole { policy: None, ..r.clone() };
+        let no_policy = ExistingRole {
+            policy: None,
+            ..r.clone()
+        };
         assert!(matches!(
             plan(Some(&no_policy), &t, &p, "unet"),
-            Plan::Update { policy: true, trust: false, .. }
+            Plan::Update {
+                policy: true,
+                trust: false,
+                ..
+            }
         ));
-        let foreign = ExistingRole { tags: vec![], ..r.clone() };
+        let foreign = ExistingRole {
+            tags: vec![],
+            ..r.clone()
+        };
         match plan(Some(&foreign), &t, &wider, "unet") {
-            Plan::Foreign { policy_differences, trust_differences } => {
+            Plan::Foreign {
+                policy_differences,
+                trust_differences,
+            } => {
                 assert!(trust_differences.is_empty() && !policy_differences.is_empty())
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(
             plan(Some(&r), &t, &p, "other-project"),
-            Plan::OtherProject { project: "unet".into() }
+            Plan::OtherProject {
+                project: "unet".into()
+            }
         );
         let untagged_project = ExistingRole {
             tags: vec![(MANAGED_TAG.into(), "true".into())],
@@ -1224,19 +1293,33 @@ val = "data/val"
         };
         assert!(matches!(
             plan(Some(&untagged_project), &t, &p, "unet"),
-            Plan::Update { tag: true, trust: false, policy: false, .. }
+            Plan::Update {
+                tag: true,
+                trust: false,
+                policy: false,
+                ..
+            }
         ));
     }
 
     #[test]
     fn the_calls_are_aws_cli_commands_with_the_documents() {
         let (t, p) = (trust_policy(ACCOUNT), permission_policy(&needs(FULL)));
-        let c = calls(&Plan::Create, "R", "/service-role/", &t, &p, &role_tags("unet vessels"));
+        let c = calls(
+            &Plan::Create,
+            "R",
+            "/service-role/",
+            &t,
+            &p,
+            &role_tags("unet vessels"),
+        );
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].operation, "iam:CreateRole");
         assert!(c[0].command.starts_with("aws iam create-role --role-name R --path /service-role/ --assume-role-policy-document '{"), "{}", c[0].command);
         assert!(c[0].command.ends_with("--tags Key=sagetrain:managed,Value=true 'Key=sagetrain:project,Value=unet vessels'"), "{}", c[0].command);
-        assert!(c[1].command.contains("put-role-policy --role-name R --policy-name sagetrain-execution --policy-document '{"));
+        assert!(c[1].command.contains(
+            "put-role-policy --role-name R --policy-name sagetrain-execution --policy-document '{"
+        ));
         assert!(calls(&Plan::UpToDate, "R", "/", &t, &p, &[]).is_empty());
         assert_eq!(shell_word("it's"), "'it'\\''s'");
     }

@@ -91,9 +91,7 @@ fn statements(policy: &Value) -> Vec<Value> {
 /// May a principal with `policy` do `action` on `resource`, in this request context?
 fn allowed(policy: &Value, action: &str, resource: &str, context: &[(&str, &str)]) -> bool {
     let applies = |st: &Value| {
-        as_list(&st["Action"])
-            .iter()
-            .any(|a| glob(a, action, true))
+        as_list(&st["Action"]).iter().any(|a| glob(a, action, true))
             && as_list(&st["Resource"])
                 .iter()
                 .any(|r| glob(r, resource, false))
@@ -114,13 +112,43 @@ fn the_evaluator_matches_wildcards_and_an_explicit_deny_wins() {
         {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b",
          "Condition": {"StringLike": {"s3:prefix": "data/*"}}}
     ]});
-    assert!(allowed(&p, "s3:GetObject", "arn:aws:s3:::b/data/x.png", &[]));
-    assert!(allowed(&p, "S3:getobject", "arn:aws:s3:::b/data/x.png", &[]));
-    assert!(!allowed(&p, "s3:GetObject", "arn:aws:s3:::b/data/secret/k", &[]));
+    assert!(allowed(
+        &p,
+        "s3:GetObject",
+        "arn:aws:s3:::b/data/x.png",
+        &[]
+    ));
+    assert!(allowed(
+        &p,
+        "S3:getobject",
+        "arn:aws:s3:::b/data/x.png",
+        &[]
+    ));
+    assert!(!allowed(
+        &p,
+        "s3:GetObject",
+        "arn:aws:s3:::b/data/secret/k",
+        &[]
+    ));
     assert!(!allowed(&p, "s3:GetObject", "arn:aws:s3:::b/other", &[]));
-    assert!(!allowed(&p, "s3:PutObject", "arn:aws:s3:::b/data/x.png", &[]));
-    assert!(allowed(&p, "s3:ListBucket", "arn:aws:s3:::b", &[("s3:prefix", "data/train/")]));
-    assert!(!allowed(&p, "s3:ListBucket", "arn:aws:s3:::b", &[("s3:prefix", "private/")]));
+    assert!(!allowed(
+        &p,
+        "s3:PutObject",
+        "arn:aws:s3:::b/data/x.png",
+        &[]
+    ));
+    assert!(allowed(
+        &p,
+        "s3:ListBucket",
+        "arn:aws:s3:::b",
+        &[("s3:prefix", "data/train/")]
+    ));
+    assert!(!allowed(
+        &p,
+        "s3:ListBucket",
+        "arn:aws:s3:::b",
+        &[("s3:prefix", "private/")]
+    ));
     assert!(!allowed(&p, "s3:ListBucket", "arn:aws:s3:::b", &[]));
     assert!(glob("a?c*", "abcdef", false) && !glob("a?c", "abcd", false));
 }
@@ -217,7 +245,10 @@ fn parliament_finds_nothing_in_a_derived_policy_and_something_in_a_wrong_one() {
         .iter()
         .map(|f| f["issue"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert!(issues.contains(&"RESOURCE_MISMATCH".to_string()), "{issues:?}");
+    assert!(
+        issues.contains(&"RESOURCE_MISMATCH".to_string()),
+        "{issues:?}"
+    );
     assert!(issues.contains(&"UNKNOWN_ACTION".to_string()), "{issues:?}");
 }
 
@@ -287,8 +318,16 @@ fn read_back(p: &Project) -> (Value, Value, Value) {
             "sagetrain-execution",
         ],
     );
-    let names = aws_cli(&p.sb, region, &["iam", "list-role-policies", "--role-name", ROLE]);
-    (role["Role"].clone(), policy["PolicyDocument"].clone(), names["PolicyNames"].clone())
+    let names = aws_cli(
+        &p.sb,
+        region,
+        &["iam", "list-role-policies", "--role-name", ROLE],
+    );
+    (
+        role["Role"].clone(),
+        policy["PolicyDocument"].clone(),
+        names["PolicyNames"].clone(),
+    )
 }
 
 /// What the settings of [`project`] need, written out by hand.
@@ -296,7 +335,13 @@ fn expected_policy(p: &Project, extra_channel: Option<&str>) -> Value {
     let (id, r) = (&p.acct.id, &p.acct.region);
     let default = format!("sagemaker-{r}-{id}");
     let mut buckets = vec![
-        (default.clone(), vec!["sagetrain/*/checkpoints/*".to_string(), "sagetrain/code/*".to_string()]),
+        (
+            default.clone(),
+            vec![
+                "sagetrain/*/checkpoints/*".to_string(),
+                "sagetrain/code/*".to_string(),
+            ],
+        ),
         (p.other.clone(), vec!["val/*".to_string()]),
         (p.data.clone(), vec!["train/*".to_string()]),
     ];
@@ -315,7 +360,9 @@ fn expected_policy(p: &Project, extra_channel: Option<&str>) -> Value {
         .iter()
         .flat_map(|(b, keys)| keys.iter().map(move |k| format!("arn:aws:s3:::{b}/{k}")))
         .collect();
-    let mut st = vec![json!({"Sid": "ReadInputData", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects})];
+    let mut st = vec![
+        json!({"Sid": "ReadInputData", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects}),
+    ];
     for (i, (b, keys)) in buckets.iter().enumerate() {
         st.push(json!({"Sid": format!("ListInputData{}", i + 1), "Effect": "Allow", "Action": "s3:ListBucket",
             "Resource": format!("arn:aws:s3:::{b}"),
@@ -372,39 +419,107 @@ fn create_role_derives_least_privilege_runs_twice_safely_and_train_and_doctor_us
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["Key"].as_str().unwrap().into(), t["Value"].as_str().unwrap().into()))
+        .map(|t| {
+            (
+                t["Key"].as_str().unwrap().into(),
+                t["Value"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     tags.sort();
     assert_eq!(
         tags,
-        [("sagetrain:managed".to_string(), "true".to_string()), ("sagetrain:project".into(), "project".into())]
+        [
+            ("sagetrain:managed".to_string(), "true".to_string()),
+            ("sagetrain:project".into(), "project".into())
+        ]
     );
     assert_eq!(names, json!(["sagetrain-execution"]));
     assert_eq!(policy, expected_policy(&p, None), "{policy:#}");
     // No managed policy at all, AmazonSageMakerFullAccess least of all.
-    let attached = aws_cli(&p.sb, &region, &["iam", "list-attached-role-policies", "--role-name", ROLE]);
+    let attached = aws_cli(
+        &p.sb,
+        &region,
+        &["iam", "list-attached-role-policies", "--role-name", ROLE],
+    );
     assert_eq!(attached["AttachedPolicies"], json!([]));
 
     // What the stored policy lets the job do, statement by statement.
     let default = format!("sagemaker-{region}-{id}");
     let obj = |b: &str, k: &str| format!("arn:aws:s3:::{b}/{k}");
-    assert!(allowed(&policy, "s3:GetObject", &obj(&p.data, "train/img-001.png"), &[]));
-    assert!(allowed(&policy, "s3:GetObject", &obj(&p.other, "val/img-101.png"), &[]));
-    assert!(allowed(&policy, "s3:ListBucket", &format!("arn:aws:s3:::{}", p.data), &[("s3:prefix", "train/")]));
-    assert!(allowed(&policy, "s3:PutObject", &obj(&default, "sagetrain/unet-1/output/model.tar.gz"), &[]));
-    assert!(allowed(&policy, "s3:GetObject", &obj(&default, "sagetrain/code/0123/train.py"), &[]));
-    assert!(!allowed(&policy, "s3:GetObject", &obj("another-bucket", "train/img-001.png"), &[]));
-    assert!(!allowed(&policy, "s3:ListBucket", "arn:aws:s3:::another-bucket", &[("s3:prefix", "")]));
-    assert!(!allowed(&policy, "s3:ListBucket", &format!("arn:aws:s3:::{}", p.data), &[("s3:prefix", "private/")]));
-    assert!(!allowed(&policy, "s3:PutObject", &obj(&p.data, "train/poisoned.png"), &[]));
-    assert!(!allowed(&policy, "s3:DeleteObject", &obj(&default, "sagetrain/unet-1/output/model.tar.gz"), &[]));
+    assert!(allowed(
+        &policy,
+        "s3:GetObject",
+        &obj(&p.data, "train/img-001.png"),
+        &[]
+    ));
+    assert!(allowed(
+        &policy,
+        "s3:GetObject",
+        &obj(&p.other, "val/img-101.png"),
+        &[]
+    ));
+    assert!(allowed(
+        &policy,
+        "s3:ListBucket",
+        &format!("arn:aws:s3:::{}", p.data),
+        &[("s3:prefix", "train/")]
+    ));
+    assert!(allowed(
+        &policy,
+        "s3:PutObject",
+        &obj(&default, "sagetrain/unet-1/output/model.tar.gz"),
+        &[]
+    ));
+    assert!(allowed(
+        &policy,
+        "s3:GetObject",
+        &obj(&default, "sagetrain/code/0123/train.py"),
+        &[]
+    ));
+    assert!(!allowed(
+        &policy,
+        "s3:GetObject",
+        &obj("another-bucket", "train/img-001.png"),
+        &[]
+    ));
+    assert!(!allowed(
+        &policy,
+        "s3:ListBucket",
+        "arn:aws:s3:::another-bucket",
+        &[("s3:prefix", "")]
+    ));
+    assert!(!allowed(
+        &policy,
+        "s3:ListBucket",
+        &format!("arn:aws:s3:::{}", p.data),
+        &[("s3:prefix", "private/")]
+    ));
+    assert!(!allowed(
+        &policy,
+        "s3:PutObject",
+        &obj(&p.data, "train/poisoned.png"),
+        &[]
+    ));
+    assert!(!allowed(
+        &policy,
+        "s3:DeleteObject",
+        &obj(&default, "sagetrain/unet-1/output/model.tar.gz"),
+        &[]
+    ));
     assert!(!allowed(&policy, "iam:PassRole", &arn, &[]));
 
     // The file is edited in place: the comments stay, `role` is added.
     let toml_path = p.sb.project().join("sagetrain.toml");
     let text = std::fs::read_to_string(&toml_path).unwrap();
-    assert!(text.starts_with("# The vessel segmentation project.\n"), "{text}");
-    assert!(text.contains("image = \"unet-vessels:latest\"   # pushed by CI\n"), "{text}");
+    assert!(
+        text.starts_with("# The vessel segmentation project.\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("image = \"unet-vessels:latest\"   # pushed by CI\n"),
+        "{text}"
+    );
     assert!(text.contains("# the labelled images\n"), "{text}");
     assert!(text.contains(&format!("role = \"{arn}\"\n")), "{text}");
 
@@ -415,8 +530,16 @@ fn create_role_derives_least_privilege_runs_twice_safely_and_train_and_doctor_us
     assert!(r.stdout.contains("status   up to date"), "{}", r.stdout);
     assert!(r.stdout.contains("(role already set)"), "{}", r.stdout);
     let counts = proxy.counts();
-    for write in ["CreateRole", "PutRolePolicy", "UpdateAssumeRolePolicy", "TagRole"] {
-        assert!(!counts.contains_key(write), "{write} on the second run: {counts:?}");
+    for write in [
+        "CreateRole",
+        "PutRolePolicy",
+        "UpdateAssumeRolePolicy",
+        "TagRole",
+    ] {
+        assert!(
+            !counts.contains_key(write),
+            "{write} on the second run: {counts:?}"
+        );
     }
     assert_eq!(counts.get("GetRole"), Some(&1), "{counts:?}");
     assert_eq!(std::fs::read_to_string(&toml_path).unwrap(), text);
@@ -426,7 +549,10 @@ fn create_role_derives_least_privilege_runs_twice_safely_and_train_and_doctor_us
     let third = block_on(p.acct.bucket("third", &["more/x.png"]));
     std::fs::write(
         &toml_path,
-        text.replace("[channels]\n", &format!("[channels]\nextra = \"s3://{third}/more/\"\n")),
+        text.replace(
+            "[channels]\n",
+            &format!("[channels]\nextra = \"s3://{third}/more/\"\n"),
+        ),
     )
     .unwrap();
     let r = p.sb.run(&["init", "--create-role"]).ok();
@@ -440,7 +566,12 @@ fn create_role_derives_least_privilege_runs_twice_safely_and_train_and_doctor_us
     );
     let (_, policy, _) = read_back(&p);
     assert_eq!(policy, expected_policy(&p, Some(&third)), "{policy:#}");
-    assert!(allowed(&policy, "s3:GetObject", &obj(&third, "more/x.png"), &[]));
+    assert!(allowed(
+        &policy,
+        "s3:GetObject",
+        &obj(&third, "more/x.png"),
+        &[]
+    ));
 
     // `train` with that role succeeds, and doctor passes the role checks.
     let r = p.sb.run(&["train", "--epochs", "1", "-o", "json"]).ok();
@@ -473,14 +604,19 @@ fn a_foreign_role_of_that_name_is_refused_and_left_untouched() {
         .run(&["init", "--create-role"])
         .code(4)
         .stderr_has("was not created by sagetrain (it has no sagetrain:managed tag): it was left unchanged")
-        .stderr_has("trust policy: ~ ")
-        .stderr_has("inline policy sagetrain-execution: + ")
+        .stderr_has("trust policy: + {\"Sid\":\"SageMakerAssumesThisRole\"")
+        .stderr_has("trust policy: - {\"Effect\":\"Allow\",\"Principal\":{\"Service\":\"sagemaker.amazonaws.com\"},\"Action\":\"sts:AssumeRole\"}")
+        .stderr_has("inline policy sagetrain-execution: + the whole document: there is none yet (13 statements")
         .stderr_has("--role-name OTHER_NAME")
         .stderr_has(&format!("aws iam tag-role --role-name {ROLE} --tags Key=sagetrain:managed,Value=true"));
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     let after = aws_cli(&p.sb, &region, &["iam", "get-role", "--role-name", ROLE]);
     assert_eq!(before, after);
-    let names = aws_cli(&p.sb, &region, &["iam", "list-role-policies", "--role-name", ROLE]);
+    let names = aws_cli(
+        &p.sb,
+        &region,
+        &["iam", "list-role-policies", "--role-name", ROLE],
+    );
     assert_eq!(names["PolicyNames"], json!([]));
     assert_eq!(
         std::fs::read_to_string(p.sb.project().join("sagetrain.toml")).unwrap(),
@@ -496,19 +632,40 @@ fn dry_run_prints_both_documents_and_the_calls_and_creates_nothing() {
     let proxy = Proxy::start(&moto_url());
     p.sb.set("AWS_ENDPOINT_URL", &proxy.url);
     let r = p.sb.run(&["init", "--create-role", "--dry-run"]).ok();
-    assert!(r.stdout.contains("status   would be created (dry run: nothing was changed)"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("status   would be created (dry run: nothing was changed)"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("trust policy:\n{"), "{}", r.stdout);
-    assert!(r.stdout.contains("inline policy sagetrain-execution:\n{"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("inline policy sagetrain-execution:\n{"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains(&format!("aws iam create-role --role-name {ROLE} --path /service-role/ --assume-role-policy-document '")), "{}", r.stdout);
     assert!(r.stdout.contains(&format!("aws iam put-role-policy --role-name {ROLE} --policy-name sagetrain-execution --policy-document '")), "{}", r.stdout);
     let counts = proxy.counts();
-    for write in ["CreateRole", "PutRolePolicy", "UpdateAssumeRolePolicy", "TagRole"] {
-        assert!(!counts.contains_key(write), "{write} in a dry run: {counts:?}");
+    for write in [
+        "CreateRole",
+        "PutRolePolicy",
+        "UpdateAssumeRolePolicy",
+        "TagRole",
+    ] {
+        assert!(
+            !counts.contains_key(write),
+            "{write} in a dry run: {counts:?}"
+        );
     }
     p.sb.set("AWS_ENDPOINT_URL", &moto_url());
     let roles = aws_cli(&p.sb, &region, &["iam", "list-roles"]);
     assert!(
-        roles["Roles"].as_array().unwrap().iter().all(|r| r["RoleName"] != ROLE),
+        roles["Roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["RoleName"] != ROLE),
         "{roles:#}"
     );
     assert_eq!(
@@ -516,7 +673,10 @@ fn dry_run_prints_both_documents_and_the_calls_and_creates_nothing() {
         toml_before
     );
     // The JSON form carries the same documents, as the real run would send them.
-    let j = p.sb.run(&["init", "--create-role", "--dry-run", "-o", "json"]).ok().json();
+    let j =
+        p.sb.run(&["init", "--create-role", "--dry-run", "-o", "json"])
+            .ok()
+            .json();
     assert_eq!(j["status"], "would_be_created");
     assert_eq!(j["policy"], expected_policy(&p, None));
     assert_eq!(j["calls"][0]["operation"], "iam:CreateRole");
@@ -555,22 +715,49 @@ fn without_a_config_file_one_is_written_with_the_role_and_a_refused_call_names_t
     assert!(!sb.project().join("sagetrain.toml").exists());
 
     sb.set("AWS_ENDPOINT_URL", &moto_url());
-    let r = sb.run(&["init", "--create-role", "--role-name", "unet-exec", "--role-path", "/ml/"]).ok();
+    let r = sb
+        .run(&[
+            "init",
+            "--create-role",
+            "--role-name",
+            "unet-exec",
+            "--role-path",
+            "/ml/",
+        ])
+        .ok();
     let arn = format!("arn:aws:iam::{}:role/ml/unet-exec", acct.id);
-    assert!(r.stdout.contains(&format!("role     {arn}")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("role     {arn}")),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("(written)"), "{}", r.stdout);
     let text = std::fs::read_to_string(sb.project().join("sagetrain.toml")).unwrap();
     assert!(text.contains(&format!("role = \"{arn}\"")), "{text}");
     assert!(text.contains("image = \"unet-vessels:v2\""), "{text}");
     // The image init found limits the ECR statement to its repository.
-    let policy = aws_cli(&sb, &acct.region, &["iam", "get-role-policy", "--role-name", "unet-exec", "--policy-name", "sagetrain-execution"]);
+    let policy = aws_cli(
+        &sb,
+        &acct.region,
+        &[
+            "iam",
+            "get-role-policy",
+            "--role-name",
+            "unet-exec",
+            "--policy-name",
+            "sagetrain-execution",
+        ],
+    );
     let pull = statements(&policy["PolicyDocument"])
         .into_iter()
         .find(|s| s["Sid"] == "PullTrainingImage")
         .unwrap();
     assert_eq!(
         pull["Resource"],
-        format!("arn:aws:ecr:{}:{}:repository/unet-vessels", acct.region, acct.id)
+        format!(
+            "arn:aws:ecr:{}:{}:repository/unet-vessels",
+            acct.region, acct.id
+        )
     );
     // Bad names are refused before any call.
     sb.run(&["init", "--create-role", "--role-path", "ml"])
