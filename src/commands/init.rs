@@ -153,7 +153,7 @@ pub fn render(f: &Found) -> String {
         }
         RoleFinding::Missing(why) => {
             line(&format!("# None found: {why}."));
-            line("# Create one with examples/iam/setup.sh, then:");
+            line("# Create one with `sagetrain init --create-role` (or examples/iam/setup.sh), then:");
             line("# role = \"SageMakerExecutionRole-unet\"");
         }
         RoleFinding::Unknown => line("# role = \"SageMakerExecutionRole-unet\""),

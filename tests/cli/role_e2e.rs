@@ -682,6 +682,21 @@ fn dry_run_prints_both_documents_and_the_calls_and_creates_nothing() {
     assert_eq!(j["calls"][0]["operation"], "iam:CreateRole");
     assert_eq!(j["calls"][1]["operation"], "iam:PutRolePolicy");
     assert_eq!(parliament(&j["policy"]), Vec::<Value>::new());
+    // With no role to be found, doctor names this command as the fix.
+    let report = p.sb.run(&["doctor", "-o", "json"]).code(2).json();
+    let role = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "execution_role")
+        .unwrap();
+    assert_eq!(role["status"], "fail", "{role:#}");
+    assert!(
+        role["fix"].as_str().unwrap().starts_with(
+            "create one with least privilege from your settings: sagetrain init --create-role"
+        ),
+        "{role:#}"
+    );
 }
 
 #[test]
