@@ -4,7 +4,7 @@
 //! [`crate::job::role_policy::plan`]; this only calls.
 
 use crate::aws::{aws_error, error_code};
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 use crate::job::role_policy::{decode_document, ExistingRole, POLICY_NAME};
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -33,6 +33,7 @@ where
     if denied {
         Error::aws(format!("{operation} was denied: {}", e.message))
             .with_hint(denied_hint(operation, role_arn))
+            .with_reason(Reason::AccessDenied)
     } else {
         e
     }
@@ -40,7 +41,7 @@ where
 
 /// Is this the refusal of a call (so that a dry run can go on without the answer)?
 pub fn is_denied(e: &Error) -> bool {
-    e.message.contains(" was denied: ")
+    e.reason == Some(Reason::AccessDenied)
 }
 
 /// The role and its inline policy, or None when no role has this name.
