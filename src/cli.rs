@@ -355,6 +355,19 @@ pub struct InitArgs {
     /// Make no AWS call: write the template with every value commented out
     #[arg(long)]
     pub offline: bool,
+    /// Create the execution role (or bring sagetrain's own up to date) with least privilege
+    /// derived from the settings, and set `role` in sagetrain.toml
+    #[arg(long, conflicts_with_all = ["force", "print", "offline"])]
+    pub create_role: bool,
+    /// With --create-role: the role's name [default: SageMaker-UNetTraining-ExecutionRole]
+    #[arg(long, value_name = "NAME", requires = "create_role")]
+    pub role_name: Option<String>,
+    /// With --create-role: the role's path [default: /service-role/]
+    #[arg(long, value_name = "PATH", requires = "create_role")]
+    pub role_path: Option<String>,
+    /// With --create-role: print both policy documents and the calls it would make; change nothing
+    #[arg(long, requires = "create_role")]
+    pub dry_run: bool,
 }
 
 #[cfg(test)]

@@ -49,6 +49,8 @@ impl Kind {
 pub enum Reason {
     /// No AWS region is set anywhere (flag, environment, sagetrain.toml, profile).
     NoRegion,
+    /// AWS refused the call for want of a permission (`init --create-role --dry-run` goes on).
+    AccessDenied,
 }
 
 /// A failure to report to the user.

@@ -20,6 +20,8 @@ mod signals;
 mod testing;
 mod ui;
 
+/// The execution role's derived policies, for the tests that check them with parliament.
+pub use job::role_policy;
 /// The declared `train` settings, for the tests that go over every one of them.
 pub use job::settings;
 

@@ -153,7 +153,7 @@ pub fn render(f: &Found) -> String {
         }
         RoleFinding::Missing(why) => {
             line(&format!("# None found: {why}."));
-            line("# Create one with examples/iam/setup.sh, then:");
+            line("# Create one with `sagetrain init --create-role` (or examples/iam/setup.sh), then:");
             line("# role = \"SageMakerExecutionRole-unet\"");
         }
         RoleFinding::Unknown => line("# role = \"SageMakerExecutionRole-unet\""),
@@ -409,6 +409,9 @@ async fn tags(ecr: &aws_sdk_ecr::Client, repo: &str) -> Option<String> {
 }
 
 pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
+    if args.create_role {
+        return super::init_role::run(ctx, args).await;
+    }
     let path = ctx.cwd.join(CONFIG_FILE_NAME);
     let exists_error = || {
         Error::usage(format!(

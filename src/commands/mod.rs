@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod download;
 pub mod image;
 pub mod init;
+pub mod init_role;
 pub mod jobcmd;
 pub mod list;
 pub mod logs;

@@ -716,7 +716,8 @@ pub fn role_trust_check(role: &RoleFound) -> Check {
         ),
         format!(
             "aws iam update-assume-role-policy --role-name {} --policy-document '{}'\n\
-             (this replaces the trust policy: add any other principal the role needs; examples/iam/execution-role-trust-policy.json is the same policy)",
+             (this replaces the trust policy: add any other principal the role needs; examples/iam/execution-role-trust-policy.json is the same policy)\n\
+             or: sagetrain init --create-role (a role of sagetrain's own that trusts only SageMaker, with least privilege from your settings, set as `role` in sagetrain.toml)",
             role.name,
             lookups::SAGEMAKER_TRUST
         ),
@@ -1218,6 +1219,7 @@ mod tests {
         assert!(fix.contains(
             "aws iam update-assume-role-policy --role-name Ec2Role --policy-document '{\"Version\""
         ), "{fix}");
+        assert!(fix.contains("or: sagetrain init --create-role"), "{fix}");
         // The policy in the command is one SageMaker accepts.
         assert!(lookups::trusts_sagemaker(lookups::SAGEMAKER_TRUST));
     }

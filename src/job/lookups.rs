@@ -137,7 +137,8 @@ async fn get_role(iam: &aws_sdk_iam::Client, name: &str) -> Result<Option<RoleIn
     }
 }
 
-pub const ROLE_HINT: &str = "set the execution role: --role NAME_OR_ARN, `export SAGEMAKER_ROLE=arn:aws:iam::ACCOUNT:role/NAME`, or `role = \"NAME\"` in sagetrain.toml\n\
+pub const ROLE_HINT: &str = "create one with least privilege from your settings: sagetrain init --create-role (it sets `role` in sagetrain.toml)\n\
+or set the execution role: --role NAME_OR_ARN, `export SAGEMAKER_ROLE=arn:aws:iam::ACCOUNT:role/NAME`, or `role = \"NAME\"` in sagetrain.toml\n\
 to create one, see examples/iam/ (its trust policy must allow sagemaker.amazonaws.com)";
 
 /// Resolve a role given by name or ARN. A name is looked up so that its path is kept.

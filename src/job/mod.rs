@@ -8,6 +8,8 @@ pub mod from_job;
 pub mod lookups;
 pub mod pools;
 pub mod request;
+pub mod role_iam;
+pub mod role_policy;
 pub mod settings;
 pub mod spec;
 pub mod state;

@@ -16,6 +16,7 @@ mod metrics_e2e;
 mod offline;
 mod proxy;
 mod release;
+mod role_e2e;
 mod settings_e2e;
 mod shell;
 mod train_e2e;

@@ -55,7 +55,8 @@ class PolicyFilesTest(unittest.TestCase):
         files = policy_files()
         self.assertEqual({p.name for p in files}, {
             "execution-role-trust-policy.json", "execution-role-policy.json",
-            "developer-policy.json", "ci-oidc-trust-policy.json"})
+            "developer-policy.json", "ci-oidc-trust-policy.json",
+            "admin-create-role-policy.json"})
         for path in files:
             with self.subTest(path.name):
                 policy = json.loads(path.read_text(encoding="utf-8"))
@@ -203,6 +204,34 @@ class DeveloperPolicyTest(unittest.TestCase):
             self.assertEqual(granted[a],
                              ["arn:aws:logs:REGION:ACCOUNT_ID:log-group:/aws/sagemaker/TrainingJobs*"])
         self.assertEqual(granted["s3:CreateBucket"], ["arn:aws:s3:::sagemaker-REGION-ACCOUNT_ID"])
+
+
+class AdminCreateRolePolicyTest(unittest.TestCase):
+    """The administrator's policy for `sagetrain init --create-role`."""
+
+    CALLS = {"iam:GetRole", "iam:GetRolePolicy", "iam:CreateRole", "iam:PutRolePolicy",
+             "iam:TagRole", "iam:UpdateAssumeRolePolicy"}
+
+    def test_exactly_the_calls_of_create_role_on_the_role_path_and_name(self) -> None:
+        stmts = list(statements(load("admin-create-role-policy.json")))
+        granted: Dict[str, List[str]] = {}
+        for stmt in stmts:
+            self.assertNotIn("Condition", stmt)
+            for a in actions(stmt):
+                granted.setdefault(a, []).extend(resources(stmt))
+        self.assertEqual(set(granted), self.CALLS)
+        for a, res in granted.items():
+            self.assertEqual(res, ["arn:aws:iam::ACCOUNT_ID:role/service-role/ROLE_NAME"], a)
+
+    def test_it_cannot_attach_managed_policies_or_pass_roles(self) -> None:
+        every = {a for st in statements(load("admin-create-role-policy.json")) for a in actions(st)}
+        for forbidden in ("iam:AttachRolePolicy", "iam:PassRole", "iam:DeleteRole",
+                          "iam:PutRolePermissionsBoundary", "iam:*"):
+            self.assertNotIn(forbidden, every)
+
+    def test_the_developer_policy_stays_without_them(self) -> None:
+        every = {a for st in statements(load("developer-policy.json")) for a in actions(st)}
+        self.assertEqual(every & self.CALLS, {"iam:GetRole"})  # GetRole: to resolve a role name
 
 
 class CiTrustPolicyTest(unittest.TestCase):
