@@ -14,6 +14,7 @@ mod fsutil;
 mod image;
 mod job;
 mod metrics;
+mod refs;
 mod secrets;
 mod signals;
 #[cfg(test)]

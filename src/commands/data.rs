@@ -8,8 +8,9 @@ use crate::data::scan::ScanOptions;
 use crate::data::upload::{PushOptions, Target};
 use crate::data::{self, cache};
 use crate::error::Result;
-use crate::job::spec::{is_channel_name, violations_error, S3Uri, Violation};
+use crate::job::spec::{violations_error, Violation};
 use crate::job::{lookups, settings};
+use crate::refs::{is_channel_name, S3Uri};
 
 pub async fn run(ctx: &Context, cmd: &DataCommand) -> Result<()> {
     match cmd {

@@ -7,7 +7,8 @@ use crate::config::Val;
 use crate::error::{Error, Result};
 use crate::image::{self, archive, engine, platform, push};
 use crate::job::settings::TrainSettings;
-use crate::job::spec::{violations_error, ImageRef, Violation};
+use crate::job::spec::{violations_error, Violation};
+use crate::refs::ImageRef;
 
 pub async fn run(ctx: &Context, cmd: &ImageCommand) -> Result<()> {
     match cmd {

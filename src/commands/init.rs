@@ -14,7 +14,7 @@ use crate::error::{Error, Kind, Result};
 use crate::fsutil;
 use crate::job::lookups;
 use crate::job::settings::{maps, scalars, DATA, JOB, NETWORK, RESOURCES};
-use crate::job::spec::default_bucket;
+use crate::refs::default_bucket;
 
 /// The execution role, as far as it was found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -14,7 +14,7 @@ pub mod upload;
 
 use crate::config::{Source, Val};
 use crate::error::{Error, Result};
-use crate::job::spec::{channel_location, ChannelLocation};
+use crate::refs::{channel_location, ChannelLocation, S3Uri};
 use crate::ui::Ui;
 use progress::{human_bytes, Progress};
 use scan::{ScanOptions, Scanned};
@@ -62,7 +62,7 @@ pub fn data_uri(bucket: &str, channel: &str, digest: &str) -> String {
 
 /// Where the data goes: the bucket of the job's output path.
 pub fn bucket_of(output_path: &str) -> Result<String> {
-    crate::job::spec::S3Uri::parse(output_path)
+    S3Uri::parse(output_path)
         .map(|u| u.bucket)
         .map_err(|r| Error::usage(format!("output path: {r}")))
 }

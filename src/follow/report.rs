@@ -552,7 +552,7 @@ mod tests {
             .input_data_config(
                 crate::testing::s3_channel(
                     "code",
-                    "s3://b/sagetrain/code/0123456789abcdef0123456789abcdef/",
+                    "s3://bkt/sagetrain/code/0123456789abcdef0123456789abcdef/",
                 )
                 .build(),
             )

@@ -93,9 +93,9 @@ pub fn target(bucket: &str, digest: &str) -> Target {
 
 /// The digest of a code URI `s3://BUCKET/sagetrain/code/<digest>/`, if it is one.
 pub fn digest_of_uri(uri: &str) -> Option<String> {
-    let rest = uri.strip_prefix("s3://")?;
-    let (_, key) = rest.split_once('/')?;
-    let d = key
+    let parsed = crate::refs::S3Uri::parse(uri).ok()?;
+    let d = parsed
+        .key
         .strip_prefix(manifest::CODE_ROOT)?
         .strip_prefix('/')?
         .strip_suffix('/')?;

@@ -4,7 +4,7 @@
 use crate::aws::{aws_error, error_code, Aws};
 use crate::config::{Source, Val};
 use crate::error::{Error, Kind, Result};
-use crate::job::spec::{default_bucket, ecr_registry, ImageRef, ImageVersion, S3Uri};
+use crate::refs::{default_bucket, ecr_registry, ImageRef, ImageVersion, S3Uri};
 
 /// Who the caller is.
 #[derive(Debug, Clone)]
