@@ -17,6 +17,31 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The user's cache folder for sagetrain: `$XDG_CACHE_HOME/sagetrain` (an absolute path), else
+/// `$HOME/.cache/sagetrain` on Unix and macOS, else the platform's cache folder (on Windows
+/// `%LOCALAPPDATA%\sagetrain`). `env` is the command's environment lookup.
+pub fn cache_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if let Some(x) = env("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(x);
+        if p.is_absolute() {
+            return Some(p.join("sagetrain"));
+        }
+    }
+    user_cache_home(env).map(|d| d.join("sagetrain"))
+}
+
+#[cfg(unix)]
+fn user_cache_home(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache"))
+}
+
+#[cfg(not(unix))]
+fn user_cache_home(_env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    dirs::cache_dir()
+}
+
 /// Mode of the folders sagetrain creates for its own files.
 pub const PRIVATE_DIR_MODE: u32 = 0o700;
 /// Mode of the files sagetrain keeps for itself.
@@ -226,5 +251,27 @@ mod tests {
         fs::write(dir.path().join("f"), "x").unwrap();
         assert!(write_private(&dir.path().join("f/g.json"), b"x").is_err());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn cache_dir_prefers_xdg_then_home() {
+        let env = |pairs: Vec<(&'static str, &'static str)>| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            cache_dir(&env(vec![("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
+            Some(PathBuf::from("/x/sagetrain"))
+        );
+        assert_eq!(
+            cache_dir(&env(vec![("XDG_CACHE_HOME", "rel"), ("HOME", "/h")])),
+            Some(PathBuf::from("/h/.cache/sagetrain"))
+        );
+        assert_eq!(cache_dir(&env(vec![])), None);
     }
 }

@@ -325,7 +325,7 @@ fn prepare_code(ctx: &Context, s: &JobSpec, opts: ScanOptions) -> Result<Option<
         "code: {} ({} files with the launcher, {}), entry {}, digest {}",
         dir.display(),
         scanned.files.len(),
-        data::progress::human_bytes(scanned.bytes),
+        indicatif::DecimalBytes(scanned.bytes),
         c.entry,
         scanned.digest
     ));

@@ -98,7 +98,7 @@ pub fn set_cache_dir(dir: Option<PathBuf>) {
 fn cache_dir() -> Option<PathBuf> {
     CACHE
         .get_or_init(|| {
-            crate::data::cache::cache_dir(&|k| std::env::var(k).ok()).map(|d| d.join("platform"))
+            crate::fsutil::cache_dir(&|k| std::env::var(k).ok()).map(|d| d.join("platform"))
         })
         .clone()
 }

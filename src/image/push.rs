@@ -11,10 +11,11 @@
 
 use super::archive::{self, Compression, Format, Image, Member};
 use crate::aws::{aws_error, error_code};
-use crate::data::progress::{human_bytes, Progress};
 use crate::error::{Error, Result};
+use crate::ui::progress::Progress;
 use crate::ui::Ui;
 use futures::stream::{StreamExt, TryStreamExt};
+use indicatif::DecimalBytes;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -63,7 +64,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// `sha256:HEX` of a finished hash.
 fn digest_of(hash: &[u8]) -> String {
-    format!("sha256:{}", crate::data::manifest::hex(hash))
+    format!("sha256:{}", hex::encode(hash))
 }
 
 /// A writer that hashes and counts what passes through.
@@ -203,7 +204,7 @@ pub async fn plan(
                         "compressing layer {}/{} ({})",
                         i + 1,
                         image.layers.len(),
-                        human_bytes(l.member.size)
+                        DecimalBytes(l.member.size)
                     ));
                     materialise(&image.path, &mut b, cache, tmp, i).await?;
                     b
@@ -456,7 +457,7 @@ pub async fn push(
                 "compressing layer {}/{} ({})",
                 i + 1,
                 image.layers.len(),
-                human_bytes(image.layers[i].member.size)
+                DecimalBytes(image.layers[i].member.size)
             ));
             let before = l.digest.clone();
             materialise(&image.path, l, cache, tmp.path(), i).await?;
@@ -480,9 +481,9 @@ pub async fn push(
     ui.info(&format!(
         "image: {} layers ({} compressed), {layers_skipped} already in `{repo}`; sending {} blobs ({})",
         layers.len(),
-        human_bytes(total),
+        DecimalBytes(total),
         missing.len(),
-        human_bytes(bytes)
+        DecimalBytes(bytes)
     ));
     let progress = Progress::new(ui, "push", missing.len() as u64, bytes);
     let result = futures::stream::iter(

@@ -134,7 +134,7 @@ pub fn prepare(
     dir: &Path,
     opts: ScanOptions,
 ) -> Result<Scanned> {
-    let cache_dir = crate::data::cache::cache_dir(env);
+    let cache_dir = crate::fsutil::cache_dir(env);
     let mut scanned = scan::scan(shown, dir, opts, cache_dir.as_deref(), ui).map_err(|mut e| {
         e.message = format!("code folder (--source): {}", e.message);
         e
@@ -172,7 +172,7 @@ pub fn with_launcher(scanned: &mut Scanned, path: PathBuf) {
 /// The launcher as a file to upload from: in the cache folder (or the temporary folder),
 /// named by its hash, written once.
 fn write_launcher(cache_dir: Option<&Path>) -> Result<PathBuf> {
-    let hash = manifest::hex(&manifest::sha256(LAUNCHER.as_bytes()));
+    let hash = hex::encode(manifest::sha256(LAUNCHER.as_bytes()));
     let dir = cache_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir);
