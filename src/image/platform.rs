@@ -81,10 +81,10 @@ pub enum Verdict {
 }
 
 const ACCEPTED: [&str; 4] = [
-    super::archive::DOCKER_MANIFEST,
-    super::archive::DOCKER_LIST,
-    super::archive::OCI_MANIFEST,
-    super::archive::OCI_INDEX,
+    super::media::DOCKER_MANIFEST,
+    super::media::DOCKER_LIST,
+    super::media::OCI_MANIFEST,
+    super::media::OCI_INDEX,
 ];
 
 /// The cache folder of verdicts, set once per process from the command's environment.

@@ -10,6 +10,7 @@
 //! compressing them again.
 
 use super::archive::{self, Compression, Format, Image, Member};
+use super::media;
 use crate::aws::{aws_error, error_code};
 use crate::error::{Error, Result};
 use crate::ui::progress::Progress;
@@ -164,7 +165,7 @@ pub async fn plan(
     let mut layers = Vec::with_capacity(image.layers.len());
     for (i, l) in image.layers.iter().enumerate() {
         let media_type = match (image.format, l.compression) {
-            (_, Compression::Zstd) => archive::OCI_LAYER_ZSTD.to_string(),
+            (_, Compression::Zstd) => media::OCI_LAYER_ZSTD.to_string(),
             (f, _) => f.gzip_layer_type().to_string(),
         };
         let blob = match l.compression {
@@ -565,7 +566,7 @@ mod tests {
         assert!(layers.iter().all(|l| matches!(l.source, Source::File(_))));
         assert!(layers
             .iter()
-            .all(|l| l.media_type == archive::DOCKER_LAYER_GZIP));
+            .all(|l| l.media_type == media::DOCKER_LAYER_GZIP));
         // The second plan knows the digests without compressing.
         let (_, again) = plan(&ui, &img, Some(&cache), dir.path()).await.unwrap();
         assert!(again
@@ -583,9 +584,9 @@ mod tests {
         );
         let m = manifest(img.format, &config, &layers);
         let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
-        assert_eq!(v["mediaType"], archive::DOCKER_MANIFEST);
+        assert_eq!(v["mediaType"], media::DOCKER_MANIFEST);
         assert_eq!(v["layers"][1]["digest"], layers[1].digest.as_str());
-        assert_eq!(v["config"]["mediaType"], archive::DOCKER_CONFIG);
+        assert_eq!(v["config"]["mediaType"], media::DOCKER_CONFIG);
     }
 
     #[tokio::test]
@@ -601,6 +602,6 @@ mod tests {
             layers[0].digest,
             img.layers[0].declared_digest.clone().unwrap()
         );
-        assert_eq!(layers[0].media_type, archive::OCI_LAYER_GZIP);
+        assert_eq!(layers[0].media_type, media::OCI_LAYER_GZIP);
     }
 }
