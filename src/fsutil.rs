@@ -12,10 +12,34 @@
 //! Never write a secret access key or session token to disk: these helpers protect what the
 //! tool keeps, they are not a credential store.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The user's cache folder for sagetrain: `$XDG_CACHE_HOME/sagetrain` (an absolute path), else
+/// `$HOME/.cache/sagetrain` on Unix and macOS, else the platform's cache folder (on Windows
+/// `%LOCALAPPDATA%\sagetrain`). `env` is the command's environment lookup.
+pub fn cache_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if let Some(x) = env("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(x);
+        if p.is_absolute() {
+            return Some(p.join("sagetrain"));
+        }
+    }
+    user_cache_home(env).map(|d| d.join("sagetrain"))
+}
+
+#[cfg(unix)]
+fn user_cache_home(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache"))
+}
+
+#[cfg(not(unix))]
+fn user_cache_home(_env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    dirs::cache_dir()
+}
 
 /// Mode of the folders sagetrain creates for its own files.
 pub const PRIVATE_DIR_MODE: u32 = 0o700;
@@ -59,33 +83,40 @@ pub fn write_atomic(
     mode: Option<u32>,
     overwrite: bool,
 ) -> io::Result<()> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut f = create_new(&tmp, mode)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        if overwrite {
-            fs::rename(&tmp, path)
-        } else {
-            // A hard link fails if the target exists: a no-clobber rename.
-            fs::hard_link(&tmp, path)?;
-            fs::remove_file(&tmp)
-        }
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let prefix = format!(".{name}.tmp-");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Never wider than the final mode, even for the instant before set_mode (the umask
+        // narrows the 0666 of an ordinary file as it would a plain create).
+        builder.permissions(fs::Permissions::from_mode(mode.unwrap_or(0o666)));
     }
-    result?;
-    if let Some(parent) = path.parent() {
-        // Make the rename durable; not every platform can open a folder, so ignore failures.
-        if let Ok(d) = File::open(if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        }) {
-            let _ = d.sync_all();
-        }
+    let mut tmp = builder.tempfile_in(parent)?;
+    if let Some(m) = mode {
+        set_mode(tmp.path(), m)?;
+    }
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // A failed persist drops the temporary file, which removes it.
+    let persisted = match overwrite {
+        true => tmp.persist(path),
+        // No-clobber: an existing `path` is `AlreadyExists`, checked by the rename itself.
+        false => tmp.persist_noclobber(path),
+    };
+    persisted.map_err(|e| e.error)?;
+    // Make the rename durable; not every platform can open a folder, so ignore failures.
+    if let Ok(d) = File::open(parent) {
+        let _ = d.sync_all();
     }
     Ok(())
 }
@@ -103,36 +134,6 @@ pub fn is_shared(path: &Path) -> io::Result<bool> {
         let _ = path;
         Ok(false)
     }
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".into());
-    let tmp = format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    path.with_file_name(tmp)
-}
-
-fn create_new(path: &Path, mode: Option<u32>) -> io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Never wider than the final mode, even for the instant before set_mode.
-        o.mode(mode.unwrap_or(0o666));
-    }
-    let f = o.open(path)?;
-    if let Some(m) = mode {
-        set_mode(path, m)?;
-    }
-    Ok(f)
 }
 
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
@@ -226,5 +227,27 @@ mod tests {
         fs::write(dir.path().join("f"), "x").unwrap();
         assert!(write_private(&dir.path().join("f/g.json"), b"x").is_err());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn cache_dir_prefers_xdg_then_home() {
+        let env = |pairs: Vec<(&'static str, &'static str)>| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            cache_dir(&env(vec![("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
+            Some(PathBuf::from("/x/sagetrain"))
+        );
+        assert_eq!(
+            cache_dir(&env(vec![("XDG_CACHE_HOME", "rel"), ("HOME", "/h")])),
+            Some(PathBuf::from("/h/.cache/sagetrain"))
+        );
+        assert_eq!(cache_dir(&env(vec![])), None);
     }
 }

@@ -14,6 +14,7 @@ mod fsutil;
 mod image;
 mod job;
 mod metrics;
+mod refs;
 mod secrets;
 mod signals;
 #[cfg(test)]
@@ -44,7 +45,7 @@ pub fn run(cli: Cli) -> i32 {
     let ctx = Context::from_process(cli.global.clone());
     secrets::register_env(&*ctx.env);
     ui::init_logging(cli.global.verbose, &*ctx.env);
-    image::platform::set_cache_dir(data::cache::cache_dir(&*ctx.env));
+    image::platform::set_cache_dir(fsutil::cache_dir(&*ctx.env));
     let limits = match aws::timeouts::Timeouts::layer(&cli.net, &*ctx.env) {
         Ok(t) => t,
         Err(e) => {

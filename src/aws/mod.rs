@@ -12,6 +12,7 @@
 
 pub mod credentials;
 pub mod errors;
+pub mod http;
 pub mod timeouts;
 
 pub use credentials::{

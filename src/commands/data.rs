@@ -4,12 +4,13 @@
 use super::Context;
 use crate::cli::{DataCommand, PushArgs};
 use crate::config::Connection;
+use crate::data;
 use crate::data::scan::ScanOptions;
 use crate::data::upload::{PushOptions, Target};
-use crate::data::{self, cache};
 use crate::error::Result;
-use crate::job::spec::{is_channel_name, violations_error, S3Uri, Violation};
+use crate::job::spec::{violations_error, Violation};
 use crate::job::{lookups, settings};
+use crate::refs::{is_channel_name, S3Uri};
 
 pub async fn run(ctx: &Context, cmd: &DataCommand) -> Result<()> {
     match cmd {
@@ -96,14 +97,14 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
             follow_symlinks: args.follow_symlinks,
             allow_credentials_files: args.allow_credentials_files,
         },
-        cache::cache_dir(&*ctx.env),
+        crate::fsutil::cache_dir(&*ctx.env),
         ui.clone(),
     )
     .await?;
     ui.info(&format!(
         "data: {} files, {}, digest {}",
         scanned.files.len(),
-        data::progress::human_bytes(scanned.bytes),
+        indicatif::DecimalBytes(scanned.bytes),
         scanned.digest
     ));
     data::warn_about(ui, &channel, &scanned);

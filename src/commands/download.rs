@@ -6,7 +6,7 @@ use super::jobcmd;
 use super::Context;
 use crate::cli::DownloadArgs;
 use crate::error::{Error, Result};
-use crate::job::spec::S3Uri;
+use crate::refs::S3Uri;
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;

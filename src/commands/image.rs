@@ -7,7 +7,8 @@ use crate::config::Val;
 use crate::error::{Error, Result};
 use crate::image::{self, archive, engine, platform, push};
 use crate::job::settings::TrainSettings;
-use crate::job::spec::{violations_error, ImageRef, Violation};
+use crate::job::spec::{violations_error, Violation};
+use crate::refs::ImageRef;
 
 pub async fn run(ctx: &Context, cmd: &ImageCommand) -> Result<()> {
     match cmd {
@@ -114,7 +115,7 @@ async fn push_image(ctx: &Context, args: &PushImageArgs) -> Result<()> {
         let image = image.as_ref().expect("read or built");
         let ecr = aws.ecr();
         let uri = push::ensure_repository(ui, &ecr, &repo, !args.no_create, &region).await?;
-        let cache = crate::data::cache::cache_dir(&*ctx.env).map(|d| d.join("image"));
+        let cache = crate::fsutil::cache_dir(&*ctx.env).map(|d| d.join("image"));
         let out = push::push(ui, &ecr, image, &repo, &args.tag, cache.as_deref()).await?;
         platform::remember_pushed(&out.digest, &image.platform);
         Ok::<_, Error>((uri, out))
@@ -134,7 +135,7 @@ async fn push_image(ctx: &Context, args: &PushImageArgs) -> Result<()> {
         args.tag,
         out.layers_pushed,
         out.layers_skipped,
-        crate::data::progress::human_bytes(out.bytes_sent)
+        indicatif::DecimalBytes(out.bytes_sent)
     ));
     if ctx.json() {
         ui.result_json(&serde_json::json!({

@@ -7,14 +7,14 @@
 //! is written). Without credentials, or with `--offline`, every value is commented out.
 
 use super::Context;
-use crate::aws::{self, Aws};
+use crate::aws::Aws;
 use crate::cli::InitArgs;
 use crate::config::{Connection, Source, Val, CONFIG_FILE_NAME};
 use crate::error::{Error, Kind, Result};
 use crate::fsutil;
 use crate::job::lookups;
 use crate::job::settings::{maps, scalars, DATA, JOB, NETWORK, RESOURCES};
-use crate::job::spec::default_bucket;
+use crate::refs::default_bucket;
 
 /// The execution role, as far as it was found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -302,16 +302,10 @@ pub async fn discover(ctx: &Context) -> Found {
     ctx.ui
         .info(&format!("account {} (as {})", caller.account, caller.arn));
     let role = async {
-        match lookups::role_discovered(&aws, &caller).await {
-            Ok(v) => RoleFinding::One(v.value, v.source.to_string().replace("lookup: ", "")),
-            Err(e) if e.details.len() > 1 && e.message.contains("roles could be it") => {
-                RoleFinding::Several(
-                    e.details
-                        .iter()
-                        .map(|d| d.trim_start_matches("candidate: ").to_string())
-                        .collect(),
-                )
-            }
+        match lookups::discover_role(&aws, &caller).await {
+            Ok(lookups::RoleDiscovery::Found { arn, why }) => RoleFinding::One(arn, why),
+            Ok(lookups::RoleDiscovery::Several(arns)) => RoleFinding::Several(arns),
+            Ok(lookups::RoleDiscovery::Missing { reason, .. }) => RoleFinding::Missing(reason),
             Err(e) => RoleFinding::Missing(e.message),
         }
     };
@@ -319,11 +313,12 @@ pub async fn discover(ctx: &Context) -> Found {
         if !region_known {
             return (ImageFinding::Unknown, None);
         }
-        match repositories(&aws.ecr()).await {
+        match lookups::ecr_repositories(&aws.ecr()).await {
             Err(e) => (ImageFinding::Unknown, Some(e.message)),
             Ok(repos) => match choose_repository(&repos) {
                 ImageFinding::One(repo, _) => {
-                    let (tag, note) = match tags(&aws.ecr(), &repo).await {
+                    let images = lookups::ecr_tagged_images(&aws.ecr(), &repo).await;
+                    let (tag, note) = match images.as_deref().and_then(choose_tag) {
                         Some(t) => (t, None),
                         None => (
                             "latest".to_string(),
@@ -366,46 +361,6 @@ fn commented(mut found: Found, e: &Error) -> Found {
         e.message
     ));
     found
-}
-
-async fn repositories(ecr: &aws_sdk_ecr::Client) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    let mut pages = ecr.describe_repositories().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws::aws_error("ecr:DescribeRepositories", &e))?;
-        names.extend(
-            page.repositories()
-                .iter()
-                .filter_map(|r| r.repository_name().map(str::to_string)),
-        );
-    }
-    names.sort();
-    Ok(names)
-}
-
-async fn tags(ecr: &aws_sdk_ecr::Client, repo: &str) -> Option<String> {
-    let out = ecr
-        .describe_images()
-        .repository_name(repo)
-        .filter(
-            aws_sdk_ecr::types::DescribeImagesFilter::builder()
-                .tag_status(aws_sdk_ecr::types::TagStatus::Tagged)
-                .build(),
-        )
-        .send()
-        .await
-        .ok()?;
-    let images: Vec<(Vec<String>, i64)> = out
-        .image_details()
-        .iter()
-        .map(|d| {
-            (
-                d.image_tags().to_vec(),
-                d.image_pushed_at().map(|t| t.secs()).unwrap_or(0),
-            )
-        })
-        .collect();
-    choose_tag(&images)
 }
 
 pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {

@@ -4,8 +4,8 @@ use super::jobcmd;
 use super::Context;
 use crate::cli::ListArgs;
 use crate::config::durations::format_secs;
+use crate::config::durations::format_time as fmt_time;
 use crate::error::{Error, Result};
-use crate::follow::report::fmt_time;
 use aws_sdk_sagemaker::types::{SortBy, SortOrder, TrainingJobStatus, TrainingJobSummary};
 use serde::Serialize;
 

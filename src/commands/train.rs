@@ -12,9 +12,9 @@ use crate::job::from_job;
 use crate::job::lookups::{self, Identity};
 use crate::job::request::{build_request, validate_request, CreateTrainingJobRequest, Resolved};
 use crate::job::settings::TrainSettings;
-use crate::job::spec::{channel_location, ChannelLocation};
 use crate::job::spec::{generate_job_name, validate, violations_error, JobSpec};
 use crate::job::{code, pools};
+use crate::refs::{channel_location, ChannelLocation};
 use crate::ui::Ui;
 use std::time::SystemTime;
 
@@ -325,7 +325,7 @@ fn prepare_code(ctx: &Context, s: &JobSpec, opts: ScanOptions) -> Result<Option<
         "code: {} ({} files with the launcher, {}), entry {}, digest {}",
         dir.display(),
         scanned.files.len(),
-        data::progress::human_bytes(scanned.bytes),
+        indicatif::DecimalBytes(scanned.bytes),
         c.entry,
         scanned.digest
     ));

@@ -61,6 +61,13 @@ fn trim_float(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// A point in time as RFC 3339 in UTC, to the second (`2026-11-29T09:14:42Z`).
+pub fn format_time(t: &aws_smithy_types::DateTime) -> String {
+    let secs = aws_smithy_types::DateTime::from_secs(t.secs());
+    secs.fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_else(|_| t.secs().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

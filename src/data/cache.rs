@@ -75,19 +75,6 @@ pub struct HashCache {
     entries: HashMap<String, Cached>,
 }
 
-/// The cache folder: `$XDG_CACHE_HOME/sagetrain` or `$HOME/.cache/sagetrain`.
-pub fn cache_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    if let Some(x) = env("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        let p = PathBuf::from(x);
-        if p.is_absolute() {
-            return Some(p.join("sagetrain"));
-        }
-    }
-    env("HOME")
-        .filter(|v| !v.is_empty())
-        .map(|h| PathBuf::from(h).join(".cache").join("sagetrain"))
-}
-
 /// Nanoseconds since the epoch (negative before it).
 pub fn mtime_ns(t: SystemTime) -> i128 {
     match t.duration_since(SystemTime::UNIX_EPOCH) {
@@ -98,7 +85,7 @@ pub fn mtime_ns(t: SystemTime) -> i128 {
 
 /// The cache file of a dataset folder.
 pub fn file_for(cache_dir: &Path, root: &Path) -> PathBuf {
-    let id = super::manifest::hex(&super::manifest::sha256(root.to_string_lossy().as_bytes()));
+    let id = hex::encode(super::manifest::sha256(root.to_string_lossy().as_bytes()));
     cache_dir.join("hashes").join(format!("{}.tsv", &id[..32]))
 }
 
@@ -221,7 +208,7 @@ fn write_file(path: &Path, root: &Path, entries: &HashMap<String, Cached>) -> st
             "{}\t{}\t{}\t{}\t{}\n",
             c.size,
             c.mtime_ns,
-            super::manifest::hex(&c.sha256),
+            hex::encode(c.sha256),
             c.finding.code(),
             super::manifest::escape_path(rel)
         ));
@@ -350,26 +337,5 @@ mod tests {
         let c = HashCache::load(Some(dir.path()), root);
         assert_eq!(c.len(), 1);
         assert!(c.get("ok", 1, 2).is_some());
-    }
-
-    #[test]
-    fn cache_dir_prefers_xdg_then_home() {
-        let env = |pairs: Vec<(&'static str, &'static str)>| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        assert_eq!(
-            cache_dir(&env(vec![("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
-            Some(PathBuf::from("/x/sagetrain"))
-        );
-        assert_eq!(
-            cache_dir(&env(vec![("XDG_CACHE_HOME", "rel"), ("HOME", "/h")])),
-            Some(PathBuf::from("/h/.cache/sagetrain"))
-        );
-        assert_eq!(cache_dir(&env(vec![])), None);
     }
 }

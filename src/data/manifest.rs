@@ -27,26 +27,10 @@ pub struct FileEntry {
     pub sha256: [u8; 32],
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
+/// 32 bytes from 64 hex digits.
 pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, chunk) in text.as_bytes().chunks(2).enumerate() {
-        let hi = (chunk[0] as char).to_digit(16)?;
-        let lo = (chunk[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
@@ -103,7 +87,7 @@ pub fn render(entries: &[FileEntry]) -> String {
     out.push_str(MANIFEST_HEADER);
     out.push('\n');
     for e in sorted {
-        out.push_str(&hex(&e.sha256));
+        out.push_str(&hex::encode(e.sha256));
         out.push(' ');
         out.push_str(&e.size.to_string());
         out.push(' ');
@@ -138,7 +122,7 @@ pub fn parse(text: &str) -> Result<Vec<FileEntry>, String> {
 /// The digest of a manifest text.
 pub fn digest_of(manifest: &str) -> String {
     let sum: [u8; 32] = Sha256::digest(manifest.as_bytes()).into();
-    hex(&sum)[..DIGEST_HEX_LEN].to_string()
+    hex::encode(sum)[..DIGEST_HEX_LEN].to_string()
 }
 
 /// `sagetrain/data/<channel>`: the root of a channel's datasets. Every dataset lives under a
@@ -260,9 +244,9 @@ mod tests {
             digest_of_manifest_key(CODE_ROOT, &manifest_key(CODE_ROOT, d)),
             Some(d)
         );
-        assert_eq!(hex(&[0, 15, 255]), "000fff");
+        assert_eq!(hex::encode([0, 15, 255]), "000fff");
         let h = sha256(b"");
-        assert_eq!(parse_hex32(&hex(&h)), Some(h));
+        assert_eq!(parse_hex32(&hex::encode(h)), Some(h));
         assert_eq!(
             sha256_base64(&h),
             "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="

@@ -3,20 +3,20 @@
 //! the job reads it from there. The same data gives the same prefix, so it is uploaded once;
 //! a changed file is uploaded alone (the others are copied inside S3); an interrupted upload
 //! resumes. See `manifest` (the digest), `cache` (hashes kept by size and mtime), `scan` (what
-//! is uploaded and what is refused), `upload` (the S3 side) and `progress`.
+//! is uploaded and what is refused), and `upload` (the S3 side); the progress display is `ui::progress`.
 
 pub mod archive;
 pub mod cache;
 pub mod manifest;
-pub mod progress;
 pub mod scan;
 pub mod upload;
 
 use crate::config::{Source, Val};
 use crate::error::{Error, Result};
-use crate::job::spec::{channel_location, ChannelLocation};
+use crate::refs::{channel_location, ChannelLocation, S3Uri};
+use crate::ui::progress::Progress;
 use crate::ui::Ui;
-use progress::{human_bytes, Progress};
+use indicatif::DecimalBytes;
 use scan::{ScanOptions, Scanned};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,7 +62,7 @@ pub fn data_uri(bucket: &str, channel: &str, digest: &str) -> String {
 
 /// Where the data goes: the bucket of the job's output path.
 pub fn bucket_of(output_path: &str) -> Result<String> {
-    crate::job::spec::S3Uri::parse(output_path)
+    S3Uri::parse(output_path)
         .map(|u| u.bucket)
         .map_err(|r| Error::usage(format!("output path: {r}")))
 }
@@ -109,7 +109,7 @@ pub async fn prepare(
     cwd: &Path,
     opts: ScanOptions,
 ) -> Result<Vec<Prepared>> {
-    let cache_dir = cache::cache_dir(env);
+    let cache_dir = crate::fsutil::cache_dir(env);
     let mut out = Vec::new();
     for ch in local_channels(channels, cwd) {
         let shown = ch.given.value.clone();
@@ -124,7 +124,7 @@ pub async fn prepare(
             ch.name,
             ch.dir.display(),
             scanned.files.len(),
-            human_bytes(scanned.bytes),
+            DecimalBytes(scanned.bytes),
             scanned.digest,
             read_note(&scanned)
         ));
@@ -213,8 +213,8 @@ pub async fn push(
         "{name}: uploaded {} file{} ({}, {}/s){}{} in {:.1}s",
         outcome.uploaded_files,
         if outcome.uploaded_files == 1 { "" } else { "s" },
-        human_bytes(outcome.uploaded_bytes),
-        human_bytes((outcome.uploaded_bytes as f64 / secs) as u64),
+        DecimalBytes(outcome.uploaded_bytes),
+        DecimalBytes((outcome.uploaded_bytes as f64 / secs) as u64),
         if outcome.copied_files > 0 {
             format!(", copied {} inside S3", outcome.copied_files)
         } else {
@@ -290,7 +290,7 @@ pub async fn dry_run_one(
     let head = format!(
         "dry run: {what} ({} files, {}) would be uploaded to {}",
         scanned.files.len(),
-        human_bytes(scanned.bytes),
+        DecimalBytes(scanned.bytes),
         target.uri()
     );
     let Some(aws) = aws else {

@@ -4,8 +4,8 @@
 
 use super::cache::{mtime_ns, Cached, Finding, HashCache};
 use super::manifest::{self, FileEntry};
-use super::progress::Progress;
 use crate::error::{Error, Result};
+use crate::ui::progress::Progress;
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};

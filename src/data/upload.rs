@@ -18,14 +18,15 @@
 //! multipart upload is resumed: its parts that arrived are kept); (5) the manifest.
 
 use super::manifest::{self, FileEntry};
-use super::progress::{human_bytes, Progress};
 use super::scan::Scanned;
 use crate::aws::{aws_error, error_code};
 use crate::error::{Error, Result};
+use crate::ui::progress::Progress;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use futures::{StreamExt, TryStreamExt};
+use indicatif::DecimalBytes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -770,7 +771,7 @@ pub fn describe_plan(plan: &RemotePlan, scanned: &Scanned) -> String {
     let mut s = format!(
         "{up} file{} ({}) missing in S3",
         if up == 1 { "" } else { "s" },
-        human_bytes(plan.upload_bytes(&scanned.files))
+        DecimalBytes(plan.upload_bytes(&scanned.files))
     );
     if !plan.copies.is_empty() {
         s.push_str(&format!(

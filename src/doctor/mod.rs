@@ -11,7 +11,7 @@ use crate::aws::{aws_error, error_code, ResolvedCredentials};
 use crate::config::Val;
 use crate::error::{Error, Kind};
 use crate::job::lookups::{self, Identity};
-use crate::job::spec::ImageRef;
+use crate::refs::ImageRef;
 use crate::secrets;
 use aws_config::profile::ProfileSet;
 use std::path::{Path, PathBuf};

@@ -6,8 +6,9 @@
 //! goes to stderr: the runner reads workflow commands from both streams, and stdout carries
 //! only the command's result.
 
+use crate::config::durations::format_time as fmt_time;
 use crate::error::{Error, Kind};
-use crate::follow::report::{fmt_secs, fmt_time, StatusReport, Verdict};
+use crate::follow::report::{fmt_secs, StatusReport, Verdict};
 use crate::follow::Describe;
 use crate::secrets::redact;
 use std::io::Write;

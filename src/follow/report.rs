@@ -1,11 +1,9 @@
 //! What a described training job looks like to the user: the verdict its status means, the
 //! `status` report (text and JSON), and small time and duration formatters. Pure functions.
 
-use crate::config::durations::format_secs;
+use crate::config::durations::{format_secs, format_time as fmt_time};
 use crate::error::{Error, Kind};
 use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
-use aws_smithy_types::date_time::Format;
-use aws_smithy_types::DateTime;
 use serde::Serialize;
 
 /// How a job ended, from its primary and secondary status.
@@ -125,7 +123,6 @@ pub fn last_message(d: &DescribeTrainingJobOutput) -> Option<String> {
     t.status_message().map(str::to_string)
 }
 
-/// RFC 3339 in UTC, to the second.
 /// A whole number of seconds as `2m05s` (a negative count is 0).
 pub fn fmt_secs(secs: i64) -> String {
     crate::config::durations::format_secs(secs.max(0) as u64)
@@ -134,12 +131,6 @@ pub fn fmt_secs(secs: i64) -> String {
 /// An elapsed time as `2m05s`.
 pub fn fmt_elapsed(d: std::time::Duration) -> String {
     fmt_secs(d.as_secs() as i64)
-}
-
-pub fn fmt_time(t: &DateTime) -> String {
-    let secs = DateTime::from_secs(t.secs());
-    secs.fmt(Format::DateTime)
-        .unwrap_or_else(|_| t.secs().to_string())
 }
 
 /// Everything `sagetrain status` shows, with a stable JSON form.
@@ -394,6 +385,7 @@ impl StatusReport {
 mod tests {
     use super::*;
     use aws_sdk_sagemaker::types as sm;
+    use aws_smithy_types::DateTime;
 
     fn job(
         status: sm::TrainingJobStatus,
@@ -552,7 +544,7 @@ mod tests {
             .input_data_config(
                 crate::testing::s3_channel(
                     "code",
-                    "s3://b/sagetrain/code/0123456789abcdef0123456789abcdef/",
+                    "s3://bkt/sagetrain/code/0123456789abcdef0123456789abcdef/",
                 )
                 .build(),
             )

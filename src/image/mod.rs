@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod engine;
+pub mod media;
 pub mod platform;
 pub mod push;
 #[cfg(test)]

@@ -81,10 +81,10 @@ pub enum Verdict {
 }
 
 const ACCEPTED: [&str; 4] = [
-    super::archive::DOCKER_MANIFEST,
-    super::archive::DOCKER_LIST,
-    super::archive::OCI_MANIFEST,
-    super::archive::OCI_INDEX,
+    super::media::DOCKER_MANIFEST,
+    super::media::DOCKER_LIST,
+    super::media::OCI_MANIFEST,
+    super::media::OCI_INDEX,
 ];
 
 /// The cache folder of verdicts, set once per process from the command's environment.
@@ -98,7 +98,7 @@ pub fn set_cache_dir(dir: Option<PathBuf>) {
 fn cache_dir() -> Option<PathBuf> {
     CACHE
         .get_or_init(|| {
-            crate::data::cache::cache_dir(&|k| std::env::var(k).ok()).map(|d| d.join("platform"))
+            crate::fsutil::cache_dir(&|k| std::env::var(k).ok()).map(|d| d.join("platform"))
         })
         .clone()
 }
@@ -271,36 +271,6 @@ fn verdict_of(platforms: &[Platform]) -> Verdict {
     }
 }
 
-/// GET a URL with the HTTP client the AWS SDK uses (no second HTTP stack).
-pub async fn http_get(url: String) -> std::result::Result<Vec<u8>, String> {
-    use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
-    let t = crate::aws::timeouts::current();
-    let settings = HttpConnectorSettings::builder()
-        .connect_timeout(t.connect.value)
-        .read_timeout(t.read.value)
-        .build();
-    let connector = aws_smithy_http_client::default_connector(
-        &settings,
-        Some(aws_smithy_async::rt::sleep::default_async_sleep().ok_or("no async sleep")?),
-    )
-    .ok_or("no HTTP client")?;
-    let mut req = aws_smithy_runtime_api::client::orchestrator::HttpRequest::empty();
-    req.set_uri(url.as_str()).map_err(|e| e.to_string())?;
-    let resp = connector
-        .call(req)
-        .await
-        .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())?;
-    let status = resp.status().as_u16();
-    if !(200..300).contains(&status) {
-        return Err(format!("HTTP {status}"));
-    }
-    let body = aws_smithy_types::byte_stream::ByteStream::new(resp.into_body())
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(body.into_bytes().to_vec())
-}
-
 /// The check `train` and `doctor` run on the image they resolved: `Ok(None)` when it fits,
 /// `Ok(Some(warning))` when it could not be checked, an error (exit 4) when it cannot run.
 pub async fn verify(
@@ -310,7 +280,7 @@ pub async fn verify(
     digest: &str,
 ) -> Result<Option<String>> {
     let cache = cache_dir();
-    match check_with(ecr, http_get, cache.as_deref(), registry_id, repository, digest).await {
+    match check_with(ecr, crate::aws::http::get, cache.as_deref(), registry_id, repository, digest).await {
         Verdict::Fits => Ok(None),
         Verdict::Unknown(why) => Ok(Some(format!(
             "the image's platform could not be checked ({why}); SageMaker training instances need linux/amd64"
@@ -506,10 +476,10 @@ mod tests {
     #[tokio::test]
     async fn the_config_is_read_with_the_sdks_http_client() {
         let url = serve_once("200 OK", r#"{"architecture":"amd64","os":"linux"}"#);
-        let body = http_get(url).await.unwrap();
+        let body = crate::aws::http::get(url).await.unwrap();
         assert!(Platform::from_config(&body).unwrap().fits());
         let url = serve_once("403 Forbidden", "expired");
-        assert_eq!(http_get(url).await.unwrap_err(), "HTTP 403");
+        assert_eq!(crate::aws::http::get(url).await.unwrap_err(), "HTTP 403");
     }
 
     #[test]

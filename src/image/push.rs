@@ -10,11 +10,13 @@
 //! compressing them again.
 
 use super::archive::{self, Compression, Format, Image, Member};
+use super::media;
 use crate::aws::{aws_error, error_code};
-use crate::data::progress::{human_bytes, Progress};
 use crate::error::{Error, Result};
+use crate::ui::progress::Progress;
 use crate::ui::Ui;
 use futures::stream::{StreamExt, TryStreamExt};
+use indicatif::DecimalBytes;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -63,7 +65,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// `sha256:HEX` of a finished hash.
 fn digest_of(hash: &[u8]) -> String {
-    format!("sha256:{}", crate::data::manifest::hex(hash))
+    format!("sha256:{}", hex::encode(hash))
 }
 
 /// A writer that hashes and counts what passes through.
@@ -163,7 +165,7 @@ pub async fn plan(
     let mut layers = Vec::with_capacity(image.layers.len());
     for (i, l) in image.layers.iter().enumerate() {
         let media_type = match (image.format, l.compression) {
-            (_, Compression::Zstd) => archive::OCI_LAYER_ZSTD.to_string(),
+            (_, Compression::Zstd) => media::OCI_LAYER_ZSTD.to_string(),
             (f, _) => f.gzip_layer_type().to_string(),
         };
         let blob = match l.compression {
@@ -203,7 +205,7 @@ pub async fn plan(
                         "compressing layer {}/{} ({})",
                         i + 1,
                         image.layers.len(),
-                        human_bytes(l.member.size)
+                        DecimalBytes(l.member.size)
                     ));
                     materialise(&image.path, &mut b, cache, tmp, i).await?;
                     b
@@ -456,7 +458,7 @@ pub async fn push(
                 "compressing layer {}/{} ({})",
                 i + 1,
                 image.layers.len(),
-                human_bytes(image.layers[i].member.size)
+                DecimalBytes(image.layers[i].member.size)
             ));
             let before = l.digest.clone();
             materialise(&image.path, l, cache, tmp.path(), i).await?;
@@ -480,9 +482,9 @@ pub async fn push(
     ui.info(&format!(
         "image: {} layers ({} compressed), {layers_skipped} already in `{repo}`; sending {} blobs ({})",
         layers.len(),
-        human_bytes(total),
+        DecimalBytes(total),
         missing.len(),
-        human_bytes(bytes)
+        DecimalBytes(bytes)
     ));
     let progress = Progress::new(ui, "push", missing.len() as u64, bytes);
     let result = futures::stream::iter(
@@ -564,7 +566,7 @@ mod tests {
         assert!(layers.iter().all(|l| matches!(l.source, Source::File(_))));
         assert!(layers
             .iter()
-            .all(|l| l.media_type == archive::DOCKER_LAYER_GZIP));
+            .all(|l| l.media_type == media::DOCKER_LAYER_GZIP));
         // The second plan knows the digests without compressing.
         let (_, again) = plan(&ui, &img, Some(&cache), dir.path()).await.unwrap();
         assert!(again
@@ -582,9 +584,9 @@ mod tests {
         );
         let m = manifest(img.format, &config, &layers);
         let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
-        assert_eq!(v["mediaType"], archive::DOCKER_MANIFEST);
+        assert_eq!(v["mediaType"], media::DOCKER_MANIFEST);
         assert_eq!(v["layers"][1]["digest"], layers[1].digest.as_str());
-        assert_eq!(v["config"]["mediaType"], archive::DOCKER_CONFIG);
+        assert_eq!(v["config"]["mediaType"], media::DOCKER_CONFIG);
     }
 
     #[tokio::test]
@@ -600,6 +602,6 @@ mod tests {
             layers[0].digest,
             img.layers[0].declared_digest.clone().unwrap()
         );
-        assert_eq!(layers[0].media_type, archive::OCI_LAYER_GZIP);
+        assert_eq!(layers[0].media_type, media::OCI_LAYER_GZIP);
     }
 }

@@ -11,9 +11,7 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 
 pub fn sha(b: &[u8]) -> String {
-    let hash = Sha256::digest(b);
-    let hex: String = hash.iter().map(|x| format!("{x:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
 /// A layer tar holding one file of `n` bytes of pseudo-random (incompressible) data.

@@ -93,9 +93,9 @@ pub fn target(bucket: &str, digest: &str) -> Target {
 
 /// The digest of a code URI `s3://BUCKET/sagetrain/code/<digest>/`, if it is one.
 pub fn digest_of_uri(uri: &str) -> Option<String> {
-    let rest = uri.strip_prefix("s3://")?;
-    let (_, key) = rest.split_once('/')?;
-    let d = key
+    let parsed = crate::refs::S3Uri::parse(uri).ok()?;
+    let d = parsed
+        .key
         .strip_prefix(manifest::CODE_ROOT)?
         .strip_prefix('/')?
         .strip_suffix('/')?;
@@ -134,7 +134,7 @@ pub fn prepare(
     dir: &Path,
     opts: ScanOptions,
 ) -> Result<Scanned> {
-    let cache_dir = crate::data::cache::cache_dir(env);
+    let cache_dir = crate::fsutil::cache_dir(env);
     let mut scanned = scan::scan(shown, dir, opts, cache_dir.as_deref(), ui).map_err(|mut e| {
         e.message = format!("code folder (--source): {}", e.message);
         e
@@ -172,7 +172,7 @@ pub fn with_launcher(scanned: &mut Scanned, path: PathBuf) {
 /// The launcher as a file to upload from: in the cache folder (or the temporary folder),
 /// named by its hash, written once.
 fn write_launcher(cache_dir: Option<&Path>) -> Result<PathBuf> {
-    let hash = manifest::hex(&manifest::sha256(LAUNCHER.as_bytes()));
+    let hash = hex::encode(manifest::sha256(LAUNCHER.as_bytes()));
     let dir = cache_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir);

@@ -4,7 +4,7 @@
 use crate::aws::{aws_error, error_code, Aws};
 use crate::config::{Source, Val};
 use crate::error::{Error, Kind, Result};
-use crate::job::spec::{default_bucket, ecr_registry, ImageRef, ImageVersion, S3Uri};
+use crate::refs::{default_bucket, ecr_registry, ImageRef, ImageVersion, S3Uri};
 
 /// Who the caller is.
 #[derive(Debug, Clone)]
@@ -179,7 +179,7 @@ pub async fn role_given(aws: &Aws, role: &Val<String>) -> Result<Val<String>> {
 
 /// Find the execution role when none is given.
 pub async fn role_discovered(aws: &Aws, caller: &Identity) -> Result<Val<String>> {
-    role_discovered_with(&aws.iam(), caller).await
+    discover_role_with(&aws.iam(), caller).await?.into_val()
 }
 
 /// [`role_discovered`] with a given IAM client.
@@ -187,14 +187,68 @@ pub async fn role_discovered_with(
     iam: &aws_sdk_iam::Client,
     caller: &Identity,
 ) -> Result<Val<String>> {
+    discover_role_with(iam, caller).await?.into_val()
+}
+
+/// What the execution-role discovery found (an AWS error is the `Err` of the call instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleDiscovery {
+    /// One role: its ARN and why it is the one.
+    Found { arn: String, why: String },
+    /// Several roles trust SageMaker and are named like an execution role: their ARNs.
+    Several(Vec<String>),
+    /// None fits: the reason, and the roles that trust SageMaker but are not named like one.
+    Missing {
+        reason: String,
+        candidates: Vec<String>,
+    },
+}
+
+impl RoleDiscovery {
+    /// The role as a setting, or the usage error `train` and `doctor` show (candidates in its
+    /// details, the fix in its hint).
+    pub fn into_val(self) -> Result<Val<String>> {
+        let candidates = |arns: &[String]| arns.iter().map(|a| format!("candidate: {a}")).collect();
+        match self {
+            RoleDiscovery::Found { arn, why } => Ok(Val::new(arn, Source::Lookup(why))),
+            RoleDiscovery::Missing {
+                reason,
+                candidates: c,
+            } => Err(Error::usage(reason)
+                .with_details(candidates(&c))
+                .with_hint(ROLE_HINT)),
+            RoleDiscovery::Several(arns) => Err(Error::usage(format!(
+                "no execution role given, and {} roles could be it",
+                arns.len()
+            ))
+            .with_details(candidates(&arns))
+            .with_hint(format!(
+                "choose one: export SAGEMAKER_ROLE={} (or --role, or `role` in sagetrain.toml)",
+                arns[0]
+            ))),
+        }
+    }
+}
+
+/// Find the execution role: the caller's own role if it trusts SageMaker, else the only role
+/// that trusts SageMaker and is named like an execution role.
+pub async fn discover_role(aws: &Aws, caller: &Identity) -> Result<RoleDiscovery> {
+    discover_role_with(&aws.iam(), caller).await
+}
+
+/// [`discover_role`] with a given IAM client.
+pub async fn discover_role_with(
+    iam: &aws_sdk_iam::Client,
+    caller: &Identity,
+) -> Result<RoleDiscovery> {
     // 1. The caller is itself an assumed role that SageMaker may assume (e.g. in a notebook).
     if let Some(name) = assumed_role_name(&caller.arn) {
         if let Ok(Some(r)) = get_role(iam, name).await {
             if r.trusts_sagemaker {
-                return Ok(Val::new(
-                    r.arn,
-                    Source::Lookup("your own role, which trusts sagemaker.amazonaws.com".into()),
-                ));
+                return Ok(RoleDiscovery::Found {
+                    arn: r.arn,
+                    why: "your own role, which trusts sagemaker.amazonaws.com".into(),
+                });
             }
         }
     }
@@ -228,25 +282,68 @@ pub async fn role_discovered_with(
         .iter()
         .filter(|r| looks_like_execution_role(&r.name))
         .collect();
-    match named.as_slice() {
-        [one] => Ok(Val::new(
-            one.arn.clone(),
-            Source::Lookup("the only role in the account that trusts sagemaker.amazonaws.com and is named like an execution role".into()),
-        )),
-        [] => Err(Error::usage(if trusting.is_empty() {
-            "no execution role given, and no role in the account trusts sagemaker.amazonaws.com".to_string()
-        } else {
-            "no execution role given, and none of the roles that trust sagemaker.amazonaws.com is named like a SageMaker execution role".to_string()
-        })
-        .with_details(trusting.iter().map(|r| format!("candidate: {}", r.arn)).collect())
-        .with_hint(ROLE_HINT)),
-        many => Err(Error::usage(format!(
-            "no execution role given, and {} roles could be it",
-            many.len()
-        ))
-        .with_details(many.iter().map(|r| format!("candidate: {}", r.arn)).collect())
-        .with_hint(format!("choose one: export SAGEMAKER_ROLE={} (or --role, or `role` in sagetrain.toml)", many[0].arn))),
+    let arns = |roles: &[&RoleInfo]| roles.iter().map(|r| r.arn.clone()).collect();
+    Ok(match named.as_slice() {
+        [one] => RoleDiscovery::Found {
+            arn: one.arn.clone(),
+            why: "the only role in the account that trusts sagemaker.amazonaws.com and is named like an execution role".into(),
+        },
+        [] => RoleDiscovery::Missing {
+            reason: if trusting.is_empty() {
+                "no execution role given, and no role in the account trusts sagemaker.amazonaws.com".to_string()
+            } else {
+                "no execution role given, and none of the roles that trust sagemaker.amazonaws.com is named like a SageMaker execution role".to_string()
+            },
+            candidates: trusting.iter().map(|r| r.arn.clone()).collect(),
+        },
+        many => RoleDiscovery::Several(arns(many)),
+    })
+}
+
+/// The names of the account's ECR repositories in the region, sorted.
+pub async fn ecr_repositories(ecr: &aws_sdk_ecr::Client) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut pages = ecr.describe_repositories().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws_error("ecr:DescribeRepositories", &e))?;
+        names.extend(
+            page.repositories()
+                .iter()
+                .filter_map(|r| r.repository_name().map(str::to_string)),
+        );
     }
+    names.sort();
+    Ok(names)
+}
+
+/// The tagged images of an ECR repository: each image's tags and when it was pushed (seconds
+/// since the epoch, 0 if unknown). None if the repository could not be read.
+pub async fn ecr_tagged_images(
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+) -> Option<Vec<(Vec<String>, i64)>> {
+    let out = ecr
+        .describe_images()
+        .repository_name(repo)
+        .filter(
+            aws_sdk_ecr::types::DescribeImagesFilter::builder()
+                .tag_status(aws_sdk_ecr::types::TagStatus::Tagged)
+                .build(),
+        )
+        .send()
+        .await
+        .ok()?;
+    Some(
+        out.image_details()
+            .iter()
+            .map(|d| {
+                (
+                    d.image_tags().to_vec(),
+                    d.image_pushed_at().map(|t| t.secs()).unwrap_or(0),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Resolve the image: check an ECR image exists and pin its digest.
@@ -585,6 +682,34 @@ pub async fn check_channel_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `init` reads the outcome; `train` and `doctor` get the same setting or error as before.
+    #[test]
+    fn a_role_discovery_is_a_setting_or_an_error_naming_the_candidates() {
+        let found = RoleDiscovery::Found {
+            arn: "arn:aws:iam::111122223333:role/R".into(),
+            why: "your own role".into(),
+        };
+        let v = found.into_val().unwrap();
+        assert_eq!(v.value, "arn:aws:iam::111122223333:role/R");
+        assert_eq!(v.source.to_string(), "lookup: your own role");
+        let arns = vec!["arn:a".to_string(), "arn:b".to_string()];
+        let e = RoleDiscovery::Several(arns).into_val().unwrap_err();
+        assert_eq!(
+            e.message,
+            "no execution role given, and 2 roles could be it"
+        );
+        assert_eq!(e.details, ["candidate: arn:a", "candidate: arn:b"]);
+        assert!(e.hint.unwrap().contains("export SAGEMAKER_ROLE=arn:a"));
+        let e = RoleDiscovery::Missing {
+            reason: "none".into(),
+            candidates: vec!["arn:c".into()],
+        }
+        .into_val()
+        .unwrap_err();
+        assert_eq!((e.message.as_str(), e.details.len()), ("none", 1));
+        assert_eq!(e.hint.as_deref(), Some(ROLE_HINT));
+    }
 
     #[test]
     fn trust_policies() {

@@ -106,7 +106,7 @@ pub fn row(d: &DescribeTrainingJobOutput) -> Option<PoolRow> {
     let rc = d.resource_config();
     let keep = rc.and_then(|r| r.keep_alive_period_in_seconds());
     let expires = match (d.training_end_time(), keep) {
-        (Some(end), Some(k)) => Some(crate::follow::report::fmt_time(
+        (Some(end), Some(k)) => Some(crate::config::durations::format_time(
             &aws_smithy_types::DateTime::from_secs(end.secs() + i64::from(k)),
         )),
         _ => None,

@@ -3,7 +3,8 @@
 //! The tests compare the two forms on the wire, field for field.
 
 use crate::config::Val;
-use crate::job::spec::{check_job_name, check_role_arn, JobSpec, S3Uri, Violation, Vpc};
+use crate::job::spec::{check_job_name, check_role_arn, JobSpec, Violation, Vpc};
+use crate::refs::S3Uri;
 use aws_sdk_sagemaker::types as sm;
 use aws_sdk_sagemaker::Client;
 use serde::Serialize;

@@ -1,6 +1,8 @@
 //! Output: results on stdout (text or JSON), everything else on stderr. All text passes through
 //! [`crate::secrets::redact`]. Color only on a terminal and never with `NO_COLOR`.
 
+pub mod progress;
+
 use crate::cli::OutputFormat;
 use crate::secrets::redact;
 use std::io::{IsTerminal, Write};

@@ -466,7 +466,7 @@ fn dry_run_uploads_nothing_and_says_how_much_is_missing() {
     assert_eq!(proxy.count_method("PUT"), 0);
     assert!(
         r.stderr
-            .contains("1 file (2.0 kB) missing in S3, 5 found in earlier versions"),
+            .contains("1 file (2.00 kB) missing in S3, 5 found in earlier versions"),
         "{}",
         r.stderr
     );

@@ -1,9 +1,9 @@
 //! Progress of hashing and uploading, on stderr only: a bar on a terminal (files, bytes, rate,
 //! ETA), plain lines every few seconds elsewhere (CI logs), nothing with `-q`.
 
+use super::Ui;
 use crate::config::durations;
-use crate::ui::Ui;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{DecimalBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -26,22 +26,6 @@ pub struct Progress {
     bytes: AtomicU64,
     start: Instant,
     mode: Mode,
-}
-
-/// `12.3 MB` (decimal units, as `aws s3` prints them).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 impl Progress {
@@ -137,9 +121,9 @@ impl Progress {
             "{}: {files}/{} files, {}/{}, {}/s{eta}",
             self.label,
             self.total_files,
-            human_bytes(bytes),
-            human_bytes(self.total_bytes),
-            human_bytes(rate as u64),
+            DecimalBytes(bytes),
+            DecimalBytes(self.total_bytes),
+            DecimalBytes(rate as u64),
         )
     }
 
@@ -161,9 +145,10 @@ mod tests {
 
     #[test]
     fn human_units() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(1_500), "1.5 kB");
-        assert_eq!(human_bytes(350_200_000), "350.2 MB");
+        // Decimal units as `aws s3` and the progress bar print them.
+        assert_eq!(DecimalBytes(999).to_string(), "999 B");
+        assert_eq!(DecimalBytes(1_500).to_string(), "1.50 kB");
+        assert_eq!(DecimalBytes(350_200_000).to_string(), "350.20 MB");
     }
 
     #[test]
@@ -178,7 +163,10 @@ mod tests {
             mode: Mode::Silent,
         };
         let l = p.line(3, 2_000_000);
-        assert!(l.starts_with("train: 3/10 files, 2.0 MB/10.0 MB, "), "{l}");
+        assert!(
+            l.starts_with("train: 3/10 files, 2.00 MB/10.00 MB, "),
+            "{l}"
+        );
         assert!(l.contains("/s, ETA "), "{l}");
     }
 }
