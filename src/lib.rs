@@ -20,6 +20,9 @@ mod signals;
 mod testing;
 mod ui;
 
+/// Every declared group of settings (connection, `train`, `tune`, time limits, polling,
+/// uploads), for the tests that go over every one of them.
+pub use commands::config::groups;
 /// The declared `train` settings, for the tests that go over every one of them.
 pub use job::settings;
 

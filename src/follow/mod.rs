@@ -9,6 +9,7 @@
 pub mod ci;
 pub mod logs;
 pub mod report;
+pub mod settings;
 pub mod tuning;
 
 use crate::aws::aws_error;
@@ -27,9 +28,6 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 pub type Describe = DescribeTrainingJobOutput;
-
-/// The variable of `--poll-interval`.
-pub const POLL_INTERVAL_VAR: &str = "SAGETRAIN_POLL_INTERVAL";
 
 /// Consecutive transient failures (after the SDK's own retries) before the wait gives up.
 pub const MAX_TRANSIENT_FAILURES: u32 = 10;
@@ -221,25 +219,9 @@ impl Default for PollPolicy {
 }
 
 impl PollPolicy {
-    /// The adaptive default, or a fixed interval from `--poll-interval` (`flag`) or else
-    /// `SAGETRAIN_POLL_INTERVAL`: a duration of more than 0.
-    pub fn from_settings(
-        flag: Option<&str>,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<PollPolicy> {
-        let (text, from) = match flag {
-            Some(f) => (f.to_string(), "--poll-interval"),
-            None => match env(POLL_INTERVAL_VAR).filter(|v| !v.trim().is_empty()) {
-                Some(v) => (v, POLL_INTERVAL_VAR),
-                None => return Ok(PollPolicy::default()),
-            },
-        };
-        match durations::parse(&text) {
-            Ok(d) if !d.is_zero() => Ok(PollPolicy { min: d, max: d }),
-            Ok(_) => Err(Error::usage(format!("{from}: must be more than 0"))
-                .with_hint("e.g. --poll-interval 30s, or leave it out for the adaptive default")),
-            Err(rule) => Err(Error::usage(format!("{from}: {rule}"))),
-        }
+    /// A fixed interval: every `d` (`--poll-interval`, see [`settings`]).
+    pub fn every(d: Duration) -> PollPolicy {
+        PollPolicy { min: d, max: d }
     }
 
     pub fn next(&self, current: Duration, changed: bool) -> Duration {
@@ -1159,27 +1141,6 @@ mod tests {
         assert_eq!(
             p.after_throttling(Duration::from_secs(5)),
             Duration::from_secs(10)
-        );
-        let env = |k: &str| (k == POLL_INTERVAL_VAR).then(|| "20ms".to_string());
-        let t = PollPolicy::from_settings(None, &env).unwrap();
-        assert_eq!(t.min, Duration::from_millis(20));
-        assert_eq!(t.max, Duration::from_millis(20));
-        let f = PollPolicy::from_settings(Some("30s"), &env).unwrap();
-        assert_eq!(
-            (f.min, f.max),
-            (Duration::from_secs(30), Duration::from_secs(30))
-        );
-        assert_eq!(PollPolicy::from_settings(None, &|_| None).unwrap(), p);
-        let e = PollPolicy::from_settings(Some("0"), &env).unwrap_err();
-        assert!(
-            e.message.starts_with("--poll-interval: must be more"),
-            "{e}"
-        );
-        let bad = |k: &str| (k == POLL_INTERVAL_VAR).then(|| "often".to_string());
-        let e = PollPolicy::from_settings(None, &bad).unwrap_err();
-        assert!(
-            e.message.starts_with("SAGETRAIN_POLL_INTERVAL: `often`"),
-            "{e}"
         );
     }
 
