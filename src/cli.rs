@@ -1,11 +1,17 @@
 //! The command-line definition. Flags only: environment variables and the config file are
-//! layered on top of these in [`crate::config`], so that each value knows where it came from.
+//! layered on top of these (see [`crate::config::layer`]), so that each value knows where it
+//! came from. The flags of a declared settings group (`TrainArgs`, `TuneArgs`, the connection,
+//! the time limits, the polling) come from its declaration and are flattened in here; nothing
+//! below `commands/` imports this module.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-pub use crate::commands::tune::TuneCmd;
+pub use crate::aws::connection::ConnectionArgs;
+pub use crate::aws::timeouts::NetArgs;
+pub use crate::follow::settings::PollArgs;
 pub use crate::job::settings::TrainArgs;
+pub use crate::job::tune::TuneArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,15 +37,8 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct GlobalArgs {
-    /// AWS profile for your credentials [env: AWS_PROFILE]
-    #[arg(long, global = true, value_name = "NAME")]
-    pub profile: Option<String>,
-    /// AWS region of the job [env: AWS_REGION, AWS_DEFAULT_REGION]
-    #[arg(long, global = true, value_name = "REGION")]
-    pub region: Option<String>,
-    /// Send every AWS request to this endpoint (e.g. a local emulator) [env: AWS_ENDPOINT_URL]
-    #[arg(long, global = true, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Configuration file (default: sagetrain.toml in this folder or a parent) [env: SAGETRAIN_CONFIG]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -54,20 +53,6 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-/// Network time limits, for every command (see [`crate::aws::timeouts`]).
-#[derive(Debug, Clone, Default, Args)]
-pub struct NetArgs {
-    /// Give up on a request whose response does not start within this long (each attempt): 30s, 2m [default: 60s] [env: SAGETRAIN_READ_TIMEOUT]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub read_timeout: Option<String>,
-    /// Give up on connecting to an AWS endpoint after this long [default: 5s] [env: SAGETRAIN_CONNECT_TIMEOUT]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub connect_timeout: Option<String>,
-    /// Stop the whole run after this long, retries included (exit 7) [env: SAGETRAIN_DEADLINE]
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub deadline: Option<String>,
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     #[default]
@@ -75,12 +60,22 @@ pub enum OutputFormat {
     Json,
 }
 
+impl OutputFormat {
+    /// The output layer's plain form of it.
+    pub fn ui(self) -> crate::ui::Format {
+        match self {
+            OutputFormat::Text => crate::ui::Format::Text,
+            OutputFormat::Json => crate::ui::Format::Json,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a SageMaker training job
     Train(TrainCmd),
-    /// Show each effective setting of `train` and where it comes from (no AWS call)
-    Config(TrainArgs),
+    /// Show each effective setting of every command and where it comes from (no AWS call)
+    Config(ConfigArgs),
     /// Check your setup (credentials, identity, region, role, image, bucket, data, config) and name the fix for each broken link
     #[command(
         long_about = "Check every link `sagetrain train` relies on, with the same settings (flags, environment, \
@@ -140,6 +135,65 @@ pub enum Command {
     /// Warm pools (--keep-alive): list them, or release one now
     #[command(subcommand)]
     Pool(PoolCommand),
+}
+
+/// `sagetrain tune`: the settings of `train`, the tuning flags, or a subcommand.
+#[derive(Debug, Clone, Default, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct TuneCmd {
+    #[command(subcommand)]
+    pub action: Option<TuneAction>,
+    #[command(flatten)]
+    pub args: TrainArgs,
+    #[command(flatten)]
+    pub tune: TuneArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TuneAction {
+    /// Show a tuning job's state and its training jobs, best first
+    Status(TuneName),
+    /// Wait until a tuning job ends; its verdict is the exit code (0 completed, 5 failed, 6 stopped)
+    Wait(TuneWaitArgs),
+    /// Print the name of a tuning job's best training job (for `train --from`)
+    Best(TuneName),
+    /// Stop a running tuning job (and the training jobs it started)
+    Stop(TuneStopArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct TuneName {
+    /// Tuning job name [default: the last tuning job submitted from this project]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct TuneWaitArgs {
+    /// Tuning job name [default: the last tuning job submitted from this project]
+    pub name: Option<String>,
+    /// Stop waiting after this long (90m, 2h, 3600) and exit 7; the tuning job keeps running
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// On Ctrl-C, stop the tuning job instead of leaving it running
+    #[arg(long)]
+    pub stop_on_interrupt: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TuneStopArgs {
+    /// Tuning job name
+    pub name: String,
+}
+
+/// `sagetrain config`: the flags of every declared setting, whose values it shows.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    #[command(flatten)]
+    pub tune: TuneArgs,
+    #[command(flatten)]
+    pub poll: PollArgs,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -274,10 +328,8 @@ pub struct FollowArgs {
     /// On Ctrl-C, stop the job instead of leaving it running
     #[arg(long, help_heading = "Waiting")]
     pub stop_on_interrupt: bool,
-    /// Poll the job this often (500ms, 10s, 1m) instead of adaptively from 5s to 60s
-    /// [env: SAGETRAIN_POLL_INTERVAL]
-    #[arg(long, value_name = "DURATION", help_heading = "Waiting")]
-    pub poll_interval: Option<String>,
+    #[command(flatten)]
+    pub poll: PollArgs,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -298,10 +350,9 @@ pub struct LogsArgs {
     /// Only lines from this long ago onwards (10m, 2h, 3600)
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
-    /// With --follow: poll this often instead of adaptively from 5s to 60s
-    /// [env: SAGETRAIN_POLL_INTERVAL]
-    #[arg(long, value_name = "DURATION")]
-    pub poll_interval: Option<String>,
+    /// With --follow: how often to poll
+    #[command(flatten)]
+    pub poll: PollArgs,
 }
 
 #[derive(Debug, Clone, Default, Args)]

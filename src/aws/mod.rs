@@ -10,6 +10,7 @@
 //! providers (web identity, container, instance metadata) read the process environment, since
 //! aws-config offers no public way to give them another one.
 
+pub mod connection;
 pub mod credentials;
 pub mod errors;
 pub mod http;
@@ -31,6 +32,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_runtime::env_config::EnvConfigValue;
+pub use connection::Connection;
 use credentials::{sdk_env, Lookup, PatientImds};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,16 +60,6 @@ pub const IMDS_SECOND_READ_TIMEOUT: Duration = Duration::from_millis(600);
 /// The services sagetrain calls: the SDK's service id (which names `AWS_ENDPOINT_URL_<ID>` and
 /// the profile's `services` key).
 pub const SERVICES: &[&str] = &["STS", "IAM", "ECR", "SageMaker", "S3", "CloudWatch Logs"];
-
-/// The AWS side of the settings.
-#[derive(Debug, Clone, Default)]
-pub struct AwsSettings {
-    pub profile: Option<Val<String>>,
-    pub region: Option<Val<String>>,
-    /// `--endpoint-url` (for every service), or `AWS_ENDPOINT_URL` as layered; with the latter
-    /// a service's own variable or profile setting wins.
-    pub endpoint_url: Option<Val<String>>,
-}
 
 /// Everything needed to talk to AWS.
 #[derive(Clone)]
@@ -189,7 +181,10 @@ macro_rules! client {
 
 impl Aws {
     /// Build the SDK configuration, reading the environment through `env`. No network call.
-    pub async fn load_with_env(settings: &AwsSettings, env: Lookup<'_>) -> Result<Aws> {
+    ///
+    /// `settings.endpoint_url` from `--endpoint-url` is for every service; from
+    /// `AWS_ENDPOINT_URL`, a service's own variable or profile setting wins over it.
+    pub async fn load_with_env(settings: &Connection, env: Lookup<'_>) -> Result<Aws> {
         let profiles =
             load_profiles(env, settings.profile.as_ref().map(|p| p.value.as_str())).await;
         let profile_name = settings

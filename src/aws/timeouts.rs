@@ -1,14 +1,14 @@
 //! Time limits for the network: per request (connect, read) and for the whole run (`--deadline`).
 //!
-//! They are global options of every command, layered flag > environment > default, validated
-//! before any network call, and installed once per process so that [`crate::aws::Aws::load`]
+//! They are global options of every command, declared once below and layered flag >
+//! environment > default, validated before any network call, and installed once per process so that [`crate::aws::Aws::load`]
 //! builds every client with them. The retry settings (`AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`, the
 //! profile's `max_attempts` / `retry_mode`) live in [`crate::aws`], the AWS way.
 //!
 //! `--deadline` bounds the whole run, retries and backoff included (exit 7). It is distinct
 //! from `--timeout` of the commands that wait for a job, which bounds the wait.
 
-use crate::cli::NetArgs;
+use crate::config::layer::{declare, Period};
 use crate::config::{durations, Source, Val};
 use crate::error::{Error, Kind, Result};
 use std::sync::{Mutex, OnceLock};
@@ -16,6 +16,37 @@ use std::time::Duration;
 
 pub const DEFAULT_CONNECT: Duration = Duration::from_secs(5);
 pub const DEFAULT_READ: Duration = Duration::from_secs(60);
+
+declare! {
+    /// Network time limits, for every command.
+    args NetArgs {}
+    /// The time limits as layered (see [`Timeouts`] for those in effect).
+    settings NetSettings {}
+    job ();
+    file_section None;
+    scalars {
+        /// Give up on a request whose response does not start within this long (each attempt): 30s, 2m [default: 60s] [env: SAGETRAIN_READ_TIMEOUT]
+        read_timeout: Option<String> = Period [long = "read-timeout", global = true, value_name = "DURATION"] {
+            env: &["SAGETRAIN_READ_TIMEOUT"],
+            in_file: false,
+            default: Some("60s"),
+            example: "\"10s\"",
+        }
+        /// Give up on connecting to an AWS endpoint after this long [default: 5s] [env: SAGETRAIN_CONNECT_TIMEOUT]
+        connect_timeout: Option<String> = Period [long = "connect-timeout", global = true, value_name = "DURATION"] {
+            env: &["SAGETRAIN_CONNECT_TIMEOUT"],
+            in_file: false,
+            default: Some("5s"),
+            example: "\"2s\"",
+        }
+        /// Stop the whole run after this long, retries included (exit 7) [env: SAGETRAIN_DEADLINE]
+        deadline: Option<String> = Period [long = "deadline", global = true, value_name = "DURATION"] {
+            env: &["SAGETRAIN_DEADLINE"],
+            in_file: false,
+            example: "\"10m\"",
+        }
+    }
+}
 
 /// The network time limits in effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,62 +72,32 @@ impl Default for Timeouts {
 /// How time limits are shown: [`durations::format`] (`aws/mod.rs` still names it `show`).
 pub use crate::config::durations::format as show;
 
-/// A time limit: a duration ([`durations::parse`]: `500ms`, `30s`, `2m`, `1m30s`, `45`, `1.5`)
-/// of more than 0.
-pub fn parse(text: &str) -> std::result::Result<Duration, String> {
-    let d = durations::parse(text)?;
-    if d.is_zero() {
-        return Err(format!("`{text}` is zero; it must be more than 0"));
-    }
-    Ok(d)
-}
-
 impl Timeouts {
     /// Layer the flags over the environment over the defaults, and validate. No network.
     pub fn layer(args: &NetArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Timeouts> {
-        let mut problems = Vec::new();
-        let mut one = |flag: &Option<String>,
-                       flag_name: &'static str,
-                       var: &'static str|
-         -> Option<Val<Duration>> {
-            let (text, source) = match flag {
-                Some(f) => (f.clone(), Source::Flag(flag_name)),
-                None => match env(var).filter(|v| !v.trim().is_empty()) {
-                    Some(v) => (v, Source::Env(var)),
-                    None => return None,
-                },
-            };
-            match parse(&text) {
-                Ok(d) => Some(Val::new(d, source)),
-                Err(why) => {
-                    problems.push(format!("{}: {why}", source.name_for(None)));
-                    None
-                }
-            }
-        };
-        let connect = one(
-            &args.connect_timeout,
-            "--connect-timeout",
-            "SAGETRAIN_CONNECT_TIMEOUT",
-        );
-        let read = one(
-            &args.read_timeout,
-            "--read-timeout",
-            "SAGETRAIN_READ_TIMEOUT",
-        );
-        let deadline = one(&args.deadline, "--deadline", "SAGETRAIN_DEADLINE");
-        if !problems.is_empty() {
+        let s = NetSettings::layered(args, env, None).map_err(|v| {
+            let mut problems: Vec<String> = v.iter().map(|v| v.to_string()).collect();
             let mut e = Error::usage(problems.remove(0))
                 .with_hint("give a duration such as 500ms, 30s or 2m (or a number of seconds)");
             e.details = problems;
-            return Err(e);
-        }
+            e
+        })?;
         let d = Timeouts::default();
         Ok(Timeouts {
-            connect: connect.unwrap_or(d.connect),
-            read: read.unwrap_or(d.read),
-            deadline,
+            connect: s.connect_timeout.unwrap_or(d.connect),
+            read: s.read_timeout.unwrap_or(d.read),
+            deadline: s.deadline,
         })
+    }
+
+    /// Rows of `sagetrain config`.
+    pub fn rows(&self) -> Vec<crate::config::layer::Row> {
+        NetSettings {
+            read_timeout: Some(self.read.clone()),
+            connect_timeout: Some(self.connect.clone()),
+            deadline: self.deadline.clone(),
+        }
+        .declared_rows()
     }
 }
 
@@ -156,6 +157,11 @@ pub fn timeout_explanation() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A time limit as the declaration reads it.
+    fn parse(text: &str) -> std::result::Result<Duration, String> {
+        <Period as crate::config::layer::Kind>::from_text(text)
+    }
 
     fn args(connect: Option<&str>, read: Option<&str>, deadline: Option<&str>) -> NetArgs {
         NetArgs {

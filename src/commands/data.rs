@@ -2,8 +2,8 @@
 //! URI, for users who upload once and name the URI in `sagetrain.toml`.
 
 use super::Context;
+use crate::aws::Connection;
 use crate::cli::{DataCommand, PushArgs};
-use crate::config::Connection;
 use crate::data;
 use crate::data::scan::ScanOptions;
 use crate::data::upload::{PushOptions, Target};
@@ -52,7 +52,7 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
     let file = ctx.config_file()?;
     // Only what a push uses is layered and checked: the connection and the output path.
     let mut violations = Vec::new();
-    let connection = Connection::layer_checked(&ctx.global, &*ctx.env, file.as_ref())
+    let connection = Connection::layer_checked(&ctx.global.connection, &*ctx.env, file.as_ref())
         .unwrap_or_else(|v| {
             violations.extend(v);
             Connection::default()
@@ -109,7 +109,7 @@ async fn push(ctx: &Context, args: &PushArgs) -> Result<()> {
     ));
     data::warn_about(ui, &channel, &scanned);
 
-    let aws = super::jobcmd::sign_in(ctx, &super::jobcmd::aws_settings(&connection), true).await?;
+    let aws = super::jobcmd::sign_in(ctx, &connection, true).await?;
     let region = aws.region.value.clone();
     let id = lookups::identity(&aws).await?;
     let (output, notes) = lookups::output_path(

@@ -17,7 +17,7 @@ fn configuration(ctx: &Context, args: &TrainArgs) -> Configuration {
         Err(e) => (None, Some(e)),
     };
     let mut partial = file_error.is_some();
-    let layered = TrainSettings::layer(&ctx.global, args, &*ctx.env, file.as_ref());
+    let layered = TrainSettings::layer(&ctx.global.connection, args, &*ctx.env, file.as_ref());
     let (settings, violations) = match layered {
         Ok(mut s) => {
             // With --offline, `train` needs every value a lookup would give; doctor's --offline
@@ -30,9 +30,13 @@ fn configuration(ctx: &Context, args: &TrainArgs) -> Configuration {
             partial = true;
             // The AWS settings (profile, region, endpoint) still count: take them from the
             // layers without the flags that could not be read.
-            let fallback =
-                TrainSettings::layer(&ctx.global, &TrainArgs::default(), &*ctx.env, file.as_ref())
-                    .ok();
+            let fallback = TrainSettings::layer(
+                &ctx.global.connection,
+                &TrainArgs::default(),
+                &*ctx.env,
+                file.as_ref(),
+            )
+            .ok();
             (fallback, v)
         }
     };

@@ -46,8 +46,13 @@ fn repository(args: &PushImageArgs, s: &TrainSettings) -> std::result::Result<St
 async fn push_image(ctx: &Context, args: &PushImageArgs) -> Result<()> {
     let ui = &ctx.ui;
     let file = ctx.config_file()?;
-    let s = TrainSettings::layer(&ctx.global, &TrainArgs::default(), &*ctx.env, file.as_ref())
-        .map_err(violations_error)?;
+    let s = TrainSettings::layer(
+        &ctx.global.connection,
+        &TrainArgs::default(),
+        &*ctx.env,
+        file.as_ref(),
+    )
+    .map_err(violations_error)?;
     let mut violations = Vec::new();
     let repo = repository(args, &s).map_err(|v| violations.push(v)).ok();
     if let Some(r) = &repo {
@@ -86,8 +91,7 @@ async fn push_image(ctx: &Context, args: &PushImageArgs) -> Result<()> {
         None => None,
     };
 
-    let aws =
-        super::jobcmd::sign_in(ctx, &super::jobcmd::aws_settings(&s.connection), true).await?;
+    let aws = super::jobcmd::sign_in(ctx, &s.connection, true).await?;
     let region = aws.region.value.clone();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -7,9 +7,10 @@
 //! is written). Without credentials, or with `--offline`, every value is commented out.
 
 use super::Context;
-use crate::aws::Aws;
+use crate::aws::Connection;
+use crate::aws::{self, Aws};
 use crate::cli::InitArgs;
-use crate::config::{Connection, Source, Val, CONFIG_FILE_NAME};
+use crate::config::{Source, Val, CONFIG_FILE_NAME};
 use crate::error::{Error, Kind, Result};
 use crate::fsutil;
 use crate::job::lookups;
@@ -245,6 +246,25 @@ pub fn render(f: &Found) -> String {
             ));
         }
     }
+    // `sagetrain tune`'s section, from its declaration.
+    let section = crate::job::tune::settings::SECTION;
+    line("");
+    line(&format!(
+        "# --- [{section}] {}",
+        "-".repeat(85 - section.len())
+    ));
+    line("# The settings of `sagetrain tune` (with those above); its flags override them.");
+    line(&format!("[{section}]"));
+    for m in crate::job::tune::settings::scalars() {
+        line(&format!("# {} = {:<36} # {}", m.key, m.example, m.help));
+    }
+    for m in crate::job::tune::settings::maps() {
+        line(&format!("# {}; {} KEY=SPEC overrides.", m.help, m.flag));
+        line(&format!("[{}]", m.name()));
+        for (k, v) in m.example {
+            line(&format!("# {k} = {v}"));
+        }
+    }
     o
 }
 
@@ -252,7 +272,7 @@ pub fn render(f: &Found) -> String {
 /// the reason in `note`.
 pub async fn discover(ctx: &Context) -> Found {
     let mut found = Found::default();
-    let s = match Connection::layer_checked(&ctx.global, &*ctx.env, None) {
+    let s = match Connection::layer_checked(&ctx.global.connection, &*ctx.env, None) {
         Ok(s) => s,
         Err(v) => {
             found.note = Some(format!(
@@ -270,7 +290,7 @@ pub async fn discover(ctx: &Context) -> Found {
         .as_ref()
         .filter(|p| !matches!(p.source, Source::File { .. }))
         .map(|p| p.value.clone());
-    let mut aws_settings = super::jobcmd::aws_settings(&s);
+    let mut aws_settings = s;
     let mut region_known = true;
     let aws = match Aws::load_with_env(&aws_settings, &*ctx.env).await {
         Ok(a) => a,
@@ -479,7 +499,7 @@ mod tests {
         let f = crate::config::LoadedFile::parse(Path::new(path), text)
             .unwrap_or_else(|e| panic!("{}\n{text}", e.message));
         crate::job::settings::check_file(&f).unwrap_or_else(|e| panic!("{}\n{text}", e.message));
-        let g = crate::cli::GlobalArgs::default();
+        let g = crate::aws::connection::ConnectionArgs::default();
         TrainSettings::layer(&g, &TrainArgs::default(), &|_| None, Some(&f)).unwrap()
     }
 
@@ -556,6 +576,17 @@ mod tests {
         assert_eq!(val(&c.image).as_deref(), Some("unet-vessels:latest"));
         assert_eq!(c.hyperparameters.len(), 3);
         assert_eq!(c.channels.len(), 2);
+        // The commented [tune] section: every tune setting, read from the file.
+        let f = crate::config::LoadedFile::parse(Path::new("x.toml"), &uncommented).unwrap();
+        let t = crate::job::tune::TuneSettings::layer(&Default::default(), Some(&f)).unwrap();
+        assert_eq!(t.ranges.len(), 2);
+        for row in t.declared_rows() {
+            assert!(
+                matches!(row.source, Some(Source::File { .. })),
+                "{} is not in init's [tune] section",
+                row.name
+            );
+        }
     }
 
     #[test]

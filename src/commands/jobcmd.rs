@@ -3,8 +3,8 @@
 //! submitted from this project), and waiting with its report.
 
 use super::Context;
-use crate::aws::{Aws, AwsSettings};
-use crate::config::{durations, violations_error, Connection, Source, Val};
+use crate::aws::{Aws, Connection};
+use crate::config::{durations, violations_error, Source, Val};
 use crate::error::{Error, Result};
 use crate::follow::report::{self, StatusReport};
 use crate::follow::{
@@ -16,27 +16,18 @@ use std::path::PathBuf;
 
 /// The connection settings and the project folder (for the state file).
 pub struct Target {
-    pub aws: AwsSettings,
+    pub aws: Connection,
     pub project: PathBuf,
 }
 
-/// The SDK's settings from the connection settings.
-pub fn aws_settings(c: &Connection) -> AwsSettings {
-    AwsSettings {
-        profile: c.profile.clone(),
-        region: c.region.clone(),
-        endpoint_url: c.endpoint_url.clone(),
-    }
-}
-
-/// The connection settings of every command (one layering: [`Connection::layer`]), checked
-/// before any network call.
+/// The connection settings of every command (one layering: [`Connection::layer_checked`]),
+/// checked before any network call.
 pub fn target(ctx: &Context) -> Result<Target> {
     let file = ctx.config_file()?;
-    let c = Connection::layer_checked(&ctx.global, &*ctx.env, file.as_ref())
+    let c = Connection::layer_checked(&ctx.global.connection, &*ctx.env, file.as_ref())
         .map_err(violations_error)?;
     Ok(Target {
-        aws: aws_settings(&c),
+        aws: c,
         project: state::project_dir(file.as_ref().map(|f| f.path.as_path()), &ctx.cwd),
     })
 }
@@ -122,7 +113,7 @@ pub async fn connect(ctx: &Context, t: &Target) -> Result<Aws> {
 
 /// Load the SDK configuration and check the credentials are there. Where they come from is said
 /// by the commands that upload or create (`loud`); the others say it with `-v`.
-pub async fn sign_in(ctx: &Context, settings: &AwsSettings, loud: bool) -> Result<Aws> {
+pub async fn sign_in(ctx: &Context, settings: &Connection, loud: bool) -> Result<Aws> {
     let aws = Aws::load_with_env(settings, &*ctx.env).await?;
     let creds = aws.credentials().await?;
     let kind = match creds.is_session() {
@@ -187,7 +178,7 @@ pub fn wait_options(ctx: &Context, f: &crate::cli::FollowArgs) -> Result<WaitOpt
         },
     };
     Ok(WaitOptions {
-        policy: follow::PollPolicy::from_settings(f.poll_interval.as_deref(), &*ctx.env)?,
+        policy: follow::settings::policy(&f.poll, &*ctx.env)?,
         timeout,
         logs: f.logs,
         stop_on_interrupt: f.stop_on_interrupt,

@@ -38,7 +38,7 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
 
     if args.follow {
         let mut opts = follow::WaitOptions {
-            policy: follow::PollPolicy::from_settings(args.poll_interval.as_deref(), &*ctx.env)?,
+            policy: follow::settings::policy(&args.poll, &*ctx.env)?,
             timeout: None,
             logs: true,
             stop_on_interrupt: false,

@@ -6,8 +6,9 @@ use super::Context;
 use crate::aws::errors::CallError;
 use crate::cli::MetricsArgs;
 use crate::error::{Error, Result};
+use crate::follow;
 use crate::follow::report::is_terminal;
-use crate::follow::{self, PollPolicy, Poller, Step, Subject, TokioClock, Watch};
+use crate::follow::{Poller, Step, Subject, TokioClock, Watch};
 use crate::metrics::image::{self, Format};
 use crate::metrics::{chart, JobMetrics, Reader};
 use std::io::{IsTerminal, Write};
@@ -126,7 +127,7 @@ async fn follow_jobs(
     logs: &aws_sdk_cloudwatchlogs::Client,
     readers: &mut [Reader],
 ) -> Result<()> {
-    let policy = PollPolicy::from_settings(None, &*ctx.env)?;
+    let policy = follow::settings::policy(&Default::default(), &*ctx.env)?;
     let redraw = ctx.ui.stderr_is_terminal && !ctx.ui.quiet;
     let running = readers
         .iter()

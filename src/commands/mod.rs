@@ -46,7 +46,7 @@ impl Context {
 
     /// A context reading the environment through `env`.
     pub fn with_env(global: GlobalArgs, env: EnvLookup) -> Context {
-        let ui = Ui::new(global.output, global.quiet, global.verbose, &*env);
+        let ui = Ui::new(global.output.ui(), global.quiet, global.verbose, &*env);
         Context {
             global,
             ui,

@@ -30,13 +30,22 @@ pub struct Plan {
 /// Settings from flags, environment and file. No network.
 pub fn layered(ctx: &Context, args: &TrainArgs) -> Result<TrainSettings> {
     let file = ctx.config_file()?;
-    TrainSettings::layer(&ctx.global, args, &*ctx.env, file.as_ref()).map_err(violations_error)
+    TrainSettings::layer(&ctx.global.connection, args, &*ctx.env, file.as_ref())
+        .map_err(violations_error)
 }
 
 /// Settings from flags, environment and file, validated. No network.
 pub fn settings(ctx: &Context, args: &TrainArgs) -> Result<JobSpec> {
-    validate(&layered(ctx, args)?, &ctx.cwd).map_err(violations_error)
+    let s = layered(ctx, args)?;
+    validate(&s, &ctx.cwd).map_err(|v| match &s.config_path {
+        Some(_) => violations_error(v),
+        // A first run: nothing is set up yet.
+        None => violations_error(v).with_hint(NOT_SET_UP),
+    })
 }
+
+/// The next step when settings are missing and there is no config file.
+pub const NOT_SET_UP: &str = "no sagetrain.toml was found in this folder or its parents: `sagetrain init` writes one filled in from your AWS account, and `sagetrain doctor` checks your setup (credentials, role, image, bucket); or give the values as flags";
 
 /// Settings for `train --from JOB`: flags, the job, environment, file; then validated.
 pub async fn from_settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result<JobSpec> {
@@ -47,8 +56,7 @@ pub async fn from_settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result
         .with_hint("drop --offline (--dry-run still creates nothing)"));
     }
     let mut s = layered(ctx, args)?;
-    let aws =
-        super::jobcmd::sign_in(ctx, &super::jobcmd::aws_settings(&s.connection), false).await?;
+    let aws = super::jobcmd::sign_in(ctx, &s.connection, false).await?;
     let described = from_job::read(&aws, job, &|w| ctx.ui.warn(w)).await?;
     for n in from_job::notes(&described) {
         ctx.ui.warn(&n);
@@ -140,8 +148,7 @@ pub async fn plan_with_data(
         return finish(s, local, code, resolved, None, Vec::new());
     }
 
-    let aws =
-        super::jobcmd::sign_in(ctx, &super::jobcmd::aws_settings(&s.connection), true).await?;
+    let aws = super::jobcmd::sign_in(ctx, &s.connection, true).await?;
     let region = aws.region.value.clone();
 
     let image_val = s.image.clone();
@@ -437,7 +444,7 @@ fn wait_options(ctx: &Context, cmd: &TrainCmd) -> Result<Option<crate::follow::W
         (f.logs, "--logs"),
         (f.timeout.is_some(), "--timeout"),
         (f.stop_on_interrupt, "--stop-on-interrupt"),
-        (f.poll_interval.is_some(), "--poll-interval"),
+        (f.poll.poll_interval.is_some(), "--poll-interval"),
     ];
     let waiting = cmd.wait || implied.iter().any(|(on, _)| *on);
     if !waiting {

@@ -5,7 +5,7 @@
 use super::jobcmd::{self, Target};
 use super::Context;
 use crate::aws::Aws;
-use crate::cli::TrainArgs;
+use crate::cli::{TuneAction, TuneCmd, TuneWaitArgs};
 use crate::config::{violations_error, Source, Val};
 use crate::error::{Error, Result};
 use crate::follow::tuning::{self, TuningReport};
@@ -14,58 +14,9 @@ use crate::job::spec::validate;
 use crate::job::state;
 use crate::job::tune::{
     build_tuning_request, check_tuning_name, generate_tuning_name, to_sdk, validate_tuning_request,
-    TuneArgs, TuneSettings,
+    TuneSettings,
 };
-use clap::{Args, Subcommand};
 use std::time::SystemTime;
-
-/// `sagetrain tune`: the settings of `train`, the tuning flags, or a subcommand.
-#[derive(Debug, Clone, Default, Args)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct TuneCmd {
-    #[command(subcommand)]
-    pub action: Option<TuneAction>,
-    #[command(flatten)]
-    pub args: TrainArgs,
-    #[command(flatten)]
-    pub tune: TuneArgs,
-}
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum TuneAction {
-    /// Show a tuning job's state and its training jobs, best first
-    Status(TuneName),
-    /// Wait until a tuning job ends; its verdict is the exit code (0 completed, 5 failed, 6 stopped)
-    Wait(TuneWaitArgs),
-    /// Print the name of a tuning job's best training job (for `train --from`)
-    Best(TuneName),
-    /// Stop a running tuning job (and the training jobs it started)
-    Stop(TuneStopArgs),
-}
-
-#[derive(Debug, Clone, Default, Args)]
-pub struct TuneName {
-    /// Tuning job name [default: the last tuning job submitted from this project]
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Args)]
-pub struct TuneWaitArgs {
-    /// Tuning job name [default: the last tuning job submitted from this project]
-    pub name: Option<String>,
-    /// Stop waiting after this long (90m, 2h, 3600) and exit 7; the tuning job keeps running
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
-    /// On Ctrl-C, stop the tuning job instead of leaving it running
-    #[arg(long)]
-    pub stop_on_interrupt: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct TuneStopArgs {
-    /// Tuning job name
-    pub name: String,
-}
 
 pub async fn run(ctx: &Context, cmd: &TuneCmd) -> Result<()> {
     match &cmd.action {
@@ -274,7 +225,7 @@ async fn wait(ctx: &Context, args: &TuneWaitArgs) -> Result<()> {
             logs: false,
             timeout: args.timeout.clone(),
             stop_on_interrupt: args.stop_on_interrupt,
-            poll_interval: None,
+            poll: Default::default(),
         },
     )?;
     let (aws, name) = connect(ctx, args.name.as_deref()).await?;

@@ -4,8 +4,12 @@
 //! A setting is declared once as a [`Setting`] (or a [`MapSetting`] for `KEY=VALUE` maps):
 //! its key, flag, variables, default, example, help and how `train --from` reads it back from
 //! an earlier job ([`FromJob`]). The functions here turn such a declaration and the raw inputs
-//! into a [`Val`], a row of `sagetrain config`, a file check, or the job's value; the list of
-//! declarations is in [`crate::job::settings`].
+//! into a [`Val`], a row of `sagetrain config`, a file check, or the job's value.
+//!
+//! A group of settings (those of `train`, of `tune`, the connection, the time limits, ...) is
+//! one [`declare!`] list, in the module of the capability it configures; the macro turns the
+//! list into the group's clap flags, its layered values with sources, its file check, its rows
+//! and what the docs and tests know of each setting ([`Meta`], [`MapMeta`]).
 
 use super::{LoadedFile, Source, Val, Violation};
 use std::collections::BTreeMap;
@@ -190,6 +194,52 @@ impl Kind for List {
     }
 }
 
+/// A count kept as given, checked by the rule that uses it (which names the bounds); the file
+/// gives a whole number.
+pub struct Count;
+impl Kind for Count {
+    type Value = String;
+    const TOML: &'static str = "a whole number";
+    fn from_text(text: &str) -> Result<String, String> {
+        Ok(text.to_string())
+    }
+    fn from_toml(v: &toml::Value) -> Result<String, String> {
+        v.as_integer()
+            .map(|i| i.to_string())
+            .ok_or_else(|| wrong_type(Self::TOML, v))
+    }
+    fn show(v: &String) -> String {
+        v.clone()
+    }
+}
+
+/// A duration of more than 0: `500ms`, `30s`, `2m`, `1m30s`, or a number of seconds (`45`,
+/// `1.5`).
+pub struct Period;
+impl Kind for Period {
+    type Value = std::time::Duration;
+    const TOML: &'static str = "a duration (\"500ms\", \"30s\", \"2m\") or a number of seconds";
+    fn from_text(text: &str) -> Result<std::time::Duration, String> {
+        let d = super::durations::parse(text)?;
+        if d.is_zero() {
+            return Err(format!("must be more than 0 (`{text}` is zero)"));
+        }
+        Ok(d)
+    }
+    fn from_toml(v: &toml::Value) -> Result<std::time::Duration, String> {
+        match v {
+            toml::Value::String(s) => Self::from_text(s),
+            toml::Value::Integer(_) | toml::Value::Float(_) => {
+                Self::from_text(&plain(v).unwrap_or_default())
+            }
+            other => Err(wrong_type(Self::TOML, other)),
+        }
+    }
+    fn show(v: &std::time::Duration) -> String {
+        super::durations::format(*v)
+    }
+}
+
 /// How `train --from JOB` treats a setting.
 pub enum FromJob<V, J> {
     /// Read back from the described job `J`; `field` names the API field, for the source.
@@ -205,7 +255,9 @@ pub enum FromJob<V, J> {
 pub struct Setting<K: Kind, J> {
     /// The key in `sagetrain.toml` and the name in `sagetrain config`.
     pub key: &'static str,
-    /// The flag, as a source names it (`--kms-key`).
+    /// The `[section]` of `sagetrain.toml` the key is in (`None`: the top level).
+    pub file_section: Option<&'static str>,
+    /// The flag, as a source names it (`--kms-key`); empty for a setting without one.
     pub flag: &'static str,
     /// Environment variables, first set wins.
     pub env: &'static [&'static str],
@@ -226,6 +278,7 @@ impl<K: Kind, J> Setting<K, J> {
     /// default (the key, flag, example, help and `from_job` are always given).
     pub const DEFAULTS: Self = Setting {
         key: "",
+        file_section: None,
         flag: "",
         env: &[],
         in_file: true,
@@ -270,10 +323,11 @@ impl<K: Kind, J> Setting<K, J> {
             }
         }
         if let Some(f) = file.filter(|_| self.in_file) {
-            if let Some(raw) = f.get(None, self.key) {
+            if let Some(raw) = f.get(self.file_section, self.key) {
+                let source = f.source(self.file_section, self.key);
                 return match K::from_toml(raw) {
-                    Ok(v) => Some(Val::new(v, f.source(None, self.key))),
-                    Err(rule) => bad(f.source(None, self.key).name_for(None), rule),
+                    Ok(v) => Some(Val::new(v, source)),
+                    Err(rule) => bad(source.name_for(None), rule),
                 };
             }
         }
@@ -306,9 +360,14 @@ impl<K: Kind, J> Setting<K, J> {
             .or_else(|| self.default_val());
     }
 
+    /// The name in `sagetrain config`: the key, under its section (`tune.objective`).
+    pub fn name(&self) -> String {
+        dotted(self.file_section, self.key)
+    }
+
     pub fn row(&self, slot: &Option<Val<K::Value>>) -> Row {
         row(
-            self.key,
+            &self.name(),
             slot.as_ref().map(|v| (K::show(&v.value), &v.source)),
         )
     }
@@ -319,19 +378,32 @@ impl<K: Kind, J> Setting<K, J> {
     }
 }
 
-/// A `KEY=VALUE` map setting (hyperparameters, channels, ...), declared once.
-pub struct MapSetting<J> {
+/// `section.key`, or `key` at the top level.
+fn dotted(section: Option<&str>, key: &str) -> String {
+    match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_string(),
+    }
+}
+
+/// A `KEY=VALUE` map setting (hyperparameters, channels, ranges, ...), declared once; each
+/// entry's value is of the kind `K`.
+pub struct MapSetting<J, K: Kind = Text> {
     /// The `[section]` of `sagetrain.toml`, and the prefix of its rows.
     pub key: &'static str,
+    /// The section of `sagetrain.toml` this map's section is in (`[tune.ranges]`).
+    pub file_section: Option<&'static str>,
     /// The repeatable `KEY=VALUE` flag.
     pub flag: &'static str,
+    /// What a flag's text must look like, for the message when it does not.
+    pub form: &'static str,
     /// Whether the file may give numbers and booleans (sent as their plain text).
     pub scalars: bool,
     /// Example entries as (key, TOML value), for `sagetrain init` and the tests.
     pub example: &'static [(&'static str, &'static str)],
     pub help: &'static str,
     /// How `--from` reads it back: the API field and the entries.
-    pub from_job: FromJob<BTreeMap<String, String>, J>,
+    pub from_job: FromJob<BTreeMap<String, K::Value>, J>,
     /// A file entry may also be a table: `(value field, other fields)`; the entry's value is
     /// the value field (`train = { uri = "s3://...", input_mode = "FastFile" }`).
     pub table: Option<(&'static str, &'static [&'static str])>,
@@ -340,11 +412,13 @@ pub struct MapSetting<J> {
     pub in_tables_of: Option<(&'static str, &'static str)>,
 }
 
-impl<J> MapSetting<J> {
+impl<J, K: Kind> MapSetting<J, K> {
     /// What a declaration leaves out: no table entries, a section of its own.
     pub const DEFAULTS: Self = MapSetting {
         key: "",
+        file_section: None,
         flag: "",
+        form: "of the form KEY=VALUE",
         scalars: false,
         example: &[],
         help: "",
@@ -355,6 +429,7 @@ impl<J> MapSetting<J> {
 }
 
 /// A flag that sets one key of a map (`--epochs N` is `hyperparameters.epochs`).
+#[derive(Debug, Clone)]
 pub struct Shorthand {
     pub flag: &'static str,
     pub map: &'static str,
@@ -373,7 +448,15 @@ pub fn plain(v: &toml::Value) -> Option<String> {
     }
 }
 
-impl<J> MapSetting<J> {
+/// A problem in a map's section: of the whole section (`None`) or of one entry.
+pub type EntryProblem = (Option<String>, String);
+
+impl<J, K: Kind> MapSetting<J, K> {
+    /// The name of its section and the prefix of its rows: `hyperparameters`, `tune.ranges`.
+    pub fn name(&self) -> String {
+        dotted(self.file_section, self.key)
+    }
+
     /// The file's entries, then the `KEY=VALUE` flags over them per key, then the shorthands.
     pub fn layer(
         &self,
@@ -381,14 +464,19 @@ impl<J> MapSetting<J> {
         shorthands: &[(&'static str, &'static str, Option<String>)],
         file: Option<&LoadedFile>,
         violations: &mut Vec<Violation>,
-    ) -> BTreeMap<String, Val<String>> {
+    ) -> BTreeMap<String, Val<K::Value>> {
         let mut m = BTreeMap::new();
         let (section, field) = match self.in_tables_of {
-            Some((section, field)) => (section, Some(field)),
-            None => (self.key, None),
+            Some((section, field)) => (section.to_string(), Some(field)),
+            None => (self.key.to_string(), None),
         };
-        if let Some(table) = file.and_then(|f| f.get(None, section)?.as_table().map(|t| (f, t))) {
-            let (f, t) = table;
+        let table = file.and_then(|f| {
+            f.get(self.file_section, &section)?
+                .as_table()
+                .map(|t| (f, t))
+        });
+        if let Some((f, t)) = table {
+            let prefix = dotted(self.file_section, &section);
             for (k, v) in t {
                 let v = match field {
                     // Only table entries that have the field.
@@ -398,43 +486,45 @@ impl<J> MapSetting<J> {
                     },
                     None => v,
                 };
-                match self.entry_text(v) {
-                    Ok(text) => {
-                        m.insert(k.clone(), Val::new(text, f.source(Some(section), k)));
+                let source = f.source(Some(&prefix), k);
+                match self.entry(v) {
+                    Ok(value) => {
+                        m.insert(k.clone(), Val::new(value, source));
                     }
-                    Err(rule) => violations.push(Violation::new(
-                        f.source(Some(section), k).name_for(None),
-                        rule,
-                    )),
+                    Err(rule) => violations.push(Violation::new(source.name_for(None), rule)),
                 }
             }
         }
+        // The flags' entries, then the shorthands'.
+        let mut given: Vec<(&str, &str, &'static str)> = Vec::new();
         for raw in flags {
             match raw.split_once('=') {
-                Some((k, v)) => {
-                    m.insert(
-                        k.trim().to_string(),
-                        Val::new(v.to_string(), Source::Flag(self.flag)),
-                    );
-                }
-                None => violations.push(Violation::new(
+                Some((k, v)) if !k.trim().is_empty() => given.push((k.trim(), v, self.flag)),
+                _ => violations.push(Violation::new(
                     self.flag,
-                    format!("`{raw}` is not of the form KEY=VALUE"),
+                    format!("`{raw}` is not {}", self.form),
                 )),
             }
         }
         for (flag, key, value) in shorthands {
             if let Some(v) = value {
-                m.insert(
-                    key.to_string(),
-                    Val::new(v.trim().to_string(), Source::Flag(flag)),
-                );
+                given.push((key, v.trim(), flag));
+            }
+        }
+        for (key, text, flag) in given {
+            match K::from_text(text) {
+                Ok(v) => {
+                    m.insert(key.to_string(), Val::new(v, Source::Flag(flag)));
+                }
+                Err(rule) => violations.push(Violation::new(format!("{flag} {key}"), rule)),
             }
         }
         m
     }
 
-    fn entry_text(&self, v: &toml::Value) -> Result<String, String> {
+    /// A file entry's value: the value field of a table entry, the plain text of a scalar
+    /// (when the map takes scalars), or what the kind reads from the TOML value.
+    fn entry(&self, v: &toml::Value) -> Result<K::Value, String> {
         if let (toml::Value::Table(t), Some((value, others))) = (v, self.table) {
             if let Some(k) = t
                 .keys()
@@ -451,39 +541,48 @@ impl<J> MapSetting<J> {
             return t
                 .get(value)
                 .ok_or_else(|| format!("a table entry needs `{value}`"))
-                .and_then(|v| self.entry_text_plain(v));
+                .and_then(|v| self.entry_plain(v));
         }
-        self.entry_text_plain(v)
+        self.entry_plain(v)
     }
 
-    fn entry_text_plain(&self, v: &toml::Value) -> Result<String, String> {
+    fn entry_plain(&self, v: &toml::Value) -> Result<K::Value, String> {
         match (v, self.scalars) {
-            (toml::Value::String(s), _) => Ok(s.clone()),
-            (other, true) => {
-                plain(other).ok_or_else(|| wrong_type("a string, number or boolean", other))
-            }
-            (other, false) => Err(wrong_type("a string", other)),
+            (toml::Value::String(s), _) => K::from_text(s),
+            (other, true) => match plain(other) {
+                Some(text) => K::from_text(&text),
+                None => Err(wrong_type("a string, number or boolean", other)),
+            },
+            (other, false) => K::from_toml(other),
         }
     }
 
-    /// Check the file's `[section]`.
-    pub fn check_toml(&self, v: &toml::Value) -> Result<(), String> {
+    /// Check the file's `[section]`: every problem, of the section or of an entry.
+    pub fn check_entries(&self, v: &toml::Value) -> Result<(), Vec<EntryProblem>> {
         if let Some((section, field)) = self.in_tables_of {
-            return Err(format!(
+            return Err(vec![(None, format!(
                 "is not a section of its own: give `{field}` in an entry of [{section}], e.g. train = {{ uri = \"s3://...\", {field} = \"FastFile\" }}"
-            ));
+            ))]);
         }
-        let t = v
-            .as_table()
-            .ok_or_else(|| format!("must be a [{}] table (got {})", self.key, v.type_str()))?;
-        for (k, e) in t {
-            self.entry_text(e).map_err(|rule| format!("{k}: {rule}"))?;
+        let Some(t) = v.as_table() else {
+            return Err(vec![(
+                None,
+                format!("must be a [{}] table (got {})", self.name(), v.type_str()),
+            )]);
+        };
+        let problems: Vec<EntryProblem> = t
+            .iter()
+            .filter_map(|(k, e)| self.entry(e).err().map(|rule| (Some(k.clone()), rule)))
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
         }
-        Ok(())
     }
 
     /// `--from`: the flags' entries stay; the job's map replaces the rest.
-    pub fn apply_job(&self, slot: &mut BTreeMap<String, Val<String>>, job_name: &str, job: &J) {
+    pub fn apply_job(&self, slot: &mut BTreeMap<String, Val<K::Value>>, job_name: &str, job: &J) {
         let FromJob::Copy { field, read } = &self.from_job else {
             return;
         };
@@ -501,17 +600,407 @@ impl<J> MapSetting<J> {
         }
     }
 
-    pub fn rows(&self, slot: &BTreeMap<String, Val<String>>) -> Vec<Row> {
+    pub fn rows(&self, slot: &BTreeMap<String, Val<K::Value>>) -> Vec<Row> {
+        let name = self.name();
         slot.iter()
-            .map(|(k, v)| {
-                row(
-                    &format!("{}.{k}", self.key),
-                    Some((v.value.clone(), &v.source)),
-                )
-            })
+            .map(|(k, v)| row(&format!("{name}.{k}"), Some((K::show(&v.value), &v.source))))
             .collect()
     }
 }
+
+/// What `sagetrain init`, the docs and the tests know of a scalar setting.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub key: &'static str,
+    /// The `[section]` of `sagetrain.toml` the key is in (`None`: the top level).
+    pub file_section: Option<&'static str>,
+    /// Empty for a setting without a flag.
+    pub flag: &'static str,
+    pub env: &'static [&'static str],
+    pub in_file: bool,
+    pub default: Option<&'static str>,
+    pub example: &'static str,
+    pub help: &'static str,
+    /// The help heading of its flag, also its section in `sagetrain init` (empty: none).
+    pub section: &'static str,
+    /// `None` when `--from` copies it; otherwise why not.
+    pub not_copied: Option<&'static str>,
+}
+
+impl Meta {
+    /// The name in `sagetrain config` (`tune.objective`).
+    pub fn name(&self) -> String {
+        dotted(self.file_section, self.key)
+    }
+}
+
+/// What `sagetrain init`, the docs and the tests know of a map setting.
+#[derive(Debug, Clone)]
+pub struct MapMeta {
+    pub key: &'static str,
+    /// The `[section]` of `sagetrain.toml` its own section is in (`[tune.ranges]`).
+    pub file_section: Option<&'static str>,
+    /// Given in the file as a field of another section's table entries: (section, field).
+    pub in_tables_of: Option<(&'static str, &'static str)>,
+    pub flag: &'static str,
+    pub example: &'static [(&'static str, &'static str)],
+    pub help: &'static str,
+    pub not_copied: Option<&'static str>,
+}
+
+impl MapMeta {
+    /// The name of its section (`tune.ranges`).
+    pub fn name(&self) -> String {
+        dotted(self.file_section, self.key)
+    }
+}
+
+/// One declared group: its settings, as the docs and tests know them.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub scalars: Vec<Meta>,
+    pub maps: Vec<MapMeta>,
+    pub shorthands: &'static [Shorthand],
+}
+
+pub fn not_copied<V, J>(f: &FromJob<V, J>) -> Option<&'static str> {
+    match f {
+        FromJob::Copy { .. } => None,
+        FromJob::NotCopied(why) => Some(why),
+    }
+}
+
+/// Every problem of one group's keys in a config file, named `section.key` (and `.entry`).
+pub fn section_problems(
+    section: &str,
+    v: &toml::Value,
+    check_key: fn(&str, &toml::Value) -> Option<Result<(), Vec<EntryProblem>>>,
+    keys: &[String],
+) -> Result<(), String> {
+    let t = v
+        .as_table()
+        .ok_or_else(|| format!("must be a table (got {})", v.type_str()))?;
+    let mut problems = Vec::new();
+    for (k, val) in t {
+        match check_key(k, val) {
+            None => problems.push(format!(
+                "unknown key `{section}.{k}`; the keys of [{section}] are {}",
+                keys.join(", ")
+            )),
+            Some(Ok(())) => {}
+            Some(Err(p)) => problems.extend(p.into_iter().map(|(entry, rule)| match entry {
+                Some(e) => format!("`{section}.{k}.{e}` {rule}"),
+                None => format!("`{section}.{k}` {rule}"),
+            })),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("is invalid: {}", problems.join("; ")))
+    }
+}
+
+/// Declare one group of settings. An entry gives its name (the key in `sagetrain.toml`, under
+/// the group's `file_section`, and the row of `sagetrain config`), its kind, its flag (clap's
+/// attributes, starting with `long`, which names the flag everywhere else), the help heading,
+/// and the rest of its [`Setting`] (environment variables, in the file or not, default,
+/// example, how `train --from` reads it back). `unflagged` settings have no flag (environment
+/// or file only); `maps` are `KEY=VALUE` maps; `shorthands` set one key of a map.
+///
+/// It makes `$args` (the clap flags, followed by the extra fields given), `$settings` (each
+/// value layered with its source, followed by the extra fields), the declarations (`def::`),
+/// `layer_declared`, `layered`, `declared_rows`, `apply_job`, `check_key`, and what the docs
+/// and tests know (`scalars()`, `maps()`, `SHORTHANDS`, `group()`).
+macro_rules! declare {
+    (
+        $(#[doc = $adoc:literal])*
+        args $args:ident { $($args_extra:tt)* }
+        $(#[doc = $sdoc:literal])*
+        settings $settings:ident { $($settings_extra:tt)* }
+        job $job:ty;
+        file_section $file_section:expr;
+        $(scalars {
+            $(
+                $(#[doc = $doc:literal])*
+                $field:ident : $raw:ty = $kind:ident [long = $long:literal $($clap:tt)*]
+                    $(in $section:ident)? {
+                    $($prop:ident : $val:expr),* $(,)?
+                }
+            )*
+        })?
+        $(unflagged {
+            $(
+                $(#[doc = $udoc:literal])*
+                $ufield:ident = $ukind:ident {
+                    $($uprop:ident : $uval:expr),* $(,)?
+                }
+            )*
+        })?
+        $(maps {
+            $(
+                $(#[doc = $mdoc:literal])*
+                $mfield:ident = $mkind:ident [long = $mlong:literal $($mclap:tt)*]
+                    in $msection:ident {
+                    $($mprop:ident : $mval:expr),* $(,)?
+                }
+            )*
+        })?
+        $(shorthands {
+            $(
+                $(#[doc = $shdoc:literal])*
+                $sfield:ident => $smap:ident [$skey:literal] [long = $slong:literal $($sclap:tt)*]
+                    in $ssection:ident;
+            )*
+        })?
+    ) => {
+        $(#[doc = $adoc])*
+        #[derive(Debug, Clone, Default, clap::Args)]
+        pub struct $args {
+            $($(
+                $(#[doc = $doc])*
+                #[arg(long = $long $($clap)* $(, help_heading = $section)?)]
+                pub $field: $raw,
+            )*)?
+            $($(
+                $(#[doc = $shdoc])*
+                #[arg(long = $slong $($sclap)*, help_heading = $ssection)]
+                pub $sfield: Option<String>,
+            )*)?
+            $($(
+                $(#[doc = $mdoc])*
+                #[arg(long = $mlong $($mclap)*, help_heading = $msection)]
+                pub $mfield: Vec<String>,
+            )*)?
+            $($args_extra)*
+        }
+
+        $(#[doc = $sdoc])*
+        #[derive(Debug, Clone, Default)]
+        pub struct $settings {
+            $($( pub $field: Option<$crate::config::Val<<$kind as $crate::config::layer::Kind>::Value>>, )*)?
+            $($( pub $ufield: Option<$crate::config::Val<<$ukind as $crate::config::layer::Kind>::Value>>, )*)?
+            $($(
+                pub $mfield: std::collections::BTreeMap<
+                    String,
+                    $crate::config::Val<<$mkind as $crate::config::layer::Kind>::Value>,
+                >,
+            )*)?
+            $($settings_extra)*
+        }
+
+        /// The declarations.
+        #[allow(non_upper_case_globals, dead_code)]
+        pub mod def {
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::config::layer::{MapSetting, Setting};
+            $($(
+                pub const $field: Setting<$kind, $job> = Setting {
+                    key: stringify!($field),
+                    file_section: $file_section,
+                    flag: concat!("--", $long),
+                    help: concat!($($doc),*),
+                    $($prop: $val,)*
+                    ..Setting::DEFAULTS
+                };
+            )*)?
+            $($(
+                pub const $ufield: Setting<$ukind, $job> = Setting {
+                    key: stringify!($ufield),
+                    file_section: $file_section,
+                    help: concat!($($udoc),*),
+                    $($uprop: $uval,)*
+                    ..Setting::DEFAULTS
+                };
+            )*)?
+            $($(
+                pub const $mfield: MapSetting<$job, $mkind> = MapSetting {
+                    key: stringify!($mfield),
+                    file_section: $file_section,
+                    flag: concat!("--", $mlong),
+                    help: concat!($($mdoc),*),
+                    $($mprop: $mval,)*
+                    ..MapSetting::DEFAULTS
+                };
+            )*)?
+        }
+
+        /// The flags that set one key of a map.
+        pub const SHORTHANDS: &[$crate::config::layer::Shorthand] = &[
+            $($(
+                $crate::config::layer::Shorthand {
+                    flag: concat!("--", $slong),
+                    map: stringify!($smap),
+                    key: $skey,
+                },
+            )*)?
+        ];
+
+        /// The scalar settings, in declaration order.
+        pub fn scalars() -> Vec<$crate::config::layer::Meta> {
+            use $crate::config::layer::{not_copied, Meta};
+            #[allow(unused_mut)]
+            let mut all = Vec::new();
+            $($(
+                all.push(Meta {
+                    key: def::$field.key,
+                    file_section: def::$field.file_section,
+                    flag: def::$field.flag,
+                    env: def::$field.env,
+                    in_file: def::$field.in_file,
+                    default: def::$field.default,
+                    example: def::$field.example,
+                    help: def::$field.help.trim(),
+                    section: [$($section,)? ""][0],
+                    not_copied: not_copied(&def::$field.from_job),
+                });
+            )*)?
+            $($(
+                all.push(Meta {
+                    key: def::$ufield.key,
+                    file_section: def::$ufield.file_section,
+                    flag: "",
+                    env: def::$ufield.env,
+                    in_file: def::$ufield.in_file,
+                    default: def::$ufield.default,
+                    example: def::$ufield.example,
+                    help: def::$ufield.help.trim(),
+                    section: "",
+                    not_copied: not_copied(&def::$ufield.from_job),
+                });
+            )*)?
+            all
+        }
+
+        /// The map settings, in declaration order.
+        pub fn maps() -> Vec<$crate::config::layer::MapMeta> {
+            vec![$($(
+                $crate::config::layer::MapMeta {
+                    key: def::$mfield.key,
+                    file_section: def::$mfield.file_section,
+                    in_tables_of: def::$mfield.in_tables_of,
+                    flag: def::$mfield.flag,
+                    example: def::$mfield.example,
+                    help: def::$mfield.help.trim(),
+                    not_copied: $crate::config::layer::not_copied(&def::$mfield.from_job),
+                },
+            )*)?]
+        }
+
+        /// This group, as the docs and tests know it.
+        #[allow(dead_code)]
+        pub fn group() -> $crate::config::layer::Group {
+            $crate::config::layer::Group {
+                scalars: scalars(),
+                maps: maps(),
+                shorthands: SHORTHANDS,
+            }
+        }
+
+        /// Check a key of the config file (of this group's section): `None` when the key is
+        /// not one of this group's.
+        #[allow(dead_code, unused_variables)]
+        pub fn check_key(
+            key: &str,
+            value: &toml::Value,
+        ) -> Option<std::result::Result<(), Vec<$crate::config::layer::EntryProblem>>> {
+            match key {
+                $($(
+                    stringify!($field) if def::$field.in_file => {
+                        Some(def::$field.check_toml(value).map_err(|rule| vec![(None, rule)]))
+                    }
+                )*)?
+                $($(
+                    stringify!($ufield) if def::$ufield.in_file => {
+                        Some(def::$ufield.check_toml(value).map_err(|rule| vec![(None, rule)]))
+                    }
+                )*)?
+                $($( stringify!($mfield) => Some(def::$mfield.check_entries(value)), )*)?
+                _ => None,
+            }
+        }
+
+        #[allow(dead_code)]
+        impl $settings {
+            /// Layer the declared settings, flag > environment > file > default, each with
+            /// its source; what is invalid is added to `v`. No network.
+            #[allow(unused_variables)]
+            pub fn layer_declared(
+                &mut self,
+                args: &$args,
+                env: &dyn Fn(&str) -> Option<String>,
+                file: Option<&$crate::config::LoadedFile>,
+                v: &mut Vec<$crate::config::Violation>,
+            ) {
+                $($( self.$field = def::$field.layer(&args.$field, env, file, v); )*)?
+                $($( self.$ufield = def::$ufield.layer(&None::<String>, env, file, v); )*)?
+                #[allow(unused_mut)]
+                let mut shorthands: Vec<(&'static str, &'static str, &'static str, Option<String>)> =
+                    Vec::new();
+                $($(
+                    shorthands.push((
+                        stringify!($smap),
+                        concat!("--", $slong),
+                        $skey,
+                        args.$sfield.clone(),
+                    ));
+                )*)?
+                let for_map = |map: &str| -> Vec<(&'static str, &'static str, Option<String>)> {
+                    shorthands
+                        .iter()
+                        .filter(|s| s.0 == map)
+                        .map(|s| (s.1, s.2, s.3.clone()))
+                        .collect()
+                };
+                let _ = &for_map;
+                $($(
+                    self.$mfield = def::$mfield.layer(
+                        &args.$mfield,
+                        &for_map(stringify!($mfield)),
+                        file,
+                        v,
+                    );
+                )*)?
+            }
+
+            /// The declared settings alone, layered (the extra fields at their defaults).
+            pub fn layered(
+                args: &$args,
+                env: &dyn Fn(&str) -> Option<String>,
+                file: Option<&$crate::config::LoadedFile>,
+            ) -> std::result::Result<$settings, Vec<$crate::config::Violation>> {
+                let mut s = $settings::default();
+                let mut v = Vec::new();
+                s.layer_declared(args, env, file, &mut v);
+                if v.is_empty() {
+                    Ok(s)
+                } else {
+                    Err(v)
+                }
+            }
+
+            /// The declared settings as rows of `sagetrain config`.
+            pub fn declared_rows(&self) -> Vec<$crate::config::layer::Row> {
+                #[allow(unused_mut)]
+                let mut rows = Vec::new();
+                $($( rows.push(def::$field.row(&self.$field)); )*)?
+                $($( rows.push(def::$ufield.row(&self.$ufield)); )*)?
+                $($( rows.extend(def::$mfield.rows(&self.$mfield)); )*)?
+                rows
+            }
+
+            /// Put an earlier job's settings under the flags (`train --from`).
+            #[allow(unused_variables)]
+            pub fn apply_job(&mut self, job_name: &str, job: &$job) {
+                $($( def::$field.apply_job(&mut self.$field, job_name, job); )*)?
+                $($( def::$ufield.apply_job(&mut self.$ufield, job_name, job); )*)?
+                $($( def::$mfield.apply_job(&mut self.$mfield, job_name, job); )*)?
+            }
+        }
+    };
+}
+pub(crate) use declare;
 
 /// A row of `sagetrain config`: a setting, its value as shown, and its source (`None`: not set).
 #[derive(Debug, Clone, PartialEq, Eq)]

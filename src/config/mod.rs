@@ -3,18 +3,16 @@
 //!
 //! This module is the generic part: where a value came from ([`Source`], [`Val`]), a broken
 //! rule ([`Violation`]), the config file (found, read, refused when it holds a credential),
-//! the kinds of values and how each is layered ([`layer`]), durations, and the connection
-//! settings every command shares ([`Connection`]). What the settings of a training job are is
-//! declared once in [`crate::job::settings`].
+//! the kinds of values, how each is layered and how a group of settings is declared
+//! ([`layer`]), and durations. The groups are declared in the modules they configure: `train`'s
+//! in [`crate::job::settings`], the connection in [`crate::aws::connection`], and so on.
 
 pub mod durations;
 pub mod layer;
 
-use crate::cli::GlobalArgs;
 use crate::error::{Error, Result};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 pub const CONFIG_FILE_NAME: &str = "sagetrain.toml";
 
@@ -216,7 +214,7 @@ pub fn load_file(path: &Path) -> Result<LoadedFile> {
 }
 
 /// A config file, parsed (not yet checked against what the settings are: see
-/// [`layer::check_file`]).
+/// [`crate::job::settings::check_file`]).
 #[derive(Debug, Clone)]
 pub struct LoadedFile {
     pub path: PathBuf,
@@ -271,139 +269,6 @@ impl LoadedFile {
     }
 }
 
-static REGION: LazyLock<regex::Regex> =
-    LazyLock::new(|| regex::Regex::new(r"^[a-z]{2}(-[a-z0-9]+)+-[0-9]+$").expect("valid regex"));
-
-/// An AWS region name such as `eu-west-1`.
-pub fn check_region(region: &str) -> std::result::Result<(), String> {
-    if REGION.is_match(region) {
-        Ok(())
-    } else {
-        Err(format!("`{region}` is not an AWS region (e.g. eu-west-1)"))
-    }
-}
-
-/// Where and as whom AWS is called: the same for every command, layered
-/// flag > environment > `sagetrain.toml` (the endpoint: flag > environment).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Connection {
-    pub region: Option<Val<String>>,
-    pub profile: Option<Val<String>>,
-    pub endpoint_url: Option<Val<String>>,
-}
-
-/// The connection settings' keys in `sagetrain.toml`.
-pub const CONNECTION_KEYS: &[&str] = &["region", "profile"];
-
-impl Connection {
-    /// Layer (a value of the wrong type in the file is a violation; the rules are in
-    /// [`Connection::check`]).
-    pub fn layer(
-        global: &GlobalArgs,
-        env: &dyn Fn(&str) -> Option<String>,
-        file: Option<&LoadedFile>,
-    ) -> std::result::Result<Connection, Vec<Violation>> {
-        let mut v = Vec::new();
-        let mut one = |flag: &Option<String>,
-                       flag_name: &'static str,
-                       vars: &[&'static str],
-                       key: Option<&str>| {
-            if let Some(f) = flag {
-                return Some(Val::new(f.clone(), Source::Flag(flag_name)));
-            }
-            for var in vars {
-                if let Some(x) = env(var).filter(|s| !s.is_empty()) {
-                    return Some(Val::new(x, Source::Env(var)));
-                }
-            }
-            let (file, key) = (file?, key?);
-            match file.get(None, key)? {
-                toml::Value::String(s) => Some(Val::new(s.clone(), file.source(None, key))),
-                other => {
-                    v.push(Violation::new(
-                        format!("`{key}` in {}", file.location(None, key)),
-                        format!("must be a string (got {})", other.type_str()),
-                    ));
-                    None
-                }
-            }
-        };
-        let region = one(
-            &global.region,
-            "--region",
-            &["AWS_REGION", "AWS_DEFAULT_REGION"],
-            Some("region"),
-        );
-        let profile = one(
-            &global.profile,
-            "--profile",
-            &["AWS_PROFILE"],
-            Some("profile"),
-        );
-        let endpoint_url = one(
-            &global.endpoint_url,
-            "--endpoint-url",
-            &["AWS_ENDPOINT_URL"],
-            None,
-        );
-        if v.is_empty() {
-            Ok(Connection {
-                region,
-                profile,
-                endpoint_url,
-            })
-        } else {
-            Err(v)
-        }
-    }
-
-    /// The rules of the region and the endpoint.
-    pub fn check(&self) -> Vec<Violation> {
-        let mut v = Vec::new();
-        if let Some(r) = &self.region {
-            if let Err(rule) = check_region(&r.value) {
-                v.push(Violation::new(r.source.name_for(None), rule));
-            }
-        }
-        if let Some(e) = &self.endpoint_url {
-            if !(e.value.starts_with("http://") || e.value.starts_with("https://")) {
-                v.push(Violation::new(
-                    e.source.name_for(None),
-                    format!("`{}` is not an http:// or https:// URL", e.value),
-                ));
-            }
-        }
-        v
-    }
-
-    /// [`Connection::layer`] and [`Connection::check`]: what every command runs first.
-    pub fn layer_checked(
-        global: &GlobalArgs,
-        env: &dyn Fn(&str) -> Option<String>,
-        file: Option<&LoadedFile>,
-    ) -> std::result::Result<Connection, Vec<Violation>> {
-        let c = Connection::layer(global, env, file)?;
-        let v = c.check();
-        if v.is_empty() {
-            Ok(c)
-        } else {
-            Err(v)
-        }
-    }
-
-    /// Rows of `sagetrain config`.
-    pub fn rows(&self) -> Vec<layer::Row> {
-        [
-            ("region", &self.region),
-            ("profile", &self.profile),
-            ("endpoint_url", &self.endpoint_url),
-        ]
-        .into_iter()
-        .map(|(name, v)| layer::row(name, v.as_ref().map(|v| (v.value.clone(), &v.source))))
-        .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,35 +316,5 @@ mod tests {
         assert_eq!(f.location(Some("tags"), "region"), "/p/s.toml:3");
         assert_eq!(f.location(Some("channels"), "train"), "/p/s.toml:5");
         assert_eq!(f.location(None, "channels"), "/p/s.toml:4");
-    }
-
-    #[test]
-    fn connection_settings_layer_flag_env_file_and_are_checked() {
-        let f = LoadedFile::parse(
-            Path::new("/p/s.toml"),
-            "region = \"eu-west-1\"\nprofile = \"p\"\n",
-        )
-        .unwrap();
-        let g = GlobalArgs::default();
-        let c = Connection::layer(&g, &env_of(&[("AWS_PROFILE", "envp")]), Some(&f)).unwrap();
-        assert_eq!(
-            c.region.unwrap().source,
-            Source::file(Path::new("/p/s.toml"), "region")
-        );
-        assert_eq!(c.profile.unwrap().source, Source::Env("AWS_PROFILE"));
-        let bad = Connection::layer_checked(
-            &GlobalArgs {
-                region: Some("Europe".into()),
-                endpoint_url: Some("localhost:5000".into()),
-                ..g
-            },
-            &env_of(&[]),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(bad.len(), 2, "{bad:?}");
-        assert!(bad[0]
-            .to_string()
-            .starts_with("--region: `Europe` is not an AWS region"));
     }
 }

@@ -559,7 +559,7 @@ mod tests {
     }
 
     fn ui() -> crate::ui::Ui {
-        crate::ui::Ui::new(crate::cli::OutputFormat::Text, true, 0, &|_| None)
+        crate::ui::Ui::new(crate::ui::Format::Text, true, 0, &|_| None)
     }
 
     #[test]

@@ -20,6 +20,7 @@
 use super::manifest::{self, FileEntry};
 use super::scan::Scanned;
 use crate::aws::{aws_error, error_code};
+use crate::config::layer::{declare, Int};
 use crate::error::{Error, Result};
 use crate::ui::progress::Progress;
 use aws_sdk_s3::primitives::{ByteStream, Length};
@@ -287,22 +288,55 @@ impl Default for PushOptions {
 /// The variable that sets the number of requests in flight.
 pub const CONCURRENCY_VAR: &str = "SAGETRAIN_UPLOAD_CONCURRENCY";
 
+declare! {
+    /// No flags: the upload settings are read from the environment.
+    args UploadArgs {}
+    /// The upload settings, with their sources.
+    settings UploadSettings {}
+    job ();
+    file_section None;
+    unflagged {
+        /// Requests in flight at once when uploading local data (1-64) [env: SAGETRAIN_UPLOAD_CONCURRENCY]
+        upload_concurrency = Int {
+            env: &[CONCURRENCY_VAR],
+            in_file: false,
+            default: Some("16"),
+            example: "8",
+        }
+    }
+}
+
+impl UploadSettings {
+    /// Layered from the environment, checked before any network call.
+    pub fn layer(env: &dyn Fn(&str) -> Option<String>) -> Result<UploadSettings> {
+        let hint = format!("e.g. export {CONCURRENCY_VAR}=8 (or unset it)");
+        let s = UploadSettings::layered(&UploadArgs::default(), env, None)
+            .map_err(|v| Error::usage(v[0].to_string()).with_hint(hint.clone()))?;
+        if let Some(n) = s
+            .upload_concurrency
+            .as_ref()
+            .filter(|n| !(1..=64).contains(&n.value))
+        {
+            return Err(Error::usage(format!(
+                "{}: `{}` is not a number of requests from 1 to 64",
+                n.source.name_for(None),
+                n.value
+            ))
+            .with_hint(hint));
+        }
+        Ok(s)
+    }
+}
+
 impl PushOptions {
     /// The defaults, with `SAGETRAIN_UPLOAD_CONCURRENCY` (1-64) if set.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<PushOptions> {
-        let mut o = PushOptions::default();
-        if let Some(v) = env(CONCURRENCY_VAR).filter(|v| !v.is_empty()) {
-            match v.trim().parse::<usize>() {
-                Ok(n) if (1..=64).contains(&n) => o.concurrency = n,
-                _ => {
-                    return Err(Error::usage(format!(
-                        "{CONCURRENCY_VAR}: `{v}` is not a number of requests from 1 to 64"
-                    ))
-                    .with_hint(format!("e.g. export {CONCURRENCY_VAR}=8 (or unset it)")))
-                }
-            }
-        }
-        Ok(o)
+        let s = UploadSettings::layer(env)?;
+        Ok(PushOptions {
+            concurrency: s
+                .upload_concurrency
+                .map_or(DEFAULT_CONCURRENCY, |n| n.value as usize),
+        })
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::runner::{self, Outcome, Step};
 use super::{id, Check, Report, RoleFound};
-use crate::aws::{Aws, AwsSettings};
+use crate::aws::{Aws, Connection};
 use crate::config::{Source, Val};
 use crate::error::{Error, Kind, Reason};
 use crate::job::lookups::Identity;
@@ -65,10 +65,9 @@ pub async fn run(
 
     // The SDK configuration: region and credentials provider (no network call).
     let region_invalid = cfg.invalid_val(s.connection.region.as_ref());
-    let aws_settings = AwsSettings {
-        profile: s.connection.profile.clone(),
+    let aws_settings = Connection {
         region: s.connection.region.clone().filter(|_| !region_invalid),
-        endpoint_url: s.connection.endpoint_url.clone(),
+        ..s.connection.clone()
     };
     let mut aws_res = Aws::load_with_env(&aws_settings, env).await;
     let mut region_step = None;
@@ -79,7 +78,7 @@ pub async fn run(
             .err()
             .map(|e| Check::from_error(id::REGION, e));
         // IAM and STS are global: check the credentials, identity and role anyway.
-        let placeholder = AwsSettings {
+        let placeholder = Connection {
             region: Some(Val::new(
                 "us-east-1".into(),
                 Source::Lookup("placeholder for the global services".into()),

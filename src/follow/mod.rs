@@ -10,6 +10,7 @@ pub mod ci;
 pub mod logs;
 pub mod poll;
 pub mod report;
+pub mod settings;
 pub mod tuning;
 
 #[cfg(test)]

@@ -15,9 +15,6 @@ use crate::signals::Signal;
 use std::future::Future;
 use std::time::Duration;
 
-/// The variable of `--poll-interval`.
-pub const POLL_INTERVAL_VAR: &str = "SAGETRAIN_POLL_INTERVAL";
-
 /// Consecutive transient failures (after the SDK's own retries) before a wait gives up.
 pub const MAX_TRANSIENT_FAILURES: u32 = 10;
 
@@ -114,27 +111,6 @@ impl PollPolicy {
         PollPolicy {
             min: interval,
             max: interval,
-        }
-    }
-
-    /// The adaptive default, or a fixed interval from `--poll-interval` (`flag`) or else
-    /// `SAGETRAIN_POLL_INTERVAL`: a duration of more than 0.
-    pub fn from_settings(
-        flag: Option<&str>,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<PollPolicy> {
-        let (text, from) = match flag {
-            Some(f) => (f.to_string(), "--poll-interval"),
-            None => match env(POLL_INTERVAL_VAR).filter(|v| !v.trim().is_empty()) {
-                Some(v) => (v, POLL_INTERVAL_VAR),
-                None => return Ok(PollPolicy::default()),
-            },
-        };
-        match durations::parse(&text) {
-            Ok(d) if !d.is_zero() => Ok(PollPolicy::every(d)),
-            Ok(_) => Err(Error::usage(format!("{from}: must be more than 0"))
-                .with_hint("e.g. --poll-interval 30s, or leave it out for the adaptive default")),
-            Err(rule) => Err(Error::usage(format!("{from}: {rule}"))),
         }
     }
 
@@ -571,27 +547,9 @@ mod tests {
             p.after_throttling(Duration::from_secs(5)),
             Duration::from_secs(10)
         );
-        let env = |k: &str| (k == POLL_INTERVAL_VAR).then(|| "20ms".to_string());
-        let t = PollPolicy::from_settings(None, &env).unwrap();
-        assert_eq!(t.min, Duration::from_millis(20));
-        assert_eq!(t.max, Duration::from_millis(20));
-        assert_eq!(t, PollPolicy::every(Duration::from_millis(20)));
-        let f = PollPolicy::from_settings(Some("30s"), &env).unwrap();
         assert_eq!(
-            (f.min, f.max),
-            (Duration::from_secs(30), Duration::from_secs(30))
-        );
-        assert_eq!(PollPolicy::from_settings(None, &|_| None).unwrap(), p);
-        let e = PollPolicy::from_settings(Some("0"), &env).unwrap_err();
-        assert!(
-            e.message.starts_with("--poll-interval: must be more"),
-            "{e}"
-        );
-        let bad = |k: &str| (k == POLL_INTERVAL_VAR).then(|| "often".to_string());
-        let e = PollPolicy::from_settings(None, &bad).unwrap_err();
-        assert!(
-            e.message.starts_with("SAGETRAIN_POLL_INTERVAL: `often`"),
-            "{e}"
+            PollPolicy::every(Duration::from_millis(20)),
+            PollPolicy { min: Duration::from_millis(20), max: Duration::from_millis(20) }
         );
     }
 

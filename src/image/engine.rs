@@ -212,7 +212,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
         let e = fake_engine(dir.path(), script);
-        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0, &|_| None);
+        let ui = Ui::new(crate::ui::Format::Text, true, 0, &|_| None);
         (dir, e, ui)
     }
 

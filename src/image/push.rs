@@ -560,7 +560,7 @@ mod tests {
             &[testdata::layer("a", 5000, 1), testdata::layer("b", 7000, 2)],
         );
         let img = archive::read(&p).unwrap();
-        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0, &|_| None);
+        let ui = Ui::new(crate::ui::Format::Text, true, 0, &|_| None);
         let (config, layers) = plan(&ui, &img, Some(&cache), dir.path()).await.unwrap();
         assert_eq!(config.digest, sha256_hex(&img.config));
         assert!(layers.iter().all(|l| matches!(l.source, Source::File(_))));
@@ -595,7 +595,7 @@ mod tests {
         let p = dir.path().join("img.tar");
         testdata::oci(&p, "amd64", &[testdata::layer("a", 5000, 1)], false);
         let img = archive::read(&p).unwrap();
-        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0, &|_| None);
+        let ui = Ui::new(crate::ui::Format::Text, true, 0, &|_| None);
         let (_, layers) = plan(&ui, &img, None, dir.path()).await.unwrap();
         assert!(matches!(layers[0].source, Source::Member(_)));
         assert_eq!(

@@ -243,7 +243,7 @@ mod tests {
     fn the_launcher_is_part_of_the_digest() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("train.py"), "print(1)\n").unwrap();
-        let ui = Ui::new(crate::cli::OutputFormat::Text, true, 0, &|_| None);
+        let ui = Ui::new(crate::ui::Format::Text, true, 0, &|_| None);
         let cache = tempfile::tempdir().unwrap();
         let home = cache.path().to_string_lossy().to_string();
         let env = move |k: &str| (k == "XDG_CACHE_HOME").then(|| home.clone());

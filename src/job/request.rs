@@ -557,7 +557,7 @@ pub(crate) mod tests {
     }
 
     fn spec(args: TrainArgs) -> JobSpec {
-        let g = crate::cli::GlobalArgs {
+        let g = crate::aws::connection::ConnectionArgs {
             region: Some("eu-west-1".into()),
             ..Default::default()
         };

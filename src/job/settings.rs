@@ -12,11 +12,11 @@
 //! destructure their input without `..`, so a setting added here is a compile error there until
 //! it is placed and checked. Adding a setting is one entry here, its rule, and its place.
 
-use crate::cli::GlobalArgs;
+use crate::aws::connection::{Connection, ConnectionArgs};
 use crate::config::layer::{
-    FromJob, Int, Kind, List, MapSetting, NoSwitch, Secs, Setting, Shorthand, Switch, Text,
+    declare, EntryProblem, FromJob, Int, List, NoSwitch, Secs, Switch, Text,
 };
-use crate::config::{Connection, LoadedFile, Source, Val, Violation, CONNECTION_KEYS};
+use crate::config::{LoadedFile, Source, Val, Violation};
 use crate::error::{Error, Result};
 use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
 use std::collections::{BTreeMap, HashMap};
@@ -36,256 +36,6 @@ pub const DATA: &str = "Data";
 pub const JOB: &str = "Job";
 pub const NETWORK: &str = "Network and encryption";
 
-/// What `sagetrain init`, the docs and the tests know of a scalar setting.
-#[derive(Debug, Clone)]
-pub struct Meta {
-    pub key: &'static str,
-    pub flag: &'static str,
-    pub env: &'static [&'static str],
-    pub in_file: bool,
-    pub default: Option<&'static str>,
-    pub example: &'static str,
-    pub help: &'static str,
-    pub section: &'static str,
-    /// `None` when `--from` copies it; otherwise why not.
-    pub not_copied: Option<&'static str>,
-}
-
-/// What `sagetrain init`, the docs and the tests know of a map setting.
-#[derive(Debug, Clone)]
-pub struct MapMeta {
-    pub key: &'static str,
-    /// Given in the file as a field of another section's table entries: (section, field).
-    pub in_tables_of: Option<(&'static str, &'static str)>,
-    pub flag: &'static str,
-    pub example: &'static [(&'static str, &'static str)],
-    pub help: &'static str,
-    pub not_copied: Option<&'static str>,
-}
-
-fn not_copied<V, J>(f: &FromJob<V, J>) -> Option<&'static str> {
-    match f {
-        FromJob::Copy { .. } => None,
-        FromJob::NotCopied(why) => Some(why),
-    }
-}
-
-macro_rules! declare {
-    (
-        scalars {
-            $(
-                $(#[doc = $doc:literal])*
-                $field:ident : $raw:ty = $kind:ident [$($clap:tt)*] {
-                    flag: $flag:literal,
-                    section: $section:expr,
-                    $($prop:ident : $val:expr),* $(,)?
-                }
-            )*
-        }
-        maps {
-            $(
-                $(#[doc = $mdoc:literal])*
-                $mfield:ident [$($mclap:tt)*] {
-                    flag: $mflag:literal,
-                    section: $msection:expr,
-                    $($mprop:ident : $mval:expr),* $(,)?
-                }
-            )*
-        }
-        shorthands {
-            $(
-                $(#[doc = $sdoc:literal])*
-                $sfield:ident => $smap:ident [$skey:literal] [$($sclap:tt)*] {
-                    flag: $sflag:literal,
-                    section: $ssection:expr $(,)?
-                }
-            )*
-        }
-    ) => {
-        /// The flags of `train`, `config` and `doctor`: one per declared setting, plus the modes.
-        #[derive(Debug, Clone, Default, clap::Args)]
-        pub struct TrainArgs {
-            $(
-                $(#[doc = $doc])*
-                #[arg($($clap)*, help_heading = $section)]
-                pub $field: $raw,
-            )*
-            $(
-                $(#[doc = $sdoc])*
-                #[arg($($sclap)*, help_heading = $ssection)]
-                pub $sfield: Option<String>,
-            )*
-            $(
-                $(#[doc = $mdoc])*
-                #[arg($($mclap)*, help_heading = $msection)]
-                pub $mfield: Vec<String>,
-            )*
-            /// Follow symbolic links in local data folders (by default they are skipped)
-            #[arg(long, help_heading = DATA)]
-            pub follow_symlinks: bool,
-            /// Upload files that look like AWS credentials instead of refusing
-            #[arg(long, help_heading = DATA)]
-            pub allow_credentials_files: bool,
-            /// Resolve and check everything, print the CreateTrainingJob request as JSON, create nothing
-            #[arg(long)]
-            pub dry_run: bool,
-            /// Make no network call; every value that needs a lookup must be given
-            #[arg(long)]
-            pub offline: bool,
-        }
-
-        /// Every `train` setting, layered, each value with its source. `None` is "not set"
-        /// (a setting with a default is always set).
-        #[derive(Debug, Clone, Default)]
-        pub struct TrainSettings {
-            pub config_path: Option<PathBuf>,
-            pub connection: Connection,
-            $( pub $field: Option<Val<<$kind as crate::config::layer::Kind>::Value>>, )*
-            $( pub $mfield: BTreeMap<String, Val<String>>, )*
-            pub dry_run: bool,
-            pub offline: bool,
-        }
-
-        /// The declarations.
-        #[allow(non_upper_case_globals)]
-        pub mod def {
-            use super::*;
-            $(
-                pub const $field: Setting<$kind, Described> = Setting {
-                    key: stringify!($field),
-                    flag: $flag,
-                    help: concat!($($doc),*),
-                    $($prop: $val,)*
-                    ..Setting::DEFAULTS
-                };
-            )*
-            $(
-                pub const $mfield: MapSetting<Described> = MapSetting {
-                    key: stringify!($mfield),
-                    flag: $mflag,
-                    help: concat!($($mdoc),*),
-                    $($mprop: $mval,)*
-                    ..MapSetting::DEFAULTS
-                };
-            )*
-        }
-
-        /// The flags that set one key of a map.
-        pub const SHORTHANDS: &[Shorthand] = &[
-            $( Shorthand { flag: $sflag, map: stringify!($smap), key: $skey }, )*
-        ];
-
-        /// The scalar settings, in declaration order.
-        pub fn scalars() -> Vec<Meta> {
-            vec![$(
-                Meta {
-                    key: def::$field.key,
-                    flag: def::$field.flag,
-                    env: def::$field.env,
-                    in_file: def::$field.in_file,
-                    default: def::$field.default,
-                    example: def::$field.example,
-                    help: def::$field.help.trim(),
-                    section: $section,
-                    not_copied: not_copied(&def::$field.from_job),
-                },
-            )*]
-        }
-
-        /// The map settings, in declaration order.
-        pub fn maps() -> Vec<MapMeta> {
-            vec![$(
-                MapMeta {
-                    key: def::$mfield.key,
-                    in_tables_of: def::$mfield.in_tables_of,
-                    flag: def::$mfield.flag,
-                    example: def::$mfield.example,
-                    help: def::$mfield.help.trim(),
-                    not_copied: not_copied(&def::$mfield.from_job),
-                },
-            )*]
-        }
-
-        impl TrainSettings {
-            /// Layer flags over environment over file over defaults. No network.
-            pub fn layer(
-                global: &GlobalArgs,
-                args: &TrainArgs,
-                env: &dyn Fn(&str) -> Option<String>,
-                file: Option<&LoadedFile>,
-            ) -> std::result::Result<TrainSettings, Vec<Violation>> {
-                let mut v = Vec::new();
-                let connection = Connection::layer(global, env, file).unwrap_or_else(|e| {
-                    v.extend(e);
-                    Connection::default()
-                });
-                let shorthands: Vec<(&'static str, &'static str, &'static str, Option<String>)> =
-                    vec![$( (stringify!($smap), $sflag, $skey, args.$sfield.clone()), )*];
-                let for_map = |map: &str| -> Vec<(&'static str, &'static str, Option<String>)> {
-                    shorthands
-                        .iter()
-                        .filter(|s| s.0 == map)
-                        .map(|s| (s.1, s.2, s.3.clone()))
-                        .collect()
-                };
-                let s = TrainSettings {
-                    config_path: file.map(|f| f.path.clone()),
-                    connection,
-                    $( $field: def::$field.layer(&args.$field, env, file, &mut v), )*
-                    $( $mfield: def::$mfield.layer(&args.$mfield, &for_map(stringify!($mfield)), file, &mut v), )*
-                    dry_run: args.dry_run,
-                    offline: args.offline,
-                };
-                if v.is_empty() { Ok(s) } else { Err(v) }
-            }
-
-            /// Every effective setting as (name, value, source) rows, for `sagetrain config`
-            /// and `-v`.
-            pub fn rows(&self) -> Vec<crate::config::layer::Row> {
-                let mut rows = self.connection.rows();
-                $( rows.push(def::$field.row(&self.$field)); )*
-                $( rows.extend(def::$mfield.rows(&self.$mfield)); )*
-                rows
-            }
-
-            /// Put an earlier job's settings under the flags (`train --from`).
-            pub fn apply_job(&mut self, job_name: &str, job: &Described) {
-                $( def::$field.apply_job(&mut self.$field, job_name, job); )*
-                $( def::$mfield.apply_job(&mut self.$mfield, job_name, job); )*
-            }
-        }
-
-        /// Check a config file against the declarations: unknown keys and wrong types are
-        /// errors naming the file, the line and the key.
-        pub fn check_file(f: &LoadedFile) -> Result<()> {
-            let mut problems = Vec::new();
-            for (key, value) in &f.table {
-                let checked = match key.as_str() {
-                    k if CONNECTION_KEYS.contains(&k) => Text::from_toml(value).map(|_| ()),
-                    $( stringify!($field) if def::$field.in_file => def::$field.check_toml(value), )*
-                    $( stringify!($mfield) => def::$mfield.check_toml(value), )*
-                    // `sagetrain tune`'s own table, with its own check.
-                    "tune" => crate::job::tune::check_toml(value),
-                    _ => Err(format!(
-                        "unknown key `{key}`; the README's configuration reference lists every key"
-                    )),
-                };
-                if let Err(rule) = checked {
-                    problems.push(format!("{}: `{key}` {rule}", f.location(None, key)));
-                }
-            }
-            if problems.is_empty() {
-                return Ok(());
-            }
-            let mut e = Error::usage(problems.remove(0)).with_hint(
-                "fix the file; the README's configuration reference lists every key and its type",
-            );
-            e.details = problems;
-            Err(e)
-        }
-    };
-}
-
 fn map_of(m: Option<&HashMap<String, String>>) -> Option<BTreeMap<String, String>> {
     m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
@@ -300,19 +50,40 @@ pub fn default_checkpoint(output_path: &str, job_name: &str) -> String {
 }
 
 declare! {
+    /// The flags of `train`, `config` and `doctor`: one per declared setting, plus the modes.
+    args TrainArgs {
+        /// Follow symbolic links in local data folders (by default they are skipped)
+        #[arg(long, help_heading = DATA)]
+        pub follow_symlinks: bool,
+        /// Upload files that look like AWS credentials instead of refusing
+        #[arg(long, help_heading = DATA)]
+        pub allow_credentials_files: bool,
+        /// Resolve and check everything, print the CreateTrainingJob request as JSON, create nothing
+        #[arg(long)]
+        pub dry_run: bool,
+        /// Make no network call; every value that needs a lookup must be given
+        #[arg(long)]
+        pub offline: bool,
+    }
+    /// Every `train` setting, layered, each value with its source. `None` is "not set"
+    /// (a setting with a default is always set).
+    settings TrainSettings {
+        pub config_path: Option<PathBuf>,
+        pub connection: Connection,
+        pub dry_run: bool,
+        pub offline: bool,
+    }
+    job Described;
+    file_section None;
     scalars {
         /// Execution role SageMaker assumes: ARN or role name [env: SAGEMAKER_ROLE]
-        role: Option<String> = Text [long = "role", value_name = "ROLE"] {
-            flag: "--role",
-            section: TRAINING,
+        role: Option<String> = Text [long = "role", value_name = "ROLE"] in TRAINING {
             env: &["SAGEMAKER_ROLE"],
             example: "\"SageMakerExecutionRole-unet\"",
             from_job: FromJob::Copy { field: "RoleArn", read: |j| j.job.role_arn().map(str::to_string) },
         }
         /// Image: a full URI, or repo[:tag] / repo@sha256:... in your account's ECR [env: SAGETRAIN_IMAGE]
-        image: Option<String> = Text [long = "image", value_name = "IMAGE"] {
-            flag: "--image",
-            section: TRAINING,
+        image: Option<String> = Text [long = "image", value_name = "IMAGE"] in TRAINING {
             env: &["SAGETRAIN_IMAGE"],
             example: "\"unet-vessels:latest\"",
             from_job: FromJob::Copy {
@@ -321,17 +92,13 @@ declare! {
             },
         }
         /// Do not pin the job to the image digest resolved from the tag
-        pin_digest: bool = NoSwitch [long = "no-pin-digest"] {
-            flag: "--no-pin-digest",
-            section: TRAINING,
+        pin_digest: bool = NoSwitch [long = "no-pin-digest"] in TRAINING {
             default: Some("true"),
             example: "false",
             from_job: FromJob::NotCopied("the job's image is already what it ran, pinned if it was"),
         }
         /// Instance type [default: ml.g5.xlarge]
-        instance_type: Option<String> = Text [long = "instance-type", value_name = "TYPE"] {
-            flag: "--instance-type",
-            section: RESOURCES,
+        instance_type: Option<String> = Text [long = "instance-type", value_name = "TYPE"] in RESOURCES {
             default: Some("ml.g5.xlarge"),
             example: "\"ml.p3.2xlarge\"",
             from_job: FromJob::Copy {
@@ -340,9 +107,7 @@ declare! {
             },
         }
         /// Number of instances [default: 1]
-        instance_count: Option<String> = Int [long = "instance-count", value_name = "N"] {
-            flag: "--instance-count",
-            section: RESOURCES,
+        instance_count: Option<String> = Int [long = "instance-count", value_name = "N"] in RESOURCES {
             default: Some("1"),
             example: "2",
             from_job: FromJob::Copy {
@@ -351,9 +116,7 @@ declare! {
             },
         }
         /// Volume size in GB [default: 30]
-        volume_size: Option<String> = Int [long = "volume-size", value_name = "GB"] {
-            flag: "--volume-size",
-            section: RESOURCES,
+        volume_size: Option<String> = Int [long = "volume-size", value_name = "GB"] in RESOURCES {
             default: Some("30"),
             example: "50",
             from_job: FromJob::Copy {
@@ -362,9 +125,7 @@ declare! {
             },
         }
         /// Longest the job may run: 90m, 24h, 3600 [default: 24h]
-        max_run: Option<String> = Secs [long = "max-run", value_name = "DURATION"] {
-            flag: "--max-run",
-            section: RESOURCES,
+        max_run: Option<String> = Secs [long = "max-run", value_name = "DURATION"] in RESOURCES {
             default: Some("24h"),
             example: "\"12h\"",
             from_job: FromJob::Copy {
@@ -373,9 +134,7 @@ declare! {
             },
         }
         /// Use managed spot training
-        spot: bool = Switch [long = "spot"] {
-            flag: "--spot",
-            section: RESOURCES,
+        spot: bool = Switch [long = "spot"] in RESOURCES {
             default: Some("false"),
             example: "true",
             from_job: FromJob::Copy {
@@ -384,9 +143,7 @@ declare! {
             },
         }
         /// Longest to wait for spot capacity plus run time (spot only; >= --max-run)
-        max_wait: Option<String> = Secs [long = "max-wait", value_name = "DURATION"] {
-            flag: "--max-wait",
-            section: RESOURCES,
+        max_wait: Option<String> = Secs [long = "max-wait", value_name = "DURATION"] in RESOURCES {
             example: "\"36h\"",
             from_job: FromJob::Copy {
                 field: "StoppingCondition.MaxWaitTimeInSeconds",
@@ -398,9 +155,7 @@ declare! {
             },
         }
         /// Where the model goes [default: s3://sagemaker-REGION-ACCOUNT/sagetrain/]
-        output_path: Option<String> = Text [long = "output-path", value_name = "S3URI"] {
-            flag: "--output-path",
-            section: DATA,
+        output_path: Option<String> = Text [long = "output-path", value_name = "S3URI"] in DATA {
             example: "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/\"",
             from_job: FromJob::Copy {
                 field: "OutputDataConfig.S3OutputPath",
@@ -408,9 +163,7 @@ declare! {
             },
         }
         /// Where checkpoints are synced (spot resume)
-        checkpoint_s3: Option<String> = Text [long = "checkpoint-s3", value_name = "S3URI"] {
-            flag: "--checkpoint-s3",
-            section: DATA,
+        checkpoint_s3: Option<String> = Text [long = "checkpoint-s3", value_name = "S3URI"] in DATA {
             example: "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/checkpoints/\"",
             // The old job's default location (under its own name) is not copied: the new job
             // gets its own, rather than resuming from the old job's checkpoints.
@@ -429,24 +182,18 @@ declare! {
             },
         }
         /// Job name, used as is
-        name: Option<String> = Text [long = "name", value_name = "NAME", conflicts_with = "base_name"] {
-            flag: "--name",
-            section: JOB,
+        name: Option<String> = Text [long = "name", value_name = "NAME", conflicts_with = "base_name"] in JOB {
             in_file: false,
             example: "\"unet-vessels-1\"",
             from_job: FromJob::NotCopied("a new job needs a new name"),
         }
         /// Job name prefix, followed by a UTC timestamp [default: the image repository's name]
-        base_name: Option<String> = Text [long = "base-name", value_name = "BASE"] {
-            flag: "--base-name",
-            section: JOB,
+        base_name: Option<String> = Text [long = "base-name", value_name = "BASE"] in JOB {
             example: "\"unet-vessels\"",
             from_job: FromJob::NotCopied("the new name is generated from this project's base name"),
         }
         /// KMS key for the output and the volume
-        kms_key: Option<String> = Text [long = "kms-key", value_name = "ID"] {
-            flag: "--kms-key",
-            section: NETWORK,
+        kms_key: Option<String> = Text [long = "kms-key", value_name = "ID"] in NETWORK {
             example: "\"arn:aws:kms:REGION:ACCOUNT:key/KEY-ID\"",
             from_job: FromJob::Copy {
                 field: "OutputDataConfig.KmsKeyId",
@@ -454,9 +201,7 @@ declare! {
             },
         }
         /// Run the container without network access
-        network_isolation: bool = Switch [long = "network-isolation"] {
-            flag: "--network-isolation",
-            section: NETWORK,
+        network_isolation: bool = Switch [long = "network-isolation"] in NETWORK {
             default: Some("false"),
             example: "true",
             from_job: FromJob::Copy {
@@ -465,9 +210,7 @@ declare! {
             },
         }
         /// VPC subnet (repeatable)
-        subnets: Vec<String> = List [long = "subnet", value_name = "ID"] {
-            flag: "--subnet",
-            section: NETWORK,
+        subnets: Vec<String> = List [long = "subnet", value_name = "ID"] in NETWORK {
             example: "[\"subnet-0123456789abcdef0\"]",
             from_job: FromJob::Copy {
                 field: "VpcConfig.Subnets",
@@ -475,9 +218,7 @@ declare! {
             },
         }
         /// VPC security group (repeatable)
-        security_groups: Vec<String> = List [long = "security-group", value_name = "ID"] {
-            flag: "--security-group",
-            section: NETWORK,
+        security_groups: Vec<String> = List [long = "security-group", value_name = "ID"] in NETWORK {
             example: "[\"sg-0123456789abcdef0\"]",
             from_job: FromJob::Copy {
                 field: "VpcConfig.SecurityGroupIds",
@@ -485,9 +226,7 @@ declare! {
             },
         }
         /// Run the code in this folder inside the image (uploaded as the channel `code`) [env: SAGETRAIN_SOURCE]
-        source: Option<String> = Text [long = "source", value_name = "DIR"] {
-            flag: "--source",
-            section: TRAINING,
+        source: Option<String> = Text [long = "source", value_name = "DIR"] in TRAINING {
             env: &["SAGETRAIN_SOURCE"],
             example: "\"src\"",
             from_job: FromJob::Copy {
@@ -496,9 +235,7 @@ declare! {
             },
         }
         /// The script --source runs, relative to its folder [default: train.py]
-        entry: Option<String> = Text [long = "entry", value_name = "FILE"] {
-            flag: "--entry",
-            section: TRAINING,
+        entry: Option<String> = Text [long = "entry", value_name = "FILE"] in TRAINING {
             default: Some("train.py"),
             example: "\"main.py\"",
             from_job: FromJob::Copy {
@@ -507,9 +244,7 @@ declare! {
             },
         }
         /// Keep the instances this long after the job for the next one (warm pool): 30m, 1h (at most 1h)
-        keep_alive: Option<String> = Secs [long = "keep-alive", value_name = "DURATION"] {
-            flag: "--keep-alive",
-            section: RESOURCES,
+        keep_alive: Option<String> = Secs [long = "keep-alive", value_name = "DURATION"] in RESOURCES {
             example: "\"30m\"",
             from_job: FromJob::Copy {
                 field: "ResourceConfig.KeepAlivePeriodInSeconds",
@@ -520,9 +255,7 @@ declare! {
             },
         }
         /// SageMaker's own retries of the job after an internal error (1-30)
-        retries: Option<String> = Int [long = "retries", value_name = "N"] {
-            flag: "--retries",
-            section: RESOURCES,
+        retries: Option<String> = Int [long = "retries", value_name = "N"] in RESOURCES {
             example: "3",
             from_job: FromJob::Copy {
                 field: "RetryStrategy.MaximumRetryAttempts",
@@ -530,9 +263,7 @@ declare! {
             },
         }
         /// How channels reach the container: file, fastfile or pipe [default: file]
-        input_mode: Option<String> = Text [long = "input-mode", value_name = "MODE"] {
-            flag: "--input-mode",
-            section: DATA,
+        input_mode: Option<String> = Text [long = "input-mode", value_name = "MODE"] in DATA {
             example: "\"fastfile\"",
             from_job: FromJob::Copy {
                 field: "AlgorithmSpecification.TrainingInputMode",
@@ -545,17 +276,13 @@ declare! {
     }
     maps {
         /// A hyperparameter, sent as its plain string (repeatable)
-        hyperparameters [short = 'H', long = "hyperparameter", value_name = "KEY=VALUE"] {
-            flag: "--hyperparameter",
-            section: TRAINING,
+        hyperparameters = Text [long = "hyperparameter", short = 'H', value_name = "KEY=VALUE"] in TRAINING {
             scalars: true,
             example: &[("epochs", "50"), ("batch_size", "8"), ("learning_rate", "0.0001")],
             from_job: FromJob::Copy { field: "HyperParameters", read: |j| map_of(j.job.hyper_parameters()) },
         }
         /// An input channel: an S3 prefix, or a local folder uploaded first (repeatable)
-        channels [long = "channel", value_name = "NAME=S3URI|DIR"] {
-            flag: "--channel",
-            section: DATA,
+        channels = Text [long = "channel", value_name = "NAME=S3URI|DIR"] in DATA {
             scalars: false,
             example: &[
                 ("train", "\"s3://sagemaker-REGION-ACCOUNT/sagetrain/data/train/\""),
@@ -577,17 +304,13 @@ declare! {
             },
         }
         /// A container environment variable (repeatable)
-        environment [long = "env", value_name = "KEY=VALUE"] {
-            flag: "--env",
-            section: JOB,
+        environment = Text [long = "env", value_name = "KEY=VALUE"] in JOB {
             scalars: false,
             example: &[("OMP_NUM_THREADS", "\"4\"")],
             from_job: FromJob::Copy { field: "Environment", read: |j| map_of(j.job.environment()) },
         }
         /// A job tag (repeatable)
-        tags [long = "tag", value_name = "KEY=VALUE"] {
-            flag: "--tag",
-            section: JOB,
+        tags = Text [long = "tag", value_name = "KEY=VALUE"] in JOB {
             scalars: false,
             example: &[("project", "\"vessel-segmentation\"")],
             // Tags under `aws:` and `sagetrain:` belong to AWS and to one submission.
@@ -608,9 +331,7 @@ declare! {
             },
         }
         /// A metric parsed from the logs (repeatable)
-        metrics [long = "metric", value_name = "NAME=REGEX"] {
-            flag: "--metric",
-            section: TRAINING,
+        metrics = Text [long = "metric", value_name = "NAME=REGEX"] in TRAINING {
             scalars: false,
             example: &[("val_dice", "\"val_dice=([0-9.eE+-]+)\"")],
             from_job: FromJob::Copy {
@@ -633,9 +354,7 @@ declare! {
             },
         }
         /// A channel's input mode, over --input-mode: file, fastfile or pipe (repeatable)
-        channel_input_modes [long = "channel-input-mode", value_name = "NAME=MODE"] {
-            flag: "--channel-input-mode",
-            section: DATA,
+        channel_input_modes = Text [long = "channel-input-mode", value_name = "NAME=MODE"] in DATA {
             example: &[("train", "\"fastfile\"")],
             in_tables_of: Some(("channels", "input_mode")),
             from_job: FromJob::Copy {
@@ -657,21 +376,90 @@ declare! {
     }
     shorthands {
         /// The `epochs` hyperparameter
-        epochs => hyperparameters["epochs"] [long = "epochs", value_name = "N"] {
-            flag: "--epochs",
-            section: TRAINING,
-        }
+        epochs => hyperparameters["epochs"] [long = "epochs", value_name = "N"] in TRAINING;
         /// Shorthand for --channel train=S3URI|DIR
-        train => channels["train"] [long = "train", value_name = "S3URI|DIR"] {
-            flag: "--train",
-            section: DATA,
-        }
+        train => channels["train"] [long = "train", value_name = "S3URI|DIR"] in DATA;
         /// Shorthand for --channel validation=S3URI|DIR
-        validation => channels["validation"] [long = "validation", value_name = "S3URI|DIR"] {
-            flag: "--validation",
-            section: DATA,
+        validation => channels["validation"] [long = "validation", value_name = "S3URI|DIR"] in DATA;
+    }
+}
+
+impl TrainSettings {
+    /// Layer flags over environment over file over defaults: the connection, then every
+    /// declared setting. No network.
+    pub fn layer(
+        connection: &ConnectionArgs,
+        args: &TrainArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: Option<&LoadedFile>,
+    ) -> std::result::Result<TrainSettings, Vec<Violation>> {
+        let mut v = Vec::new();
+        let connection = Connection::layered(connection, env, file).unwrap_or_else(|e| {
+            v.extend(e);
+            Connection::default()
+        });
+        let mut s = TrainSettings {
+            config_path: file.map(|f| f.path.clone()),
+            connection,
+            dry_run: args.dry_run,
+            offline: args.offline,
+            ..Default::default()
+        };
+        s.layer_declared(args, env, file, &mut v);
+        if v.is_empty() {
+            Ok(s)
+        } else {
+            Err(v)
         }
     }
+
+    /// Every effective setting as (name, value, source) rows, for `sagetrain config` and `-v`.
+    pub fn rows(&self) -> Vec<crate::config::layer::Row> {
+        let mut rows = self.connection.declared_rows();
+        rows.extend(self.declared_rows());
+        rows
+    }
+}
+
+/// Check a config file against the declarations of every group it may hold (the connection
+/// and `train` at the top level, `tune` in its `[tune]` section): unknown keys and wrong types
+/// are errors naming the file, the line and the key.
+pub fn check_file(f: &LoadedFile) -> Result<()> {
+    let mut problems = Vec::new();
+    for (key, value) in &f.table {
+        let checked = crate::aws::connection::check_key(key, value)
+            .or_else(|| check_key(key, value))
+            .or_else(|| {
+                (key == crate::job::tune::settings::SECTION).then(|| {
+                    crate::job::tune::settings::check_section(value).map_err(|r| vec![(None, r)])
+                })
+            })
+            .unwrap_or_else(|| {
+                Err(vec![(
+                    None,
+                    format!(
+                        "unknown key `{key}`; the README's configuration reference lists every key"
+                    ),
+                )])
+            });
+        if let Err(p) = checked {
+            // A map's first problem, as one line.
+            let (entry, rule): &EntryProblem = &p[0];
+            let rule = match entry {
+                Some(e) => format!("{e}: {rule}"),
+                None => rule.clone(),
+            };
+            problems.push(format!("{}: `{key}` {rule}", f.location(None, key)));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut e = Error::usage(problems.remove(0)).with_hint(
+        "fix the file; the README's configuration reference lists every key and its type",
+    );
+    e.details = problems;
+    Err(e)
 }
 
 /// A config file, read and checked against the declarations.
@@ -701,8 +489,8 @@ mod tests {
         move |k| m.get(k).cloned()
     }
 
-    fn global() -> GlobalArgs {
-        GlobalArgs::default()
+    fn global() -> ConnectionArgs {
+        ConnectionArgs::default()
     }
 
     fn file(text: &str) -> LoadedFile {
@@ -916,54 +704,6 @@ mod tests {
         }
     }
 
-    /// Every flag a source names (`Source::Flag`) exists in the clap command of `train`.
-    #[test]
-    fn every_declared_flag_is_a_flag_of_train() {
-        use clap::CommandFactory;
-        let cli = crate::cli::Cli::command();
-        let train = cli.find_subcommand("train").unwrap();
-        let longs: Vec<String> = train
-            .get_arguments()
-            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
-            .collect();
-        let mut declared: Vec<&str> = scalars().iter().map(|m| m.flag).collect();
-        declared.extend(maps().iter().map(|m| m.flag));
-        declared.extend(SHORTHANDS.iter().map(|s| s.flag));
-        for flag in declared {
-            assert!(
-                longs.iter().any(|l| l == flag),
-                "{flag} is not a flag of train: {longs:?}"
-            );
-        }
-        // The help of a setting read from the environment names its variables.
-        for m in scalars().iter().filter(|m| !m.env.is_empty()) {
-            for var in m.env {
-                assert!(
-                    m.help.contains(var),
-                    "the help of {} does not name {var}",
-                    m.key
-                );
-            }
-        }
-        // And each flag, given, is the source of its setting.
-        for m in scalars() {
-            let mut argv = vec!["sagetrain", "config", m.flag];
-            let value = match m.key {
-                "pin_digest" | "spot" | "network_isolation" => None,
-                "instance_count" | "volume_size" | "retries" => Some("3"),
-                "max_run" | "max_wait" | "keep_alive" => Some("2h"),
-                _ => Some("x"),
-            };
-            argv.extend(value);
-            let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(&argv).unwrap();
-            let crate::cli::Command::Config(args) = cli.command else {
-                panic!()
-            };
-            let s = TrainSettings::layer(&global(), &args, &env_of(&[]), None).unwrap();
-            let row = s.rows().into_iter().find(|r| r.name == m.key).unwrap();
-            assert_eq!(row.source, Some(Source::Flag(m.flag)), "{}", m.key);
-        }
-    }
     /// `--from`: flags > the job > environment > file (the tests of `from_job` read a job).
     #[test]
     fn flags_beat_the_job_which_beats_env_and_file() {

@@ -4,8 +4,9 @@
 //! proved. No I/O here but checking that local data folders exist: `--dry-run`, `train` and
 //! the tests all go through these functions.
 
+use crate::aws::connection::Connection;
 pub use crate::config::{violations_error, Violation};
-use crate::config::{Connection, Source, Val};
+use crate::config::{Source, Val};
 use crate::job::settings::TrainSettings;
 use crate::refs::{
     channel_location, is_channel_name, ChannelLocation, ImageRef, ImageVersion, S3Uri,
@@ -832,12 +833,13 @@ pub fn training_instance_types() -> &'static [&'static str] {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::cli::{GlobalArgs, TrainArgs};
+    use crate::aws::connection::ConnectionArgs;
+    use crate::job::settings::TrainArgs;
     use crate::job::settings::TrainSettings;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn settings(args: TrainArgs) -> TrainSettings {
-        let g = GlobalArgs {
+        let g = ConnectionArgs {
             region: Some("eu-west-1".into()),
             ..Default::default()
         };
@@ -1107,8 +1109,8 @@ mod ascii_pattern_tests {
         assert!(ROLE_ARN.is_match("arn:aws:iam::111122223333:role/service-role/R"));
         assert!(!ROLE_ARN.is_match("arn:aws:iam::١١١١٢٢٢٢٣٣٣٣:role/R"));
         assert!(
-            crate::config::check_region("eu-west-1").is_ok()
-                && crate::config::check_region("eu-west-١").is_err()
+            crate::aws::connection::check_region("eu-west-1").is_ok()
+                && crate::aws::connection::check_region("eu-west-١").is_err()
         );
     }
 }

@@ -3,14 +3,21 @@
 
 pub mod progress;
 
-use crate::cli::OutputFormat;
 use crate::secrets::redact;
 use std::io::{IsTerminal, Write};
+
+/// The form of the results on stdout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
 
 #[derive(Debug, Clone)]
 pub struct Ui {
     #[allow(dead_code)] // the commands read the format from the global flags
-    pub format: OutputFormat,
+    pub format: Format,
     pub quiet: bool,
     pub verbose: u8,
     pub color: bool,
@@ -20,7 +27,7 @@ pub struct Ui {
 impl Ui {
     /// The output settings; `env` is read for `NO_COLOR`.
     pub fn new(
-        format: OutputFormat,
+        format: Format,
         quiet: bool,
         verbose: u8,
         env: &dyn Fn(&str) -> Option<String>,

@@ -212,6 +212,44 @@ fn config_file_values_flags_and_env_layer_and_config_shows_sources() {
         "{}",
         r.stdout
     );
+
+    // Every other command's settings too: tune's, the time limits, polling, uploads.
+    sb.write(
+        "project/sagetrain.toml",
+        &format!(
+            "region = \"eu-west-1\"\nimage = \"{IMAGE}\"\n[tune]\nmax_jobs = 20\n[tune.ranges]\nbatch_size = [8, 16]\n"
+        ),
+    );
+    sb.set("SAGETRAIN_UPLOAD_CONCURRENCY", "4");
+    let c = sb
+        .run(&[
+            "config",
+            "--range",
+            "lr=1e-5..1e-2:log",
+            "--poll-interval",
+            "2s",
+            "--deadline",
+            "10m",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    let s = &c["settings"];
+    assert_eq!(s["tune.ranges.lr"]["source"], "flag --range");
+    assert_eq!(s["tune.ranges.batch_size"]["value"], "8,16");
+    assert!(s["tune.max_jobs"]["source"]
+        .as_str()
+        .unwrap()
+        .starts_with("file "));
+    assert_eq!(s["tune.parallel"]["source"], "default");
+    assert_eq!(s["poll_interval"]["value"], "2s");
+    assert_eq!(s["deadline"]["source"], "flag --deadline");
+    assert_eq!(s["read_timeout"]["source"], "default");
+    assert_eq!(
+        s["upload_concurrency"]["source"],
+        "env SAGETRAIN_UPLOAD_CONCURRENCY"
+    );
 }
 
 #[test]
@@ -355,6 +393,29 @@ fn invalid_retry_settings_are_errors_not_panics() {
         r.stderr
     );
     assert!(!r.stderr.contains("panicked"));
+}
+
+/// A first run with nothing set up points to `init` and `doctor`; with a config file, the
+/// usual hint (the file is there: its values are what to fix).
+#[test]
+fn a_first_run_with_nothing_set_up_points_to_init_and_doctor() {
+    let mut sb = Sandbox::new();
+    sb.set("AWS_REGION", "eu-west-1");
+    let r = sb
+        .run(&["train", "--epochs", "50"])
+        .code(2)
+        .stderr_has("no image given")
+        .stderr_has("no sagetrain.toml was found");
+    r.stderr_has("`sagetrain init`")
+        .stderr_has("`sagetrain doctor`");
+    sb.write("sagetrain.toml", "region = \"eu-west-1\"\n");
+    let r = sb.run(&["train", "--epochs", "50"]).code(2);
+    assert!(
+        !r.stderr.contains("no sagetrain.toml was found"),
+        "{}",
+        r.stderr
+    );
+    r.stderr_has("no image given");
 }
 
 #[test]

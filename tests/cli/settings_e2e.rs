@@ -227,45 +227,87 @@ fn round_trip(omit: &[&str]) {
     );
 }
 
-/// The README's configuration reference names every declared setting and its flag.
+/// The README's configuration reference names every declared setting of every group: the key
+/// of each setting the file may hold (in its one table, once), each flag and each variable.
 #[test]
 fn the_readme_configuration_reference_names_every_declared_setting() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme.find("## Configuration reference").unwrap();
-    let table = &readme[start..];
-    let table = &table[..table[3..].find("\n## ").map_or(table.len(), |e| e + 3)];
-    for m in scalars() {
-        let key = if m.in_file {
-            format!("`{}`", m.key)
-        } else {
-            format!("`{} ", m.flag)
-        };
-        assert!(
-            table.contains(&key),
-            "the configuration reference lacks {key}"
-        );
-        assert!(
-            table.contains(&format!("`{}", m.flag)),
-            "the configuration reference lacks {}",
-            m.flag
-        );
-    }
-    for m in maps() {
-        // A map read from fields of another section's tables (per-channel input modes) has no
-        // section of its own: the table names that section, and its flag.
-        let section = match m.in_tables_of {
-            Some((sec, _)) => sec,
-            None => m.key,
-        };
-        assert!(
-            table.contains(&format!("`[{section}]`")),
-            "the configuration reference lacks [{section}]"
-        );
-        assert!(
-            table.contains(&format!("`{} ", m.flag)),
-            "the configuration reference lacks {}",
-            m.flag
-        );
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    // The table of keys: one run of rows from its header to the first line that is not a row.
+    let header = section.find("| key in `sagetrain.toml` |").unwrap();
+    let rows: Vec<&str> = section[header..]
+        .lines()
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let table = rows.join("\n");
+    let next = section[header..]
+        .lines()
+        .skip(rows.len())
+        .find(|l| !l.trim().is_empty());
+    assert!(
+        !next.is_some_and(|l| l.starts_with('|')),
+        "the configuration table is broken in two by a blank line before {next:?}"
+    );
+    let mut first_cells: Vec<&str> = rows[2..]
+        .iter()
+        .map(|r| {
+            r.split(" | ")
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("| ")
+                .trim()
+        })
+        .filter(|c| !c.is_empty() && *c != "|")
+        .collect();
+    let n = first_cells.len();
+    first_cells.sort();
+    first_cells.dedup();
+    assert_eq!(first_cells.len(), n, "a key is listed twice: {rows:#?}");
+    for (group, g) in sagetrain::groups() {
+        for m in &g.scalars {
+            if m.in_file {
+                assert!(
+                    table.contains(&format!("`{}`", m.name())),
+                    "the configuration table lacks {} ({group})",
+                    m.name()
+                );
+            }
+            if !m.flag.is_empty() {
+                assert!(
+                    section.contains(&format!("`{}", m.flag)),
+                    "the configuration reference lacks {} ({group})",
+                    m.flag
+                );
+            }
+            for var in m.env {
+                assert!(
+                    section.contains(&format!("`{var}`")),
+                    "the configuration reference lacks {var} ({group})"
+                );
+            }
+        }
+        for m in &g.maps {
+            // A map read from fields of another section's tables (per-channel input modes) has
+            // no section of its own: the table names that section, and its flag.
+            let name = match m.in_tables_of {
+                Some((sec, _)) => sec.to_string(),
+                None => m.name(),
+            };
+            assert!(
+                table.contains(&format!("`[{name}]`")),
+                "the configuration table lacks [{name}] ({group})"
+            );
+            assert!(
+                table.contains(&format!("`{} ", m.flag)),
+                "the configuration table lacks {} ({group})",
+                m.flag
+            );
+        }
+        for s in g.shorthands {
+            assert!(table.contains(&format!("`{}", s.flag)), "{}", s.flag);
+        }
     }
 }
