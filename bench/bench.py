@@ -9,6 +9,12 @@ Run by bench/run, which makes the venv and the release build. Measures, alternat
      lookups; instance metadata (IMDS) connections of every tool (a listener stands in for IMDS);
   5. bench/upload, when it exists.
 Prints one table, writes target/bench/results.json.
+
+With --rtt 80ms it measures over a far link instead: every request held that long by the counting
+proxy (which also serves ECR's layer download, so the platform check completes and is cached), it
+reports for sagetrain's first submit from a new machine, its later submits, the AWS CLI's raw call,
+and `status`, `wait` and `logs` of a finished job: wall time, requests, and the longest chain of
+requests each starting after the previous one ended. Writes target/bench/rtt.json.
 """
 
 import argparse
@@ -26,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from count_proxy import CountingProxy, overlap  # noqa: E402
+from count_proxy import CountingProxy, chain, overlap  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".bench" / "venv"
@@ -114,6 +120,22 @@ def peak_rss(cmd, env):
     return int(kb) / 1024.0, int(rc)
 
 
+def parse_rtt(text):
+    t = text.strip()
+    try:
+        if t.endswith("ms"):
+            v = float(t[:-2]) / 1000.0
+        elif t.endswith("s"):
+            v = float(t[:-1])
+        else:
+            v = float(t) / 1000.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a duration (e.g. 80ms)")
+    if v < 0 or v > 5:
+        raise argparse.ArgumentTypeError("must be between 0 and 5s")
+    return v
+
+
 def stats(values, scale=1000.0):
     v = sorted(x * scale for x in values)
     q = statistics.quantiles(v, n=4) if len(v) >= 2 else [v[0]] * 3
@@ -188,6 +210,9 @@ def main():
     ap.add_argument("--startup-runs", type=int, default=21, help="timed runs of --version and the offline dry run")
     ap.add_argument("--bin", default=str(ROOT / "target" / "release" / "sagetrain"))
     ap.add_argument("--no-sdk", action="store_true", help="skip the SageMaker Python SDK")
+    ap.add_argument("--rtt", type=parse_rtt, metavar="DURATION",
+                    help="latency mode: hold every request this long (e.g. 80ms) and measure "
+                         "wall time, requests and request chains instead of the loopback table")
     ap.add_argument("--warm-platform-cache", action="store_true",
                     help="seed sagetrain's image platform cache as a second submit finds it (the "
                          "emulator has no GetDownloadUrlForLayer, so its verdict is never cached)")
@@ -243,6 +268,9 @@ def main():
             p = reqdir / f"req-{i}.json"
             p.write_text(json.dumps(r))
             return [str(AWS), "sagemaker", "create-training-job", "--cli-input-json", f"file://{p}"]
+
+        if args.rtt is not None:
+            return latency(args, port, env, home, st_submit, cli_cmd)
 
         sdk_env = dict(env, SAGEMAKER_VALIDATE_ROLE="false")
 
@@ -378,6 +406,90 @@ def main():
     print(table(results))
     log(f"\nwritten: {OUT / 'results.json'}")
     return 0 if all(t["met"] for t in results["targets"]) else 1
+
+
+def latency(args, port, env, home, st_submit, cli_cmd):
+    """The latency mode (--rtt): each tool through the counting proxy holding every request."""
+    import shutil
+
+    proxy = CountingProxy(port, rtt=args.rtt)
+    penv = dict(env, AWS_ENDPOINT_URL=proxy.url)
+    project = Path(tempfile.mkdtemp(prefix="sagetrain-bench-project-"))
+    cache = home / ".cache" / "sagetrain"
+
+    def through_proxy(cmd, fresh=False):
+        if fresh:
+            # A new machine: no cache, no project state.
+            shutil.rmtree(cache, ignore_errors=True)
+            shutil.rmtree(project / ".sagetrain", ignore_errors=True)
+        proxy.reset()
+        el, _, rc, out, err = measured(cmd, penv, cwd=project)
+        if rc != 0:
+            sys.exit(f"{cmd[1]} through the proxy failed ({rc}):\n{out}\n{err}")
+        entries = list(proxy.log)
+        return {"wall_ms": el * 1000, "requests": len(entries), "chain": chain(entries),
+                "operations": sorted(e["op"] for e in entries)}, out
+
+    runs = {k: [] for k in ("first", "later", "aws_cli", "status", "wait", "logs")}
+    job = None
+    for i in range(-1, args.runs):
+        first, out = through_proxy(st_submit, fresh=True)
+        later, out = through_proxy(st_submit)
+        cli, _ = through_proxy(cli_cmd(1000 + i))
+        job = json.loads(out)["job_name"]
+        status, _ = through_proxy([st_submit[0], "status", job, "-o", "json"])
+        wait, _ = through_proxy([st_submit[0], "wait", job, "-o", "json"])
+        logs, _ = through_proxy([st_submit[0], "logs", job])
+        if i >= 0:
+            for k, v in (("first", first), ("later", later), ("aws_cli", cli), ("status", status),
+                         ("wait", wait), ("logs", logs)):
+                runs[k].append(v)
+            log(f"round {i + 1}/{args.runs}: first {first['wall_ms']:.0f} ms, later "
+                f"{later['wall_ms']:.0f} ms, aws cli {cli['wall_ms']:.0f} ms")
+
+    def summary(rs):
+        return {"wall_ms": stats([r["wall_ms"] / 1000 for r in rs]),
+                "requests": max(r["requests"] for r in rs),
+                "chain": max(r["chain"] for r in rs),
+                "operations": rs[-1]["operations"]}
+
+    res = {k: summary(v) for k, v in runs.items()}
+    cli_ms = res["aws_cli"]["wall_ms"]["median"]
+    for k in res:
+        res[k]["ratio"] = round(cli_ms / res[k]["wall_ms"]["median"], 2)
+    targets = [
+        {"target": "later submits: 2 requests deep", "value": res["later"]["chain"],
+         "met": res["later"]["chain"] <= 2},
+        {"target": "first submit: at most 4 requests deep", "value": res["first"]["chain"],
+         "met": res["first"]["chain"] <= 4},
+        {"target": "later submits >= 2x faster than the AWS CLI", "value": res["later"]["ratio"],
+         "met": res["later"]["ratio"] >= 2},
+    ] + [{"target": f"{k} of a finished job: 1 round", "value": res[k]["chain"],
+          "met": res[k]["chain"] == 1} for k in ("status", "wait", "logs")]
+    out = {"command": f"bench/run --rtt {args.rtt * 1000:.0f}ms", "rtt_ms": args.rtt * 1000,
+           "runs": args.runs, "results": res, "targets": targets,
+           "versions": versions(st_submit[0])}
+    (OUT / "rtt.json").write_text(json.dumps(out, indent=2) + "\n")
+    label = {"first": "sagetrain train, first submit (new machine)",
+             "later": "sagetrain train, later submits",
+             "aws_cli": "aws sagemaker create-training-job (raw)",
+             "status": "sagetrain status (finished job)",
+             "wait": "sagetrain wait (finished job)",
+             "logs": "sagetrain logs (finished job)"}
+    lines = [f"each request held {args.rtt * 1000:.0f} ms; median of {args.runs} runs (min-max)",
+             f"  {'':44} {'wall ms':>8} {'min-max':>13} {'requests':>8} {'chain':>6} {'CLI/this':>8}"]
+    for k, r in res.items():
+        w = r["wall_ms"]
+        lines.append(f"  {label[k]:44} {w['median']:8.0f} {w['min']:6.0f}-{w['max']:<6.0f} "
+                     f"{r['requests']:8} {r['chain']:6} {r['ratio']:7.2f}x")
+    for k in ("first", "later", "logs"):
+        lines.append(f"  {k}: {', '.join(res[k]['operations'])}")
+    lines.append("targets:")
+    for t in targets:
+        lines.append(f"  [{'ok' if t['met'] else 'MISSED'}] {t['target']}: {t['value']}")
+    print("\n".join(lines))
+    log(f"\nwritten: {OUT / 'rtt.json'}")
+    return 0 if all(t["met"] for t in targets) else 1
 
 
 def versions(sagetrain):

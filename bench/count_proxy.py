@@ -1,7 +1,13 @@
 """A counting HTTP/1.1 proxy for the benchmark: forwards each request to moto and records its
 operation and when it started and ended, so that the number of requests of one submit and the
-overlap of its lookups can be measured. One request per connection (Connection: close)."""
+overlap of its lookups can be measured. One request per connection (Connection: close).
 
+With a round-trip time (`rtt`, seconds) it holds every request that long before answering, as a
+far region would, and answers ECR's GetDownloadUrlForLayer itself with a URL of its own that
+serves a linux/amd64 image config (moto does not implement the operation), so that the platform
+check completes and is cached as it is on ECR; that download is held and counted too."""
+
+import json
 import socket
 import threading
 import time
@@ -55,8 +61,9 @@ def _read_request(rfile):
 class CountingProxy:
     """Start with `CountingProxy(upstream_port)`; `.url`, `.log` (list of dicts), `.reset()`."""
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, rtt=0.0):
         self.upstream = ("127.0.0.1", upstream_port)
+        self.rtt = rtt
         self.log = []
         self.lock = threading.Lock()
         self.sock = socket.socket()
@@ -65,6 +72,9 @@ class CountingProxy:
         self.sock.listen(128)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def _answer(self, op, method, path, body):
+        return _answer_for(self.url, op, method, path, body)
 
     def reset(self):
         with self.lock:
@@ -88,6 +98,16 @@ class CountingProxy:
             request_line, headers, raw_headers, body, body_raw = req
             method, path = request_line.split(" ")[:2]
             op = _operation(method, path, headers, body)
+            if self.rtt:
+                time.sleep(self.rtt)
+            own = self._answer(op, method, path, body) if self.rtt else None
+            if own is not None:
+                op = "config blob" if path.startswith(BLOB) else op
+                conn.sendall(own)
+                with self.lock:
+                    self.log.append({"op": op, "status": 200, "start": start,
+                                     "end": time.perf_counter()})
+                return
             head = request_line + "\r\n"
             for k, v in raw_headers:
                 if k.lower() not in ("connection", "keep-alive"):
@@ -120,6 +140,38 @@ class CountingProxy:
                                  "end": time.perf_counter()})
         finally:
             conn.close()
+
+
+BLOB = "/__bench/config/"
+CONFIG = json.dumps({"architecture": "amd64", "os": "linux", "config": {}}).encode()
+
+
+def _response(content_type, body):
+    head = (f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            "x-amzn-RequestId: bench-proxy\r\nConnection: close\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+def _answer_for(url, op, method, path, body):
+    """The proxy's own answer (latency mode): ECR's layer download URL, and the blob behind it."""
+    if op == "GetDownloadUrlForLayer":
+        digest = json.loads(body or b"{}").get("layerDigest", "")
+        out = {"downloadUrl": f"{url}{BLOB}{digest}", "layerDigest": digest}
+        return _response("application/x-amz-json-1.1", json.dumps(out).encode())
+    if method == "GET" and path.startswith(BLOB):
+        return _response("application/octet-stream", CONFIG)
+    return None
+
+
+def chain(entries):
+    """The longest sequence of requests, each starting after the previous one ended: how many
+    round trips deep the requests are."""
+    es = sorted(entries, key=lambda e: e["start"])
+    depth = []
+    for i, e in enumerate(es):
+        before = [depth[j] for j in range(i) if es[j]["end"] <= e["start"]]
+        depth.append(1 + max(before, default=0))
+    return max(depth, default=0)
 
 
 def overlap(entries):

@@ -51,6 +51,9 @@ pub struct GlobalArgs {
     /// More detail on stderr (-v settings and steps, -vv debug, -vvv AWS SDK debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Ask AWS again instead of using what earlier runs remembered (the account of your credentials, the default bucket, image platform verdicts)
+    #[arg(long, global = true)]
+    pub refresh: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]

@@ -49,6 +49,7 @@ pub fn run(cli: Cli) -> i32 {
     secrets::register_env(&*ctx.env);
     ui::init_logging(cli.global.verbose, &*ctx.env);
     image::platform::set_cache_dir(fsutil::cache_dir(&*ctx.env));
+    image::platform::set_refresh(cli.global.refresh);
     let limits = match aws::timeouts::Timeouts::layer(&cli.net, &*ctx.env) {
         Ok(t) => t,
         Err(e) => {

@@ -72,6 +72,34 @@ pub struct Aws {
     pub custom_endpoint: bool,
     /// The endpoint of each service that has its own (by [`SERVICES`] id).
     pub endpoints: BTreeMap<&'static str, String>,
+    /// The selected profile's name and the settings that choose its account (role, SSO account,
+    /// credential process...), when it has any: what the account of the profile's credentials
+    /// is remembered by, since their keys change every session. Nothing secret.
+    pub profile_identity: Option<String>,
+}
+
+/// The settings of a profile that choose the account of its credentials.
+const IDENTITY_SETTINGS: &[&str] = &[
+    "role_arn",
+    "source_profile",
+    "credential_source",
+    "sso_account_id",
+    "sso_role_name",
+    "sso_session",
+    "sso_start_url",
+    "credential_process",
+    "web_identity_token_file",
+    "login_session",
+];
+
+/// See [`Aws::profile_identity`].
+fn profile_identity(profiles: Option<&ProfileSet>, name: &str) -> Option<String> {
+    let p = profiles?.get_profile(name)?;
+    let set: Vec<String> = IDENTITY_SETTINGS
+        .iter()
+        .filter_map(|k| p.get(k).map(|v| format!("{k}={v}")))
+        .collect();
+    (!set.is_empty()).then(|| format!("{name}: {}", set.join("; ")))
 }
 
 /// The process environment, for callers without an injected one.
@@ -340,6 +368,7 @@ impl Aws {
         }
         let sdk = loader.load().await;
         Ok(Aws {
+            profile_identity: profile_identity(profiles.as_ref(), &profile_name),
             sdk,
             region,
             profile_name,

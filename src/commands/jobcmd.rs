@@ -136,7 +136,8 @@ pub async fn sign_in(ctx: &Context, settings: &Connection, loud: bool) -> Result
     Ok(aws)
 }
 
-/// Record the job just created as this project's last job. A failure is only a warning: the
+/// Record the job just created as this project's last job (and whether it keeps a warm pool,
+/// which the next `train` of the project looks for). A failure is only a warning: the
 /// job exists either way.
 pub fn record_last_job(
     ctx: &Context,
@@ -144,6 +145,7 @@ pub fn record_last_job(
     job: &str,
     arn: &str,
     region: &str,
+    keep_alive_seconds: Option<i32>,
 ) {
     let project = state::project_dir(config_path, &ctx.cwd);
     let last = state::LastJob {
@@ -151,6 +153,7 @@ pub fn record_last_job(
         job_arn: arn.to_string(),
         region: region.to_string(),
         submitted_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        keep_alive_seconds: keep_alive_seconds.filter(|k| *k > 0),
     };
     match state::record(&project, &last) {
         Ok(p) => ctx.ui.detail(&format!(

@@ -32,11 +32,11 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
     } else {
         LogSink::StdoutText
     };
-    // The job first: a wrong name is an error, not an empty log.
-    let d = jobcmd::describe(&aws, &job).await?;
     let logs = aws.logs();
 
     if args.follow {
+        // The job first: a wrong name is an error, not an empty log.
+        jobcmd::describe(&aws, &job).await?;
         let mut opts = follow::WaitOptions {
             policy: follow::settings::policy(&args.poll, &*ctx.env)?,
             timeout: None,
@@ -75,11 +75,14 @@ pub async fn run(ctx: &Context, args: &LogsArgs) -> Result<()> {
         return Ok(());
     }
 
+    // The job and its streams in one round: a wrong name is still an error, not an empty log.
     let mut tail = LogTail::new(&job, start);
+    let (d, found) = tokio::join!(jobcmd::describe(&aws, &job), tail.discover(&logs));
+    let d = d?;
+    found.map_err(|e| e.error)?;
     if let Some(c) = d.resource_config().and_then(|r| r.instance_count()) {
         tail.instance_count = c;
     }
-    tail.discover(&logs).await.map_err(|e| e.error)?;
     if tail.stream_count() == 0 {
         let status = d
             .training_job_status()

@@ -10,10 +10,11 @@ use crate::error::{Error, Kind, Result};
 use crate::job::create::submission_id;
 use crate::job::from_job;
 use crate::job::lookups::{self, Identity};
+use crate::job::remembered;
 use crate::job::request::{build_request, validate_request, CreateTrainingJobRequest, Resolved};
 use crate::job::settings::TrainSettings;
 use crate::job::spec::{generate_job_name, validate, violations_error, JobSpec};
-use crate::job::{code, pools};
+use crate::job::{code, pools, state};
 use crate::refs::{channel_location, ChannelLocation};
 use crate::ui::Ui;
 use std::time::SystemTime;
@@ -103,6 +104,42 @@ fn job_name(s: &JobSpec, submission: &str, ui: &Ui) -> Val<String> {
     )
 }
 
+/// What earlier runs found (the account of the credentials, the default bucket): in the user
+/// cache folder, not read with `--refresh`.
+fn remembered(ctx: &Context) -> remembered::Remembered {
+    remembered::Remembered::new(crate::fsutil::cache_dir(&*ctx.env), ctx.global.refresh)
+}
+
+/// Whether an Available warm pool could be reused by this job, so that it is worth listing
+/// them: the job asks for one (`--keep-alive`), or the project's last job kept one (in the
+/// job's region). `Err`: why not (said with `-v`).
+fn pool_could_match(
+    ctx: &Context,
+    s: &JobSpec,
+    region: &str,
+) -> std::result::Result<String, String> {
+    if s.keep_alive.is_some() {
+        return Ok("this job keeps its instances (--keep-alive)".into());
+    }
+    let project = state::project_dir(s.config_path.as_deref(), &ctx.cwd);
+    match state::load(&project) {
+        // An unreadable state file says nothing: look, as before there was one.
+        Err(_) => Ok("the project's state file could not be read".into()),
+        Ok(Some(last)) if last.keep_alive_seconds.is_some() && last.region == region => Ok(format!(
+            "the project's last job {} kept a warm pool",
+            last.job_name
+        )),
+        Ok(last) => Err(format!(
+            "this job asks for no --keep-alive and {}; SageMaker may still reuse a matching pool (`sagetrain pool list` shows them)",
+            match last {
+                Some(l) if l.region != region => format!("the project's last job {} ran in {}", l.job_name, l.region),
+                Some(l) => format!("the project's last job {} kept no warm pool", l.job_name),
+                None => "no job was submitted from this project yet".to_string(),
+            }
+        )),
+    }
+}
+
 /// Collect the first error of several concurrent lookups, credentials errors first, and keep
 /// the others as details.
 fn first_error(errors: Vec<Error>) -> Error {
@@ -152,10 +189,25 @@ pub async fn plan_with_data(
     let region = aws.region.value.clone();
 
     let image_val = s.image.clone();
-    // The caller's identity first on its own chain: the account it gives is needed by the
-    // default bucket and by role discovery; everything else runs beside it.
+    // The account of these credentials, if an earlier run found it: then the default bucket and
+    // role discovery need not wait for sts:GetCallerIdentity, and every lookup is one round.
+    let memo = remembered(ctx);
+    let creds = aws.credentials().await?;
+    let profile = creds
+        .source
+        .profile_name()
+        .and(aws.profile_identity.as_deref());
+    let keys = remembered::account_keys(creds.credentials.access_key_id(), profile);
+    let known = memo.account(&keys);
     let identity_chain = async {
-        let id: Identity = lookups::identity(&aws).await?;
+        let id: Identity = match known.clone() {
+            Some(id) => id,
+            None => {
+                let id = lookups::identity(&aws).await?;
+                memo.remember_account(&keys, &id);
+                id
+            }
+        };
         let (role, output) = tokio::join!(
             async {
                 match &s.role {
@@ -163,12 +215,13 @@ pub async fn plan_with_data(
                     Some(_) => Ok(None),
                 }
             },
-            lookups::output_path(
+            lookups::output_path_remembered(
                 &aws,
                 s.output_path.as_ref(),
                 &id.account,
                 &region,
-                s.dry_run
+                s.dry_run,
+                &memo,
             ),
         );
         Ok::<_, Error>((id, role, output))
@@ -186,12 +239,22 @@ pub async fn plan_with_data(
             .filter(|(name, _)| !local.iter().any(|p| &p.channel.name == *name))
             .map(|(name, uri)| lookups::check_channel(&aws, name, uri, &region)),
     );
-    // The account's Available warm pools, beside the other lookups. A failure here costs only
-    // the note, never the job.
+    // The account's Available warm pools, beside the other lookups, when one could be reused.
+    // A failure here costs only the note, never the job.
     let sm = aws.sagemaker();
-    let warm_pools = pools::available(&sm);
+    let pool_reason = pool_could_match(ctx, s, &region);
+    let warm_pools = async {
+        match &pool_reason {
+            Ok(_) => pools::available(&sm).await,
+            Err(_) => Ok(Vec::new()),
+        }
+    };
     let (chain, role_given, image, channels, warm_pools) =
         tokio::join!(identity_chain, role_given, image, channels, warm_pools);
+    match &pool_reason {
+        Ok(why) => ui.detail(&format!("warm pools looked up: {why}")),
+        Err(why) => ui.detail(&format!("warm pools not looked up: {why}")),
+    }
     let warm_pools = warm_pools.unwrap_or_else(|e| {
         ui.detail(&format!("warm pools could not be listed: {}", e.message));
         Vec::new()
@@ -243,8 +306,14 @@ pub async fn plan_with_data(
         });
     };
     ui.detail(&format!(
-        "caller: {} (account {})",
-        identity.arn, identity.account
+        "caller: {} (account {}{})",
+        identity.arn,
+        identity.account,
+        if known.is_some() {
+            ", remembered from an earlier run; --refresh asks again"
+        } else {
+            ""
+        }
     ));
     for n in image_notes {
         ui.warn(&n);
@@ -535,6 +604,7 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
         &r.job_name.value,
         &created.job_arn,
         &r.region,
+        plan.request.resource_config.keep_alive_period_in_seconds,
     );
     let result = serde_json::json!({
         "job_name": r.job_name.value,

@@ -1,12 +1,14 @@
 //! The platform check: SageMaker training instances are x86_64, so an image must offer
-//! `linux/amd64`. Checked on the archive before a push, and in ECR before a job is submitted
-//! (manifest lists by their entries; single manifests by their config blob, read through
-//! GetDownloadUrlForLayer). Verdicts are cached per digest: a digest names immutable content.
+//! `linux/amd64`. Checked on the archive before a push, and in ECR before a job is submitted, on
+//! the manifest the image lookup read (manifest lists by their entries; single manifests by their
+//! config blob, read through GetDownloadUrlForLayer). Verdicts are cached per digest: a digest
+//! names immutable content (`--refresh` asks again).
 
 use crate::error::{Error, Result};
 use serde_json::Value;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 /// `os/architecture[/variant]` of an image.
@@ -80,7 +82,8 @@ pub enum Verdict {
     Unknown(String),
 }
 
-const ACCEPTED: [&str; 4] = [
+/// The manifest types the image lookup accepts from ecr:BatchGetImage.
+pub const ACCEPTED: [&str; 4] = [
     super::media::DOCKER_MANIFEST,
     super::media::DOCKER_LIST,
     super::media::OCI_MANIFEST,
@@ -90,9 +93,17 @@ const ACCEPTED: [&str; 4] = [
 /// The cache folder of verdicts, set once per process from the command's environment.
 static CACHE: OnceLock<Option<PathBuf>> = OnceLock::new();
 
+/// `--refresh`: cached verdicts are not read (new ones are still written).
+static REFRESH: AtomicBool = AtomicBool::new(false);
+
 /// Use `dir` (the user cache folder, e.g. `~/.cache/sagetrain`) for verdicts.
 pub fn set_cache_dir(dir: Option<PathBuf>) {
     let _ = CACHE.set(dir.map(|d| d.join("platform")));
+}
+
+/// With `on` (`--refresh`), ask the registry again instead of reading cached verdicts.
+pub fn set_refresh(on: bool) {
+    REFRESH.store(on, Ordering::Relaxed);
 }
 
 fn cache_dir() -> Option<PathBuf> {
@@ -135,8 +146,8 @@ pub fn remember_pushed(digest: &str, platform: &Platform) {
     }
 }
 
-/// Check the image `digest` of `repository`; `fetch` reads a URL (the config blob's download
-/// URL). Known verdicts are cached in `cache`.
+/// Check the image `digest` of `repository`, whose `manifest` the image lookup read; `fetch`
+/// reads a URL (the config blob's download URL). Known verdicts are cached in `cache`.
 pub async fn check_with<F, Fut>(
     ecr: &aws_sdk_ecr::Client,
     fetch: F,
@@ -144,15 +155,17 @@ pub async fn check_with<F, Fut>(
     registry_id: Option<&str>,
     repository: &str,
     digest: &str,
+    manifest: &str,
 ) -> Verdict
 where
     F: Fn(String) -> Fut,
     Fut: Future<Output = std::result::Result<Vec<u8>, String>>,
 {
-    if let Some(v) = cache.and_then(|d| cached(d, digest)) {
+    let read = !REFRESH.load(Ordering::Relaxed);
+    if let Some(v) = cache.filter(|_| read).and_then(|d| cached(d, digest)) {
         return v;
     }
-    let verdict = match config_url(ecr, registry_id, repository, digest).await {
+    let verdict = match config_url(ecr, registry_id, repository, manifest).await {
         Err(known) => known,
         Ok(url) => match fetch(url).await {
             Ok(bytes) => match Platform::from_config(&bytes) {
@@ -177,33 +190,8 @@ async fn config_url(
     ecr: &aws_sdk_ecr::Client,
     registry_id: Option<&str>,
     repository: &str,
-    digest: &str,
+    manifest: &str,
 ) -> std::result::Result<String, Verdict> {
-    let mut req = ecr
-        .batch_get_image()
-        .repository_name(repository)
-        .image_ids(
-            aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_digest(digest)
-                .build(),
-        )
-        .set_accepted_media_types(Some(ACCEPTED.iter().map(|s| s.to_string()).collect()));
-    if let Some(r) = registry_id {
-        req = req.registry_id(r);
-    }
-    let out = match req.send().await {
-        Ok(o) => o,
-        Err(e) => {
-            return Err(Verdict::Unknown(
-                crate::aws::aws_error("ecr:BatchGetImage", &e).message,
-            ))
-        }
-    };
-    let Some(manifest) = out.images().first().and_then(|i| i.image_manifest()) else {
-        return Err(Verdict::Unknown(
-            "ecr:BatchGetImage returned no manifest".into(),
-        ));
-    };
     let Ok(doc) = serde_json::from_str::<Value>(manifest) else {
         return Err(Verdict::Unknown(
             "the manifest ecr:BatchGetImage returned is not JSON".into(),
@@ -271,16 +259,19 @@ fn verdict_of(platforms: &[Platform]) -> Verdict {
     }
 }
 
-/// The check `train` and `doctor` run on the image they resolved: `Ok(None)` when it fits,
-/// `Ok(Some(warning))` when it could not be checked, an error (exit 4) when it cannot run.
+/// The check `train` and `doctor` run on the image they resolved (its digest and the manifest
+/// ecr:BatchGetImage gave): `Ok(None)` when it fits, `Ok(Some(warning))` when it could not be
+/// checked, an error (exit 4) when it cannot run.
 pub async fn verify(
     ecr: &aws_sdk_ecr::Client,
     registry_id: Option<&str>,
     repository: &str,
     digest: &str,
+    manifest: &str,
 ) -> Result<Option<String>> {
     let cache = cache_dir();
-    match check_with(ecr, crate::aws::http::get, cache.as_deref(), registry_id, repository, digest).await {
+    let cache = cache.as_deref();
+    match check_with(ecr, crate::aws::http::get, cache, registry_id, repository, digest, manifest).await {
         Verdict::Fits => Ok(None),
         Verdict::Unknown(why) => Ok(Some(format!(
             "the image's platform could not be checked ({why}); SageMaker training instances need linux/amd64"
@@ -298,11 +289,9 @@ pub async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
     use aws_sdk_ecr::operation::get_download_url_for_layer::{
         GetDownloadUrlForLayerError, GetDownloadUrlForLayerOutput,
     };
-    use aws_sdk_ecr::types::Image;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
@@ -311,14 +300,6 @@ mod tests {
 
     fn manifest_with_config() -> String {
         r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":10,"digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222"},"layers":[]}"#.into()
-    }
-
-    fn get_image(manifest: String) -> aws_smithy_mocks::Rule {
-        mock!(aws_sdk_ecr::Client::batch_get_image).then_output(move || {
-            BatchGetImageOutput::builder()
-                .images(Image::builder().image_manifest(manifest.clone()).build())
-                .build()
-        })
     }
 
     fn download_url() -> aws_smithy_mocks::Rule {
@@ -350,28 +331,29 @@ mod tests {
     #[tokio::test]
     async fn a_config_for_arm64_is_wrong_and_the_verdict_is_cached() {
         let dir = tempfile::tempdir().unwrap();
-        let (get, url) = (get_image(manifest_with_config()), download_url());
-        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
+        let url = download_url();
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&url]);
         let fetched = AtomicUsize::new(0);
         let fetch = |u: String| {
             fetched.fetch_add(1, Ordering::SeqCst);
             config("arm64")(u)
         };
-        let v = check_with(&ecr, &fetch, Some(dir.path()), None, "repo", DIGEST).await;
+        let m = manifest_with_config();
+        let v = check_with(&ecr, &fetch, Some(dir.path()), None, "repo", DIGEST, &m).await;
         assert_eq!(v, Verdict::Wrong(vec!["linux/arm64".into()]));
         // Again: answered from the cache, no request.
-        let v = check_with(&ecr, &fetch, Some(dir.path()), None, "repo", DIGEST).await;
+        let v = check_with(&ecr, &fetch, Some(dir.path()), None, "repo", DIGEST, &m).await;
         assert_eq!(v, Verdict::Wrong(vec!["linux/arm64".into()]));
-        assert_eq!(get.num_calls(), 1);
         assert_eq!(url.num_calls(), 1);
         assert_eq!(fetched.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
     async fn a_config_for_amd64_fits() {
-        let (get, url) = (get_image(manifest_with_config()), download_url());
-        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
-        let v = check_with(&ecr, config("amd64"), None, None, "repo", DIGEST).await;
+        let url = download_url();
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&url]);
+        let m = manifest_with_config();
+        let v = check_with(&ecr, config("amd64"), None, None, "repo", DIGEST, &m).await;
         assert_eq!(v, Verdict::Fits);
     }
 
@@ -380,20 +362,26 @@ mod tests {
         let list = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
             {"digest":"sha256:a","platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
             {"digest":"sha256:b","platform":{"os":"unknown","architecture":"unknown"}}]}"#;
-        let get = get_image(list.into());
         let url = download_url();
-        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
-        let v = check_with(&ecr, config("amd64"), None, None, "repo", DIGEST).await;
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&url]);
+        let v = check_with(&ecr, config("amd64"), None, None, "repo", DIGEST, list).await;
         assert_eq!(v, Verdict::Wrong(vec!["linux/arm64/v8".into()]));
         assert_eq!(url.num_calls(), 0);
         let with_amd64 = list.replace(
             "\"unknown\",\"architecture\":\"unknown\"",
             "\"linux\",\"architecture\":\"amd64\"",
         );
-        let get = get_image(with_amd64);
-        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get]);
         assert_eq!(
-            check_with(&ecr, config("amd64"), None, None, "repo", DIGEST).await,
+            check_with(
+                &ecr,
+                config("amd64"),
+                None,
+                None,
+                "repo",
+                DIGEST,
+                &with_amd64
+            )
+            .await,
             Verdict::Fits
         );
     }
@@ -401,18 +389,18 @@ mod tests {
     #[tokio::test]
     async fn an_endpoint_without_download_urls_gives_an_unknown_verdict_that_is_not_cached() {
         let dir = tempfile::tempdir().unwrap();
-        let get = get_image(manifest_with_config());
         let url = mock!(aws_sdk_ecr::Client::get_download_url_for_layer)
             .then_error(|| GetDownloadUrlForLayerError::unhandled("not implemented"));
-        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&url]);
+        let m = manifest_with_config();
         for _ in 0..2 {
             let cache = Some(dir.path());
-            let v = check_with(&ecr, config("amd64"), cache, None, "repo", DIGEST).await;
+            let v = check_with(&ecr, config("amd64"), cache, None, "repo", DIGEST, &m).await;
             assert!(matches!(v, Verdict::Unknown(_)), "{v:?}");
             assert!(cached(dir.path(), DIGEST).is_none());
         }
         assert_eq!(
-            get.num_calls(),
+            url.num_calls(),
             2,
             "asked again: an unknown verdict is not cached"
         );
@@ -422,30 +410,29 @@ mod tests {
     /// would add their back-off to every submit on an endpoint without the operation.
     #[tokio::test]
     async fn a_failing_download_url_is_not_retried() {
-        let get = get_image(manifest_with_config());
         let url = mock!(aws_sdk_ecr::Client::get_download_url_for_layer)
             .sequence()
             .http_status(500, None)
             .repeatedly()
             .build();
-        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url], |b| b
-            .retry_config(
-                aws_sdk_ecr::config::retry::RetryConfig::standard()
-                    .with_max_attempts(3)
-                    .with_initial_backoff(Duration::from_millis(1))
-            ));
-        let v = check_with(&ecr, config("amd64"), None, None, "repo", DIGEST).await;
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&url], |b| b.retry_config(
+            aws_sdk_ecr::config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(1))
+        ));
+        let m = manifest_with_config();
+        let v = check_with(&ecr, config("amd64"), None, None, "repo", DIGEST, &m).await;
         assert!(matches!(v, Verdict::Unknown(_)), "{v:?}");
         assert_eq!(url.num_calls(), 1, "retried");
-        assert_eq!(get.num_calls(), 1);
     }
 
     #[tokio::test]
     async fn a_failed_download_is_unknown() {
-        let (get, url) = (get_image(manifest_with_config()), download_url());
-        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&get, &url]);
+        let url = download_url();
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&url]);
         let fail = |_u: String| std::future::ready(Err::<Vec<u8>, String>("HTTP 403".into()));
-        let v = check_with(&ecr, fail, None, None, "repo", DIGEST).await;
+        let m = manifest_with_config();
+        let v = check_with(&ecr, fail, None, None, "repo", DIGEST, &m).await;
         assert_eq!(
             v,
             Verdict::Unknown("the image config could not be downloaded: HTTP 403".into())

@@ -395,68 +395,95 @@ pub async fn image_with(
             .image_digest(d)
             .build(),
     };
+    // One request gives the digest and the manifest the platform check reads.
     let mut req = ecr
-        .describe_images()
+        .batch_get_image()
         .repository_name(&repository)
-        .image_ids(id);
+        .image_ids(id)
+        .set_accepted_media_types(Some(
+            crate::image::platform::ACCEPTED
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ));
     if let Some(a) = &account {
         req = req.registry_id(a);
     }
+    let where_ = format!(
+        "in ECR ({} in {})",
+        account.as_deref().unwrap_or("your account"),
+        img_region.as_deref().unwrap_or(region)
+    );
     let out = match req.send().await {
         Ok(o) => o,
         Err(e) => {
-            let code = error_code(&e).unwrap_or_default();
-            let where_ = format!(
-                "in ECR ({} in {})",
-                account.as_deref().unwrap_or("your account"),
-                img_region.as_deref().unwrap_or(region)
-            );
-            return Err(match code.as_str() {
-                "RepositoryNotFoundException" => Error::aws(format!(
+            return Err(match error_code(&e).as_deref() {
+                Some("RepositoryNotFoundException") => Error::aws(format!(
                     "the ECR repository `{repository}` (from {}) does not exist {where_}",
                     image.source.name_for(None)
                 ))
                 .with_hint(format!(
                     "push the image, which creates the repository: sagetrain image push CONTEXT --repo {repository} --region {region} (see examples/README.md)"
                 )),
-                "ImageNotFoundException" => {
-                    let tags = list_tags(ecr, &repository, account.as_deref()).await;
-                    let v = match &version {
-                        ImageVersion::Tag(t) => format!("tag `{t}`"),
-                        ImageVersion::Digest(d) => format!("digest `{d}`"),
-                    };
-                    let mut err = Error::aws(format!(
-                        "the image {v} does not exist in the ECR repository `{repository}` {where_}"
-                    ))
-                    .with_hint(format!(
-                        "push it (sagetrain image push CONTEXT --repo {repository} --tag TAG) or choose an existing tag with --image {repository}:TAG"
-                    ));
-                    if !tags.is_empty() {
-                        err.details = vec![format!("tags in the repository: {}", tags.join(", "))];
-                    }
-                    err
-                }
-                _ => aws_error("ecr:DescribeImages", &e),
+                _ => aws_error("ecr:BatchGetImage", &e),
             });
         }
     };
-    let detail = out.image_details().first().ok_or_else(|| {
-        Error::aws(format!(
-            "ecr:DescribeImages returned no image for {}",
-            image.value
-        ))
-    })?;
-    let registry_id = detail
+    let v = match &version {
+        ImageVersion::Tag(t) => format!("tag `{t}`"),
+        ImageVersion::Digest(d) => format!("digest `{d}`"),
+    };
+    let Some(found) = out.images().first() else {
+        // A missing tag or digest is a failure of the batch, not an error of the call.
+        let failure = out.failures().first();
+        let code = failure
+            .and_then(|f| f.failure_code())
+            .map(|c| c.as_str().to_string());
+        return Err(match code.as_deref() {
+            None | Some("ImageNotFound") => {
+                let tags = list_tags(ecr, &repository, account.as_deref()).await;
+                let mut err = Error::aws(format!(
+                    "the image {v} does not exist in the ECR repository `{repository}` {where_}"
+                ))
+                .with_hint(format!(
+                    "push it (sagetrain image push CONTEXT --repo {repository} --tag TAG) or choose an existing tag with --image {repository}:TAG"
+                ));
+                if !tags.is_empty() {
+                    err.details = vec![format!("tags in the repository: {}", tags.join(", "))];
+                }
+                err
+            }
+            Some(c) => Error::aws(format!(
+                "ecr:BatchGetImage could not read the image {v} of the ECR repository `{repository}` {where_}: {c}{}",
+                failure
+                    .and_then(|f| f.failure_reason())
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ))
+            .with_hint(format!(
+                "check --image (from {}), e.g. {repository}:TAG or {repository}@sha256:DIGEST",
+                image.source.name_for(None)
+            )),
+        });
+    };
+    let registry_id = found
         .registry_id()
         .map(str::to_string)
         .or(account)
         .unwrap_or_default();
     let registry = ecr_registry(&registry_id, img_region.as_deref().unwrap_or(region));
-    let digest = detail.image_digest().unwrap_or_default().to_string();
+    let digest = found
+        .image_id()
+        .and_then(|i| i.image_digest())
+        .unwrap_or_default()
+        .to_string();
     // SageMaker runs linux/amd64 only: a wrong platform is an error, an unchecked one a note.
     if !digest.is_empty() {
         let registry = Some(registry_id.as_str()).filter(|r| !r.is_empty());
-        notes.extend(crate::image::platform::verify(ecr, registry, &repository, &digest).await?);
+        let manifest = found.image_manifest().unwrap_or_default();
+        notes.extend(
+            crate::image::platform::verify(ecr, registry, &repository, &digest, manifest).await?,
+        );
     }
     let uri = match (&version, pin) {
         (ImageVersion::Digest(d), _) => format!("{registry}/{repository}@{d}"),
@@ -467,10 +494,10 @@ pub async fn image_with(
     };
     let how = match &version {
         ImageVersion::Tag(t) if pin => {
-            format!("ecr:DescribeImages, tag `{t}` pinned to its digest")
+            format!("ecr:BatchGetImage, tag `{t}` pinned to its digest")
         }
-        ImageVersion::Tag(t) => format!("ecr:DescribeImages, tag `{t}`"),
-        ImageVersion::Digest(_) => "ecr:DescribeImages".to_string(),
+        ImageVersion::Tag(t) => format!("ecr:BatchGetImage, tag `{t}`"),
+        ImageVersion::Digest(_) => "ecr:BatchGetImage".to_string(),
     };
     Ok((Val::new(uri, Source::Lookup(how)), notes))
 }
@@ -620,6 +647,38 @@ pub async fn output_path_with(
         ),
         notes,
     ))
+}
+
+/// [`output_path`] for `train`: the default bucket, once found or created, is remembered for
+/// [`remembered::BUCKET_LIFETIME`](crate::job::remembered::BUCKET_LIFETIME) and not looked up
+/// again within it. A given output path is checked every time.
+pub async fn output_path_remembered(
+    aws: &Aws,
+    given: Option<&Val<String>>,
+    account: &str,
+    region: &str,
+    dry_run: bool,
+    memo: &crate::job::remembered::Remembered,
+) -> Result<(Val<String>, Vec<String>)> {
+    let bucket = default_bucket(region, account);
+    if given.is_none() && memo.bucket_exists(&bucket, region) {
+        return Ok((
+            Val::new(
+                format!("s3://{bucket}/sagetrain/"),
+                Source::Lookup(
+                    "default bucket sagemaker-REGION-ACCOUNT, found within the hour (--refresh checks again)"
+                        .into(),
+                ),
+            ),
+            Vec::new(),
+        ));
+    }
+    let (path, notes) = output_path(aws, given, account, region, dry_run).await?;
+    // A dry run that found no default bucket created none: a note says so.
+    if given.is_none() && (!dry_run || notes.is_empty()) {
+        memo.remember_bucket(&bucket, region);
+    }
+    Ok((path, notes))
 }
 
 /// Check that an input prefix exists and holds at least one object.

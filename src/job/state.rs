@@ -3,7 +3,8 @@
 //!
 //! It lives in `<project>/.sagetrain/state.json`, where the project is the folder of the
 //! `sagetrain.toml` in effect, or else the current folder. The folder is made 0700 and the file
-//! 0600, and it never holds anything secret: a job name, its ARN, its region and a time.
+//! 0600, and it never holds anything secret: a job name, its ARN, its region, a time and its
+//! keep-alive.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,10 @@ pub struct LastJob {
     pub region: String,
     /// RFC 3339, UTC.
     pub submitted_at: String,
+    /// The job keeps its instances this long after it ends (`--keep-alive`): the next job of
+    /// the project looks for its warm pool. Absent from files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive_seconds: Option<i32>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -136,6 +141,7 @@ mod tests {
                     .into(),
             region: "eu-west-1".into(),
             submitted_at: "2026-11-29T09:14:42Z".into(),
+            keep_alive_seconds: None,
         }
     }
 

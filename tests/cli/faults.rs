@@ -227,7 +227,7 @@ fn when_every_request_fails_the_run_gives_up_within_its_retry_budget() {
         "{:?}",
         proxy.counts()
     );
-    assert_eq!(proxy.count_op("DescribeImages"), 3, "{:?}", proxy.counts());
+    assert_eq!(proxy.count_op("BatchGetImage"), 3, "{:?}", proxy.counts());
     // Nothing was created half-way.
     assert_eq!(proxy.count_op("CreateTrainingJob"), 0);
     assert!(jobs_named(&s, "").is_empty());

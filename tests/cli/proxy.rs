@@ -9,6 +9,10 @@
 //! `stall` for those whose path and query contain a pattern (to keep an upload in flight). A
 //! request whose client leaves while it is held is not forwarded.
 //!
+//! With `answer_layer_downloads` it answers ECR's GetDownloadUrlForLayer itself (moto does not
+//! implement it) with a URL of its own that serves a linux/amd64 image config, so that the
+//! platform check completes as on ECR; [`rounds`] tells how many requests ran one after another.
+//!
 //! One request per connection (`Connection: close` both ways); request bodies by
 //! `Content-Length` or chunked; moto answers with `Content-Length` and `Connection: close`, and
 //! the response is read to its end.
@@ -159,7 +163,12 @@ struct State {
     delay: Duration,
     /// Held before forwarding: requests whose target contains the pattern (the longest wins).
     stalls: Vec<(String, Duration)>,
+    /// Answer GetDownloadUrlForLayer with a URL of this proxy (its own URL).
+    layer_downloads: Option<String>,
 }
+
+/// Where the proxy serves the image config of `answer_layer_downloads`.
+const CONFIG_PATH: &str = "/__proxy/config/";
 
 /// The proxy; it runs until the test process ends.
 pub struct Proxy {
@@ -219,6 +228,11 @@ impl Proxy {
     pub fn set_delay(&self, d: Duration) {
         self.state.lock().unwrap().delay = d;
     }
+    /// Answer ECR's GetDownloadUrlForLayer with a URL of this proxy that serves a linux/amd64
+    /// image config (the GET of that URL is logged as `config blob`).
+    pub fn answer_layer_downloads(&self) {
+        self.state.lock().unwrap().layer_downloads = Some(self.url.clone());
+    }
     /// Forget the requests seen so far (rules keep their counts, the created job names stay).
     pub fn clear(&self) {
         self.state.lock().unwrap().log.clear();
@@ -275,6 +289,23 @@ impl Proxy {
     pub fn total(&self) -> usize {
         self.requests().len()
     }
+}
+
+/// The longest sequence of requests each starting after the previous one ended: how many round
+/// trips deep they were. (Requests held by `set_delay` overlap clearly when they run at once.)
+pub fn rounds(entries: &[Entry]) -> usize {
+    let mut es: Vec<&Entry> = entries.iter().collect();
+    es.sort_by_key(|e| e.started);
+    let mut depth: Vec<usize> = Vec::new();
+    for (i, e) in es.iter().enumerate() {
+        let before = (0..i)
+            .filter(|&j| es[j].finished <= e.started)
+            .map(|j| depth[j])
+            .max()
+            .unwrap_or(0);
+        depth.push(before + 1);
+    }
+    depth.into_iter().max().unwrap_or(0)
 }
 
 /// The operation of a request: the `X-Amz-Target` operation for JSON protocols (SageMaker,
@@ -611,7 +642,10 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
         return Ok(());
     };
     let mut client = client;
-    let op = operation(&req.method, &req.path, &req.headers, &req.body);
+    let mut op = operation(&req.method, &req.path, &req.headers, &req.body);
+    if req.method == "GET" && req.path.starts_with(CONFIG_PATH) {
+        op = "config blob".into();
+    }
     let proto = protocol(&req.headers, &req.body);
     let key = request_key(&op, &req);
 
@@ -692,6 +726,39 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     if !hold(&client, held) {
         log(None, 0);
         return Ok(());
+    }
+
+    // The layer download of the platform check, answered here (moto has none).
+    let own_url = state.lock().unwrap().layer_downloads.clone();
+    if let Some(url) = own_url {
+        let answer = if op == "GetDownloadUrlForLayer" {
+            let digest = serde_json::from_slice::<serde_json::Value>(&req.body)
+                .ok()
+                .and_then(|v| v["layerDigest"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            Some((
+                "application/x-amz-json-1.1",
+                serde_json::json!({"downloadUrl": format!("{url}{CONFIG_PATH}{digest}"), "layerDigest": digest})
+                    .to_string(),
+            ))
+        } else if op == "config blob" {
+            Some((
+                "application/octet-stream",
+                r#"{"architecture":"amd64","os":"linux","config":{}}"#.to_string(),
+            ))
+        } else {
+            None
+        };
+        if let Some((content_type, body)) = answer {
+            log(None, 200);
+            client.write_all(&response(
+                200,
+                "OK",
+                &[("Content-Type", content_type)],
+                &body,
+            ))?;
+            return Ok(());
+        }
     }
 
     let mut label = None;

@@ -640,3 +640,201 @@ fn concurrent_identical_submits_never_share_a_job() {
     }
     assert_eq!(listed.len(), 16, "{listed:?}");
 }
+
+/// Each request: its operation and when it started and ended (ms after the first start).
+fn timeline(entries: &[crate::proxy::Entry]) -> Vec<String> {
+    let t0 = entries.iter().map(|e| e.started).min();
+    entries
+        .iter()
+        .map(|e| {
+            let ms = |t: std::time::Instant| t.duration_since(t0.unwrap()).as_millis();
+            format!("{} {}-{}", e.op, ms(e.started), ms(e.finished))
+        })
+        .collect()
+}
+
+/// The operations of the requests a proxy saw, sorted.
+fn ops(proxy: &crate::proxy::Proxy) -> Vec<String> {
+    let mut o: Vec<String> = proxy.requests().into_iter().map(|e| e.op).collect();
+    o.sort();
+    o
+}
+
+/// Over a real network what counts is how many requests run one after another. Every request
+/// is held 400 ms by the proxy, so that the ones sent together overlap; the proxy also answers
+/// ECR's layer download, so that the platform check completes and is cached as on ECR.
+#[test]
+fn a_later_submit_is_two_rounds_of_requests_and_the_first_at_most_four() {
+    use crate::proxy::rounds;
+    let s = seeded("us-east-1");
+    // A single image (not a list): its platform is in its config blob, read through the layer
+    // download URL the proxy serves.
+    let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":7023,"digest":"sha256:abababababababababababababababababababababababababababababababab"},"layers":[]}"#;
+    let digest = block_on(async {
+        let ecr = s.acct.ecr();
+        ecr.create_repository()
+            .repository_name("unet-single")
+            .send()
+            .await
+            .expect("ecr:CreateRepository");
+        let out = ecr
+            .put_image()
+            .repository_name("unet-single")
+            .image_manifest(manifest)
+            .image_tag("v1")
+            .send()
+            .await
+            .expect("ecr:PutImage");
+        let id = out.image().unwrap().image_id().unwrap();
+        id.image_digest().unwrap().to_string()
+    });
+    let (sb, proxy) = crate::data_e2e::sandbox_via_proxy(&s.acct);
+    proxy.answer_layer_downloads();
+    // Long enough that a busy machine's delay in sending a request (a debug build on shared
+    // cores: up to about 150 ms) cannot put it after an unrelated one.
+    proxy.set_delay(std::time::Duration::from_millis(400));
+    let mut args = crate::faults::train_args(&s, "chain", &["-o", "json"]);
+    let at = args
+        .iter()
+        .position(|a| a == "unet-vessels:latest")
+        .unwrap();
+    args[at] = "unet-single:v1".into();
+    let submit = |sb: &Sandbox| {
+        proxy.clear();
+        let r = crate::faults::run(sb, &args).ok();
+        let job = r.json()["job_name"].as_str().unwrap().to_string();
+        (r, job, proxy.requests())
+    };
+
+    // 1. A new machine: the account first, then the default bucket and the platform.
+    let (_, job1, first) = submit(&sb);
+    let first_ops = ops(&proxy);
+    assert!(
+        rounds(&first) <= 4,
+        "{} rounds: {:#?}",
+        rounds(&first),
+        timeline(&first)
+    );
+    for op in [
+        "GetCallerIdentity",
+        "BatchGetImage",
+        "GetDownloadUrlForLayer",
+        "config blob",
+    ] {
+        assert!(first_ops.contains(&op.to_string()), "{op}: {first_ops:?}");
+    }
+    assert!(
+        !first_ops.contains(&"DescribeImages".to_string()),
+        "{first_ops:?}"
+    );
+    // No --keep-alive and no job of the project kept a pool: no warm pool lookup.
+    assert!(
+        !first_ops.contains(&"ListTrainingJobs".to_string()),
+        "{first_ops:?}"
+    );
+
+    // 2. Later: every lookup at once, then CreateTrainingJob. The role, the image digest and
+    // the channels are asked again; the account, the default bucket (within the hour) and the
+    // digest's platform are remembered.
+    let (r2, job2, later) = submit(&sb);
+    let later_ops = ops(&proxy);
+    assert_eq!(rounds(&later), 2, "{:#?}", timeline(&later));
+    assert_eq!(
+        later_ops,
+        [
+            "BatchGetImage",
+            "CreateTrainingJob",
+            &format!("GET /{}/", s.bucket),
+            &format!("GET /{}/", s.bucket),
+            "GetRole",
+        ],
+        "{}",
+        r2.stderr
+    );
+    // Checked independently: both jobs exist, with the image pinned to the pushed digest.
+    for job in [&job1, &job2] {
+        let d = block_on(s.acct.describe(job));
+        let image = d
+            .algorithm_specification()
+            .unwrap()
+            .training_image()
+            .unwrap();
+        assert!(image.ends_with(&format!("unet-single@{digest}")), "{image}");
+        assert!(d
+            .output_data_config()
+            .unwrap()
+            .s3_output_path()
+            .unwrap()
+            .starts_with(&format!(
+                "s3://{}/",
+                crate::data_e2e::default_bucket(&s.acct)
+            )));
+    }
+
+    // 3. --refresh asks everything again (the platform included).
+    let mut refresh = args.clone();
+    refresh.push("--refresh".into());
+    proxy.clear();
+    crate::faults::run(&sb, &refresh).ok();
+    let refreshed = ops(&proxy);
+    for op in ["GetCallerIdentity", "GetDownloadUrlForLayer"] {
+        assert!(refreshed.contains(&op.to_string()), "{op}: {refreshed:?}");
+    }
+    assert!(
+        refreshed.iter().any(|o| o.starts_with("HEAD /sagemaker-")),
+        "{refreshed:?}"
+    );
+    assert!(rounds(&proxy.requests()) <= 4);
+
+    // 4. A job that keeps a warm pool looks for one, and so does the project's next job.
+    let mut keep = args.clone();
+    keep.extend(["--keep-alive".to_string(), "30m".to_string()]);
+    proxy.clear();
+    crate::faults::run(&sb, &keep).ok();
+    assert_eq!(proxy.count_op("ListTrainingJobs"), 1, "{:?}", ops(&proxy));
+    assert_eq!(
+        rounds(&proxy.requests()),
+        2,
+        "{:#?}",
+        timeline(&proxy.requests())
+    );
+    let (_, _, after) = submit(&sb);
+    assert_eq!(proxy.count_op("ListTrainingJobs"), 1, "{:?}", ops(&proxy));
+    assert_eq!(rounds(&after), 2);
+    // With -v, a submit says why it did not look.
+    sb.write("project/.sagetrain/state.json", "{}");
+    proxy.clear();
+    let mut verbose = args.clone();
+    verbose.push("-v".into());
+    crate::faults::run(&sb, &verbose)
+        .ok()
+        .stderr_has("warm pools not looked up: this job asks for no --keep-alive");
+    assert_eq!(proxy.count_op("ListTrainingJobs"), 0);
+}
+
+/// `status`, `wait` and `logs` of a finished job are each one round of requests.
+#[test]
+fn status_wait_and_logs_of_a_finished_job_are_one_round() {
+    use crate::proxy::rounds;
+    let s = seeded("us-east-1");
+    let (sb, proxy) = crate::data_e2e::sandbox_via_proxy(&s.acct);
+    let args = crate::faults::train_args(&s, "oneround", &["-o", "json"]);
+    let job = crate::faults::run(&sb, &args).ok().json()["job_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    proxy.set_delay(std::time::Duration::from_millis(150));
+    for cmd in ["status", "wait", "logs"] {
+        proxy.clear();
+        sb.run(&[cmd, &job]).ok();
+        let seen = proxy.requests();
+        assert_eq!(rounds(&seen), 1, "{cmd}: {:#?}", timeline(&seen));
+    }
+    // `logs` asks for the job and its streams together.
+    assert_eq!(
+        ops(&proxy),
+        ["DescribeLogStreams", "DescribeTrainingJob"],
+        "{:#?}",
+        proxy.requests()
+    );
+}

@@ -1,0 +1,239 @@
+//! What earlier lookups found, kept in the user cache folder for a stated time so that a later
+//! submit need not ask again before the lookups that depend on it:
+//!
+//! - the account (and caller ARN) of the credentials, by their access key id and, for
+//!   credentials from a profile, by the profile's name and the settings that choose the account
+//!   (a profile's temporary keys change every session; the account it names does not). Kept
+//!   [`ACCOUNT_LIFETIME`].
+//! - the default output bucket, once it was found or created in its region. Kept
+//!   [`BUCKET_LIFETIME`].
+//!
+//! Nothing secret is kept: the keys are SHA-256 digests, the values an account id, an ARN, a
+//! region and a time. `--refresh` reads none of them (and writes them anew). A cache that cannot
+//! be read or written costs only the request.
+
+use crate::fsutil;
+use crate::job::lookups::Identity;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long the account of a key or profile is trusted without asking sts:GetCallerIdentity.
+pub const ACCOUNT_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long the default bucket is trusted to exist without s3:HeadBucket.
+pub const BUCKET_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The remembered lookups of one run.
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    /// The user cache folder (`~/.cache/sagetrain`); `None`: nothing is remembered.
+    dir: Option<PathBuf>,
+    /// `--refresh`: read nothing, write what is found.
+    refresh: bool,
+    now: SystemTime,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AccountEntry {
+    account: String,
+    arn: String,
+    /// Seconds since the epoch.
+    at: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct BucketEntry {
+    region: String,
+    at: u64,
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn digest(text: &str) -> String {
+    let d = Sha256::digest(text.as_bytes());
+    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The keys under which the account of these credentials is remembered: the access key id, and
+/// the profile (`profile` is its name and the settings that choose the account, see
+/// `Aws::profile_identity`) when they came from one.
+pub fn account_keys(access_key_id: &str, profile: Option<&str>) -> Vec<String> {
+    let mut keys = vec![format!("access key id {access_key_id}")];
+    if let Some(p) = profile {
+        keys.push(format!("profile {p}"));
+    }
+    keys
+}
+
+impl Remembered {
+    pub fn new(dir: Option<PathBuf>, refresh: bool) -> Remembered {
+        Remembered {
+            dir,
+            refresh,
+            now: SystemTime::now(),
+        }
+    }
+
+    #[cfg(test)]
+    fn at(mut self, now: SystemTime) -> Remembered {
+        self.now = now;
+        self
+    }
+
+    fn file(&self, kind: &str, name: &str) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(kind).join(name))
+    }
+
+    fn fresh(&self, at: u64, lifetime: Duration) -> bool {
+        let now = secs(self.now);
+        at <= now && now - at < lifetime.as_secs()
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Option<T> {
+        if self.refresh {
+            return None;
+        }
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
+
+    fn write<T: Serialize>(&self, path: Option<PathBuf>, value: &T) {
+        if let (Some(path), Ok(text)) = (path, serde_json::to_string(value)) {
+            let _ = fsutil::write_private(&path, text.as_bytes());
+        }
+    }
+
+    /// The account remembered under the first of `keys` that has a fresh one.
+    pub fn account(&self, keys: &[String]) -> Option<Identity> {
+        keys.iter().find_map(|k| {
+            let e: AccountEntry = self.read(&self.file("accounts", &digest(k))?)?;
+            (self.fresh(e.at, ACCOUNT_LIFETIME) && !e.account.is_empty()).then_some(Identity {
+                account: e.account,
+                arn: e.arn,
+            })
+        })
+    }
+
+    /// Remember the account under each of `keys`.
+    pub fn remember_account(&self, keys: &[String], id: &Identity) {
+        if id.account.is_empty() {
+            return;
+        }
+        let e = AccountEntry {
+            account: id.account.clone(),
+            arn: id.arn.clone(),
+            at: secs(self.now),
+        };
+        for k in keys {
+            self.write(self.file("accounts", &digest(k)), &e);
+        }
+    }
+
+    /// Was `bucket` found (or created) in `region` within [`BUCKET_LIFETIME`]?
+    pub fn bucket_exists(&self, bucket: &str, region: &str) -> bool {
+        let Some(path) = self.file("buckets", bucket) else {
+            return false;
+        };
+        self.read::<BucketEntry>(&path)
+            .is_some_and(|e| e.region == region && self.fresh(e.at, BUCKET_LIFETIME))
+    }
+
+    /// Remember that `bucket` exists in `region`.
+    pub fn remember_bucket(&self, bucket: &str, region: &str) {
+        let e = BucketEntry {
+            region: region.to_string(),
+            at: secs(self.now),
+        };
+        self.write(self.file("buckets", bucket), &e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> Identity {
+        Identity {
+            account: "111122223333".into(),
+            arn: "arn:aws:iam::111122223333:user/alice".into(),
+        }
+    }
+
+    #[test]
+    fn an_account_is_remembered_by_key_id_or_profile_for_its_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Remembered::new(Some(dir.path().to_path_buf()), false);
+        let keys = account_keys(
+            "ASIAOLDSESSION",
+            Some("work role_arn=arn:aws:iam::1:role/R"),
+        );
+        assert!(m.account(&keys).is_none());
+        m.remember_account(&keys, &id());
+        assert_eq!(m.account(&keys).unwrap().account, "111122223333");
+        // A new session of the same profile: a new key id, the same profile.
+        let next = account_keys(
+            "ASIANEWSESSION",
+            Some("work role_arn=arn:aws:iam::1:role/R"),
+        );
+        assert_eq!(m.account(&next).unwrap().arn, id().arn);
+        // Another profile, or an edited one, is not the same.
+        let other = account_keys(
+            "ASIANEWSESSION",
+            Some("work role_arn=arn:aws:iam::2:role/R"),
+        );
+        assert!(m.account(&other).is_none());
+        assert!(m.account(&account_keys("AKIAOTHER", None)).is_none());
+        // No key id, secret or token in the files: digests as names, an account and ARN inside.
+        for f in std::fs::read_dir(dir.path().join("accounts")).unwrap() {
+            let f = f.unwrap();
+            let name = f.file_name().into_string().unwrap();
+            assert!(!name.contains("ASIA"), "{name}");
+            let text = std::fs::read_to_string(f.path()).unwrap();
+            assert!(
+                !text.contains("ASIA") && !text.contains("role_arn"),
+                "{text}"
+            );
+        }
+        // Expired after its lifetime.
+        let later = Remembered::new(Some(dir.path().to_path_buf()), false)
+            .at(SystemTime::now() + ACCOUNT_LIFETIME + Duration::from_secs(1));
+        assert!(later.account(&keys).is_none());
+        // --refresh reads nothing.
+        let refresh = Remembered::new(Some(dir.path().to_path_buf()), true);
+        assert!(refresh.account(&keys).is_none());
+        // Without a cache folder nothing is remembered, and nothing fails.
+        let none = Remembered::new(None, false);
+        none.remember_account(&keys, &id());
+        assert!(none.account(&keys).is_none());
+    }
+
+    #[test]
+    fn a_bucket_is_remembered_in_its_region_for_an_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Remembered::new(Some(dir.path().to_path_buf()), false);
+        let b = "sagemaker-eu-west-1-111122223333";
+        assert!(!m.bucket_exists(b, "eu-west-1"));
+        m.remember_bucket(b, "eu-west-1");
+        assert!(m.bucket_exists(b, "eu-west-1"));
+        assert!(!m.bucket_exists(b, "us-east-1"));
+        let later = Remembered::new(Some(dir.path().to_path_buf()), false)
+            .at(SystemTime::now() + BUCKET_LIFETIME + Duration::from_secs(1));
+        assert!(!later.bucket_exists(b, "eu-west-1"));
+        assert!(
+            !Remembered::new(Some(dir.path().to_path_buf()), true).bucket_exists(b, "eu-west-1")
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("buckets").join(b))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}
