@@ -8,7 +8,7 @@
 
 use super::Context;
 use crate::aws::Connection;
-use crate::aws::{self, Aws};
+use crate::aws::Aws;
 use crate::cli::InitArgs;
 use crate::config::{Source, Val, CONFIG_FILE_NAME};
 use crate::error::{Error, Kind, Result};

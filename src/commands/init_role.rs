@@ -81,7 +81,7 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
         .unwrap_or_else(|| DEFAULT_ROLE_PATH.into());
     let file = ctx.config_file()?;
     let mut settings =
-        TrainSettings::layer(&ctx.global, &TrainArgs::default(), &*ctx.env, file.as_ref())
+        TrainSettings::layer(&ctx.global.connection, &TrainArgs::default(), &*ctx.env, file.as_ref())
             .map_err(violations_error)?;
     // Everything that can be checked without AWS, before any call.
     let mut v = usage_checks(&name, &path);
@@ -93,7 +93,7 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
     if !v.is_empty() {
         return Err(violations_error(v));
     }
-    let aws = jobcmd::sign_in(ctx, &jobcmd::aws_settings(&settings.connection), true).await?;
+    let aws = jobcmd::sign_in(ctx, &settings.connection, true).await?;
     let caller = lookups::identity(&aws).await?;
     let region = aws.region.value.clone();
     // Without a sagetrain.toml, fill it in as `init` does; the image found decides the ECR

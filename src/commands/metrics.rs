@@ -320,7 +320,7 @@ impl Watch for Following<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::follow::{Describe, FakeClock};
+    use crate::follow::{Describe, FakeClock, PollPolicy};
     use crate::signals::Signal;
     use crate::testing::throttling;
     use aws_sdk_cloudwatchlogs::operation::describe_log_streams::DescribeLogStreamsOutput;

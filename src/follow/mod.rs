@@ -670,7 +670,6 @@ mod tests {
     use aws_sdk_cloudwatchlogs::operation::describe_log_streams::DescribeLogStreamsOutput;
     use aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsOutput;
     use aws_sdk_cloudwatchlogs::types::{LogStream, OutputLogEvent};
-    use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobError;
     use aws_sdk_sagemaker::operation::stop_training_job::{
         StopTrainingJobError, StopTrainingJobOutput,
     };

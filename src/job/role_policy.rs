@@ -21,10 +21,10 @@
 use crate::config::{Source, Val, Violation};
 use crate::data::manifest::{CODE_ROOT, DATA_ROOT};
 use crate::job::settings::TrainSettings;
-use crate::job::spec::{
-    channel_location, default_bucket, validate_settings_at, ChannelLocation, ImageRef,
-};
-pub use crate::job::spec::{S3Uri, Vpc};
+pub use crate::job::spec::Vpc;
+use crate::job::spec::validate_settings_at;
+pub use crate::refs::S3Uri;
+use crate::refs::{channel_location, default_bucket, ChannelLocation, ImageRef};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -925,7 +925,6 @@ pub fn calls(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::GlobalArgs;
     use crate::job::settings::TrainArgs;
 
     const ACCOUNT: &str = "111122223333";
@@ -935,7 +934,7 @@ mod tests {
         let f = crate::config::LoadedFile::parse(&path, toml).unwrap();
         crate::job::settings::check_file(&f).unwrap();
         TrainSettings::layer(
-            &GlobalArgs::default(),
+            &Default::default(),
             &TrainArgs::default(),
             &|_| None,
             Some(&f),
