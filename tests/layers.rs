@@ -70,45 +70,7 @@ const LAYERS: &[(&str, &[&str])] = &[
 /// Back edges that exist today and go away with work under way elsewhere (issue 20): each is
 /// (file, module it may still use, why). Empty this list once they are gone; an entry that no
 /// longer matches anything fails the test, so it cannot linger.
-const TEMPORARY: &[(&str, &str, &str)] = &[
-    // The settings declarations: plain settings structs below `cli.rs` (GlobalArgs, NetArgs,
-    // OutputFormat) and `TuneCmd` declared outside `commands/`.
-    (
-        "src/cli.rs",
-        "commands",
-        "re-exports commands::tune::TuneCmd",
-    ),
-    (
-        "src/config/mod.rs",
-        "cli",
-        "Connection from cli::GlobalArgs",
-    ),
-    ("src/ui/mod.rs", "cli", "cli::OutputFormat"),
-    ("src/aws/timeouts.rs", "cli", "cli::NetArgs"),
-    ("src/job/settings.rs", "cli", "cli::GlobalArgs"),
-    ("src/job/spec.rs", "cli", "tests parse cli::TrainArgs"),
-    ("src/job/request.rs", "cli", "tests build cli::GlobalArgs"),
-    ("src/job/tune.rs", "cli", "tests build cli::GlobalArgs"),
-    ("src/job/code.rs", "cli", "tests: Ui with cli::OutputFormat"),
-    (
-        "src/data/scan.rs",
-        "cli",
-        "tests: Ui with cli::OutputFormat",
-    ),
-    (
-        "src/image/push.rs",
-        "cli",
-        "tests: Ui with cli::OutputFormat",
-    ),
-    (
-        "src/image/engine.rs",
-        "cli",
-        "tests: Ui with cli::OutputFormat",
-    ),
-    // The one poller: SDK error classification to aws/errors.rs, then `train --from` reads the
-    // job without `follow::describe`.
-    ("src/job/from_job.rs", "follow", "follow::describe"),
-];
+const TEMPORARY: &[(&str, &str, &str)] = &[];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {

@@ -30,31 +30,12 @@ use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
-pub type Describe = DescribeTrainingJobOutput;
+/// DescribeTrainingJob is a lookup of the job layer; waiting uses it here.
+pub use crate::job::lookups::{describe, not_found, Describe};
 
 /// In plain (non-terminal) mode, a line is printed at least this often, so that a CI log shows
 /// the wait is alive.
 const HEARTBEAT: Duration = Duration::from_secs(600);
-
-/// DescribeTrainingJob, with "not found" (a ValidationException) made clear.
-pub async fn describe(
-    sm: &aws_sdk_sagemaker::Client,
-    job: &str,
-) -> std::result::Result<Describe, CallError> {
-    let sent = sm
-        .describe_training_job()
-        .training_job_name(job)
-        .send()
-        .await;
-    found(sent, "sagemaker:DescribeTrainingJob", || not_found(job))
-}
-
-pub fn not_found(job: &str) -> Error {
-    Error::aws(format!(
-        "training job `{job}` not found in this account and region"
-    ))
-    .with_hint("check the name and --region; `sagetrain list` shows recent jobs")
-}
 
 // ---------------------------------------------------------------------------------------------
 // What the user sees.

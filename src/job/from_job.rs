@@ -122,7 +122,7 @@ pub async fn read(aws: &Aws, job: &str, warn: &dyn Fn(&str)) -> Result<Described
         )
     })?;
     let sm = aws.sagemaker();
-    let d = crate::follow::describe(&sm, job)
+    let d = crate::job::lookups::describe(&sm, job)
         .await
         .map_err(|e| e.error)?;
     let mut tags = Vec::new();

@@ -738,6 +738,31 @@ pub async fn check_channel_with(
     }
 }
 
+
+/// A training job's description.
+pub type Describe = aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
+
+/// DescribeTrainingJob, with "not found" (a ValidationException) made clear.
+pub async fn describe(
+    sm: &aws_sdk_sagemaker::Client,
+    job: &str,
+) -> std::result::Result<Describe, crate::aws::errors::CallError> {
+    let sent = sm
+        .describe_training_job()
+        .training_job_name(job)
+        .send()
+        .await;
+    crate::aws::errors::found(sent, "sagemaker:DescribeTrainingJob", || not_found(job))
+}
+
+pub fn not_found(job: &str) -> Error {
+    Error::aws(format!(
+        "training job `{job}` not found in this account and region"
+    ))
+    .with_hint("check the name and --region; `sagetrain list` shows recent jobs")
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
