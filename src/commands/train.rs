@@ -35,7 +35,16 @@ pub fn layered(ctx: &Context, args: &TrainArgs) -> Result<TrainSettings> {
 
 /// Settings from flags, environment and file, validated. No network.
 pub fn settings(ctx: &Context, args: &TrainArgs) -> Result<JobSpec> {
-    validate(&layered(ctx, args)?, &ctx.cwd).map_err(violations_error)
+    checked(ctx, &layered(ctx, args)?)
+}
+
+/// Validate, and warn of what the rules accepted with a warning (stderr).
+pub fn checked(ctx: &Context, s: &TrainSettings) -> Result<JobSpec> {
+    let spec = validate(s, &ctx.cwd).map_err(violations_error)?;
+    for w in &spec.warnings {
+        ctx.ui.warn(w);
+    }
+    Ok(spec)
 }
 
 /// Settings for `train --from JOB`: flags, the job, environment, file; then validated.
@@ -63,7 +72,7 @@ pub async fn from_settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result
             over.join(", ")
         ));
     }
-    validate(&s, &ctx.cwd).map_err(violations_error)
+    checked(ctx, &s)
 }
 
 /// The base of a generated name: `--base-name`, or the image repository's name.

@@ -126,6 +126,9 @@ macro_rules! declare {
             /// Upload files that look like AWS credentials instead of refusing
             #[arg(long, help_heading = DATA)]
             pub allow_credentials_files: bool,
+            /// Send this hyperparameter, environment variable or tag as is although it looks like a secret (repeatable)
+            #[arg(long = "allow-plaintext", value_name = "NAME", help_heading = JOB)]
+            pub allow_plaintext: Vec<String>,
             /// Resolve and check everything, print the CreateTrainingJob request as JSON, create nothing
             #[arg(long)]
             pub dry_run: bool,
@@ -142,6 +145,8 @@ macro_rules! declare {
             pub connection: Connection,
             $( pub $field: Option<Val<<$kind as crate::config::layer::Kind>::Value>>, )*
             $( pub $mfield: BTreeMap<String, Val<String>>, )*
+            /// `--allow-plaintext`: entries sent as they are although they look like secrets.
+            pub allow_plaintext: Vec<String>,
             pub dry_run: bool,
             pub offline: bool,
         }
@@ -233,6 +238,7 @@ macro_rules! declare {
                     connection,
                     $( $field: def::$field.layer(&args.$field, env, file, &mut v), )*
                     $( $mfield: def::$mfield.layer(&args.$mfield, &for_map(stringify!($mfield)), file, &mut v), )*
+                    allow_plaintext: args.allow_plaintext.clone(),
                     dry_run: args.dry_run,
                     offline: args.offline,
                 };

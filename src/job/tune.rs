@@ -25,6 +25,9 @@ pub const MAX_NAME: usize = 32;
 /// many values.
 pub const MAX_RANGES: usize = 30;
 pub const MAX_VALUES: usize = 30;
+/// A tuning job's training jobs take fewer environment variables than a training job
+/// (`HyperParameterTrainingJobEnvironmentMap`).
+pub const MAX_ENVIRONMENT: usize = 48;
 pub const DEFAULT_MAX_JOBS: i64 = 10;
 pub const DEFAULT_PARALLEL: i64 = 2;
 /// The static hyperparameters Hyperband reads its maximum resource (epochs) from.
@@ -41,7 +44,7 @@ pub const FILE_KEYS: &[&str] = &[
     "early_stopping",
 ];
 
-static TUNING_NAME: LazyLock<Regex> =
+pub(crate) static TUNING_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$").expect("valid regex"));
 
 /// The flags `tune` adds to those of `train`.
@@ -468,6 +471,15 @@ pub fn validate(t: &TuneSettings, job: &TrainSettings) -> Result<TuneSpec, Vec<V
             format!(
                 "{} hyperparameters to search; the tuner takes at most {MAX_RANGES}",
                 t.ranges.len()
+            ),
+        ));
+    }
+    if job.environment.len() > MAX_ENVIRONMENT {
+        v.push(Violation::new(
+            "environment variables",
+            format!(
+                "{} given; the training jobs of a tuning job take at most {MAX_ENVIRONMENT} (a training job of `train` takes 100)",
+                job.environment.len()
             ),
         ));
     }
@@ -1308,6 +1320,51 @@ pub(crate) mod tests {
             v[1].starts_with("`tune.parallel` in /p/sagetrain.toml: must be at least 1"),
             "{v:?}"
         );
+    }
+
+    /// Tuning settings at their limits over the training settings `job` (whose first metric is
+    /// the objective): as many ranges as the tuner takes, of each kind, and a categorical range
+    /// with as many values as allowed.
+    /// The service takes 48 environment variables in a tuning job's training jobs, not 100.
+    #[test]
+    fn a_tuning_job_takes_at_most_48_environment_variables() {
+        let with_env = |n: usize| {
+            let mut a = with_metric();
+            a.environment = (0..n).map(|i| format!("V{i}=x")).collect();
+            check(a, &["--range", "learning_rate=1e-5..1e-2:log"])
+        };
+        assert!(with_env(MAX_ENVIRONMENT).is_ok());
+        let v = with_env(MAX_ENVIRONMENT + 1).unwrap_err();
+        assert_eq!(
+            v,
+            ["environment variables: 49 given; the training jobs of a tuning job take at most 48 (a training job of `train` takes 100)"]
+        );
+    }
+
+    pub(crate) fn at_limits(job: &TrainSettings) -> TuneSpec {
+        let mut argv: Vec<String> = Vec::new();
+        let per_kind = MAX_RANGES / 3;
+        for i in 0..per_kind {
+            argv.extend(["--range".into(), format!("int{i}=1..{}", 1000 + i)]);
+            argv.extend(["--range".into(), format!("cont{i}=1e-5..1e-1:log")]);
+        }
+        let values: Vec<String> = (0..MAX_VALUES).map(|v| format!("v{v}")).collect();
+        argv.extend(["--range".into(), format!("cat0={}", values.join(","))]);
+        for i in 1..MAX_RANGES - 2 * per_kind {
+            argv.extend(["--range".into(), format!("cat{i}=a,b")]);
+        }
+        let objective = job.metrics.keys().next().expect("a metric").clone();
+        argv.extend(["--objective".into(), objective]);
+        argv.extend([
+            "--max-jobs".into(),
+            "500".into(),
+            "--parallel".into(),
+            "100".into(),
+        ]);
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let t = TuneSettings::layer(&tune(&args), None).unwrap();
+        validate(&t, job)
+            .unwrap_or_else(|v| panic!("tune settings at their limits are refused: {v:#?}"))
     }
 
     pub(crate) fn sample() -> CreateTuningJobRequest {
