@@ -512,7 +512,7 @@ declare! {
                 read: |j| crate::job::code::job_entry(&j.job),
             },
         }
-        /// Keep the instances this long after the job for the next one (warm pool): 30m, 1h (at most 1h)
+        /// Keep the instances this long after the job for the next one (warm pool): 30m, 1h (at most 6h)
         keep_alive: Option<String> = Secs [long = "keep-alive", value_name = "DURATION"] {
             flag: "--keep-alive",
             section: RESOURCES,
