@@ -188,6 +188,16 @@ fn third_party_tokens_are_refused_naming_the_entry_never_the_value() {
         assert!(!r.stderr.contains(value.as_str()), "{}", r.stderr);
     }
 
+    // `sagetrain config` shows the entries, masked, and refuses them as `train` does.
+    let r = sb
+        .run(&["config", "--env", &e1, "--env", &e2, "-H", &h1])
+        .code(2);
+    assert!(r.stdout.contains("environment.HF_TOKEN"), "{}", r.stdout);
+    for value in [&wandb, &hf, &gh] {
+        assert!(!r.stdout.contains(value.as_str()), "{}", r.stdout);
+        assert!(!r.stderr.contains(value.as_str()), "{}", r.stderr);
+    }
+
     // --allow-plaintext NAME lets each named entry through, with a warning naming it.
     args.extend([
         "--allow-plaintext",
