@@ -21,11 +21,11 @@ mod signals;
 mod testing;
 mod ui;
 
-/// The execution role's derived policies, for the tests that check them with parliament.
-pub use job::role_policy;
 /// Every declared group of settings (connection, `train`, `tune`, time limits, polling,
 /// uploads), for the tests that go over every one of them.
 pub use commands::config::groups;
+/// The execution role's derived policies, for the tests that check them with parliament.
+pub use job::role_policy;
 /// The declared `train` settings, for the tests that go over every one of them.
 pub use job::settings;
 

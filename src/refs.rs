@@ -12,15 +12,17 @@ fn re(p: &str) -> Regex {
     Regex::new(p).expect("valid regex")
 }
 
-static CHANNEL_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9\.\-_]{1,64}$"));
-static ECR_REPO: LazyLock<Regex> =
+pub(crate) static CHANNEL_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9\.\-_]{1,64}$"));
+pub(crate) static ECR_REPO: LazyLock<Regex> =
     LazyLock::new(|| re(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"));
-static IMAGE_TAG: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,299}$"));
-static DIGEST: LazyLock<Regex> = LazyLock::new(|| re(r"^sha256:[0-9a-f]{64}$"));
-static ECR_REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static IMAGE_TAG: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,299}$"));
+pub(crate) static DIGEST: LazyLock<Regex> = LazyLock::new(|| re(r"^sha256:[0-9a-f]{64}$"));
+pub(crate) static ECR_REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
     re(r"^([0-9]{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 });
-static BUCKET: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"));
+pub(crate) static BUCKET: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"));
 
 /// An `s3://bucket/key` URI.
 #[derive(Debug, Clone, PartialEq, Eq)]

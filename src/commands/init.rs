@@ -7,8 +7,8 @@
 //! is written). Without credentials, or with `--offline`, every value is commented out.
 
 use super::Context;
-use crate::aws::Connection;
 use crate::aws::Aws;
+use crate::aws::Connection;
 use crate::cli::InitArgs;
 use crate::config::{Source, Val, CONFIG_FILE_NAME};
 use crate::error::{Error, Kind, Result};

@@ -80,9 +80,13 @@ pub async fn run(ctx: &Context, args: &InitArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| DEFAULT_ROLE_PATH.into());
     let file = ctx.config_file()?;
-    let mut settings =
-        TrainSettings::layer(&ctx.global.connection, &TrainArgs::default(), &*ctx.env, file.as_ref())
-            .map_err(violations_error)?;
+    let mut settings = TrainSettings::layer(
+        &ctx.global.connection,
+        &TrainArgs::default(),
+        &*ctx.env,
+        file.as_ref(),
+    )
+    .map_err(violations_error)?;
     // Everything that can be checked without AWS, before any call.
     let mut v = usage_checks(&name, &path);
     let mut pre = crate::job::spec::validate_settings_at(&settings, &ctx.cwd);

@@ -37,12 +37,20 @@ pub fn layered(ctx: &Context, args: &TrainArgs) -> Result<TrainSettings> {
 
 /// Settings from flags, environment and file, validated. No network.
 pub fn settings(ctx: &Context, args: &TrainArgs) -> Result<JobSpec> {
-    let s = layered(ctx, args)?;
-    validate(&s, &ctx.cwd).map_err(|v| match &s.config_path {
+    checked(ctx, &layered(ctx, args)?)
+}
+
+/// Validate, and warn of what the rules accepted with a warning (stderr).
+pub fn checked(ctx: &Context, s: &TrainSettings) -> Result<JobSpec> {
+    let spec = validate(s, &ctx.cwd).map_err(|v| match &s.config_path {
         Some(_) => violations_error(v),
         // A first run: nothing is set up yet.
         None => violations_error(v).with_hint(NOT_SET_UP),
-    })
+    })?;
+    for w in &spec.warnings {
+        ctx.ui.warn(w);
+    }
+    Ok(spec)
 }
 
 /// The next step when settings are missing and there is no config file.
@@ -72,7 +80,7 @@ pub async fn from_settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result
             over.join(", ")
         ));
     }
-    validate(&s, &ctx.cwd).map_err(violations_error)
+    checked(ctx, &s)
 }
 
 /// The base of a generated name: `--base-name`, or the image repository's name.

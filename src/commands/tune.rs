@@ -36,6 +36,9 @@ async fn create(ctx: &Context, cmd: &TuneCmd) -> Result<()> {
     let job = validate(&layered, &ctx.cwd)
         .map_err(|v| violations.extend(v))
         .ok();
+    for w in job.iter().flat_map(|j| &j.warnings) {
+        ctx.ui.warn(w);
+    }
     // The tuner's algorithm specification has no ContainerEntrypoint: code mode cannot run there.
     if let Some(src) = job.as_ref().and_then(|j| j.code.as_ref()) {
         violations.push(crate::config::Violation::new(

@@ -1011,12 +1011,40 @@ pub struct Row {
 }
 
 impl Row {
-    /// The three cells as shown: `(not set)` and `-` when unset.
+    /// The three cells as shown: `(not set)` and `-` when unset; a value that looks like a
+    /// secret (by its format, or by a name that says so) masked.
     pub fn cells(&self) -> (String, String, String) {
         match &self.source {
-            Some(src) => (self.name.clone(), self.value.clone(), src.to_string()),
+            Some(src) => {
+                let key = self.name.rsplit('.').next().unwrap_or(&self.name);
+                let value = match crate::secrets::scan_entry(key, &self.value) {
+                    Some(_) => crate::secrets::mask_value(&self.value),
+                    None => self.value.clone(),
+                };
+                (self.name.clone(), value, src.to_string())
+            }
             None => (self.name.clone(), "(not set)".into(), "-".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod row_tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_looking_value_is_masked_in_its_row() {
+        let hex = "3f8a1c9e2b7d4f6a0c5e8b1d9f2a7c4e6b0d8f1a";
+        let r = row(
+            "environment.WANDB_API_KEY",
+            Some((hex.to_string(), &Source::Flag("--env"))),
+        );
+        assert_eq!(r.cells().1, "****************8f1a");
+        let r = row(
+            "environment.MODE",
+            Some(("fast".into(), &Source::Flag("--env"))),
+        );
+        assert_eq!(r.cells().1, "fast");
     }
 }
 

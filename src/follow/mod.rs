@@ -18,20 +18,19 @@ pub use poll::FakeClock;
 pub use poll::{Clock, PollPolicy, Poller, Step, Subject, TokioClock, Watch};
 
 use crate::aws::aws_error;
-use crate::aws::errors::{found, CallError};
+use crate::aws::errors::CallError;
 use crate::config::durations;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::follow::logs::{LogLine, LogTail};
 use crate::secrets::redact;
 use crate::signals::Signal;
-use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
 use report::Verdict;
 use std::future::Future;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 /// DescribeTrainingJob is a lookup of the job layer; waiting uses it here.
-pub use crate::job::lookups::{describe, not_found, Describe};
+pub use crate::job::lookups::{describe, Describe};
 
 /// In plain (non-terminal) mode, a line is printed at least this often, so that a CI log shows
 /// the wait is alive.
@@ -646,6 +645,7 @@ pub async fn stop_job(sm: &aws_sdk_sagemaker::Client, job: &str) -> Result<StopO
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use crate::error::Kind;
     use crate::testing::throttling;
     use aws_sdk_cloudwatchlogs::operation::describe_log_streams::DescribeLogStreamsOutput;

@@ -549,7 +549,10 @@ mod tests {
         );
         assert_eq!(
             PollPolicy::every(Duration::from_millis(20)),
-            PollPolicy { min: Duration::from_millis(20), max: Duration::from_millis(20) }
+            PollPolicy {
+                min: Duration::from_millis(20),
+                max: Duration::from_millis(20)
+            }
         );
     }
 

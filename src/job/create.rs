@@ -7,7 +7,7 @@
 //! name, however alike, is a name conflict.
 
 use crate::aws::{aws_error, error_code};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::job::request::{to_sdk, CreateTrainingJobRequest, SUBMISSION_TAG};
 use aws_sdk_sagemaker::Client;
 
@@ -64,8 +64,37 @@ pub async fn create(client: &Client, req: &CreateTrainingJobRequest) -> Result<C
                 Err(aws_error("sagemaker:CreateTrainingJob", &e))
             }
         }
-        Err(e) => Err(aws_error("sagemaker:CreateTrainingJob", &e)),
+        Err(e) => Err(keep_alive_hint(
+            req,
+            aws_error("sagemaker:CreateTrainingJob", &e),
+        )),
     }
+}
+
+/// A refused warm pool may be an administrator's limit, not the service's: say so.
+pub fn keep_alive_hint(req: &CreateTrainingJobRequest, e: Error) -> Error {
+    let Some(k) = req
+        .resource_config
+        .keep_alive_period_in_seconds
+        .filter(|k| *k > 0)
+    else {
+        return e;
+    };
+    let text = format!("{} {}", e.message, e.details.join(" ")).to_ascii_lowercase();
+    if !(text.contains("accessdenied")
+        || text.contains("not authorized")
+        || text.contains("keepalive"))
+    {
+        return e;
+    }
+    let hint = format!(
+        "the job asks for a warm pool of {k}s (--keep-alive); an administrator's IAM condition on `sagemaker:KeepAlivePeriod` may allow less: try a shorter --keep-alive, or none"
+    );
+    let hint = match &e.hint {
+        Some(h) => format!("{h}; {hint}"),
+        None => hint,
+    };
+    e.with_hint(hint)
 }
 
 /// The submission id a request tags its job with.
@@ -206,6 +235,37 @@ pub(crate) mod tests {
             let err = create_meeting(d.clone(), tags).await.0.unwrap_err();
             assert_eq!(err.exit_code(), 4, "{}", err.message);
         }
+    }
+
+    /// A warm pool refused by the caller's policy: the hint names the administrator's
+    /// `sagemaker:KeepAlivePeriod` condition; without a keep-alive it does not.
+    #[tokio::test]
+    async fn a_refused_keep_alive_names_the_administrators_condition() {
+        const DENIED: &str = "User: arn:aws:iam::123456789012:user/u is not authorized to perform: sagemaker:CreateTrainingJob with an explicit deny";
+        let denied = || {
+            CreateTrainingJobError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message(DENIED)
+                    .build(),
+            )
+        };
+        let rule = mock!(Client::create_training_job).then_error(denied);
+        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
+        let mut req = sample_request();
+        req.resource_config.keep_alive_period_in_seconds = Some(7200);
+        let err = create(&client, &req).await.unwrap_err();
+        let hint = err.hint.unwrap_or_default();
+        assert!(hint.contains("`sagemaker:KeepAlivePeriod`"), "{hint}");
+        assert!(hint.contains("7200s"), "{hint}");
+
+        let rule = mock!(Client::create_training_job).then_error(denied);
+        let client = mock_client!(aws_sdk_sagemaker, RuleMode::MatchAny, [&rule]);
+        let err = create(&client, &sample_request()).await.unwrap_err();
+        assert!(
+            !err.hint.unwrap_or_default().contains("KeepAlivePeriod"),
+            "no keep-alive asked, no hint about it"
+        );
     }
 
     #[test]

@@ -738,7 +738,6 @@ pub async fn check_channel_with(
     }
 }
 
-
 /// A training job's description.
 pub type Describe = aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
 
@@ -761,7 +760,6 @@ pub fn not_found(job: &str) -> Error {
     ))
     .with_hint("check the name and --region; `sagetrain list` shows recent jobs")
 }
-
 
 #[cfg(test)]
 mod tests {

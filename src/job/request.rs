@@ -190,6 +190,7 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         retries,
         input_mode,
         channel_input_modes,
+        warnings: _,
         dry_run: _,
         offline: _,
     } = s;

@@ -21,8 +21,8 @@
 use crate::config::{Source, Val, Violation};
 use crate::data::manifest::{CODE_ROOT, DATA_ROOT};
 use crate::job::settings::TrainSettings;
-pub use crate::job::spec::Vpc;
 use crate::job::spec::validate_settings_at;
+pub use crate::job::spec::Vpc;
 pub use crate::refs::S3Uri;
 use crate::refs::{channel_location, default_bucket, ChannelLocation, ImageRef};
 use serde_json::{json, Map, Value};

@@ -58,6 +58,9 @@ declare! {
         /// Upload files that look like AWS credentials instead of refusing
         #[arg(long, help_heading = DATA)]
         pub allow_credentials_files: bool,
+        /// Send this hyperparameter, environment variable or tag as is although it looks like a secret (repeatable)
+        #[arg(long = "allow-plaintext", value_name = "NAME", help_heading = JOB)]
+        pub allow_plaintext: Vec<String>,
         /// Resolve and check everything, print the CreateTrainingJob request as JSON, create nothing
         #[arg(long)]
         pub dry_run: bool,
@@ -70,6 +73,8 @@ declare! {
     settings TrainSettings {
         pub config_path: Option<PathBuf>,
         pub connection: Connection,
+        /// `--allow-plaintext`: entries sent as they are although they look like secrets.
+        pub allow_plaintext: Vec<String>,
         pub dry_run: bool,
         pub offline: bool,
     }
@@ -243,7 +248,7 @@ declare! {
                 read: |j| crate::job::code::job_entry(&j.job),
             },
         }
-        /// Keep the instances this long after the job for the next one (warm pool): 30m, 1h (at most 1h)
+        /// Keep the instances this long after the job for the next one (warm pool): 30m, 1h (at most 6h)
         keep_alive: Option<String> = Secs [long = "keep-alive", value_name = "DURATION"] in RESOURCES {
             example: "\"30m\"",
             from_job: FromJob::Copy {
@@ -401,6 +406,7 @@ impl TrainSettings {
         let mut s = TrainSettings {
             config_path: file.map(|f| f.path.clone()),
             connection,
+            allow_plaintext: args.allow_plaintext.clone(),
             dry_run: args.dry_run,
             offline: args.offline,
             ..Default::default()

@@ -22,14 +22,16 @@ fn re(p: &str) -> Regex {
     Regex::new(p).expect("valid regex")
 }
 
-static JOB_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"));
-static ROLE_ARN: LazyLock<Regex> =
+pub(crate) static JOB_NAME: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"));
+pub(crate) static ROLE_ARN: LazyLock<Regex> =
     LazyLock::new(|| re(r"^arn:aws[a-z\-]*:iam::[0-9]{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$"));
 static ROLE_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_+=,.@-]{1,64}$"));
-static ENV_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z_][a-zA-Z0-9_]*$"));
-static TAG_TEXT: LazyLock<Regex> = LazyLock::new(|| re(r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$"));
-static VPC_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[-0-9a-zA-Z]{1,32}$"));
-static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z0-9:/_\-]{1,2048}$"));
+pub(crate) static ENV_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z_][a-zA-Z0-9_]*$"));
+pub(crate) static TAG_TEXT: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$"));
+pub(crate) static VPC_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[-0-9a-zA-Z]{1,32}$"));
+pub(crate) static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z0-9:/_\-]{1,2048}$"));
 
 pub const MAX_RUNTIME_SECS: u64 = 28 * 24 * 3600;
 const CREDENTIAL_ENV_NAMES: &[&str] = &[
@@ -128,7 +130,7 @@ pub struct JobSpec {
     pub metrics: BTreeMap<String, String>,
     /// Code mode (`--source`): the code and the script it runs.
     pub code: Option<Code>,
-    /// Warm pool: `ResourceConfig.KeepAlivePeriodInSeconds`, 1-3600.
+    /// Warm pool: `ResourceConfig.KeepAlivePeriodInSeconds`, 0-21600.
     pub keep_alive: Option<i32>,
     /// `RetryStrategy.MaximumRetryAttempts`, 1-30.
     pub retries: Option<i32>,
@@ -136,6 +138,8 @@ pub struct JobSpec {
     pub input_mode: Option<String>,
     /// A channel's own `InputMode`, as the API spells it.
     pub channel_input_modes: BTreeMap<String, String>,
+    /// What the user should know about accepted values (stderr, before any call).
+    pub warnings: Vec<String>,
     pub dry_run: bool,
     pub offline: bool,
 }
@@ -159,23 +163,48 @@ pub fn input_mode_name(mode: &str) -> Option<&'static str> {
     }
 }
 
-/// The longest warm pool SageMaker keeps: one hour.
-pub const MAX_KEEP_ALIVE_SECS: u64 = 3600;
+/// The longest warm pool SageMaker keeps (`KeepAlivePeriodInSeconds`, 0-21600).
+pub const MAX_KEEP_ALIVE_SECS: u64 = 21600;
+/// The most subnets and security groups of a VPC configuration.
+pub const MAX_SUBNETS: usize = 16;
+pub const MAX_SECURITY_GROUPS: usize = 5;
+/// The most retries SageMaker makes of a job (`MaximumRetryAttempts`, 1-30).
+pub const MAX_RETRIES: i64 = 30;
 
-/// The limits of a `KEY=VALUE` map setting, one row per map.
-struct MapRule {
-    /// Plural, for the count message.
-    what: &'static str,
-    /// Singular, for key and value messages.
-    kind: &'static str,
-    max_count: usize,
-    max_key: usize,
-    max_value: usize,
-    /// Scan values for credentials.
-    credentials: bool,
+/// A longer keep-alive is warned about: the pool is billed while it waits.
+pub const WARM_POOL_WARNING_SECS: u64 = 3600;
+
+/// The tags sagetrain adds to a job: the submission id, and the code's digest in code mode
+/// (when the code is, or will be, at a content-addressed prefix).
+fn own_tag_keys(source: Option<&Val<String>>) -> Vec<&'static str> {
+    let mut keys = vec![crate::job::request::SUBMISSION_TAG];
+    let digest = source.is_some_and(|s| {
+        !s.value.starts_with("s3://") || crate::job::code::digest_of_uri(&s.value).is_some()
+    });
+    if digest {
+        keys.push(crate::job::code::CODE_DIGEST_TAG);
+    }
+    keys
 }
 
-const HYPERPARAMETERS: MapRule = MapRule {
+fn own_tag_count(source: Option<&Val<String>>) -> usize {
+    own_tag_keys(source).len()
+}
+
+/// The limits of a `KEY=VALUE` map setting, one row per map.
+pub(crate) struct MapRule {
+    /// Plural, for the count message.
+    pub(crate) what: &'static str,
+    /// Singular, for key and value messages.
+    pub(crate) kind: &'static str,
+    pub(crate) max_count: usize,
+    pub(crate) max_key: usize,
+    pub(crate) max_value: usize,
+    /// Scan values for credentials.
+    pub(crate) credentials: bool,
+}
+
+pub(crate) const HYPERPARAMETERS: MapRule = MapRule {
     what: "hyperparameters",
     kind: "hyperparameter",
     max_count: 100,
@@ -183,7 +212,7 @@ const HYPERPARAMETERS: MapRule = MapRule {
     max_value: 2500,
     credentials: true,
 };
-const ENVIRONMENT: MapRule = MapRule {
+pub(crate) const ENVIRONMENT: MapRule = MapRule {
     what: "environment variables",
     kind: "environment variable",
     max_count: 100,
@@ -191,7 +220,7 @@ const ENVIRONMENT: MapRule = MapRule {
     max_value: 512,
     credentials: true,
 };
-const CHANNELS: MapRule = MapRule {
+pub(crate) const CHANNELS: MapRule = MapRule {
     what: "input channels",
     kind: "channel",
     max_count: 20,
@@ -199,7 +228,7 @@ const CHANNELS: MapRule = MapRule {
     max_value: 1024,
     credentials: false,
 };
-const TAGS: MapRule = MapRule {
+pub(crate) const TAGS: MapRule = MapRule {
     what: "tags",
     kind: "tag",
     max_count: 50,
@@ -207,7 +236,7 @@ const TAGS: MapRule = MapRule {
     max_value: 256,
     credentials: true,
 };
-const METRICS: MapRule = MapRule {
+pub(crate) const METRICS: MapRule = MapRule {
     what: "metric definitions",
     kind: "metric",
     max_count: 40,
@@ -216,10 +245,23 @@ const METRICS: MapRule = MapRule {
     credentials: false,
 };
 
+/// The scan of entries for secrets, and the names `--allow-plaintext` lets through.
+struct Secrets<'a> {
+    allowed: &'a [String],
+    used: Vec<String>,
+    warnings: Vec<String>,
+}
+
 impl MapRule {
     /// The count, each key's and value's length, and credential-like values.
-    fn check(&self, v: &mut Vec<Violation>, m: &BTreeMap<String, Val<String>>) {
-        if m.len() > self.max_count {
+    fn check(
+        &self,
+        v: &mut Vec<Violation>,
+        m: &BTreeMap<String, Val<String>>,
+        plain: &mut Secrets,
+    ) {
+        // Tags count with sagetrain's own: checked with them.
+        if m.len() > self.max_count && self.kind != "tag" {
             v_push_count(v, self.what, m.len(), self.max_count);
         }
         for (k, val) in m {
@@ -240,10 +282,27 @@ impl MapRule {
                     ),
                 ));
             }
-            if self.credentials {
-                if let Some(f) = secrets::scan(k).or_else(|| secrets::scan(&val.value)) {
-                    v.push(credential_violation(&what, f, &val.value));
+            if !self.credentials {
+                continue;
+            }
+            match secrets::scan_entry(k, &val.value) {
+                Some(f) if f.is_aws() => v.push(credential_violation(&what, f, &val.value)),
+                Some(f) if plain.allowed.contains(k) => {
+                    plain.used.push(k.clone());
+                    plain.warnings.push(format!(
+                        "{what} looks like {} and is sent in plain text (--allow-plaintext {k}): anyone who may describe the job reads it",
+                        f.describe()
+                    ));
                 }
+                Some(f) => v.push(Violation::new(
+                    &what,
+                    format!(
+                        "looks like {}; a {} is readable by anyone who may describe the job (and in CloudTrail). Keep it in AWS Secrets Manager and read it in the job with the execution role, or send it as is with --allow-plaintext {k}",
+                        f.describe(),
+                        self.kind
+                    ),
+                )),
+                None => {}
             }
         }
     }
@@ -258,6 +317,10 @@ fn strings(m: &BTreeMap<String, Val<String>>) -> BTreeMap<String, String> {
 fn to_i32(v: i64) -> i32 {
     v.clamp(0, i32::MAX as i64) as i32
 }
+
+#[cfg(test)]
+#[path = "model_tests.rs"]
+mod model_tests;
 
 /// Check every value that can be checked without AWS, with relative channel folders taken from
 /// the process's current folder. All violations are returned together.
@@ -307,10 +370,17 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         keep_alive,
         retries,
         input_mode,
+        allow_plaintext,
         dry_run,
         offline,
     } = s;
     let mut v = connection.check();
+    let mut warnings = Vec::new();
+    let mut secrets = Secrets {
+        allowed: allow_plaintext,
+        used: Vec::new(),
+        warnings: Vec::new(),
+    };
     fn bad(v: &mut Vec<Violation>, src: &Source, rule: String) {
         v.push(Violation::new(src.name_for(None), rule));
     }
@@ -346,18 +416,14 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
     let instance_type = instance_type
         .clone()
         .unwrap_or_else(|| Val::new(String::new(), Source::Default));
-    if !crate::job::spec::training_instance_types().contains(&instance_type.value.as_str()) {
-        let t = &instance_type.value;
-        let hint = if t.starts_with("ml.") {
-            "is not a SageMaker training instance type".to_string()
-        } else {
-            format!("is not a SageMaker training instance type (did you mean ml.{t}?)")
-        };
-        bad(
-            &mut v,
-            &instance_type.source,
-            format!("`{t}` {hint}; e.g. ml.g5.xlarge, ml.p3.2xlarge, ml.m5.xlarge"),
-        );
+    match check_instance_type(
+        &instance_type.value,
+        training_instance_types(),
+        MODEL_ONLY_INSTANCE_TYPES,
+    ) {
+        Ok(None) => {}
+        Ok(Some(note)) => warnings.push(format!("{}: {note}", instance_type.source.name_for(None))),
+        Err(rule) => bad(&mut v, &instance_type.source, rule),
     }
     let count = instance_count.as_ref().map(|c| c.value).unwrap_or(1);
     if let Some(c) = instance_count.as_ref().filter(|c| c.value < 1) {
@@ -404,7 +470,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         _ => {}
     }
 
-    HYPERPARAMETERS.check(&mut v, hyperparameters);
+    HYPERPARAMETERS.check(&mut v, hyperparameters, &mut secrets);
     if let Some(e) = hyperparameters.get("epochs") {
         if !e.value.parse::<u64>().map(|n| n >= 1).unwrap_or(false) {
             v.push(Violation::new(
@@ -413,7 +479,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             ));
         }
     }
-    ENVIRONMENT.check(&mut v, environment);
+    ENVIRONMENT.check(&mut v, environment, &mut secrets);
     for (k, val) in environment {
         if !ENV_KEY.is_match(k) {
             v.push(Violation::new(
@@ -470,7 +536,21 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             v.push(Violation::new(n.source.name_for(None), rule));
         }
     }
-    TAGS.check(&mut v, tags);
+    TAGS.check(&mut v, tags, &mut secrets);
+    // The tags sagetrain adds count toward the service's limit.
+    let own_tags = own_tag_count(source.as_ref());
+    if tags.len() + own_tags > TAGS.max_count {
+        v.push(Violation::new(
+            "tags",
+            format!(
+                "{} given; sagetrain adds {own_tags} of its own ({}), so at most {} are left for yours (the service allows {} tags)",
+                tags.len(),
+                own_tag_keys(source.as_ref()).join(", "),
+                TAGS.max_count - own_tags,
+                TAGS.max_count
+            ),
+        ));
+    }
     for (k, val) in tags {
         let what = val.source.name_for(Some(k));
         if !TAG_TEXT.is_match(k) || !TAG_TEXT.is_match(&val.value) {
@@ -492,7 +572,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             ));
         }
     }
-    METRICS.check(&mut v, metrics);
+    METRICS.check(&mut v, metrics, &mut secrets);
     for (mname, val) in metrics {
         if val.value.is_empty() {
             v.push(Violation::new(
@@ -522,16 +602,19 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             None
         }
         (Some(sn), Some(sg)) => {
-            if sn.value.is_empty() || sn.value.len() > 16 {
+            if sn.value.is_empty() || sn.value.len() > MAX_SUBNETS {
                 v.push(Violation::new(
                     sn.source.name_for(None),
-                    format!("give 1-16 subnets (got {})", sn.value.len()),
+                    format!("give 1-{MAX_SUBNETS} subnets (got {})", sn.value.len()),
                 ));
             }
-            if sg.value.is_empty() || sg.value.len() > 5 {
+            if sg.value.is_empty() || sg.value.len() > MAX_SECURITY_GROUPS {
                 v.push(Violation::new(
                     sg.source.name_for(None),
-                    format!("give 1-5 security groups (got {})", sg.value.len()),
+                    format!(
+                        "give 1-{MAX_SECURITY_GROUPS} security groups (got {})",
+                        sg.value.len()
+                    ),
                 ));
             }
             for (list, src) in [(&sn.value, &sn.source), (&sg.value, &sg.source)] {
@@ -559,14 +642,23 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             ));
         }
     }
+    warnings.append(&mut secrets.warnings);
+    for name in allow_plaintext {
+        if !secrets.used.contains(name) {
+            v.push(Violation::new(
+                format!("--allow-plaintext {name}"),
+                "no hyperparameter, environment variable or tag of that name looks like a secret; drop the flag",
+            ));
+        }
+    }
     let code = check_code(&mut v, source.as_ref(), entry.as_ref(), channels, cwd);
     if let Some(k) = keep_alive {
-        if k.value < 1 || k.value > MAX_KEEP_ALIVE_SECS {
+        if k.value > MAX_KEEP_ALIVE_SECS {
             bad(
                 &mut v,
                 &k.source,
                 format!(
-                    "a warm pool is kept between 1 second and 1 hour (got {}s)",
+                    "a warm pool is kept at most 6 hours ({MAX_KEEP_ALIVE_SECS}s; got {}s)",
                     k.value
                 ),
             );
@@ -576,13 +668,25 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
                 &k.source,
                 "warm pools do not work with spot training; drop --spot (or `spot`) or the keep-alive".into(),
             );
+        } else if k.value > WARM_POOL_WARNING_SECS {
+            warnings.push(format!(
+                "{}: the instances are kept (and billed) for {} after the job while they wait for the next one; release them with `sagetrain pools release` when done",
+                k.source.name_for(None),
+                crate::config::durations::format_secs(k.value)
+            ));
         }
     }
-    if let Some(r) = retries.as_ref().filter(|r| !(1..=30).contains(&r.value)) {
+    if let Some(r) = retries
+        .as_ref()
+        .filter(|r| !(1..=MAX_RETRIES).contains(&r.value))
+    {
         bad(
             &mut v,
             &r.source,
-            format!("must be between 1 and 30 retries (got {})", r.value),
+            format!(
+                "must be between 1 and {MAX_RETRIES} retries (got {})",
+                r.value
+            ),
         );
     }
     let input_mode_api = match input_mode {
@@ -673,6 +777,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         retries: retries.as_ref().map(|r| r.value as i32),
         input_mode: input_mode_api,
         channel_input_modes: channel_modes,
+        warnings,
         dry_run: *dry_run,
         offline: *offline,
     })
@@ -830,6 +935,36 @@ pub fn training_instance_types() -> &'static [&'static str] {
     aws_sdk_sagemaker::types::TrainingInstanceType::values()
 }
 
+/// Training instance types of the service model (botocore's `TrainingInstanceType`) that the
+/// SDK release sagetrain is built with lacks: accepted with a warning. A test keeps this list
+/// equal to the model's enum less the SDK's.
+pub const MODEL_ONLY_INSTANCE_TYPES: &[&str] = &[];
+
+/// An instance type of the SDK's enum is accepted; one that only the service model has is
+/// accepted with a note; any other is refused.
+pub fn check_instance_type(
+    t: &str,
+    sdk: &[&str],
+    model_only: &[&str],
+) -> Result<Option<String>, String> {
+    if sdk.contains(&t) {
+        return Ok(None);
+    }
+    if model_only.contains(&t) {
+        return Ok(Some(format!(
+            "`{t}` is a SageMaker training instance type that this sagetrain's SDK release does not list yet; it is sent as is"
+        )));
+    }
+    let hint = if t.starts_with("ml.") {
+        "is not a SageMaker training instance type".to_string()
+    } else {
+        format!("is not a SageMaker training instance type (did you mean ml.{t}?)")
+    };
+    Err(format!(
+        "`{t}` {hint}; e.g. ml.g5.xlarge, ml.p3.2xlarge, ml.m5.xlarge"
+    ))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -891,7 +1026,7 @@ pub(crate) mod tests {
         let bad = rules(TrainArgs {
             source: Some(dir.clone()),
             entry: Some("main.py".into()),
-            keep_alive: Some("2h".into()),
+            keep_alive: Some("7h".into()),
             retries: Some("0".into()),
             input_mode: Some("stream".into()),
             channels: vec!["code=s3://my-bucket/code/".into()],
@@ -902,7 +1037,7 @@ pub(crate) mod tests {
             &text,
             &[
                 "--entry: the entry script main.py is not in the code folder",
-                "--keep-alive: a warm pool is kept between 1 second and 1 hour",
+                "--keep-alive: a warm pool is kept at most 6 hours (21600s; got 25200s)",
                 "--retries: must be between 1 and 30",
                 "--input-mode: `stream` is not an input mode",
                 "the channel `code` carries the code of --source",
@@ -998,6 +1133,138 @@ pub(crate) mod tests {
             .contains("--max-wait: must be at least the maximum run time (7200s; got 3600s)"));
         args.max_wait = Some("3h".into());
         assert!(rules(args).is_empty());
+    }
+
+    /// Each token format, in a hyperparameter, an environment variable and a tag, and a W&B key
+    /// by its name: refused naming the entry, the value absent from the message;
+    /// `--allow-plaintext NAME` lets one entry through with a warning.
+    #[test]
+    fn third_party_tokens_are_refused_by_format_and_by_name_without_their_value() {
+        for (what, token) in crate::secrets::tests::tokens() {
+            let args = TrainArgs {
+                hyperparameters: vec![format!("gh={token}")],
+                environment: vec![format!("HF={token}")],
+                tags: vec![format!("owner={}", token.replace(['\n', '-'], " "))],
+                ..valid_args()
+            };
+            let text = rules(args).join("\n");
+            assert!(
+                text.contains(&format!("--hyperparameter gh: looks like {what}")),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("--env HF: looks like {what}")),
+                "{text}"
+            );
+            assert!(text.contains("--allow-plaintext gh"), "{text}");
+            assert!(
+                !text.contains(&token),
+                "the value is in the message: {text}"
+            );
+        }
+        let hex = "3f8a1c9e2b7d4f6a0c5e8b1d9f2a7c4e6b0d8f1a";
+        let args = TrainArgs {
+            environment: vec![format!("WANDB_API_KEY={hex}")],
+            ..valid_args()
+        };
+        let text = rules(args.clone()).join("\n");
+        assert!(
+            text.contains("--env WANDB_API_KEY: looks like a secret (its name says so"),
+            "{text}"
+        );
+        assert!(!text.contains(hex), "{text}");
+
+        // Allowed by name: accepted with a warning that names it (not the value).
+        let allowed = TrainArgs {
+            allow_plaintext: vec!["WANDB_API_KEY".into()],
+            ..args.clone()
+        };
+        let spec = validate(&settings(allowed), Path::new("/")).unwrap();
+        assert_eq!(spec.environment["WANDB_API_KEY"], hex);
+        let w = spec.warnings.join("\n");
+        assert!(w.contains("--env WANDB_API_KEY looks like a secret"), "{w}");
+        assert!(w.contains("--allow-plaintext WANDB_API_KEY"), "{w}");
+        assert!(!w.contains(hex), "{w}");
+        // A name that is no secret entry: refused, so that a typo is not silently ignored.
+        let typo = rules(TrainArgs {
+            allow_plaintext: vec!["WANDB_KEY".into()],
+            ..args
+        });
+        assert!(
+            typo.iter()
+                .any(|v| v.starts_with("--allow-plaintext WANDB_KEY: no hyperparameter")),
+            "{typo:?}"
+        );
+        // AWS keys are never let through.
+        let aws = rules(TrainArgs {
+            hyperparameters: vec!["key=AKIAIOSFODNN7EXAMPLE".into()],
+            allow_plaintext: vec!["key".into()],
+            ..valid_args()
+        });
+        assert!(
+            aws.iter()
+                .any(|v| v.contains("looks like an AWS access key id")),
+            "{aws:?}"
+        );
+    }
+
+    /// The tags sagetrain adds count toward the service's 50, and the message says how many
+    /// are left for the user's own.
+    #[test]
+    fn sagetrains_own_tags_count_toward_the_limit() {
+        let tags = |n: usize| (0..n).map(|i| format!("t{i}=v")).collect::<Vec<_>>();
+        assert_eq!(
+            rules(TrainArgs {
+                tags: tags(49),
+                ..valid_args()
+            }),
+            Vec::<String>::new()
+        );
+        let v = rules(TrainArgs {
+            tags: tags(50),
+            ..valid_args()
+        });
+        assert_eq!(
+            v,
+            ["tags: 50 given; sagetrain adds 1 of its own (sagetrain:submission-id), so at most 49 are left for yours (the service allows 50 tags)"]
+        );
+        // Code mode adds the code's digest.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("train.py"), "print(1)\n").unwrap();
+        let v = rules(TrainArgs {
+            tags: tags(49),
+            source: Some(d.path().to_str().unwrap().into()),
+            ..valid_args()
+        });
+        assert_eq!(
+            v,
+            ["tags: 49 given; sagetrain adds 2 of its own (sagetrain:submission-id, sagetrain:code-digest), so at most 48 are left for yours (the service allows 50 tags)"]
+        );
+    }
+
+    /// The model's 0-21600 s; above an hour a warning that the pool is billed while it waits.
+    #[test]
+    fn keep_alive_follows_the_model_and_warns_above_an_hour() {
+        for (k, warned) in [("0", false), ("1h", false), ("6h", true)] {
+            let spec = validate(
+                &settings(TrainArgs {
+                    keep_alive: Some(k.into()),
+                    ..valid_args()
+                }),
+                Path::new("/"),
+            )
+            .unwrap_or_else(|v| panic!("{k}: {v:?}"));
+            let w = spec.warnings.join("\n");
+            assert_eq!(w.contains("billed"), warned, "{k}: {w}");
+        }
+        let v = rules(TrainArgs {
+            keep_alive: Some("21601".into()),
+            ..valid_args()
+        });
+        assert_eq!(
+            v,
+            ["--keep-alive: a warm pool is kept at most 6 hours (21600s; got 21601s)"]
+        );
     }
 
     #[test]

@@ -235,10 +235,10 @@ fn a_missing_entry_or_keep_alive_with_spot_is_refused_before_any_call() {
         .code(2)
         .stderr_has("warm pools do not work with spot training");
     let mut a = base.to_vec();
-    a.extend(["--keep-alive", "2h", "--retries", "31"]);
+    a.extend(["--keep-alive", "7h", "--retries", "31"]);
     sb.run(&a)
         .code(2)
-        .stderr_has("--keep-alive: a warm pool is kept between 1 second and 1 hour");
+        .stderr_has("--keep-alive: a warm pool is kept at most 6 hours (21600s; got 25200s)");
     // An entry that .sagetrainignore leaves out would never reach the job.
     write(&sb.project().join("src2"), "train.py", b"print(1)\n");
     write(

@@ -154,6 +154,98 @@ fn a_key_pasted_into_a_hyperparameter_is_refused_and_masked() {
     assert!(!r.stderr.contains("AKIAIOSFODNN7EXAMPLE"));
 }
 
+/// Token shapes assembled at run time (no literal token in the source).
+fn third_party_tokens() -> (String, String, String) {
+    let alnum = "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xY2zA4cD6eF8gH";
+    (
+        "3f8a1c9e2b7d4f6a0c5e8b1d9f2a7c4e6b0d8f1a".to_string(),
+        format!("hf_{}", &alnum[..34]),
+        format!("ghp_{}", &alnum[..36]),
+    )
+}
+
+/// The case: a W&B key (by its name), a Hugging Face token and a GitHub token (by
+/// their formats) are refused before any call, each named, no value in any output, at -vvv too.
+#[test]
+fn third_party_tokens_are_refused_naming_the_entry_never_the_value() {
+    let sb = Sandbox::new();
+    let (wandb, hf, gh) = third_party_tokens();
+    let (e1, e2, h1) = (
+        format!("WANDB_API_KEY={wandb}"),
+        format!("HF_TOKEN={hf}"),
+        format!("github_token={gh}"),
+    );
+    let mut args = offline_args();
+    args.extend(["-vvv", "--env", &e1, "--env", &e2, "-H", &h1]);
+    let r = sb.run(&args).code(2);
+    let r = r
+        .stderr_has("--env WANDB_API_KEY: looks like a secret (its name says so")
+        .stderr_has("--env HF_TOKEN: looks like a Hugging Face token")
+        .stderr_has("--hyperparameter github_token: looks like a GitHub token")
+        .stderr_has("--allow-plaintext HF_TOKEN");
+    for value in [&wandb, &hf, &gh] {
+        assert!(!r.stdout.contains(value.as_str()), "{}", r.stdout);
+        assert!(!r.stderr.contains(value.as_str()), "{}", r.stderr);
+    }
+
+    // `sagetrain config` shows the entries, masked, and refuses them as `train` does.
+    let r = sb
+        .run(&["config", "--env", &e1, "--env", &e2, "-H", &h1])
+        .code(2);
+    assert!(r.stdout.contains("environment.HF_TOKEN"), "{}", r.stdout);
+    for value in [&wandb, &hf, &gh] {
+        assert!(!r.stdout.contains(value.as_str()), "{}", r.stdout);
+        assert!(!r.stderr.contains(value.as_str()), "{}", r.stderr);
+    }
+
+    // --allow-plaintext NAME lets each named entry through, with a warning naming it.
+    args.extend([
+        "--allow-plaintext",
+        "WANDB_API_KEY",
+        "--allow-plaintext",
+        "HF_TOKEN",
+    ]);
+    args.extend(["--allow-plaintext", "github_token"]);
+    let r = sb
+        .run(&args)
+        .ok()
+        .stderr_has("--env HF_TOKEN looks like a Hugging Face token and is sent in plain text (--allow-plaintext HF_TOKEN)");
+    assert_eq!(r.json()["Environment"]["HF_TOKEN"], hf.as_str());
+}
+
+/// sagetrain's own tag counts toward the service's 50.
+#[test]
+fn fifty_tags_leave_no_room_for_sagetrains_own() {
+    let sb = Sandbox::new();
+    let tags: Vec<String> = (0..50).map(|i| format!("t{i}=v")).collect();
+    let mut args = offline_args();
+    for t in &tags {
+        args.extend(["--tag", t.as_str()]);
+    }
+    sb.run(&args)
+        .code(2)
+        .stderr_has("tags: 50 given; sagetrain adds 1 of its own (sagetrain:submission-id), so at most 49 are left for yours");
+    let r = sb.run(&args[..args.len() - 2]).ok();
+    assert_eq!(r.json()["Tags"].as_array().unwrap().len(), 50);
+}
+
+/// A warm pool up to the model's 6 hours; above 1 hour a warning that it is billed.
+#[test]
+fn a_long_keep_alive_is_sent_with_a_warning() {
+    let sb = Sandbox::new();
+    let mut args = offline_args();
+    args.extend(["--keep-alive", "6h"]);
+    let r = sb.run(&args).ok().stderr_has("billed");
+    assert_eq!(
+        r.json()["ResourceConfig"]["KeepAlivePeriodInSeconds"],
+        21600
+    );
+    args.extend(["--keep-alive", "7h"]);
+    sb.run(&args)
+        .code(2)
+        .stderr_has("--keep-alive: a warm pool is kept at most 6 hours (21600s; got 25200s)");
+}
+
 #[test]
 fn config_file_values_flags_and_env_layer_and_config_shows_sources() {
     let mut sb = Sandbox::new();

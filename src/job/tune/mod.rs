@@ -23,6 +23,9 @@ pub const MAX_NAME: usize = 32;
 /// many values.
 pub const MAX_RANGES: usize = 30;
 pub const MAX_VALUES: usize = 30;
+/// A tuning job's training jobs take fewer environment variables than a training job
+/// (`HyperParameterTrainingJobEnvironmentMap`).
+pub const MAX_ENVIRONMENT: usize = 48;
 pub const DEFAULT_MAX_JOBS: i64 = 10;
 pub const DEFAULT_PARALLEL: i64 = 2;
 
@@ -80,5 +83,34 @@ pub(crate) mod tests {
 
     pub(crate) fn spec(s: &str) -> Result<Range, String> {
         parse_range(&RangeInput::Spec(s.into()))
+    }
+
+    /// Tuning settings at their limits over the training settings `job` (whose first metric is
+    /// the objective): as many ranges as the tuner takes, of each kind, and a categorical range
+    /// with as many values as allowed.
+    pub(crate) fn at_limits(job: &TrainSettings) -> TuneSpec {
+        let mut argv: Vec<String> = Vec::new();
+        let per_kind = MAX_RANGES / 3;
+        for i in 0..per_kind {
+            argv.extend(["--range".into(), format!("int{i}=1..{}", 1000 + i)]);
+            argv.extend(["--range".into(), format!("cont{i}=1e-5..1e-1:log")]);
+        }
+        let values: Vec<String> = (0..MAX_VALUES).map(|v| format!("v{v}")).collect();
+        argv.extend(["--range".into(), format!("cat0={}", values.join(","))]);
+        for i in 1..MAX_RANGES - 2 * per_kind {
+            argv.extend(["--range".into(), format!("cat{i}=a,b")]);
+        }
+        let objective = job.metrics.keys().next().expect("a metric").clone();
+        argv.extend(["--objective".into(), objective]);
+        argv.extend([
+            "--max-jobs".into(),
+            "500".into(),
+            "--parallel".into(),
+            "100".into(),
+        ]);
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let t = TuneSettings::layer(&tune(&args), None).unwrap();
+        validate(&t, job)
+            .unwrap_or_else(|v| panic!("tune settings at their limits are refused: {v:#?}"))
     }
 }

@@ -3,7 +3,9 @@
 
 use super::range::{parse_range, Range};
 use super::settings::TuneSettings;
-use super::{DEFAULT_MAX_JOBS, DEFAULT_PARALLEL, MAX_NAME, MAX_RANGES, MAX_VALUES};
+use super::{
+    DEFAULT_MAX_JOBS, DEFAULT_PARALLEL, MAX_ENVIRONMENT, MAX_NAME, MAX_RANGES, MAX_VALUES,
+};
 use crate::config::{Source, Val, Violation};
 use crate::job::settings::TrainSettings;
 use regex::Regex;
@@ -15,7 +17,7 @@ use std::time::SystemTime;
 const HYPERBAND_EPOCH_KEYS: &[&str] =
     &["epochs", "numepochs", "n-epochs", "n_epochs", "num_epochs"];
 
-static TUNING_NAME: LazyLock<Regex> =
+pub(crate) static TUNING_NAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$").expect("valid regex"));
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +91,15 @@ pub fn validate(t: &TuneSettings, job: &TrainSettings) -> Result<TuneSpec, Vec<V
             format!(
                 "{} hyperparameters to search; the tuner takes at most {MAX_RANGES}",
                 t.ranges.len()
+            ),
+        ));
+    }
+    if job.environment.len() > MAX_ENVIRONMENT {
+        v.push(Violation::new(
+            "environment variables",
+            format!(
+                "{} given; the training jobs of a tuning job take at most {MAX_ENVIRONMENT} (a training job of `train` takes 100)",
+                job.environment.len()
             ),
         ));
     }
@@ -266,6 +277,22 @@ pub fn generate_tuning_name(base: &str, now: SystemTime, submission: &str) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The service takes 48 environment variables in a tuning job's training jobs, not 100.
+    #[test]
+    fn a_tuning_job_takes_at_most_48_environment_variables() {
+        let with_env = |n: usize| {
+            let mut a = with_metric();
+            a.environment = (0..n).map(|i| format!("V{i}=x")).collect();
+            check(a, &["--range", "learning_rate=1e-5..1e-2:log"])
+        };
+        assert!(with_env(MAX_ENVIRONMENT).is_ok());
+        let v = with_env(MAX_ENVIRONMENT + 1).unwrap_err();
+        assert_eq!(
+            v,
+            ["environment variables: 49 given; the training jobs of a tuning job take at most 48 (a training job of `train` takes 100)"]
+        );
+    }
     use crate::job::spec::tests::valid_args;
     use crate::job::tune::tests::{check, refused, with_metric};
     use std::time::{Duration, UNIX_EPOCH};
