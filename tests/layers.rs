@@ -30,7 +30,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "config",
         ],
     ),
-    ("cli", &["job", "aws", "refs", "ui", "config"]),
+    (
+        "cli",
+        &[
+            "metrics", "follow", "job", "data", "image", "aws", "refs", "ui", "config",
+        ],
+    ),
     (
         "doctor",
         &[

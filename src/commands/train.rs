@@ -83,22 +83,11 @@ pub async fn from_settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result
     checked(ctx, &s)
 }
 
-/// The base of a generated name: `--base-name`, or the image repository's name.
-pub fn base_name(s: &JobSpec) -> (String, Source) {
-    match &s.base_name {
-        Some(b) => (b.value.clone(), b.source.clone()),
-        None => (
-            s.image_ref.short_name(),
-            Source::Lookup("the image repository's name".into()),
-        ),
-    }
-}
-
 fn job_name(s: &JobSpec, submission: &str, ui: &Ui) -> Val<String> {
     if let Some(n) = &s.name {
         return n.clone();
     }
-    let (base, src) = base_name(s);
+    let (base, src) = crate::job::spec::base_name(s);
     let name = generate_job_name(&base, SystemTime::now(), submission);
     let sanitized = crate::job::spec::sanitize_base(&base);
     if sanitized != base {

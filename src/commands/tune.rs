@@ -76,7 +76,7 @@ async fn create(ctx: &Context, cmd: &TuneCmd) -> Result<()> {
     let name = match &job.name {
         Some(n) => n.clone(),
         None => {
-            let (base, src) = super::train::base_name(&job);
+            let (base, src) = crate::job::spec::base_name(&job);
             Val::new(
                 generate_tuning_name(&base, SystemTime::now(), &plan.resolved.submission_id),
                 Source::Lookup(format!("generated from base name ({src})")),

@@ -481,7 +481,7 @@ fn train_json(a: &TrainArgs) -> Value {
         .unwrap_or_else(|v| panic!("settings at their limits are refused: {v:#?}"));
     let mut resolved = crate::job::request::tests::resolved(&job);
     resolved.job_name.value = crate::job::spec::generate_job_name(
-        &crate::commands::train::base_name(&job).0,
+        &crate::job::spec::base_name(&job).0,
         std::time::SystemTime::now(),
         &resolved.submission_id,
     );

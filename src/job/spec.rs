@@ -318,6 +318,17 @@ fn to_i32(v: i64) -> i32 {
     v.clamp(0, i32::MAX as i64) as i32
 }
 
+/// The base of a generated name: `--base-name`, or the image repository's name.
+pub fn base_name(s: &JobSpec) -> (String, Source) {
+    match &s.base_name {
+        Some(b) => (b.value.clone(), b.source.clone()),
+        None => (
+            s.image_ref.short_name(),
+            Source::Lookup("the image repository's name".into()),
+        ),
+    }
+}
+
 #[cfg(test)]
 #[path = "model_tests.rs"]
 mod model_tests;
