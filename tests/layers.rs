@@ -72,11 +72,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Back edges that exist today and go away with work under way elsewhere (issue 20): each is
-/// (file, module it may still use, why). Empty this list once they are gone; an entry that no
-/// longer matches anything fails the test, so it cannot linger.
-const TEMPORARY: &[(&str, &str, &str)] = &[];
-
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -208,23 +203,12 @@ fn no_module_imports_a_layer_above_it() {
     let edges = back_edges(root);
     let unexpected: Vec<String> = edges
         .iter()
-        .filter(|(f, m)| !TEMPORARY.iter().any(|(tf, tm, _)| tf == f && tm == m))
         .map(|(f, m)| format!("{f} uses crate::{m}"))
         .collect();
     assert!(
         unexpected.is_empty(),
         "imports of a layer above (see tests/layers.rs LAYERS and ARCHITECTURE.md):\n{}",
         unexpected.join("\n")
-    );
-    let stale: Vec<String> = TEMPORARY
-        .iter()
-        .filter(|(tf, tm, _)| !edges.iter().any(|(f, m)| f == tf && m == tm))
-        .map(|(f, m, why)| format!("{f} -> {m} ({why})"))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "these back edges are gone: remove them from TEMPORARY in tests/layers.rs:\n{}",
-        stale.join("\n")
     );
 }
 
