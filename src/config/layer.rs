@@ -670,11 +670,14 @@ pub fn not_copied<V, J>(f: &FromJob<V, J>) -> Option<&'static str> {
     }
 }
 
+/// The check of one key of a group's file section: `None` for a key the group does not have.
+pub type KeyCheck = fn(&str, &toml::Value) -> Option<Result<(), Vec<EntryProblem>>>;
+
 /// Every problem of one group's keys in a config file, named `section.key` (and `.entry`).
 pub fn section_problems(
     section: &str,
     v: &toml::Value,
-    check_key: fn(&str, &toml::Value) -> Option<Result<(), Vec<EntryProblem>>>,
+    check_key: KeyCheck,
     keys: &[String],
 ) -> Result<(), String> {
     let t = v
@@ -838,6 +841,7 @@ macro_rules! declare {
         ];
 
         /// The scalar settings, in declaration order.
+        #[allow(clippy::vec_init_then_push)]
         pub fn scalars() -> Vec<$crate::config::layer::Meta> {
             use $crate::config::layer::{not_copied, Meta};
             #[allow(unused_mut)]
@@ -926,6 +930,7 @@ macro_rules! declare {
             /// Layer the declared settings, flag > environment > file > default, each with
             /// its source; what is invalid is added to `v`. No network.
             #[allow(unused_variables)]
+            #[allow(clippy::vec_init_then_push)]
             pub fn layer_declared(
                 &mut self,
                 args: &$args,
@@ -981,6 +986,7 @@ macro_rules! declare {
             }
 
             /// The declared settings as rows of `sagetrain config`.
+            #[allow(clippy::vec_init_then_push)]
             pub fn declared_rows(&self) -> Vec<$crate::config::layer::Row> {
                 #[allow(unused_mut)]
                 let mut rows = Vec::new();

@@ -85,7 +85,7 @@ fn same_pattern(name: &str, ours: &Regex) {
                 Some(i) if p.ends_with('}') => {
                     let max = p[i + 1..p.len() - 1]
                         .split(',')
-                        .last()
+                        .next_back()
                         .and_then(|n| n.parse().ok());
                     (p[..i].to_string(), max)
                 }
@@ -529,7 +529,8 @@ fn the_conformance_check_finds_each_kind_of_problem() {
         f(&mut j);
         conformance("CreateTrainingJobRequest", &j).join("\n")
     };
-    let cases: [(&dyn Fn(&mut Value), &str); 8] = [
+    type Case<'a> = (&'a dyn Fn(&mut Value), &'a str);
+    let cases: [Case; 8] = [
         (
             &|j| j["Unknown"] = Value::Bool(true),
             "not a member of CreateTrainingJobRequest",
