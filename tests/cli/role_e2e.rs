@@ -529,18 +529,7 @@ fn create_role_derives_least_privilege_runs_twice_safely_and_train_and_doctor_us
     let r = p.sb.run(&["init", "--create-role"]).ok();
     assert!(r.stdout.contains("status   up to date"), "{}", r.stdout);
     assert!(r.stdout.contains("(role already set)"), "{}", r.stdout);
-    let counts = proxy.counts();
-    for write in [
-        "CreateRole",
-        "PutRolePolicy",
-        "UpdateAssumeRolePolicy",
-        "TagRole",
-    ] {
-        assert!(
-            !counts.contains_key(write),
-            "{write} on the second run: {counts:?}"
-        );
-    }
+    let counts = assert_no_iam_write(&proxy, "on the second run");
     assert_eq!(counts.get("GetRole"), Some(&1), "{counts:?}");
     assert_eq!(std::fs::read_to_string(&toml_path).unwrap(), text);
     p.sb.set("AWS_ENDPOINT_URL", &moto_url());
@@ -646,18 +635,7 @@ fn dry_run_prints_both_documents_and_the_calls_and_creates_nothing() {
     );
     assert!(r.stdout.contains(&format!("aws iam create-role --role-name {ROLE} --path /service-role/ --assume-role-policy-document '")), "{}", r.stdout);
     assert!(r.stdout.contains(&format!("aws iam put-role-policy --role-name {ROLE} --policy-name sagetrain-execution --policy-document '")), "{}", r.stdout);
-    let counts = proxy.counts();
-    for write in [
-        "CreateRole",
-        "PutRolePolicy",
-        "UpdateAssumeRolePolicy",
-        "TagRole",
-    ] {
-        assert!(
-            !counts.contains_key(write),
-            "{write} in a dry run: {counts:?}"
-        );
-    }
+    assert_no_iam_write(&proxy, "in a dry run");
     p.sb.set("AWS_ENDPOINT_URL", &moto_url());
     let roles = aws_cli(&p.sb, &region, &["iam", "list-roles"]);
     assert!(
@@ -779,4 +757,18 @@ fn without_a_config_file_one_is_written_with_the_role_and_a_refused_call_names_t
         .code(2)
         .stderr_has("--role-path");
     sb.run(&["init", "--role-name", "x"]).code(2);
+}
+
+/// No call that writes to IAM went through `proxy`; its counts, for further checks.
+fn assert_no_iam_write(proxy: &Proxy, when: &str) -> std::collections::BTreeMap<String, usize> {
+    let counts = proxy.counts();
+    for write in [
+        "CreateRole",
+        "PutRolePolicy",
+        "UpdateAssumeRolePolicy",
+        "TagRole",
+    ] {
+        assert!(!counts.contains_key(write), "{write} {when}: {counts:?}");
+    }
+    counts
 }
