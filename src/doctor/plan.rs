@@ -6,8 +6,9 @@
 //! then, concurrently: the access keys' age, the execution role (then its trust policy and
 //! iam:PassRole), the image, the output bucket and every input channel.
 
+use super::checks::{credentials, identity, resources, role, role::RoleFound};
 use super::runner::{self, Outcome, Step};
-use super::{id, Check, Report, RoleFound};
+use super::{id, Check, Report};
 use crate::aws::{Aws, Connection};
 use crate::config::{Source, Val};
 use crate::error::{Error, Kind, Reason};
@@ -141,11 +142,11 @@ pub async fn run(
         let found = a.credentials().await;
         let plaintext = match &found {
             Ok(c) if !c.is_session() && c.source.profile_name().is_some() => {
-                super::plaintext_keys_of(env, &a.profile_name).await
+                credentials::plaintext_keys_of(env, &a.profile_name).await
             }
             _ => None,
         };
-        let check = super::credentials_check(&found, plaintext.as_ref());
+        let check = credentials::credentials_check(&found, plaintext.as_ref());
         let _ = aws.set(a);
         check
     };
@@ -153,7 +154,7 @@ pub async fn run(
         let Some(a) = aws.get() else {
             return unavailable(id::IDENTITY);
         };
-        let (mut c, i) = super::identity_check(&a.sts()).await;
+        let (mut c, i) = identity::identity_check(&a.sts()).await;
         if !region_ok && c.passed() {
             c.details
                 .push("checked with the us-east-1 endpoint, since no region is set".into());
@@ -167,13 +168,13 @@ pub async fn run(
         let (Some(a), Some(who)) = (aws.get(), caller.get()) else {
             return unavailable(id::ACCESS_KEYS);
         };
-        super::access_keys_check(&a.iam(), who, std::time::SystemTime::now()).await
+        identity::access_keys_check(&a.iam(), who, std::time::SystemTime::now()).await
     };
     let role_check = async {
         let (Some(a), Some(who)) = (aws.get(), caller.get()) else {
             return unavailable(id::ROLE).into();
         };
-        let (check, found) = super::role_check(&a.iam(), s.role.as_ref(), who).await;
+        let (check, found) = role::role_check(&a.iam(), s.role.as_ref(), who).await;
         let usable = check.passed() && found.is_some();
         if let Some(f) = found {
             let _ = role.set(f);
@@ -182,7 +183,7 @@ pub async fn run(
     };
     let trust = async {
         match role.get() {
-            Some(r) => super::role_trust_check(r),
+            Some(r) => role::role_trust_check(r),
             None => unavailable(id::ROLE_TRUST),
         }
     };
@@ -190,19 +191,19 @@ pub async fn run(
         let (Some(a), Some(who), Some(r)) = (aws.get(), caller.get(), role.get()) else {
             return unavailable(id::PASS_ROLE);
         };
-        super::pass_role_check(&a.iam(), who, &r.arn).await
+        role::pass_role_check(&a.iam(), who, &r.arn).await
     };
     let image = async {
         let (Some(a), Some(i)) = (aws.get(), s.image.as_ref()) else {
             return unavailable(id::IMAGE);
         };
-        super::image_check(&a.ecr(), i, &a.region.value).await
+        resources::image_check(&a.ecr(), i, &a.region.value).await
     };
     let output = async {
         let (Some(a), Some(who)) = (aws.get(), caller.get()) else {
             return unavailable(id::OUTPUT);
         };
-        super::output_check(
+        resources::output_check(
             &a.s3(),
             s.output_path.as_ref(),
             &who.account,
@@ -244,7 +245,7 @@ pub async fn run(
             let Some(a) = aws.get() else {
                 return unavailable(&format!("channel.{name}"));
             };
-            super::channel_check(&a.s3(), name, uri, &a.region.value).await
+            resources::channel_check(&a.s3(), name, uri, &a.region.value).await
         };
         steps.push(Step::new(&check_id, run).network().invalid_input(invalid));
     }
