@@ -227,23 +227,26 @@ mod tests {
 
     #[test]
     fn image_references() {
+        let ecr = |account: Option<&str>, region: Option<&str>, repository: &str, version| {
+            ImageRef::Ecr {
+                account: account.map(String::from),
+                region: region.map(String::from),
+                repository: repository.into(),
+                version,
+            }
+        };
         assert_eq!(
             ImageRef::parse("unet-vessels").unwrap(),
-            ImageRef::Ecr {
-                account: None,
-                region: None,
-                repository: "unet-vessels".into(),
-                version: ImageVersion::Tag("latest".into())
-            }
+            ecr(
+                None,
+                None,
+                "unet-vessels",
+                ImageVersion::Tag("latest".into())
+            )
         );
         assert_eq!(
             ImageRef::parse("team/unet:v2").unwrap(),
-            ImageRef::Ecr {
-                account: None,
-                region: None,
-                repository: "team/unet".into(),
-                version: ImageVersion::Tag("v2".into())
-            }
+            ecr(None, None, "team/unet", ImageVersion::Tag("v2".into()))
         );
         let digest = format!("sha256:{}", "a".repeat(64));
         assert_eq!(
@@ -251,12 +254,12 @@ mod tests {
                 "123456789012.dkr.ecr.us-east-1.amazonaws.com/unet@{digest}"
             ))
             .unwrap(),
-            ImageRef::Ecr {
-                account: Some("123456789012".into()),
-                region: Some("us-east-1".into()),
-                repository: "unet".into(),
-                version: ImageVersion::Digest(digest)
-            }
+            ecr(
+                Some("123456789012"),
+                Some("us-east-1"),
+                "unet",
+                ImageVersion::Digest(digest)
+            )
         );
         assert_eq!(
             ImageRef::parse("ghcr.io/org/unet:1.0").unwrap(),

@@ -1011,6 +1011,11 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// The settings are refused, with (at least) these messages.
+    fn assert_refused(args: TrainArgs, expected: &[&str]) {
+        crate::testing::assert_contains_all(&rules(args).join("\n"), expected);
+    }
+
     #[test]
     fn valid_settings_pass() {
         assert_eq!(rules(valid_args()), Vec::<String>::new());
@@ -1034,18 +1039,16 @@ pub(crate) mod tests {
         assert_eq!(spec.keep_alive, Some(1800));
         assert_eq!(spec.input_mode.as_deref(), Some("FastFile"));
 
-        let bad = rules(TrainArgs {
-            source: Some(dir.clone()),
-            entry: Some("main.py".into()),
-            keep_alive: Some("7h".into()),
-            retries: Some("0".into()),
-            input_mode: Some("stream".into()),
-            channels: vec!["code=s3://my-bucket/code/".into()],
-            ..valid_args()
-        });
-        let text = bad.join("\n");
-        crate::testing::assert_contains_all(
-            &text,
+        assert_refused(
+            TrainArgs {
+                source: Some(dir.clone()),
+                entry: Some("main.py".into()),
+                keep_alive: Some("7h".into()),
+                retries: Some("0".into()),
+                input_mode: Some("stream".into()),
+                channels: vec!["code=s3://my-bucket/code/".into()],
+                ..valid_args()
+            },
             &[
                 "--entry: the entry script main.py is not in the code folder",
                 "--keep-alive: a warm pool is kept at most 6 hours (21600s; got 25200s)",
@@ -1118,9 +1121,8 @@ pub(crate) mod tests {
             .push(format!("long={}", "x".repeat(2501)));
         args.environment = vec![format!("E={}", "x".repeat(513))];
         args.metrics = vec!["loss=loss is low".into()];
-        let joined = rules(args).join("\n");
-        crate::testing::assert_contains_all(
-            &joined,
+        assert_refused(
+            args,
             &[
                 "hyperparameters: 103 given; at most 100",
                 "--hyperparameter long: hyperparameter values have at most 2500",
@@ -1301,9 +1303,8 @@ pub(crate) mod tests {
             image: Some("unet:latest".into()),
             ..Default::default()
         };
-        let joined = rules(args).join("\n");
-        crate::testing::assert_contains_all(
-            &joined,
+        assert_refused(
+            args,
             &[
                 "--role: a role name needs a lookup",
                 "--image: a bare repository name needs the account",
