@@ -59,7 +59,15 @@ pub const IMDS_SECOND_READ_TIMEOUT: Duration = Duration::from_millis(600);
 
 /// The services sagetrain calls: the SDK's service id (which names `AWS_ENDPOINT_URL_<ID>` and
 /// the profile's `services` key).
-pub const SERVICES: &[&str] = &["STS", "IAM", "ECR", "SageMaker", "S3", "CloudWatch Logs"];
+pub const SERVICES: &[&str] = &[
+    "STS",
+    "IAM",
+    "ECR",
+    "SageMaker",
+    "S3",
+    "CloudWatch Logs",
+    "Secrets Manager",
+];
 
 /// Everything needed to talk to AWS.
 #[derive(Clone)]
@@ -411,6 +419,9 @@ impl Aws {
     }
     pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
         client!(self, aws_sdk_cloudwatchlogs, "CloudWatch Logs")
+    }
+    pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        client!(self, aws_sdk_secretsmanager, "Secrets Manager")
     }
     pub fn s3(&self) -> aws_sdk_s3::Client {
         client!(self, aws_sdk_s3, "S3", |b: aws_sdk_s3::config::Builder| b

@@ -172,6 +172,12 @@ pub async fn plan_with_data(
                 training_image: s.image.clone(),
                 output_path: s.output_path.clone()?,
                 job_name: job_name(s, &submission, ui),
+                // Validation proved these are ARNs with --offline.
+                secrets: s
+                    .secrets
+                    .iter()
+                    .map(|(name, r)| (name.clone(), r.value.env_value(&r.value.id)))
+                    .collect(),
             })
         })();
         let resolved = offline.ok_or_else(|| {
@@ -236,6 +242,11 @@ pub async fn plan_with_data(
             .filter(|(name, _)| !local.iter().any(|p| &p.channel.name == *name))
             .map(|(name, uri)| lookups::check_channel(&aws, name, uri, &region)),
     );
+    let secrets = futures::future::join_all(
+        s.secrets
+            .iter()
+            .map(|(name, r)| lookups::secret(&aws, name, r, &region)),
+    );
     // The account's Available warm pools, beside the other lookups, when one could be reused.
     // A failure here costs only the note, never the job.
     let sm = aws.sagemaker();
@@ -246,8 +257,14 @@ pub async fn plan_with_data(
             Err(_) => Ok(Vec::new()),
         }
     };
-    let (chain, role_given, image, channels, warm_pools) =
-        tokio::join!(identity_chain, role_given, image, channels, warm_pools);
+    let (chain, role_given, image, channels, secrets, warm_pools) = tokio::join!(
+        identity_chain,
+        role_given,
+        image,
+        channels,
+        secrets,
+        warm_pools
+    );
     match &pool_reason {
         Ok(why) => ui.detail(&format!("warm pools looked up: {why}")),
         Err(why) => ui.detail(&format!("warm pools not looked up: {why}")),
@@ -288,6 +305,15 @@ pub async fn plan_with_data(
         }
     };
     errors.extend(channels.into_iter().filter_map(|c| c.err()));
+    let mut secret_arns = std::collections::BTreeMap::new();
+    for found in secrets {
+        match found {
+            Ok((name, arn)) => {
+                secret_arns.insert(name, arn);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
     let (
         Some(identity),
         Some((image, image_notes)),
@@ -331,7 +357,13 @@ pub async fn plan_with_data(
         training_image: image,
         output_path,
         job_name: job_name(s, &submission, ui),
+        secrets: secret_arns,
     };
+    for (name, arn) in &resolved.secrets {
+        ui.info(&format!(
+            "secret {name}: the job reads it from {arn} (its value is not sent)"
+        ));
+    }
     let mut plan = finish(s, local, code, resolved, Some(aws), Vec::new())?;
     plan.pool_notes = pools::verdict(&warm_pools, &plan.request);
     Ok(plan)

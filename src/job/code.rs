@@ -262,6 +262,7 @@ mod tests {
     /// The launcher, run for real with `sh` against a temporary `/opt/ml`-like tree.
     mod launcher {
         use super::super::*;
+        use std::path::Path;
         use std::process::{Command, Stdio};
         use std::time::{Duration, Instant};
 
@@ -445,6 +446,217 @@ time.sleep(60)
             assert!(sent, "kill failed");
             assert_eq!(status.code(), Some(143));
             assert!(ml.path("got-sigterm").exists());
+        }
+
+        const ARN: &str =
+            "arn:aws:secretsmanager:eu-west-2:111122223333:secret:sagetrain/wandb-AbCdEf";
+        const DB_ARN: &str =
+            "arn:aws:secretsmanager:eu-west-2:111122223333:secret:sagetrain/db-123456";
+        const TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
+        const PASSWORD: &str = "it's a \"pass\" word\nwith $(two) lines";
+
+        /// An entry that writes the variables of the two secrets where the test reads them.
+        const SECRET_ENTRY: &str = r#"
+import json, os
+root = os.environ["SM_ROOT"]
+os.makedirs(os.path.join(root, "model"), exist_ok=True)
+with open(os.path.join(root, "model/secrets.json"), "w") as f:
+    json.dump({k: os.environ.get(k) for k in ["WANDB_API_KEY", "DB_PASSWORD"]}, f)
+"#;
+
+        /// A folder for PYTHONPATH whose `boto3` answers from the secrets in `STUB_SECRETS`
+        /// (a JSON object ARN -> SecretString) and logs each call, or (`with_boto3` false)
+        /// whose `boto3` cannot be imported, as in an image without it.
+        fn python_path(with_boto3: bool) -> tempfile::TempDir {
+            let d = tempfile::tempdir().unwrap();
+            let text = if with_boto3 {
+                r#"
+import json, os
+class ClientError(Exception):
+    def __init__(self, code):
+        self.response = {"Error": {"Code": code}}
+class _Client:
+    def __init__(self, region):
+        self.region = region
+    def get_secret_value(self, SecretId):
+        with open(os.environ["STUB_LOG"], "a") as log:
+            log.write("boto3 %s %s\n" % (self.region, SecretId))
+        secrets = json.load(open(os.environ["STUB_SECRETS"]))
+        if SecretId not in secrets:
+            raise ClientError("AccessDeniedException")
+        return {"SecretString": secrets[SecretId]}
+def client(service, region_name=None):
+    assert service == "secretsmanager", service
+    return _Client(region_name)
+"#
+            } else {
+                "raise ImportError('this image has no boto3')\n"
+            };
+            std::fs::write(d.path().join("boto3.py"), text).unwrap();
+            d
+        }
+
+        /// A `bin` folder with what the launcher runs (sh's utilities and Python) and, with
+        /// `with_aws`, an `aws` that answers `secretsmanager get-secret-value` as the AWS CLI
+        /// does (`--query SecretString --output json`), from `STUB_SECRETS`.
+        fn bin(with_aws: bool) -> tempfile::TempDir {
+            let d = tempfile::tempdir().unwrap();
+            let python = Command::new("python3")
+                .args(["-c", "import sys; print(sys.executable)"])
+                .output()
+                .unwrap();
+            let python = String::from_utf8(python.stdout).unwrap();
+            std::os::unix::fs::symlink(python.trim(), d.path().join("python3")).unwrap();
+            for tool in ["env", "grep", "tail", "rm", "mkdir", "cat", "tr"] {
+                let found = ["/usr/bin", "/bin"]
+                    .iter()
+                    .map(|dir| Path::new(dir).join(tool))
+                    .find(|p| p.exists())
+                    .unwrap_or_else(|| panic!("no {tool} in /usr/bin or /bin"));
+                std::os::unix::fs::symlink(found, d.path().join(tool)).unwrap();
+            }
+            if with_aws {
+                let aws = d.path().join("aws");
+                std::fs::write(
+                    &aws,
+                    r#"#!/bin/sh
+# get-secret-value --secret-id ARN --region R --query SecretString --output json
+echo "cli $6 $4" >>"$STUB_LOG"
+exec python3 -c 'import json, os, sys; s = json.load(open(os.environ["STUB_SECRETS"]))
+if sys.argv[1] not in s: sys.stderr.write("An error occurred (ResourceNotFoundException)\n"); sys.exit(254)
+print(json.dumps(s[sys.argv[1]]))' "$4"
+"#,
+                )
+                .unwrap();
+                std::fs::set_permissions(&aws, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                    .unwrap();
+            }
+            d
+        }
+
+        /// The launcher with the two secrets' variables, as `train --secret WANDB_API_KEY=...
+        /// --secret DB_PASSWORD=...:password` sets them, on a PATH of `bin` only.
+        fn secret_run(ml: &Ml, py: &Path, bin: &Path, secrets: &str) -> std::process::Output {
+            let stub = ml.path("stub-secrets.json");
+            std::fs::write(&stub, secrets).unwrap();
+            ml.command("train.py")
+                .env("PATH", bin)
+                .env("PYTHONPATH", py)
+                .env("STUB_SECRETS", &stub)
+                .env("STUB_LOG", ml.path("calls.log"))
+                .env("SAGETRAIN_SECRET_WANDB_API_KEY", ARN)
+                .env("SAGETRAIN_SECRET_DB_PASSWORD", format!("{DB_ARN}:password"))
+                .output()
+                .unwrap()
+        }
+
+        fn both_secrets() -> String {
+            serde_json::json!({
+                ARN: TOKEN,
+                DB_ARN: serde_json::json!({"user": "unet", "password": PASSWORD}).to_string(),
+            })
+            .to_string()
+        }
+
+        fn assert_no_value_in(out: &std::process::Output, ml: &Ml) {
+            let text = format!(
+                "{}{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                ml.failure().unwrap_or_default()
+            );
+            assert!(!text.contains(TOKEN), "{text}");
+            assert!(!text.contains("pass\" word"), "{text}");
+        }
+
+        #[test]
+        fn secrets_are_read_with_boto3_and_exported_under_their_names() {
+            let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
+            let (py, bin) = (python_path(true), bin(false));
+            let out = secret_run(&ml, py.path(), bin.path(), &both_secrets());
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let seen: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(ml.path("model/secrets.json")).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(seen["WANDB_API_KEY"], TOKEN);
+            assert_eq!(seen["DB_PASSWORD"], PASSWORD);
+            // Each secret read once, in the region of its ARN.
+            let calls = std::fs::read_to_string(ml.path("calls.log")).unwrap();
+            assert_eq!(
+                calls,
+                format!("boto3 eu-west-2 {DB_ARN}\nboto3 eu-west-2 {ARN}\n")
+            );
+            assert!(String::from_utf8_lossy(&out.stderr).contains(
+                "sagetrain launcher: secret WANDB_API_KEY read from arn:aws:secretsmanager"
+            ));
+            assert_no_value_in(&out, &ml);
+        }
+
+        #[test]
+        fn without_boto3_the_aws_cli_reads_them() {
+            let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
+            let (py, bin) = (python_path(false), bin(true));
+            let out = secret_run(&ml, py.path(), bin.path(), &both_secrets());
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let seen: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(ml.path("model/secrets.json")).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(seen["WANDB_API_KEY"], TOKEN);
+            assert_eq!(seen["DB_PASSWORD"], PASSWORD);
+            let calls = std::fs::read_to_string(ml.path("calls.log")).unwrap();
+            assert_eq!(
+                calls,
+                format!("cli eu-west-2 {DB_ARN}\ncli eu-west-2 {ARN}\n")
+            );
+            assert_no_value_in(&out, &ml);
+        }
+
+        #[test]
+        fn a_secret_that_cannot_be_read_is_a_failure_before_the_entry_runs() {
+            // Neither boto3 nor the AWS CLI in the image.
+            let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
+            let (py, bin) = (python_path(false), bin(false));
+            let out = secret_run(&ml, py.path(), bin.path(), &both_secrets());
+            assert_eq!(out.status.code(), Some(1));
+            crate::testing::assert_contains_all(
+                &ml.failure().expect("the failure file"),
+                &["cannot read the secret", "neither boto3", "nor the AWS CLI"],
+            );
+            assert!(!ml.path("model/secrets.json").exists());
+
+            // The role may not read one (boto3), and a JSON key that is not there (the CLI).
+            let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
+            let (py, bin) = (python_path(true), self::bin(false));
+            let only_token = serde_json::json!({ ARN: TOKEN }).to_string();
+            let out = secret_run(&ml, py.path(), bin.path(), &only_token);
+            assert_eq!(out.status.code(), Some(1));
+            crate::testing::assert_contains_all(
+                &ml.failure().unwrap(),
+                &[
+                    "GetSecretValue on",
+                    "AccessDeniedException",
+                    "the execution role needs secretsmanager:GetSecretValue",
+                ],
+            );
+            assert_no_value_in(&out, &ml);
+            let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
+            let (py, bin) = (python_path(false), self::bin(true));
+            let no_key =
+                serde_json::json!({ ARN: TOKEN, DB_ARN: "{\"user\": \"unet\"}" }).to_string();
+            let out = secret_run(&ml, py.path(), bin.path(), &no_key);
+            assert_eq!(out.status.code(), Some(1));
+            assert!(ml.failure().unwrap().contains("has no JSON key password"));
+            assert!(!ml.path("model/secrets.json").exists());
         }
 
         /// SIGTERM to one process id, with the `kill` utility (no extra crate).

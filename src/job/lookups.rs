@@ -738,6 +738,66 @@ pub async fn check_channel_with(
     }
 }
 
+/// `--secret NAME=SECRET_ID`: the secret's ARN, from secretsmanager:DescribeSecret (which reads
+/// the secret's metadata, never its value). Gives NAME and what the job's variable holds.
+pub async fn secret(
+    aws: &Aws,
+    name: &str,
+    r: &Val<crate::job::secret::SecretRef>,
+    region: &str,
+) -> Result<(String, String)> {
+    secret_with(&aws.secrets(), name, r, region).await
+}
+
+/// [`secret`] with a given Secrets Manager client.
+pub async fn secret_with(
+    client: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    r: &Val<crate::job::secret::SecretRef>,
+    region: &str,
+) -> Result<(String, String)> {
+    let what = format!("secret {name} ({})", r.source.name_for(Some(name)));
+    let id = &r.value.id;
+    if let Some(other) = r.value.arn_region().filter(|o| *o != region) {
+        return Err(Error::usage(format!(
+            "{what}: `{id}` is in {other}; the job runs in {region}"
+        ))
+        .with_hint(format!(
+            "replicate it into the job's region (aws secretsmanager replicate-secret-to-regions --secret-id {id} --add-replica-regions Region={region}) and give that ARN, or run the job in {other}"
+        )));
+    }
+    let sent = client.describe_secret().secret_id(id).send().await;
+    match sent {
+        Ok(d) if d.deleted_date().is_some() => Err(Error::aws(format!(
+            "{what}: `{id}` is scheduled for deletion, and a job could not read it"
+        ))
+        .with_hint(format!(
+            "restore it (aws secretsmanager restore-secret --secret-id {id}) or name another secret"
+        ))),
+        Ok(d) => match d.arn() {
+            Some(arn) => Ok((name.to_string(), r.value.env_value(arn))),
+            None => Err(Error::aws(format!(
+                "{what}: secretsmanager:DescribeSecret gave no ARN for `{id}`"
+            ))),
+        },
+        Err(e) => match error_code(&e).as_deref() {
+            Some("ResourceNotFoundException") => Err(Error::aws(format!(
+                "{what}: there is no secret `{id}` in Secrets Manager in {region}"
+            ))
+            .with_hint(format!(
+                "create it from a file that holds the token (never on the command line): aws secretsmanager create-secret --region {region} --name {id} --secret-string file://token.txt"
+            ))),
+            Some("AccessDeniedException") => Err(Error::aws(format!(
+                "{what}: you may not secretsmanager:DescribeSecret `{id}` (AccessDenied); train checks that the secret exists without reading it"
+            ))
+            .with_hint(
+                "ask for secretsmanager:DescribeSecret on your secrets (examples/iam/developer-policy.json grants it on sagetrain/*); the value is read only by the job's execution role",
+            )),
+            _ => Err(aws_error("secretsmanager:DescribeSecret", &e)),
+        },
+    }
+}
+
 /// A training job's description.
 pub type Describe = aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
 

@@ -11,6 +11,7 @@ pub mod remembered;
 pub mod request;
 pub mod role_iam;
 pub mod role_policy;
+pub mod secret;
 pub mod settings;
 pub mod spec;
 pub mod state;

@@ -24,6 +24,9 @@ pub struct Resolved {
     pub training_image: Val<String>,
     pub output_path: Val<String>,
     pub job_name: Val<String>,
+    /// `--secret`: each variable NAME and what its `SAGETRAIN_SECRET_<NAME>` holds (the
+    /// secret's ARN, and `:KEY` of a JSON key), never the secret's value.
+    pub secrets: BTreeMap<String, String>,
 }
 
 // ---- The CreateTrainingJob request, with the AWS API's field names. ----
@@ -183,6 +186,7 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         hyperparameters,
         channels,
         environment,
+        secrets: _,
         tags,
         metrics,
         code,
@@ -298,7 +302,15 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
             s3_uri: uri,
             local_path: "/opt/ml/checkpoints/".into(),
         }),
-        environment: environment.clone(),
+        environment: environment
+            .clone()
+            .into_iter()
+            .chain(
+                r.secrets
+                    .iter()
+                    .map(|(name, arn)| (crate::job::secret::env_name(name), arn.clone())),
+            )
+            .collect(),
         retry_strategy: retries.map(|n| RetryStrategy {
             maximum_retry_attempts: n,
         }),
@@ -574,7 +586,40 @@ pub(crate) mod tests {
             training_image: s.image.clone(),
             output_path: s.output_path.clone().unwrap(),
             job_name: Val::new("unet-1".into(), Source::Default),
+            secrets: s
+                .secrets
+                .iter()
+                .map(|(name, r)| (name.clone(), r.value.env_value(&r.value.id)))
+                .collect(),
         }
+    }
+
+    /// A secret travels as its ARN in `SAGETRAIN_SECRET_<NAME>`, never as `NAME`; the request
+    /// with it passes the checks of the final request.
+    #[test]
+    fn a_secret_is_its_arn_in_the_environment() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:sagetrain/wandb-AbCdEf";
+        let mut args = valid_args();
+        args.secrets = vec![format!("WANDB_API_KEY={arn}"), format!("DB={arn}:password")];
+        args.environment = vec!["MODE=fast".into()];
+        let s = spec(args);
+        let req = build_request(&s, &resolved(&s));
+        assert!(
+            validate_request(&req).is_empty(),
+            "{:?}",
+            validate_request(&req)
+        );
+        assert_eq!(
+            req.environment,
+            BTreeMap::from([
+                ("MODE".to_string(), "fast".to_string()),
+                ("SAGETRAIN_SECRET_DB".to_string(), format!("{arn}:password")),
+                (
+                    "SAGETRAIN_SECRET_WANDB_API_KEY".to_string(),
+                    arn.to_string()
+                ),
+            ])
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 use crate::config::{Source, Val, Violation};
 use crate::data::manifest::{CODE_ROOT, DATA_ROOT};
+use crate::job::secret::SecretRef;
 use crate::job::settings::TrainSettings;
 use crate::job::spec::validate_settings_at;
 pub use crate::job::spec::Vpc;
@@ -256,6 +257,13 @@ pub fn needs_from_settings(
         Some(k) => Some(k.value.clone()),
         None => None,
     };
+    let mut secrets = Vec::new();
+    for (name, id) in &s.secrets {
+        match SecretRef::parse(&id.value) {
+            Ok(r) => secrets.push(r.policy_resource(region, account)),
+            Err(rule) => return Err(vec![Violation::new(id.source.name_for(Some(name)), rule)]),
+        }
+    }
     let vpc = match (&s.subnets, &s.security_groups) {
         (Some(sn), Some(sg)) => Some(Vpc {
             subnets: sn.value.clone(),
@@ -273,7 +281,7 @@ pub fn needs_from_settings(
         image,
         kms_key,
         vpc,
-        secrets: Vec::new(),
+        secrets,
         remote_debug: false,
     })
 }
@@ -1095,6 +1103,22 @@ val = "data/val"
             .filter(|a| a.starts_with("secretsmanager:"))
             .collect();
         assert_eq!(secret_actions, ["secretsmanager:GetSecretValue"]);
+    }
+
+    /// `[secrets]` in the file: a name grants every ARN of that name, an ARN itself (its JSON
+    /// key is not part of it).
+    #[test]
+    fn the_secrets_of_the_settings_are_the_ones_the_role_may_read() {
+        let n = needs(&format!(
+            "{FULL}\n[secrets]\nWANDB_API_KEY = \"sagetrain/wandb\"\nDB = \"arn:aws:secretsmanager:eu-west-1:111122223333:secret:db-123456:password\"\n"
+        ));
+        assert_eq!(
+            n.secrets,
+            [
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:db-123456",
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:sagetrain/wandb-??????",
+            ]
+        );
     }
 
     #[test]

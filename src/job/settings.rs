@@ -312,7 +312,30 @@ declare! {
         environment = Text [long = "env", value_name = "KEY=VALUE"] in JOB {
             scalars: false,
             example: &[("OMP_NUM_THREADS", "\"4\"")],
-            from_job: FromJob::Copy { field: "Environment", read: |j| map_of(j.job.environment()) },
+            // The ARNs of `--secret` are read back as secrets, not as variables.
+            from_job: FromJob::Copy {
+                field: "Environment",
+                read: |j| {
+                    map_of(j.job.environment())
+                        .map(|m| m.into_iter().filter(|(k, _)| crate::job::secret::name_of_env(k).is_none()).collect())
+                },
+            },
+        }
+        /// A secret the job reads from AWS Secrets Manager, never sent as its value:
+        /// NAME=SECRET_ID, a secret name or ARN with an optional `:json-key` (repeatable)
+        secrets = Text [long = "secret", value_name = "NAME=SECRET_ID"] in JOB {
+            scalars: false,
+            example: &[("WANDB_API_KEY", "\"sagetrain/wandb\"")],
+            from_job: FromJob::Copy {
+                field: "Environment",
+                read: |j| {
+                    map_of(j.job.environment()).map(|m| {
+                        m.into_iter()
+                            .filter_map(|(k, v)| Some((crate::job::secret::name_of_env(&k)?.to_string(), v)))
+                            .collect()
+                    })
+                },
+            },
         }
         /// A job tag (repeatable)
         tags = Text [long = "tag", value_name = "KEY=VALUE"] in JOB {

@@ -7,6 +7,7 @@
 use crate::aws::connection::Connection;
 pub use crate::config::{violations_error, Violation};
 use crate::config::{Source, Val};
+use crate::job::secret::{self, SecretRef};
 use crate::job::settings::TrainSettings;
 use crate::refs::{
     channel_location, is_channel_name, ChannelLocation, ImageRef, ImageVersion, S3Uri,
@@ -126,6 +127,8 @@ pub struct JobSpec {
     /// S3 prefixes, or local folders until they are uploaded.
     pub channels: BTreeMap<String, Val<String>>,
     pub environment: BTreeMap<String, String>,
+    /// `--secret`: each variable NAME and the Secrets Manager secret the job reads it from.
+    pub secrets: BTreeMap<String, Val<SecretRef>>,
     pub tags: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, String>,
     /// Code mode (`--source`): the code and the script it runs.
@@ -382,6 +385,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         retries,
         input_mode,
         allow_plaintext,
+        secrets: secret_ids,
         dry_run,
         offline,
     } = s;
@@ -504,6 +508,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             )));
         }
     }
+    let secret_refs = check_secrets(&mut v, secret_ids, environment, *offline);
     if channels.len() > CHANNELS.max_count {
         v_push_count(&mut v, CHANNELS.what, channels.len(), CHANNELS.max_count);
     }
@@ -781,6 +786,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         hyperparameters: strings(hyperparameters),
         channels: channels.clone(),
         environment: strings(environment),
+        secrets: secret_refs,
         tags: strings(tags),
         metrics: strings(metrics),
         code,
@@ -861,6 +867,63 @@ fn check_code(
         source: source.clone(),
         entry: entry.value,
     })
+}
+
+/// `--secret NAME=SECRET_ID`: a variable name that is not the user's credentials nor also an
+/// `--env`, a secret name or ARN (an ARN with `--offline`), and room for one variable each.
+fn check_secrets(
+    v: &mut Vec<Violation>,
+    secrets: &BTreeMap<String, Val<String>>,
+    environment: &BTreeMap<String, Val<String>>,
+    offline: bool,
+) -> BTreeMap<String, Val<SecretRef>> {
+    let mut refs = BTreeMap::new();
+    for (name, id) in secrets {
+        let what = id.source.name_for(Some(name));
+        if !ENV_KEY.is_match(name) {
+            v.push(Violation::new(&what, format!(
+                "`{name}` is not a valid variable name ([a-zA-Z_][a-zA-Z0-9_]*); the job gets the secret as that variable"
+            )));
+        }
+        if CREDENTIAL_ENV_NAMES.contains(&name.to_ascii_uppercase().as_str()) {
+            v.push(Violation::new(&what, format!(
+                "`{name}` would replace the execution role's credentials in the container; a secret is for a third-party token"
+            )));
+        }
+        if let Some(e) = environment.get(name) {
+            v.push(Violation::new(
+                &what,
+                format!(
+                    "`{name}` is also set by {}; give it one way",
+                    e.source.name_for(Some(name))
+                ),
+            ));
+        }
+        match SecretRef::parse(&id.value) {
+            Ok(r) if offline && !r.is_arn() => v.push(Violation::new(&what, format!(
+                "the secret name `{}` needs a lookup (secretsmanager:DescribeSecret) for its ARN; give the ARN with --offline",
+                r.id
+            ))),
+            Ok(r) => {
+                refs.insert(name.clone(), Val::new(r, id.source.clone()));
+            }
+            Err(rule) => v.push(Violation::new(&what, rule)),
+        }
+    }
+    let total = environment.len() + secrets.len();
+    if !secrets.is_empty() && total > ENVIRONMENT.max_count {
+        v.push(Violation::new(
+            "environment variables",
+            format!(
+                "{} given and {} secrets, each one variable ({}NAME): {total}; at most {} are allowed",
+                environment.len(),
+                secrets.len(),
+                secret::ENV_PREFIX,
+                ENVIRONMENT.max_count
+            ),
+        ));
+    }
+    refs
 }
 
 fn v_push_count(v: &mut Vec<Violation>, what: &str, n: usize, max: usize) {
@@ -1014,6 +1077,61 @@ pub(crate) mod tests {
     /// The settings are refused, with (at least) these messages.
     fn assert_refused(args: TrainArgs, expected: &[&str]) {
         crate::testing::assert_contains_all(&rules(args).join("\n"), expected);
+    }
+
+    #[test]
+    fn secrets_are_refs_to_secrets_manager_and_never_a_value() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:db-123456";
+        let args = TrainArgs {
+            secrets: vec![
+                "WANDB_API_KEY=sagetrain/wandb".into(),
+                format!("DB_PASSWORD={arn}:password"),
+            ],
+            ..valid_args()
+        };
+        let spec = validate(&settings(args), Path::new("/")).unwrap();
+        assert_eq!(spec.secrets["WANDB_API_KEY"].value.id, "sagetrain/wandb");
+        assert_eq!(spec.secrets["DB_PASSWORD"].value.id, arn);
+        assert_eq!(
+            spec.secrets["DB_PASSWORD"].value.json_key.as_deref(),
+            Some("password")
+        );
+        assert!(spec.environment.is_empty());
+
+        assert_refused(
+            TrainArgs {
+                secrets: vec![
+                    "1BAD=sagetrain/x".into(),
+                    "AWS_SECRET_ACCESS_KEY=sagetrain/x".into(),
+                    "HF_TOKEN=sagetrain/hf".into(),
+                    "OTHER=not a name".into(),
+                ],
+                environment: vec!["HF_TOKEN=x".into()],
+                ..valid_args()
+            },
+            &[
+                "--secret 1BAD: `1BAD` is not a valid variable name",
+                "--secret AWS_SECRET_ACCESS_KEY: `AWS_SECRET_ACCESS_KEY` would replace the execution role's credentials",
+                "--secret HF_TOKEN: `HF_TOKEN` is also set by --env HF_TOKEN",
+                "--secret OTHER: `not a name` is not a Secrets Manager secret name",
+            ],
+        );
+        assert_refused(
+            TrainArgs {
+                secrets: vec!["W=sagetrain/wandb".into(), format!("D={arn}")],
+                offline: true,
+                ..valid_args()
+            },
+            &["--secret W: the secret name `sagetrain/wandb` needs a lookup"],
+        );
+        assert_refused(
+            TrainArgs {
+                secrets: vec!["S=sagetrain/s".into()],
+                environment: (0..100).map(|i| format!("V{i}=x")).collect(),
+                ..valid_args()
+            },
+            &["environment variables: 100 given and 1 secrets, each one variable (SAGETRAIN_SECRET_NAME): 101; at most 100"],
+        );
     }
 
     #[test]

@@ -94,12 +94,13 @@ pub fn validate(t: &TuneSettings, job: &TrainSettings) -> Result<TuneSpec, Vec<V
             ),
         ));
     }
-    if job.environment.len() > MAX_ENVIRONMENT {
+    // Each --secret is one more variable.
+    let variables = job.environment.len() + job.secrets.len();
+    if variables > MAX_ENVIRONMENT {
         v.push(Violation::new(
             "environment variables",
             format!(
-                "{} given; the training jobs of a tuning job take at most {MAX_ENVIRONMENT} (a training job of `train` takes 100)",
-                job.environment.len()
+                "{variables} given; the training jobs of a tuning job take at most {MAX_ENVIRONMENT} (a training job of `train` takes 100)"
             ),
         ));
     }
