@@ -6,7 +6,7 @@
 //! then, concurrently: the access keys' age, the execution role (then its trust policy and
 //! iam:PassRole), the image, the output bucket and every input channel.
 
-use super::checks::{credentials, identity, resources, role, role::RoleFound};
+use super::checks::{credentials, identity, resources, role, role::RoleFound, secrets};
 use super::runner::{self, Outcome, Step};
 use super::{id, Check, Report};
 use crate::aws::{Aws, Connection};
@@ -246,6 +246,19 @@ pub async fn run(
                 return unavailable(&format!("channel.{name}"));
             };
             resources::channel_check(&a.s3(), name, uri, &a.region.value).await
+        };
+        steps.push(Step::new(&check_id, run).network().invalid_input(invalid));
+    }
+    for (name, given) in &s.secrets {
+        let check_id = secrets::check_id(name);
+        let invalid = cfg.partial || cfg.invalid(&given.source, Some(name));
+        let (aws, role) = (&aws, &role);
+        let run = async move {
+            let (Some(a), Some(r)) = (aws.get(), role.get()) else {
+                return unavailable(&secrets::check_id(name));
+            };
+            secrets::secret_check(&a.secrets(), &a.iam(), name, given, &r.arn, &a.region.value)
+                .await
         };
         steps.push(Step::new(&check_id, run).network().invalid_input(invalid));
     }

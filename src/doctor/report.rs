@@ -20,6 +20,7 @@ pub mod id {
     pub const OUTPUT: &str = "output_path";
     /// No channel configured; otherwise one check `channel.NAME` per channel.
     pub const CHANNELS: &str = "channels";
+    // One check `secret.NAME` per `--secret`.
 }
 
 /// The human name of a check id.
@@ -36,9 +37,13 @@ pub fn name_of(check_id: &str) -> String {
         id::IMAGE => "image".into(),
         id::OUTPUT => "output bucket".into(),
         id::CHANNELS => "input channels".into(),
-        other => match other.strip_prefix("channel.") {
-            Some(name) => format!("channel {name}"),
-            None => other.into(),
+        other => match (
+            other.strip_prefix("channel."),
+            other.strip_prefix("secret."),
+        ) {
+            (Some(name), _) => format!("channel {name}"),
+            (_, Some(name)) => format!("secret {name}"),
+            _ => other.into(),
         },
     }
 }

@@ -7,7 +7,7 @@ use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 /// What each check needs: it runs only when every one of these gave a usable result. A check
-/// id of the form `channel.NAME` is looked up as [`CHANNEL`].
+/// id of the form `channel.NAME` is looked up as [`CHANNEL`], `secret.NAME` as [`SECRET`].
 pub const NEEDS: &[(&str, &[&str])] = &[
     (id::CONFIG, &[]),
     (id::CREDENTIALS, &[]),
@@ -21,10 +21,13 @@ pub const NEEDS: &[(&str, &[&str])] = &[
     (id::OUTPUT, &[id::IDENTITY, id::REGION]),
     (id::CHANNELS, &[]),
     (CHANNEL, &[id::IDENTITY, id::REGION]),
+    (SECRET, &[id::ROLE, id::REGION]),
 ];
 
 /// The [`NEEDS`] entry of every `channel.NAME` check.
 pub const CHANNEL: &str = "channel.*";
+/// The [`NEEDS`] entry of every `secret.NAME` check.
+pub const SECRET: &str = "secret.*";
 
 /// Why a check is skipped when the check it needs gave nothing usable.
 const SEE_CONFIG: &str = "an invalid or unreadable setting (see configuration)";
@@ -33,6 +36,8 @@ const SEE_CONFIG: &str = "an invalid or unreadable setting (see configuration)";
 pub fn needs_of(check_id: &str) -> &'static [&'static str] {
     let key = if check_id.starts_with("channel.") {
         CHANNEL
+    } else if check_id.starts_with("secret.") {
+        SECRET
     } else {
         check_id
     };

@@ -817,11 +817,21 @@ mod tests {
     fn from_reads_back_environment_and_metrics() {
         let job = crate::job::from_job::tests::described_builder()
             .environment("MODE", "fast")
+            .environment(
+                "SAGETRAIN_SECRET_HF_TOKEN",
+                "arn:aws:secretsmanager:eu-west-1:111122223333:secret:hf-AbCdEf",
+            )
             .build();
         let d = Described { job, tags: vec![] };
         let mut s = TrainSettings::default();
         s.apply_job("old-job", &d);
         assert_eq!(s.environment["MODE"].value, "fast");
+        // A secret's variable comes back as the secret, not as a variable.
+        assert_eq!(s.environment.len(), 1);
+        assert_eq!(
+            s.secrets["HF_TOKEN"].value,
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:hf-AbCdEf"
+        );
         assert_eq!(
             s.environment["MODE"].source.to_string(),
             "lookup: --from old-job: Environment.MODE"

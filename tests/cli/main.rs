@@ -17,6 +17,7 @@ mod offline;
 mod proxy;
 mod release;
 mod role_e2e;
+mod secrets_e2e;
 mod settings_e2e;
 mod shell;
 mod train_e2e;

@@ -127,6 +127,9 @@ pub struct Entry {
     pub held: Duration,
     pub started: Instant,
     pub finished: Instant,
+    /// The decoded body of a request to a JSON service (SageMaker, Secrets Manager: small
+    /// documents); empty for the others.
+    pub json_body: Vec<u8>,
 }
 
 impl Entry {
@@ -701,6 +704,11 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
             status: 0,
             started,
             finished: started,
+            json_body: if protocol(&req.headers, &req.body) == Protocol::Json {
+                req.body.clone()
+            } else {
+                Vec::new()
+            },
         });
         (st.log.len() - 1, held)
     };

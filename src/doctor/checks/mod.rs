@@ -1,11 +1,12 @@
 //! The checks themselves, one file per link of the chain: credentials, identity and access keys,
-//! the execution role, and the resources a job reads and writes. Each check that calls AWS takes
+//! the execution role, the resources a job reads and writes, and its secrets. Each check that calls AWS takes
 //! the SDK client(s) it needs, so that it is tested with `aws-smithy-mocks` as well as end to end.
 
 pub mod credentials;
 pub mod identity;
 pub mod resources;
 pub mod role;
+pub mod secrets;
 
 #[cfg(test)]
 pub(crate) mod fixtures;

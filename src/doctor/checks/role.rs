@@ -229,12 +229,55 @@ pub async fn pass_role_check(
         .context_key_values("sagemaker.amazonaws.com")
         .context_key_type(aws_sdk_iam::types::ContextKeyTypeEnum::String)
         .build();
+    let policy_fix = format!(
+        "allow it in a policy of {principal}: {{\"Effect\": \"Allow\", \"Action\": \"iam:PassRole\", \"Resource\": \"{role_arn}\", \
+         \"Condition\": {{\"StringEquals\": {{\"iam:PassedToService\": \"sagemaker.amazonaws.com\"}}}}}}\n\
+         (examples/iam/developer-policy.json has it; without it CreateTrainingJob fails with AccessDeniedException ... iam:PassRole)"
+    );
+    match simulate(iam, &principal, "iam:PassRole", role_arn, Some(entry)).await {
+        Ok(Some(d)) if d == "allowed" => Check::pass(
+            id::PASS_ROLE,
+            format!("{principal} may pass {role_arn} to sagemaker.amazonaws.com"),
+        )
+        .with_source("iam:SimulatePrincipalPolicy"),
+        Ok(Some(d)) => Check::fail(
+            id::PASS_ROLE,
+            Kind::Aws,
+            format!("denied ({d}): {principal} may not pass {role_arn} to SageMaker"),
+            policy_fix,
+        )
+        .with_source("iam:SimulatePrincipalPolicy"),
+        Ok(None) => Check::warn(
+            id::PASS_ROLE,
+            "could not be checked: iam:SimulatePrincipalPolicy returned no result",
+            policy_fix,
+        ),
+        Err(why) => Check::warn(
+            id::PASS_ROLE,
+            format!("could not be checked: {why}"),
+            format!(
+                "make sure your policy allows iam:PassRole on the role to SageMaker; {policy_fix}"
+            ),
+        ),
+    }
+}
+
+/// iam:SimulatePrincipalPolicy of one action on one resource for `principal`: the decision
+/// (`allowed`, `implicitDeny`, `explicitDeny`; `None` without a result), or why it could not
+/// be asked (an AccessDenied, an emulator that does not implement it).
+pub async fn simulate(
+    iam: &aws_sdk_iam::Client,
+    principal: &str,
+    action: &str,
+    resource: &str,
+    context: Option<aws_sdk_iam::types::ContextEntry>,
+) -> Result<Option<String>, String> {
     let res = iam
         .simulate_principal_policy()
-        .policy_source_arn(&principal)
-        .action_names("iam:PassRole")
-        .resource_arns(role_arn)
-        .context_entries(entry)
+        .policy_source_arn(principal)
+        .action_names(action)
+        .resource_arns(resource)
+        .set_context_entries(context.map(|c| vec![c]))
         .customize()
         // Best effort: a failure only means "could not check", so do not wait for retries.
         .config_override(
@@ -243,56 +286,23 @@ pub async fn pass_role_check(
         )
         .send()
         .await;
-    let policy_fix = format!(
-        "allow it in a policy of {principal}: {{\"Effect\": \"Allow\", \"Action\": \"iam:PassRole\", \"Resource\": \"{role_arn}\", \
-         \"Condition\": {{\"StringEquals\": {{\"iam:PassedToService\": \"sagemaker.amazonaws.com\"}}}}}}\n\
-         (examples/iam/developer-policy.json has it; without it CreateTrainingJob fails with AccessDeniedException ... iam:PassRole)"
-    );
     match res {
-        Ok(out) => {
-            let decision = out
-                .evaluation_results()
-                .first()
-                .map(|r| r.eval_decision().as_str().to_string());
-            match decision.as_deref() {
-                Some("allowed") => Check::pass(
-                    id::PASS_ROLE,
-                    format!("{principal} may pass {role_arn} to sagemaker.amazonaws.com"),
-                )
-                .with_source("iam:SimulatePrincipalPolicy"),
-                Some(d) => Check::fail(
-                    id::PASS_ROLE,
-                    Kind::Aws,
-                    format!("denied ({d}): {principal} may not pass {role_arn} to SageMaker"),
-                    policy_fix,
-                )
-                .with_source("iam:SimulatePrincipalPolicy"),
-                None => Check::warn(
-                    id::PASS_ROLE,
-                    "could not be checked: iam:SimulatePrincipalPolicy returned no result",
-                    policy_fix,
-                ),
+        Ok(out) => Ok(out
+            .evaluation_results()
+            .first()
+            .map(|r| r.eval_decision().as_str().to_string())),
+        Err(e) => Err(match error_code(&e) {
+            Some(c) if c.contains("AccessDenied") => {
+                "you may not call iam:SimulatePrincipalPolicy (AccessDenied)".to_string()
             }
-        }
-        Err(e) => {
-            let why = match error_code(&e) {
-                Some(c) if c.contains("AccessDenied") => {
-                    "you may not call iam:SimulatePrincipalPolicy (AccessDenied)".to_string()
-                }
-                Some(c) if c != "Unknown" => format!("iam:SimulatePrincipalPolicy failed ({c})"),
-                _ => match e.raw_response().map(|r| r.status().as_u16()) {
-                    Some(status) => format!(
-                        "iam:SimulatePrincipalPolicy failed (HTTP {status}; an emulator may not implement it)"
-                    ),
-                    None => aws_error("iam:SimulatePrincipalPolicy", &e).message,
-                },
-            };
-            Check::warn(
-                id::PASS_ROLE,
-                format!("could not be checked: {why}"),
-                format!("make sure your policy allows iam:PassRole on the role to SageMaker; {policy_fix}"),
-            )
-        }
+            Some(c) if c != "Unknown" => format!("iam:SimulatePrincipalPolicy failed ({c})"),
+            _ => match e.raw_response().map(|r| r.status().as_u16()) {
+                Some(status) => format!(
+                    "iam:SimulatePrincipalPolicy failed (HTTP {status}; an emulator may not implement it)"
+                ),
+                None => aws_error("iam:SimulatePrincipalPolicy", &e).message,
+            },
+        }),
     }
 }
 
