@@ -59,6 +59,11 @@ numpy so that it can be tested anywhere (``tests/test_contract.py``):
   ``0.000123``, ``1.5e-07``), fields are separated by one space, and ``val_dice`` is left out
   when there is no validation channel.
 
+* **Secrets.** ``sagetrain train --secret NAME=SECRET_ID`` sends only the secret's ARN, as
+  ``SAGETRAIN_SECRET_<NAME>=ARN[:json-key]``. :func:`export_secrets` reads each one from AWS
+  Secrets Manager with the execution role (boto3 when the image has it, else the AWS CLI) and
+  sets ``NAME``; in code mode sagetrain's launcher has done so already, and it does nothing.
+
 * **Stopping.** On StopTrainingJob, MaxRuntime or a spot interruption SageMaker sends SIGTERM
   and SIGKILL 120 s later. :class:`TerminationHandler` records SIGTERM so that the trainer can
   save a checkpoint at the next safe point and exit with status 143 (128 + SIGTERM); no
@@ -612,6 +617,66 @@ def run(main_fn: Callable[[], Optional[int]], argv: Optional[Sequence[str]] = No
     sys.stdout.flush()
     sys.stderr.flush()
     sys.exit(code)
+
+
+# --------------------------------------------------------------------------------------------
+# Secrets (`sagetrain train --secret NAME=SECRET_ID`)
+
+SECRET_ENV_PREFIX = "SAGETRAIN_SECRET_"
+
+
+def _read_secret(arn: str, region: str) -> str:
+    """The secret's string, read with the execution role: boto3, else the AWS CLI."""
+    try:
+        import boto3  # type: ignore[import-not-found]
+    except ImportError:
+        boto3 = None
+    if boto3 is not None:
+        client = boto3.client("secretsmanager", region_name=region)
+        return client.get_secret_value(SecretId=arn)["SecretString"]
+    import shutil
+    import subprocess
+    if shutil.which("aws") is None:
+        raise ContractError(f"cannot read the secret {arn}: the image has neither boto3 "
+                            f"(pip install boto3) nor the AWS CLI")
+    out = subprocess.run(["aws", "secretsmanager", "get-secret-value", "--secret-id", arn,
+                          "--region", region, "--query", "SecretString", "--output", "json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
+        raise ContractError(f"aws secretsmanager get-secret-value on {arn} failed: {last}; "
+                            f"the execution role needs secretsmanager:GetSecretValue on it")
+    return json.loads(out.stdout)
+
+
+def export_secrets(environ: Optional[Dict[str, str]] = None,
+                   read: Callable[[str, str], str] = _read_secret) -> List[str]:
+    """Set ``NAME`` for each ``SAGETRAIN_SECRET_<NAME>=ARN[:json-key]``, unless it is set
+    already (by sagetrain's launcher in code mode). Returns the names set; never prints a value.
+    """
+    env = os.environ if environ is None else environ
+    done = []
+    for var, ref in sorted(env.items()):
+        name = var[len(SECRET_ENV_PREFIX):]
+        if not var.startswith(SECRET_ENV_PREFIX) or not name or name in env:
+            continue
+        parts = ref.split(":")
+        if len(parts) < 7 or parts[2] != "secretsmanager":
+            raise ContractError(f"{var} is not a secret ARN")
+        arn, key = ":".join(parts[:7]), (parts[7] if len(parts) > 7 else None)
+        value: Any = read(arn, parts[3])
+        if key is not None:
+            try:
+                value = json.loads(value)[key]
+            except (ValueError, KeyError, TypeError):
+                raise ContractError(f"the secret {arn} has no JSON key {key}") from None
+            if not isinstance(value, str):
+                value = json.dumps(value)
+        env[name] = value
+        done.append(name)
+        print(f"{LOG_PREFIX} secret {name} read from {arn}", file=sys.stderr, flush=True)
+    return done
 
 
 # --------------------------------------------------------------------------------------------

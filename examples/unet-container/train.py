@@ -424,6 +424,8 @@ def main() -> Optional[int]:
     global _log_prefix
     term = sm.TerminationHandler().install()
     paths = sm.Paths.from_env()
+    # `sagetrain train --secret NAME=...`: the job gets the ARN only; read the values here.
+    sm.export_secrets()
     # Everything that can be checked without torch is checked first, so that bad input fails
     # fast and the same way whether or not torch is importable.
     hp = sm.load_hyperparameters(paths)

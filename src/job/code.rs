@@ -659,6 +659,56 @@ print(json.dumps(s[sys.argv[1]]))' "$4"
             assert!(!ml.path("model/secrets.json").exists());
         }
 
+        /// The README's lines for an image's own entrypoint (image mode) do what the launcher
+        /// does: run as written, with the same boto3 stub, they set both variables.
+        #[test]
+        fn the_readme_lines_for_image_mode_read_the_secrets() {
+            let readme = include_str!("../../README.md");
+            let start = readme
+                .find("- **In the job, image mode:**")
+                .expect("the image-mode item in the README");
+            let block = &readme[start..];
+            let code_start = block.find("```python\n").unwrap() + "```python\n".len();
+            let code_end = code_start + block[code_start..].find("  ```").unwrap();
+            let snippet: String = block[code_start..code_end]
+                .lines()
+                .map(|l| l.strip_prefix("  ").unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
+            std::fs::write(
+                ml.path("entry.py"),
+                format!("{snippet}\nexec(open('train.py').read())\n"),
+            )
+            .unwrap();
+            std::fs::copy(ml.path("entry.py"), ml.path("input/data/code/entry.py")).unwrap();
+            let py = python_path(true);
+            let stub = ml.path("stub-secrets.json");
+            std::fs::write(&stub, both_secrets()).unwrap();
+            let out = Command::new("python3")
+                .arg("entry.py")
+                .current_dir(ml.path("input/data/code"))
+                .env("SM_ROOT", ml.root.path())
+                .env("PYTHONPATH", py.path())
+                .env("STUB_SECRETS", &stub)
+                .env("STUB_LOG", ml.path("calls.log"))
+                .env("SAGETRAIN_SECRET_WANDB_API_KEY", ARN)
+                .env("SAGETRAIN_SECRET_DB_PASSWORD", format!("{DB_ARN}:password"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let seen: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(ml.path("model/secrets.json")).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(seen["WANDB_API_KEY"], TOKEN);
+            assert_eq!(seen["DB_PASSWORD"], PASSWORD);
+        }
+
         /// SIGTERM to one process id, with the `kill` utility (no extra crate).
         fn term(pid: u32) -> bool {
             Command::new("kill")

@@ -376,8 +376,25 @@ fn at_limits(warm: bool, code: bool) -> TrainArgs {
         |_| "v".repeat(HYPERPARAMETERS.max_value),
     );
     a.epochs = None;
-    a.environment = n_entries("ENV", ENVIRONMENT.max_count, ENVIRONMENT.max_key, |_| {
-        "x ".repeat(ENVIRONMENT.max_value / 2)
+    // Two of the variables are secrets (`SAGETRAIN_SECRET_<NAME>` = ARN:json-key), each with
+    // the longest name and value the variable allows.
+    let secrets = 2;
+    a.environment = n_entries(
+        "ENV",
+        ENVIRONMENT.max_count - secrets,
+        ENVIRONMENT.max_key,
+        |_| "x ".repeat(ENVIRONMENT.max_value / 2),
+    );
+    let arn = format!(
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:{}",
+        "s".repeat(400)
+    );
+    let name_len = ENVIRONMENT.max_key - crate::job::secret::ENV_PREFIX.len();
+    a.secrets = n_entries("SECRET", secrets, name_len, |_| {
+        format!(
+            "{arn}:{}",
+            "k".repeat(ENVIRONMENT.max_value - arn.len() - 1)
+        )
     });
     let own = if code { 2 } else { 1 };
     a.tags = n_entries("tag", TAGS.max_count - own, TAGS.max_key, |_| {
@@ -501,7 +518,8 @@ fn requests_at_the_limits_conform_to_the_service_model() {
 
     // tune: the training job definition wraps train's request; it takes fewer variables.
     let mut a = at_limits(false, false);
-    a.environment.truncate(crate::job::tune::MAX_ENVIRONMENT);
+    a.environment
+        .truncate(crate::job::tune::MAX_ENVIRONMENT - a.secrets.len());
     let job = spec::validate(&settings(&a), std::path::Path::new("/")).unwrap();
     let resolved = crate::job::request::tests::resolved(&job);
     let training = crate::job::request::build_request(&job, &resolved);

@@ -885,6 +885,16 @@ fn check_secrets(
                 "`{name}` is not a valid variable name ([a-zA-Z_][a-zA-Z0-9_]*); the job gets the secret as that variable"
             )));
         }
+        if secret::env_name(name).len() > ENVIRONMENT.max_key {
+            v.push(Violation::new(
+                &what,
+                format!(
+                    "the name is too long: the job's variable {}NAME has at most {} characters",
+                    secret::ENV_PREFIX,
+                    ENVIRONMENT.max_key
+                ),
+            ));
+        }
         if CREDENTIAL_ENV_NAMES.contains(&name.to_ascii_uppercase().as_str()) {
             v.push(Violation::new(&what, format!(
                 "`{name}` would replace the execution role's credentials in the container; a secret is for a third-party token"
@@ -904,6 +914,15 @@ fn check_secrets(
                 "the secret name `{}` needs a lookup (secretsmanager:DescribeSecret) for its ARN; give the ARN with --offline",
                 r.id
             ))),
+            // The job's variable holds the ARN (and `:KEY`): it has the variables' limits.
+            Ok(r) if r.is_arn() && r.env_value(&r.id).len() > ENVIRONMENT.max_value => {
+                v.push(Violation::new(&what, format!(
+                    "the ARN with its JSON key has {} characters; the job's variable {} takes at most {}",
+                    r.env_value(&r.id).len(),
+                    secret::env_name(name),
+                    ENVIRONMENT.max_value
+                )))
+            }
             Ok(r) => {
                 refs.insert(name.clone(), Val::new(r, id.source.clone()));
             }
@@ -1105,6 +1124,8 @@ pub(crate) mod tests {
                     "AWS_SECRET_ACCESS_KEY=sagetrain/x".into(),
                     "HF_TOKEN=sagetrain/hf".into(),
                     "OTHER=not a name".into(),
+                    format!("{}=sagetrain/x", "L".repeat(496)),
+                    format!("LONG_ARN={arn}:{}", "k".repeat(512 - arn.len())),
                 ],
                 environment: vec!["HF_TOKEN=x".into()],
                 ..valid_args()
@@ -1114,6 +1135,8 @@ pub(crate) mod tests {
                 "--secret AWS_SECRET_ACCESS_KEY: `AWS_SECRET_ACCESS_KEY` would replace the execution role's credentials",
                 "--secret HF_TOKEN: `HF_TOKEN` is also set by --env HF_TOKEN",
                 "--secret OTHER: `not a name` is not a Secrets Manager secret name",
+                "the name is too long: the job's variable SAGETRAIN_SECRET_NAME has at most 512",
+                "--secret LONG_ARN: the ARN with its JSON key has 513 characters",
             ],
         );
         assert_refused(

@@ -114,6 +114,19 @@ fn round_trip(omit: &[&str]) {
     let role = block_on(s.acct.role("OtherRole", "/", true));
     let mut sb = Sandbox::new();
     s.acct.env(&mut sb);
+    // The secret of the `[secrets]` example, which `train` looks up.
+    aws_cli(
+        &sb,
+        "us-east-1",
+        &[
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            "sagetrain/wandb",
+            "--secret-string",
+            "test-token",
+        ],
+    );
     // The code folder of `source` (its example), holding the example `entry` and the default.
     sb.write("src/main.py", "print('main')\n");
     sb.write("src/train.py", "print('train')\n");

@@ -187,6 +187,16 @@ class DeveloperPolicyTest(unittest.TestCase):
         for needed in ("s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:ListBucketMultipartUploads"):
             self.assertIn(needed, every)
 
+    def test_secrets_the_job_reads_the_role_may_read_and_the_developer_only_describe(self) -> None:
+        """`--secret` under `sagetrain/`: the execution role reads the value in the job; the
+        developer's `train` and `doctor` only check that the secret exists."""
+        prefix = "arn:aws:secretsmanager:REGION:ACCOUNT_ID:secret:sagetrain/*"
+        for name, only in (("execution-role-policy.json", "secretsmanager:GetSecretValue"),
+                           ("developer-policy.json", "secretsmanager:DescribeSecret")):
+            granted = [(a, resources(st)) for st in statements(load(name))
+                       for a in actions(st) if a.startswith("secretsmanager:")]
+            self.assertEqual(granted, [(only, [prefix])], name)
+
     def test_training_job_actions(self) -> None:
         granted: Dict[str, List[str]] = {}
         for stmt in statements(load("developer-policy.json")):

@@ -593,3 +593,41 @@ class SigtermTest(TempRoot):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SecretsTest(unittest.TestCase):
+    ARN = "arn:aws:secretsmanager:eu-west-2:111122223333:secret:sagetrain/wandb-AbCdEf"
+    DB = "arn:aws:secretsmanager:eu-west-2:111122223333:secret:sagetrain/db-123456"
+
+    def test_each_secret_is_read_once_in_its_region_and_set_under_its_name(self) -> None:
+        calls = []
+
+        def read(arn: str, region: str) -> str:
+            calls.append((arn, region))
+            return {self.ARN: "tok-123", self.DB: '{"password": "pw", "port": 5432}'}[arn]
+
+        env = {"SAGETRAIN_SECRET_WANDB_API_KEY": self.ARN,
+               "SAGETRAIN_SECRET_DB_PASSWORD": f"{self.DB}:password",
+               "SAGETRAIN_SECRET_DB_PORT": f"{self.DB}:port",
+               "OTHER": "x"}
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            done = sm.export_secrets(env, read)
+        self.assertEqual(done, ["DB_PASSWORD", "DB_PORT", "WANDB_API_KEY"])
+        self.assertEqual((env["WANDB_API_KEY"], env["DB_PASSWORD"], env["DB_PORT"]),
+                         ("tok-123", "pw", "5432"))
+        self.assertEqual({r for _, r in calls}, {"eu-west-2"})
+        self.assertNotIn("tok-123", err.getvalue())
+        self.assertNotIn("pw\n", err.getvalue())
+
+    def test_a_name_already_set_by_the_launcher_is_not_read_again(self) -> None:
+        env = {"SAGETRAIN_SECRET_WANDB_API_KEY": self.ARN, "WANDB_API_KEY": "from-launcher"}
+        self.assertEqual(sm.export_secrets(env, lambda a, r: self.fail("read again")), [])
+        self.assertEqual(env["WANDB_API_KEY"], "from-launcher")
+
+    def test_a_missing_json_key_or_a_bad_arn_is_a_contract_error(self) -> None:
+        with self.assertRaisesRegex(sm.ContractError, "has no JSON key password"):
+            sm.export_secrets({"SAGETRAIN_SECRET_DB": f"{self.DB}:password"},
+                              lambda a, r: '{"user": "u"}')
+        with self.assertRaisesRegex(sm.ContractError, "is not a secret ARN"):
+            sm.export_secrets({"SAGETRAIN_SECRET_X": "sagetrain/x"}, lambda a, r: "v")
