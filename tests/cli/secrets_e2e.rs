@@ -102,6 +102,10 @@ fn the_job_gets_the_secrets_arn_and_the_value_goes_nowhere() {
     let (s, mut sb, token_arn, db_arn) = with_secrets();
     let proxy = Proxy::start(&moto_url());
     sb.set("AWS_ENDPOINT_URL", &proxy.url);
+    // As in GitHub Actions: the job summary is one more file that must not hold a value.
+    let summary = sb.project().join("step-summary.md");
+    sb.set("GITHUB_ACTIONS", "true")
+        .set("GITHUB_STEP_SUMMARY", summary.to_str().unwrap());
     let mut args = train_args(&s);
     args.extend(
         [
@@ -109,6 +113,7 @@ fn the_job_gets_the_secrets_arn_and_the_value_goes_nowhere() {
             "WANDB_API_KEY=sagetrain/wandb",
             "--secret",
             "DB_PASSWORD=sagetrain/db:password",
+            "--wait",
             "-vvv",
             "-o",
             "json",
@@ -153,6 +158,10 @@ fn the_job_gets_the_secrets_arn_and_the_value_goes_nowhere() {
     assert_eq!(sent["TrainingJobName"], job.as_str());
     let d = block_on(s.acct.describe(&job));
     assert_eq!(d.training_job_name(), Some(job.as_str()));
+    assert!(
+        std::fs::read_to_string(&summary).unwrap().contains(&job),
+        "the summary was written"
+    );
     assert_no_value_in_files(&sb.home());
     assert_no_value_in_files(&sb.project());
 
