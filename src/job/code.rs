@@ -320,6 +320,14 @@ mod tests {
             }
         }
 
+        fn assert_success(out: &std::process::Output) {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
         /// An entry that reads the hyperparameters from the root, writes what it saw in the
         /// model folder, and exits with the status `EXIT` says (0 by default).
         const ENTRY: &str = r#"
@@ -336,11 +344,7 @@ sys.exit(int(os.environ.get("EXIT", "0")))
         fn the_entry_runs_in_the_code_folder_with_the_hyperparameters() {
             let ml = Ml::new(&[("train.py", ENTRY)]);
             let out = ml.command("train.py").output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert_success(&out);
             let seen = ml.seen();
             assert_eq!(seen["hp"]["epochs"], "3");
             assert_eq!(
@@ -369,11 +373,7 @@ sys.exit(int(os.environ.get("EXIT", "0")))
                 .env("SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY", cache.path())
                 .output()
                 .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert_success(&out);
             let seen = ml.seen();
             assert_eq!(
                 seen["pip_cache"].as_str().unwrap(),
@@ -535,19 +535,25 @@ print(json.dumps(s[sys.argv[1]]))' "$4"
         }
 
         /// The launcher with the two secrets' variables, as `train --secret WANDB_API_KEY=...
-        /// --secret DB_PASSWORD=...:password` sets them, on a PATH of `bin` only.
-        fn secret_run(ml: &Ml, py: &Path, bin: &Path, secrets: &str) -> std::process::Output {
+        /// --secret DB_PASSWORD=...:password` sets them, with or without boto3 and the AWS CLI
+        /// (on a PATH of the launcher's tools only) answering from `secrets`.
+        fn secret_run(ml: &Ml, boto3: bool, aws: bool, secrets: &str) -> std::process::Output {
+            let (py, bin) = (python_path(boto3), bin(aws));
+            let mut c = ml.command("train.py");
+            c.env("PATH", bin.path());
+            with_secrets(ml, &mut c, py.path(), secrets);
+            c.output().unwrap()
+        }
+
+        /// The two secrets' variables, and the stubs' settings (`py`: their PYTHONPATH).
+        fn with_secrets(ml: &Ml, c: &mut Command, py: &Path, secrets: &str) {
             let stub = ml.path("stub-secrets.json");
             std::fs::write(&stub, secrets).unwrap();
-            ml.command("train.py")
-                .env("PATH", bin)
-                .env("PYTHONPATH", py)
+            c.env("PYTHONPATH", py)
                 .env("STUB_SECRETS", &stub)
                 .env("STUB_LOG", ml.path("calls.log"))
                 .env("SAGETRAIN_SECRET_WANDB_API_KEY", ARN)
-                .env("SAGETRAIN_SECRET_DB_PASSWORD", format!("{DB_ARN}:password"))
-                .output()
-                .unwrap()
+                .env("SAGETRAIN_SECRET_DB_PASSWORD", format!("{DB_ARN}:password"));
         }
 
         fn both_secrets() -> String {
@@ -569,64 +575,45 @@ print(json.dumps(s[sys.argv[1]]))' "$4"
             assert!(!text.contains("pass\" word"), "{text}");
         }
 
-        #[test]
-        fn secrets_are_read_with_boto3_and_exported_under_their_names() {
-            let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
-            let (py, bin) = (python_path(true), bin(false));
-            let out = secret_run(&ml, py.path(), bin.path(), &both_secrets());
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let seen: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(ml.path("model/secrets.json")).unwrap(),
-            )
-            .unwrap();
+        /// What the entry saw of the two secrets.
+        fn exported(ml: &Ml) -> serde_json::Value {
+            let text = std::fs::read_to_string(ml.path("model/secrets.json")).unwrap();
+            serde_json::from_str(&text).unwrap()
+        }
+
+        /// The run succeeded, the entry got both values, each secret was read once by
+        /// `reader` (`boto3`, `cli`) in the region of its ARN, and no value was printed.
+        fn assert_both_exported(ml: &Ml, out: &std::process::Output, reader: &str) {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{stderr}");
+            let seen = exported(ml);
             assert_eq!(seen["WANDB_API_KEY"], TOKEN);
             assert_eq!(seen["DB_PASSWORD"], PASSWORD);
-            // Each secret read once, in the region of its ARN.
             let calls = std::fs::read_to_string(ml.path("calls.log")).unwrap();
             assert_eq!(
                 calls,
-                format!("boto3 eu-west-2 {DB_ARN}\nboto3 eu-west-2 {ARN}\n")
+                format!("{reader} eu-west-2 {DB_ARN}\n{reader} eu-west-2 {ARN}\n")
             );
-            assert!(String::from_utf8_lossy(&out.stderr).contains(
+            assert!(stderr.contains(
                 "sagetrain launcher: secret WANDB_API_KEY read from arn:aws:secretsmanager"
             ));
-            assert_no_value_in(&out, &ml);
+            assert_no_value_in(out, ml);
         }
 
         #[test]
-        fn without_boto3_the_aws_cli_reads_them() {
-            let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
-            let (py, bin) = (python_path(false), bin(true));
-            let out = secret_run(&ml, py.path(), bin.path(), &both_secrets());
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let seen: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(ml.path("model/secrets.json")).unwrap(),
-            )
-            .unwrap();
-            assert_eq!(seen["WANDB_API_KEY"], TOKEN);
-            assert_eq!(seen["DB_PASSWORD"], PASSWORD);
-            let calls = std::fs::read_to_string(ml.path("calls.log")).unwrap();
-            assert_eq!(
-                calls,
-                format!("cli eu-west-2 {DB_ARN}\ncli eu-west-2 {ARN}\n")
-            );
-            assert_no_value_in(&out, &ml);
+        fn secrets_are_read_with_boto3_or_else_the_aws_cli_and_exported_under_their_names() {
+            for (boto3, aws, reader) in [(true, false, "boto3"), (false, true, "cli")] {
+                let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
+                let out = secret_run(&ml, boto3, aws, &both_secrets());
+                assert_both_exported(&ml, &out, reader);
+            }
         }
 
         #[test]
         fn a_secret_that_cannot_be_read_is_a_failure_before_the_entry_runs() {
             // Neither boto3 nor the AWS CLI in the image.
             let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
-            let (py, bin) = (python_path(false), bin(false));
-            let out = secret_run(&ml, py.path(), bin.path(), &both_secrets());
+            let out = secret_run(&ml, false, false, &both_secrets());
             assert_eq!(out.status.code(), Some(1));
             crate::testing::assert_contains_all(
                 &ml.failure().expect("the failure file"),
@@ -636,9 +623,8 @@ print(json.dumps(s[sys.argv[1]]))' "$4"
 
             // The role may not read one (boto3), and a JSON key that is not there (the CLI).
             let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
-            let (py, bin) = (python_path(true), self::bin(false));
             let only_token = serde_json::json!({ ARN: TOKEN }).to_string();
-            let out = secret_run(&ml, py.path(), bin.path(), &only_token);
+            let out = secret_run(&ml, true, false, &only_token);
             assert_eq!(out.status.code(), Some(1));
             crate::testing::assert_contains_all(
                 &ml.failure().unwrap(),
@@ -650,10 +636,9 @@ print(json.dumps(s[sys.argv[1]]))' "$4"
             );
             assert_no_value_in(&out, &ml);
             let ml = Ml::new(&[("train.py", SECRET_ENTRY)]);
-            let (py, bin) = (python_path(false), self::bin(true));
             let no_key =
                 serde_json::json!({ ARN: TOKEN, DB_ARN: "{\"user\": \"unet\"}" }).to_string();
-            let out = secret_run(&ml, py.path(), bin.path(), &no_key);
+            let out = secret_run(&ml, false, true, &no_key);
             assert_eq!(out.status.code(), Some(1));
             assert!(ml.failure().unwrap().contains("has no JSON key password"));
             assert!(!ml.path("model/secrets.json").exists());
@@ -683,28 +668,14 @@ print(json.dumps(s[sys.argv[1]]))' "$4"
             .unwrap();
             std::fs::copy(ml.path("entry.py"), ml.path("input/data/code/entry.py")).unwrap();
             let py = python_path(true);
-            let stub = ml.path("stub-secrets.json");
-            std::fs::write(&stub, both_secrets()).unwrap();
-            let out = Command::new("python3")
-                .arg("entry.py")
+            let mut c = Command::new("python3");
+            c.arg("entry.py")
                 .current_dir(ml.path("input/data/code"))
-                .env("SM_ROOT", ml.root.path())
-                .env("PYTHONPATH", py.path())
-                .env("STUB_SECRETS", &stub)
-                .env("STUB_LOG", ml.path("calls.log"))
-                .env("SAGETRAIN_SECRET_WANDB_API_KEY", ARN)
-                .env("SAGETRAIN_SECRET_DB_PASSWORD", format!("{DB_ARN}:password"))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let seen: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(ml.path("model/secrets.json")).unwrap(),
-            )
-            .unwrap();
+                .env("SM_ROOT", ml.root.path());
+            with_secrets(&ml, &mut c, py.path(), &both_secrets());
+            let out = c.output().unwrap();
+            assert_success(&out);
+            let seen = exported(&ml);
             assert_eq!(seen["WANDB_API_KEY"], TOKEN);
             assert_eq!(seen["DB_PASSWORD"], PASSWORD);
         }

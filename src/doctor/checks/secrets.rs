@@ -98,6 +98,16 @@ mod tests {
         Val::new(v.to_string(), crate::config::Source::Flag("--secret"))
     }
 
+    /// The check of the secret `name` given as `id`, for the role in eu-west-1.
+    async fn check(
+        sm: &aws_sdk_secretsmanager::Client,
+        iam: &aws_sdk_iam::Client,
+        name: &str,
+        id: &str,
+    ) -> Check {
+        secret_check(sm, iam, name, &given(id), &role_arn(), "eu-west-1").await
+    }
+
     fn simulated(d: iamt::PolicyEvaluationDecisionType) -> SimulatePrincipalPolicyOutput {
         SimulatePrincipalPolicyOutput::builder()
             .evaluation_results(
@@ -133,15 +143,7 @@ mod tests {
                 })
                 .then_output(move || simulated(decision.clone()));
             let iam = mock_client!(aws_sdk_iam, [&sim]);
-            let c = secret_check(
-                &sm,
-                &iam,
-                "WANDB_API_KEY",
-                &given("sagetrain/wandb:token"),
-                &role_arn(),
-                "eu-west-1",
-            )
-            .await;
+            let c = check(&sm, &iam, "WANDB_API_KEY", "sagetrain/wandb:token").await;
             assert_eq!(c.status, status, "{c:?}");
             assert_eq!(c.id, "secret.WANDB_API_KEY");
             assert_eq!(c.source.as_deref(), Some("--secret WANDB_API_KEY"));
@@ -187,15 +189,7 @@ mod tests {
             )
         });
         let iam = mock_client!(aws_sdk_iam, [&denied]);
-        let c = secret_check(
-            &sm,
-            &iam,
-            "X",
-            &given("sagetrain/none"),
-            &role_arn(),
-            "eu-west-1",
-        )
-        .await;
+        let c = check(&sm, &iam, "X", "sagetrain/none").await;
         assert_eq!(c.status, Status::Fail);
         assert!(
             c.value.contains("there is no secret `sagetrain/none`"),
@@ -204,7 +198,7 @@ mod tests {
         );
         assert!(c.fix.unwrap().contains("aws secretsmanager create-secret"));
 
-        let c = secret_check(&sm, &iam, "X", &given(ARN), &role_arn(), "eu-west-1").await;
+        let c = check(&sm, &iam, "X", ARN).await;
         assert_eq!(c.status, Status::Warn, "{c:?}");
         assert!(c
             .value
