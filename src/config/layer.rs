@@ -194,6 +194,31 @@ impl Kind for List {
     }
 }
 
+/// One value or several in order: `a,b,c` in a flag or a variable, a string or an array of
+/// strings in the file.
+pub struct OneOrMore;
+impl Kind for OneOrMore {
+    type Value = Vec<String>;
+    const TOML: &'static str = "a string or an array of strings";
+    fn from_text(text: &str) -> Result<Vec<String>, String> {
+        let items: Vec<String> = text.split(',').map(|s| s.trim().to_string()).collect();
+        if items.iter().any(String::is_empty) {
+            return Err(format!("`{text}` has an empty entry"));
+        }
+        Ok(items)
+    }
+    fn from_toml(v: &toml::Value) -> Result<Vec<String>, String> {
+        match v {
+            toml::Value::String(s) => Self::from_text(s),
+            toml::Value::Array(_) => List::from_toml(v),
+            other => Err(wrong_type(Self::TOML, other)),
+        }
+    }
+    fn show(v: &Vec<String>) -> String {
+        v.join(",")
+    }
+}
+
 /// A count kept as given, checked by the rule that uses it (which names the bounds); the file
 /// gives a whole number.
 pub struct Count;
@@ -1037,6 +1062,28 @@ impl Row {
 #[cfg(test)]
 mod row_tests {
     use super::*;
+
+    #[test]
+    fn one_or_more_values_from_a_flag_a_variable_or_the_file() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            OneOrMore::from_flag(&v(&["a, b,c"])),
+            Ok(v(&["a", "b", "c"]))
+        );
+        assert_eq!(OneOrMore::from_text("a"), Ok(v(&["a"])));
+        assert_eq!(
+            OneOrMore::from_text("a,,b"),
+            Err("`a,,b` has an empty entry".to_string())
+        );
+        let t: toml::Table = toml::from_str("s = \"a,b\"\nl = [\"a\", \"b\"]\nn = 1").unwrap();
+        assert_eq!(OneOrMore::from_toml(&t["s"]), Ok(v(&["a", "b"])));
+        assert_eq!(OneOrMore::from_toml(&t["l"]), Ok(v(&["a", "b"])));
+        assert_eq!(
+            OneOrMore::from_toml(&t["n"]),
+            Err("must be a string or an array of strings (got integer)".to_string())
+        );
+        assert_eq!(OneOrMore::show(&v(&["a", "b"])), "a,b");
+    }
 
     #[test]
     fn a_secret_looking_value_is_masked_in_its_row() {

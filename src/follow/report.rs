@@ -150,8 +150,13 @@ pub struct StatusReport {
     pub spot: bool,
     /// `1 - billable / training` for a spot job that has both figures.
     pub spot_savings: Option<f64>,
+    /// The type the job runs on: the one asked for, or the one SageMaker selected.
     pub instance_type: Option<String>,
     pub instance_count: Option<i32>,
+    /// `--instance-type A,B,...`: the types asked for, in order (empty for one type).
+    pub instance_preferences: Vec<String>,
+    /// The type SageMaker selected from the preferences (none before it selects).
+    pub selected_instance_type: Option<String>,
     pub volume_size_gb: Option<i32>,
     pub max_runtime_seconds: Option<i32>,
     pub max_wait_seconds: Option<i32>,
@@ -235,9 +240,20 @@ impl StatusReport {
             spot,
             spot_savings: spot_savings(spot, training, billable),
             instance_type: rc
-                .and_then(|r| r.instance_type())
+                .and_then(|r| r.instance_type().or(r.selected_instance_type()))
                 .map(|t| t.as_str().to_string()),
-            instance_count: rc.and_then(|r| r.instance_count()),
+            instance_count: rc.and_then(|r| r.instance_count().or(r.selected_instance_count())),
+            instance_preferences: rc
+                .map(|r| {
+                    r.instance_preferences()
+                        .iter()
+                        .filter_map(|p| p.instance_type().map(|t| t.as_str().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            selected_instance_type: rc
+                .and_then(|r| r.selected_instance_type())
+                .map(|t| t.as_str().to_string()),
             volume_size_gb: rc.and_then(|r| r.volume_size_in_gb()),
             max_runtime_seconds: sc.and_then(|s| s.max_runtime_in_seconds()),
             max_wait_seconds: sc.and_then(|s| s.max_wait_time_in_seconds()),
@@ -316,8 +332,21 @@ impl StatusReport {
                 .collect();
             rows.push(("phases", p.join(", ")));
         }
+        let preferred = self.instance_preferences.join(", ");
+        let not_selected = match (&self.instance_type, self.instance_count) {
+            (None, Some(n)) if !preferred.is_empty() => {
+                Some(format!("{n} x one of {preferred} (not selected yet)"))
+            }
+            _ => None,
+        };
+        if let Some(line) = not_selected {
+            rows.push(("instances", line));
+        }
         if let (Some(t), Some(n)) = (&self.instance_type, self.instance_count) {
             let mut inst = format!("{n} x {t}");
+            if !preferred.is_empty() {
+                inst.push_str(&format!(" (selected from {preferred})"));
+            }
             if let Some(v) = self.volume_size_gb {
                 inst.push_str(&format!(", {v} GB volume"));
             }
@@ -504,6 +533,63 @@ mod tests {
         assert_eq!(
             j["model_artifacts"],
             "s3://b/out/unet-1/output/model.tar.gz"
+        );
+    }
+
+    /// Instance preferences: before SageMaker selects, the types asked for; after, the one it
+    /// selected (text and JSON).
+    #[test]
+    fn the_selected_instance_type_of_a_job_with_preferences() {
+        let described = |selected: Option<sm::TrainingInstanceType>| {
+            let mut rc = sm::ResourceConfig::builder()
+                .instance_count(1)
+                .volume_size_in_gb(30)
+                .instance_preferences(
+                    sm::InstancePreference::builder()
+                        .instance_type(sm::TrainingInstanceType::MlG52Xlarge)
+                        .build(),
+                )
+                .instance_preferences(
+                    sm::InstancePreference::builder()
+                        .instance_type(sm::TrainingInstanceType::MlG62Xlarge)
+                        .build(),
+                );
+            if let Some(t) = selected {
+                rc = rc.selected_instance_type(t).selected_instance_count(1);
+            }
+            DescribeTrainingJobOutput::builder()
+                .training_job_name("unet-1")
+                .training_job_arn("arn:x")
+                .training_job_status(sm::TrainingJobStatus::InProgress)
+                .resource_config(rc.build())
+                .build()
+        };
+        let r = StatusReport::from_describe(&described(None));
+        assert!(
+            r.to_text()
+                .contains("1 x one of ml.g5.2xlarge, ml.g6.2xlarge (not selected yet)"),
+            "{}",
+            r.to_text()
+        );
+        assert_eq!(
+            r.to_json()["selected_instance_type"],
+            serde_json::Value::Null
+        );
+        let r =
+            StatusReport::from_describe(&described(Some(sm::TrainingInstanceType::MlG62Xlarge)));
+        assert!(
+            r.to_text().contains(
+                "1 x ml.g6.2xlarge (selected from ml.g5.2xlarge, ml.g6.2xlarge), 30 GB volume"
+            ),
+            "{}",
+            r.to_text()
+        );
+        let j = r.to_json();
+        assert_eq!(j["selected_instance_type"], "ml.g6.2xlarge");
+        assert_eq!(j["instance_type"], "ml.g6.2xlarge");
+        assert_eq!(
+            j["instance_preferences"],
+            serde_json::json!(["ml.g5.2xlarge", "ml.g6.2xlarge"])
         );
     }
 

@@ -257,7 +257,7 @@ pub(crate) mod tests {
         let mut s = TrainSettings::default();
         s.apply_job("old-job", &d);
         let notes = notes(&d);
-        assert_eq!(val(&s.instance_type), "ml.p3.2xlarge");
+        assert_eq!(val(&s.instance_type), ["ml.p3.2xlarge"]);
         assert_eq!(val(&s.instance_count), 2);
         assert_eq!(val(&s.max_wait), 10800);
         assert!(val(&s.spot));

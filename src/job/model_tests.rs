@@ -139,6 +139,13 @@ fn the_limits_of_the_rules_are_the_service_models() {
     same("ChannelName", "max", CHANNELS.max_key as u64);
     same("S3Uri", "max", CHANNELS.max_value as u64);
     same("TagList", "max", TAGS.max_count as u64);
+    same(
+        "InstancePreferenceList",
+        "max",
+        MAX_INSTANCE_PREFERENCES as u64,
+    );
+    same("MaxPendingTimeInSeconds", "min", MIN_PENDING_SECS);
+    same("MaxPendingTimeInSeconds", "max", MAX_PENDING_SECS);
     same("TagKey", "max", TAGS.max_key as u64);
     same("TagValue", "max", TAGS.max_value as u64);
     same("MetricDefinitionList", "max", METRICS.max_count as u64);
@@ -443,9 +450,13 @@ fn at_limits(warm: bool, code: bool) -> TrainArgs {
         "u".repeat(100),
         "t".repeat(100)
     ));
+    a.max_pending = Some(format!("{MAX_PENDING_SECS}"));
     if warm {
         a.keep_alive = Some(format!("{MAX_KEEP_ALIVE_SECS}"));
         a.retries = Some(format!("{MAX_RETRIES}"));
+        // Instance preferences exclude spot: the most there may be.
+        let types = spec::training_instance_types();
+        a.instance_type = Some(types[..MAX_INSTANCE_PREFERENCES].join(","));
     } else {
         a.spot = true;
         a.max_wait = Some(format!("{}", MAX_RUNTIME_SECS + 1));

@@ -198,7 +198,7 @@ pub(crate) mod tests {
         assert!(differences(&pool, &req).is_empty());
         assert!(verdict(std::slice::from_ref(&pool), &req)[0]
             .contains("will reuse the Available warm pool of job old"));
-        req.resource_config.instance_type = "ml.p3.2xlarge".into();
+        req.resource_config.instance_type = Some("ml.p3.2xlarge".into());
         req.resource_config.volume_size_in_gb = 50;
         req.enable_network_isolation = true;
         req.vpc_config = Some(crate::job::request::VpcConfig {

@@ -120,7 +120,13 @@ pub struct OutputDataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ResourceConfig {
-    pub instance_type: String,
+    /// The one type; none when [`Self::instance_preferences`] lists several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// Several types in order of preference (the one-count form: the count is
+    /// [`Self::instance_count`], none per preference).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instance_preferences: Vec<InstancePreference>,
     pub instance_count: i32,
     #[serde(rename = "VolumeSizeInGB")]
     pub volume_size_in_gb: i32,
@@ -128,6 +134,26 @@ pub struct ResourceConfig {
     pub volume_kms_key_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_alive_period_in_seconds: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstancePreference {
+    pub instance_type: String,
+}
+
+impl ResourceConfig {
+    /// The types the job may run on, in order: the one type, or the preferences.
+    pub fn types(&self) -> Vec<&str> {
+        match &self.instance_type {
+            Some(t) => vec![t.as_str()],
+            None => self
+                .instance_preferences
+                .iter()
+                .map(|p| p.instance_type.as_str())
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -143,6 +169,8 @@ pub struct StoppingCondition {
     pub max_runtime_in_seconds: i32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_wait_time_in_seconds: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pending_time_in_seconds: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -171,6 +199,8 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         image_ref: _,
         pin_digest: _,
         instance_type,
+        instance_preferences,
+        max_pending,
         instance_count,
         volume_size,
         max_run,
@@ -276,7 +306,15 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
             kms_key_id: kms_key.clone(),
         },
         resource_config: ResourceConfig {
-            instance_type: instance_type.clone(),
+            instance_type: instance_preferences
+                .is_empty()
+                .then(|| instance_type.clone()),
+            instance_preferences: instance_preferences
+                .iter()
+                .map(|t| InstancePreference {
+                    instance_type: t.clone(),
+                })
+                .collect(),
             instance_count: *instance_count,
             volume_size_in_gb: *volume_size,
             volume_kms_key_id: kms_key.clone(),
@@ -294,6 +332,7 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         stopping_condition: StoppingCondition {
             max_runtime_in_seconds: *max_run,
             max_wait_time_in_seconds: *max_wait,
+            max_pending_time_in_seconds: *max_pending,
         },
         tags,
         enable_network_isolation: *network_isolation,
@@ -354,9 +393,28 @@ pub fn to_sdk(
         )
         .resource_config(
             sm::ResourceConfig::builder()
-                .instance_type(sm::TrainingInstanceType::from(
-                    r.resource_config.instance_type.as_str(),
-                ))
+                .set_instance_type(
+                    r.resource_config
+                        .instance_type
+                        .as_deref()
+                        .map(sm::TrainingInstanceType::from),
+                )
+                .set_instance_preferences(
+                    Some(
+                        r.resource_config
+                            .instance_preferences
+                            .iter()
+                            .map(|p| {
+                                sm::InstancePreference::builder()
+                                    .instance_type(sm::TrainingInstanceType::from(
+                                        p.instance_type.as_str(),
+                                    ))
+                                    .build()
+                            })
+                            .collect::<Vec<_>>(),
+                    )
+                    .filter(|p| !p.is_empty()),
+                )
                 .instance_count(r.resource_config.instance_count)
                 .volume_size_in_gb(r.resource_config.volume_size_in_gb)
                 .set_volume_kms_key_id(r.resource_config.volume_kms_key_id.clone())
@@ -367,6 +425,7 @@ pub fn to_sdk(
             sm::StoppingCondition::builder()
                 .max_runtime_in_seconds(r.stopping_condition.max_runtime_in_seconds)
                 .set_max_wait_time_in_seconds(r.stopping_condition.max_wait_time_in_seconds)
+                .set_max_pending_time_in_seconds(r.stopping_condition.max_pending_time_in_seconds)
                 .build(),
         );
     for (k, v) in &r.hyper_parameters {
@@ -469,9 +528,16 @@ pub fn pool_differences(
     if pool.role_arn() != Some(req.role_arn.as_str()) {
         d.push("role");
     }
-    if rc.and_then(|r| r.instance_type()).map(|t| t.as_str())
-        != Some(req.resource_config.instance_type.as_str())
-    {
+    let described: Vec<&str> = match rc {
+        Some(r) if !r.instance_preferences().is_empty() => r
+            .instance_preferences()
+            .iter()
+            .filter_map(|p| p.instance_type().map(|t| t.as_str()))
+            .collect(),
+        Some(r) => r.instance_type().map(|t| t.as_str()).into_iter().collect(),
+        None => Vec::new(),
+    };
+    if described != req.resource_config.types() {
         d.push("instance type");
     }
     if rc.and_then(|r| r.instance_count()) != Some(req.resource_config.instance_count) {
@@ -546,7 +612,8 @@ pub(crate) mod tests {
                 kms_key_id: None,
             },
             resource_config: ResourceConfig {
-                instance_type: "ml.g5.xlarge".into(),
+                instance_type: Some("ml.g5.xlarge".into()),
+                instance_preferences: Vec::new(),
                 instance_count: 1,
                 volume_size_in_gb: 30,
                 volume_kms_key_id: None,
@@ -556,6 +623,7 @@ pub(crate) mod tests {
             stopping_condition: StoppingCondition {
                 max_runtime_in_seconds: 3600,
                 max_wait_time_in_seconds: None,
+                max_pending_time_in_seconds: None,
             },
             tags: vec![Tag {
                 key: SUBMISSION_TAG.into(),
@@ -680,6 +748,7 @@ pub(crate) mod tests {
         args.instance_count = Some("2".into());
         args.volume_size = Some("100".into());
         args.validation = Some("s3://my-bucket/data/val/".into());
+        args.max_pending = Some("2h".into());
         args
     }
 
@@ -740,16 +809,20 @@ pub(crate) mod tests {
         assert_eq!(body["ResourceConfig"]["VolumeKmsKeyId"], "alias/unet");
         assert_eq!(body["OutputDataConfig"]["KmsKeyId"], "alias/unet");
         assert_eq!(body["StoppingCondition"]["MaxWaitTimeInSeconds"], 172800);
+        assert_eq!(body["StoppingCondition"]["MaxPendingTimeInSeconds"], 7200);
         assert_eq!(
             body["AlgorithmSpecification"]["MetricDefinitions"][0]["Name"],
             "val_dice"
         );
     }
 
-    /// Code mode, a warm pool, retries and an input mode (not with spot): on the wire too.
+    /// Code mode, a warm pool, retries, an input mode and instance preferences (none of them
+    /// with spot): on the wire too.
     #[tokio::test]
     async fn code_mode_warm_pool_retries_and_input_mode_on_the_wire() {
         let mut args = valid_args();
+        args.instance_type = Some("ml.g5.2xlarge,ml.g6.2xlarge,ml.g5.4xlarge".into());
+        args.instance_count = Some("2".into());
         let code_uri = "s3://my-bucket/sagetrain/code/0123456789abcdef0123456789abcdef/";
         args.source = Some(code_uri.into());
         args.entry = Some("src/main.py".into());
@@ -772,6 +845,18 @@ pub(crate) mod tests {
         );
         assert_eq!(a["ContainerArguments"], serde_json::json!(["src/main.py"]));
         assert_eq!(body["ResourceConfig"]["KeepAlivePeriodInSeconds"], 1800);
+        // The one-count form: the count in ResourceConfig, none per preference, no InstanceType.
+        let rc = &body["ResourceConfig"];
+        assert_eq!(
+            rc["InstancePreferences"],
+            serde_json::json!([
+                {"InstanceType": "ml.g5.2xlarge"},
+                {"InstanceType": "ml.g6.2xlarge"},
+                {"InstanceType": "ml.g5.4xlarge"}
+            ])
+        );
+        assert_eq!(rc["InstanceCount"], 2);
+        assert!(rc.get("InstanceType").is_none(), "{rc}");
         assert_eq!(body["RetryStrategy"]["MaximumRetryAttempts"], 3);
         let channels = body["InputDataConfig"].as_array().unwrap();
         let code = channels

@@ -14,7 +14,7 @@
 
 use crate::aws::connection::{Connection, ConnectionArgs};
 use crate::config::layer::{
-    declare, EntryProblem, FromJob, Int, List, NoSwitch, Secs, Switch, Text,
+    declare, EntryProblem, FromJob, Int, List, NoSwitch, OneOrMore, Secs, Switch, Text,
 };
 use crate::config::{LoadedFile, Source, Val, Violation};
 use crate::error::{Error, Result};
@@ -102,13 +102,26 @@ declare! {
             example: "false",
             from_job: FromJob::NotCopied("the job's image is already what it ran, pinned if it was"),
         }
-        /// Instance type [default: ml.g5.xlarge]
-        instance_type: Option<String> = Text [long = "instance-type", value_name = "TYPE"] in RESOURCES {
+        /// Instance type, or up to 5 in order of preference (TYPE,TYPE,...: SageMaker takes the
+        /// first with capacity) [default: ml.g5.xlarge]
+        instance_type: Option<String> = OneOrMore [long = "instance-type", value_name = "TYPE[,TYPE...]"] in RESOURCES {
             default: Some("ml.g5.xlarge"),
             example: "\"ml.p3.2xlarge\"",
             from_job: FromJob::Copy {
                 field: "ResourceConfig.InstanceType",
-                read: |j| j.job.resource_config()?.instance_type().map(|t| t.as_str().to_string()),
+                read: |j| {
+                    let rc = j.job.resource_config()?;
+                    let preferred: Vec<String> = rc
+                        .instance_preferences()
+                        .iter()
+                        .filter_map(|p| p.instance_type().map(|t| t.as_str().to_string()))
+                        .collect();
+                    if preferred.is_empty() {
+                        rc.instance_type().map(|t| vec![t.as_str().to_string()])
+                    } else {
+                        Some(preferred)
+                    }
+                },
             },
         }
         /// Number of instances [default: 1]
@@ -148,6 +161,14 @@ declare! {
             },
         }
         /// Longest to wait for spot capacity plus run time (spot only; >= --max-run)
+        /// How long the job may wait for capacity before it gives up (30m to 28 days)
+        max_pending: Option<String> = Secs [long = "max-pending", value_name = "DURATION"] in RESOURCES {
+            example: "\"2h\"",
+            from_job: FromJob::Copy {
+                field: "StoppingCondition.MaxPendingTimeInSeconds",
+                read: |j| j.job.stopping_condition()?.max_pending_time_in_seconds().map(|v| v.max(0) as u64),
+            },
+        }
         max_wait: Option<String> = Secs [long = "max-wait", value_name = "DURATION"] in RESOURCES {
             example: "\"36h\"",
             from_job: FromJob::Copy {
@@ -551,7 +572,7 @@ mod tests {
             s.role.as_ref().unwrap().source,
             Source::Env("SAGEMAKER_ROLE")
         );
-        assert_eq!(val(&s.instance_type), "ml.p3.2xlarge");
+        assert_eq!(val(&s.instance_type), ["ml.p3.2xlarge"]);
         assert!(matches!(
             s.instance_type.as_ref().unwrap().source,
             Source::File { .. }
@@ -780,7 +801,7 @@ mod tests {
             s.role.as_ref().unwrap().source.to_string(),
             "lookup: --from old-job: RoleArn"
         );
-        assert_eq!(val(&s.instance_type), "ml.p3.2xlarge");
+        assert_eq!(val(&s.instance_type), ["ml.p3.2xlarge"]);
         assert_eq!(s.kms_key, None, "the job had no KMS key");
         // Flags beat the job.
         assert_eq!(val(&s.volume_size), 100);

@@ -109,7 +109,13 @@ pub struct JobSpec {
     pub image: Val<String>,
     pub image_ref: ImageRef,
     pub pin_digest: bool,
+    /// The instance type; with [`Self::instance_preferences`], the first of them.
     pub instance_type: String,
+    /// Two to five types in order of preference (`--instance-type A,B`): sent as
+    /// `ResourceConfig.InstancePreferences` instead of the one type. Empty for one type.
+    pub instance_preferences: Vec<String>,
+    /// `--max-pending`: `StoppingCondition.MaxPendingTimeInSeconds`.
+    pub max_pending: Option<i32>,
     pub instance_count: i32,
     pub volume_size: i32,
     pub max_run: i32,
@@ -168,6 +174,11 @@ pub fn input_mode_name(mode: &str) -> Option<&'static str> {
 
 /// The longest warm pool SageMaker keeps (`KeepAlivePeriodInSeconds`, 0-21600).
 pub const MAX_KEEP_ALIVE_SECS: u64 = 21600;
+/// `ResourceConfig.InstancePreferences`: 1 to 5 (the model's InstancePreferenceList).
+pub const MAX_INSTANCE_PREFERENCES: usize = 5;
+/// `StoppingCondition.MaxPendingTimeInSeconds`: the model's range.
+pub const MIN_PENDING_SECS: u64 = 1800;
+pub const MAX_PENDING_SECS: u64 = 2_419_200;
 /// The most subnets and security groups of a VPC configuration.
 pub const MAX_SUBNETS: usize = 16;
 pub const MAX_SECURITY_GROUPS: usize = 5;
@@ -360,6 +371,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         image,
         pin_digest,
         instance_type,
+        max_pending,
         instance_count,
         volume_size,
         max_run,
@@ -428,17 +440,59 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             None
         }
     };
-    let instance_type = instance_type
+    let types = instance_type
         .clone()
-        .unwrap_or_else(|| Val::new(String::new(), Source::Default));
-    match check_instance_type(
-        &instance_type.value,
-        training_instance_types(),
-        MODEL_ONLY_INSTANCE_TYPES,
-    ) {
-        Ok(None) => {}
-        Ok(Some(note)) => warnings.push(format!("{}: {note}", instance_type.source.name_for(None))),
-        Err(rule) => bad(&mut v, &instance_type.source, rule),
+        .unwrap_or_else(|| Val::new(vec![String::new()], Source::Default));
+    if types.value.is_empty() {
+        bad(
+            &mut v,
+            &types.source,
+            "needs at least one instance type".into(),
+        );
+    }
+    if types.value.len() > MAX_INSTANCE_PREFERENCES {
+        bad(
+            &mut v,
+            &types.source,
+            format!(
+                "{} instance types given; SageMaker takes at most {MAX_INSTANCE_PREFERENCES} in order of preference",
+                types.value.len()
+            ),
+        );
+    }
+    for (i, t) in types.value.iter().enumerate() {
+        if types.value[..i].contains(t) {
+            bad(
+                &mut v,
+                &types.source,
+                format!("`{t}` is given twice; each type may appear once"),
+            );
+            continue;
+        }
+        match check_instance_type(t, training_instance_types(), MODEL_ONLY_INSTANCE_TYPES) {
+            Ok(None) => {}
+            Ok(Some(note)) => warnings.push(format!("{}: {note}", types.source.name_for(None))),
+            Err(rule) => bad(&mut v, &types.source, rule),
+        }
+    }
+    // Several types: the request's InstancePreferences, in the order given.
+    let preferences = if types.value.len() > 1 {
+        types.value.clone()
+    } else {
+        Vec::new()
+    };
+    let pending = max_pending.as_ref().map(|p| p.value);
+    if let Some(p) = max_pending.as_ref() {
+        if !(MIN_PENDING_SECS..=MAX_PENDING_SECS).contains(&p.value) {
+            bad(
+                &mut v,
+                &p.source,
+                format!(
+                    "must be between 30 minutes ({MIN_PENDING_SECS}s) and 28 days ({MAX_PENDING_SECS}s); got {}s",
+                    p.value
+                ),
+            );
+        }
     }
     let count = instance_count.as_ref().map(|c| c.value).unwrap_or(1);
     if let Some(c) = instance_count.as_ref().filter(|c| c.value < 1) {
@@ -468,6 +522,13 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         );
     }
     let is_spot = spot.as_ref().is_some_and(|s| s.value);
+    if is_spot && !preferences.is_empty() {
+        bad(
+            &mut v,
+            &types.source,
+            "several instance types (InstancePreferences) cannot be combined with managed spot training; give one type with --spot, or drop --spot".into(),
+        );
+    }
     match (max_wait, is_spot) {
         (Some(w), true) if w.value < run => bad(
             &mut v,
@@ -765,7 +826,9 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         image: image.clone(),
         image_ref,
         pin_digest: pin,
-        instance_type: instance_type.value,
+        instance_type: types.value.first().cloned().unwrap_or_default(),
+        instance_preferences: preferences,
+        max_pending: pending.map(|p| p.min(i32::MAX as u64) as i32),
         instance_count: to_i32(count),
         volume_size: to_i32(volume),
         max_run: run.min(i32::MAX as u64) as i32,
@@ -1154,6 +1217,52 @@ pub(crate) mod tests {
                 ..valid_args()
             },
             &["environment variables: 100 given and 1 secrets, each one variable (SAGETRAIN_SECRET_NAME): 101; at most 100"],
+        );
+    }
+
+    #[test]
+    fn instance_preferences_and_max_pending_follow_the_service_rules() {
+        let spec = validate(
+            &settings(TrainArgs {
+                instance_type: Some("ml.g5.2xlarge, ml.g6.2xlarge".into()),
+                max_pending: Some("1h".into()),
+                ..valid_args()
+            }),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(spec.instance_type, "ml.g5.2xlarge");
+        assert_eq!(
+            spec.instance_preferences,
+            ["ml.g5.2xlarge", "ml.g6.2xlarge"]
+        );
+        assert_eq!(spec.max_pending, Some(3600));
+        let one = validate(&settings(valid_args()), Path::new("/")).unwrap();
+        assert!(one.instance_preferences.is_empty());
+
+        assert_refused(
+            TrainArgs {
+                instance_type: Some(
+                    "ml.g5.xlarge,ml.g5.2xlarge,ml.g5.4xlarge,ml.g6.xlarge,ml.g6.2xlarge,ml.g5.xlarge,g5.8xlarge"
+                        .into(),
+                ),
+                max_pending: Some("10m".into()),
+                ..valid_args()
+            },
+            &[
+                "--instance-type: 7 instance types given; SageMaker takes at most 5",
+                "--instance-type: `ml.g5.xlarge` is given twice",
+                "--instance-type: `g5.8xlarge` is not a SageMaker training instance type (did you mean ml.g5.8xlarge?)",
+                "--max-pending: must be between 30 minutes (1800s) and 28 days (2419200s); got 600s",
+            ],
+        );
+        assert_refused(
+            TrainArgs {
+                instance_type: Some("ml.g5.xlarge,ml.g6.xlarge".into()),
+                spot: true,
+                ..valid_args()
+            },
+            &["--instance-type: several instance types (InstancePreferences) cannot be combined with managed spot training"],
         );
     }
 

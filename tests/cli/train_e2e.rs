@@ -838,3 +838,70 @@ fn status_wait_and_logs_of_a_finished_job_are_one_round() {
         proxy.requests()
     );
 }
+
+/// Several instance types go as `InstancePreferences` (no `InstanceType`), with the job's
+/// pending limit; `status` shows the types asked for (the emulator never selects one).
+#[test]
+fn instance_preferences_and_max_pending_reach_the_job() {
+    let s = seeded("us-east-1");
+    let mut sb = Sandbox::new();
+    s.acct.env(&mut sb);
+    let train = format!("s3://{}/data/train/", s.bucket);
+    let r = sb
+        .run(&[
+            "train",
+            "--role",
+            "SageMakerRole",
+            "--image",
+            "unet-vessels:latest",
+            "--train",
+            &train,
+            "--instance-type",
+            "ml.g5.2xlarge,ml.g6.2xlarge,ml.g5.4xlarge",
+            "--max-pending",
+            "2h",
+            "-o",
+            "json",
+        ])
+        .ok();
+    let job = r.json()["job_name"].as_str().unwrap().to_string();
+    let d = block_on(s.acct.describe(&job));
+    let rc = d.resource_config().unwrap();
+    let types: Vec<&str> = rc
+        .instance_preferences()
+        .iter()
+        .filter_map(|p| p.instance_type().map(|t| t.as_str()))
+        .collect();
+    assert_eq!(types, ["ml.g5.2xlarge", "ml.g6.2xlarge", "ml.g5.4xlarge"]);
+    assert!(rc.instance_type().is_none(), "{rc:?}");
+    assert_eq!(rc.instance_count(), Some(1));
+    assert_eq!(
+        d.stopping_condition()
+            .unwrap()
+            .max_pending_time_in_seconds(),
+        Some(7200)
+    );
+    let st = sb.run(&["status", &job]).ok();
+    assert!(
+        st.stdout
+            .contains("1 x one of ml.g5.2xlarge, ml.g6.2xlarge, ml.g5.4xlarge"),
+        "{}",
+        st.stdout
+    );
+
+    // With spot, refused before any call.
+    sb.run(&[
+        "train",
+        "--role",
+        "SageMakerRole",
+        "--image",
+        "unet-vessels:latest",
+        "--train",
+        &train,
+        "--instance-type",
+        "ml.g5.2xlarge,ml.g6.2xlarge",
+        "--spot",
+    ])
+    .code(2)
+    .stderr_has("cannot be combined with managed spot training");
+}
