@@ -67,6 +67,7 @@ pub const SERVICES: &[&str] = &[
     "S3",
     "CloudWatch Logs",
     "Secrets Manager",
+    "Service Quotas",
 ];
 
 /// Everything needed to talk to AWS.
@@ -422,6 +423,21 @@ impl Aws {
     }
     pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
         client!(self, aws_sdk_secretsmanager, "Secrets Manager")
+    }
+    /// Service Quotas, best effort: one attempt and a short wait, so that a Service Quotas that
+    /// cannot answer (a permission, an endpoint without it) never slows a submit.
+    pub fn quotas(&self) -> aws_sdk_servicequotas::Client {
+        use aws_sdk_servicequotas::config::{retry::RetryConfig, timeout::TimeoutConfig, Builder};
+        client!(
+            self,
+            aws_sdk_servicequotas,
+            "Service Quotas",
+            |b: Builder| b.retry_config(RetryConfig::disabled()).timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_secs(5))
+                    .build()
+            )
+        )
     }
     pub fn s3(&self) -> aws_sdk_s3::Client {
         client!(self, aws_sdk_s3, "S3", |b: aws_sdk_s3::config::Builder| b

@@ -10,6 +10,7 @@ use crate::error::{Error, Kind, Result};
 use crate::job::create::submission_id;
 use crate::job::from_job;
 use crate::job::lookups::{self, Identity};
+use crate::job::quota;
 use crate::job::remembered;
 use crate::job::request::{build_request, validate_request, CreateTrainingJobRequest, Resolved};
 use crate::job::settings::TrainSettings;
@@ -257,14 +258,68 @@ pub async fn plan_with_data(
             Err(_) => Ok(Vec::new()),
         }
     };
-    let (chain, role_given, image, channels, secrets, warm_pools) = tokio::join!(
+    // The account's quota of the instance types, beside the other lookups; the instances that
+    // running jobs and warm pools hold are counted only when a quota was found.
+    let ask = quota::Ask {
+        types: if s.instance_preferences.is_empty() {
+            vec![s.instance_type.clone()]
+        } else {
+            s.instance_preferences.clone()
+        },
+        count: i64::from(s.instance_count),
+        concurrent: s.concurrent_jobs,
+        spot: s.spot,
+        region: region.clone(),
+    };
+    let quota_scope = format!("{region} {}", keys.first().cloned().unwrap_or_default());
+    let quota_client = aws.quotas();
+    let quota_check = async {
+        let found = lookups::quotas(&quota_client, &memo, &quota_scope, &ask.types, ask.spot).await;
+        let used = match &found {
+            Ok(q) if q.values().flatten().any(|q| q.value >= 1.0) => {
+                Some(lookups::instances_in_use(&sm).await)
+            }
+            _ => None,
+        };
+        (found, used)
+    };
+    let (chain, role_given, image, channels, secrets, warm_pools, (quotas, used)) = tokio::join!(
         identity_chain,
         role_given,
         image,
         channels,
         secrets,
-        warm_pools
+        warm_pools,
+        quota_check
     );
+    let quota_verdict = match quotas {
+        Err(why) => {
+            ui.warn(&format!(
+                "the instance quota was not checked: {why}; the job may still be refused for lack of quota (allow servicequotas:ListServiceQuotas and GetServiceQuota to have it checked)"
+            ));
+            None
+        }
+        Ok(q) => {
+            if q.values().all(Option::is_none) {
+                ui.detail(&format!(
+                    "no training quota of {} in Service Quotas: not checked",
+                    ask.types.join(", ")
+                ));
+            }
+            let used = match used {
+                Some(Ok(u)) => u,
+                Some(Err(e)) => {
+                    ui.warn(&format!(
+                        "the instances of running jobs could not be counted ({}); the quota is checked without them",
+                        e.message
+                    ));
+                    Default::default()
+                }
+                None => Default::default(),
+            };
+            Some(quota::verdict(&ask, &q, &used))
+        }
+    };
     match &pool_reason {
         Ok(why) => ui.detail(&format!("warm pools looked up: {why}")),
         Err(why) => ui.detail(&format!("warm pools not looked up: {why}")),
@@ -305,6 +360,16 @@ pub async fn plan_with_data(
         }
     };
     errors.extend(channels.into_iter().filter_map(|c| c.err()));
+    let mut dropped = Vec::new();
+    if let Some(v) = quota_verdict {
+        for n in &v.notes {
+            ui.info(n);
+        }
+        if let Some((message, hint)) = v.refusal {
+            errors.push(Error::aws(message).with_hint(hint));
+        }
+        dropped = v.dropped;
+    }
     let mut secret_arns = std::collections::BTreeMap::new();
     for found in secrets {
         match found {
@@ -364,7 +429,18 @@ pub async fn plan_with_data(
             "secret {name}: the job reads it from {arn} (its value is not sent)"
         ));
     }
-    let mut plan = finish(s, local, code, resolved, Some(aws), Vec::new())?;
+    // Preferences without quota room are left out of the request.
+    let mut kept = s.clone();
+    if !dropped.is_empty() {
+        kept.instance_preferences.retain(|t| !dropped.contains(t));
+        if let [only] = kept.instance_preferences.as_slice() {
+            kept.instance_type = only.clone();
+            kept.instance_preferences.clear();
+        } else if let Some(first) = kept.instance_preferences.first() {
+            kept.instance_type = first.clone();
+        }
+    }
+    let mut plan = finish(&kept, local, code, resolved, Some(aws), Vec::new())?;
     plan.pool_notes = pools::verdict(&warm_pools, &plan.request);
     Ok(plan)
 }

@@ -55,9 +55,11 @@ async fn create(ctx: &Context, cmd: &TuneCmd) -> Result<()> {
             None
         }
     };
-    let (Some(job), Some(tune), true) = (job, tune, violations.is_empty()) else {
+    let (Some(mut job), Some(tune), true) = (job, tune, violations.is_empty()) else {
         return Err(violations_error(violations));
     };
+    // The quota check counts every trial that runs at once.
+    job.concurrent_jobs = i64::from(tune.parallel);
     if job.channels.is_empty() {
         ctx.ui.warn("no input channels: the trials get no data (add --train s3://... or [channels] in sagetrain.toml)");
     }

@@ -4,7 +4,10 @@
 use crate::aws::{aws_error, error_code, Aws};
 use crate::config::{Source, Val};
 use crate::error::{Error, Kind, Result};
+use crate::job::quota::Quota;
+use crate::job::remembered::Remembered;
 use crate::refs::{default_bucket, ecr_registry, ImageRef, ImageVersion, S3Uri};
+use std::collections::BTreeMap;
 
 /// Who the caller is.
 #[derive(Debug, Clone)]
@@ -796,6 +799,174 @@ pub async fn secret_with(
             _ => Err(aws_error("secretsmanager:DescribeSecret", &e)),
         },
     }
+}
+
+/// The account's quota of each of `types` (by name: `<type> for [spot ]training job usage`):
+/// remembered values, else GetServiceQuota for a remembered code, else one listing of the
+/// SageMaker quotas (whose codes are remembered for the next types). A type without a quota in
+/// the answer is `None`. `Err` says why nothing could be read (a warning, never a refusal).
+pub async fn quotas(
+    client: &aws_sdk_servicequotas::Client,
+    memo: &Remembered,
+    scope: &str,
+    types: &[String],
+    spot: bool,
+) -> std::result::Result<BTreeMap<String, Option<Quota>>, String> {
+    use crate::job::quota::{quota_name, SERVICE_CODE};
+    let mut found = BTreeMap::new();
+    let mut missing = Vec::new();
+    for t in types {
+        match memo.quota_value(scope, &quota_name(t, spot)) {
+            Some((code, value)) => {
+                found.insert(t.clone(), Some(Quota { code, value }));
+            }
+            None => missing.push(t.clone()),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    let why = |_op: &str, e: &dyn std::fmt::Display| e.to_string();
+    let codes = match memo.quota_codes(scope) {
+        Some(c) => c,
+        None => {
+            // Every training quota of SageMaker, page by page.
+            let mut codes = BTreeMap::new();
+            let mut values = BTreeMap::new();
+            let mut pages = client
+                .list_service_quotas()
+                .service_code(SERVICE_CODE)
+                .max_results(100)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(q) = pages.next().await {
+                let q = match q {
+                    Ok(q) => q,
+                    Err(e) => {
+                        // Not asked again for a while: the submit goes on without it.
+                        memo.remember_quota_listing(scope, &BTreeMap::new(), &BTreeMap::new());
+                        return Err(why(
+                            "ListServiceQuotas",
+                            &crate::aws::aws_error("servicequotas:ListServiceQuotas", &e).message,
+                        ));
+                    }
+                };
+                if let (Some(name), Some(code)) = (q.quota_name(), q.quota_code()) {
+                    if name.ends_with("training job usage") {
+                        codes.insert(name.to_string(), code.to_string());
+                        if let Some(v) = q.value() {
+                            values.insert(name.to_string(), (code.to_string(), v));
+                        }
+                    }
+                }
+            }
+            memo.remember_quota_listing(scope, &codes, &values);
+            for t in std::mem::take(&mut missing) {
+                let name = quota_name(&t, spot);
+                match values.get(&name) {
+                    Some((code, value)) => {
+                        found.insert(
+                            t,
+                            Some(Quota {
+                                code: code.clone(),
+                                value: *value,
+                            }),
+                        );
+                    }
+                    None => {
+                        found.insert(t, None);
+                    }
+                }
+            }
+            return Ok(found);
+        }
+    };
+    let asks = missing.iter().map(|t| {
+        let name = quota_name(t, spot);
+        let code = codes.get(&name).cloned();
+        async move {
+            let Some(code) = code else {
+                return Ok((t.clone(), None));
+            };
+            let out = client
+                .get_service_quota()
+                .service_code(SERVICE_CODE)
+                .quota_code(&code)
+                .send()
+                .await
+                .map_err(|e| {
+                    why(
+                        "GetServiceQuota",
+                        &crate::aws::aws_error("servicequotas:GetServiceQuota", &e).message,
+                    )
+                })?;
+            let value = out.quota().and_then(|q| q.value());
+            if let Some(v) = value {
+                memo.remember_quota_value(scope, &name, &code, v);
+            }
+            Ok::<_, String>((t.clone(), value.map(|value| Quota { code, value })))
+        }
+    });
+    for r in futures::future::join_all(asks).await {
+        let (t, q) = r?;
+        found.insert(t, q);
+    }
+    Ok(found)
+}
+
+/// The instances of each type that running jobs and available warm pools hold now
+/// (ListTrainingJobs of each, then DescribeTrainingJob of the jobs found).
+pub async fn instances_in_use(sm: &aws_sdk_sagemaker::Client) -> Result<BTreeMap<String, i64>> {
+    use aws_sdk_sagemaker::types::{TrainingJobStatus, WarmPoolResourceStatus};
+    let (running, pools) = tokio::join!(
+        sm.list_training_jobs()
+            .status_equals(TrainingJobStatus::InProgress)
+            .max_results(100)
+            .send(),
+        sm.list_training_jobs()
+            .warm_pool_status_equals(WarmPoolResourceStatus::Available)
+            .max_results(100)
+            .send(),
+    );
+    let mut names: Vec<String> = Vec::new();
+    for (out, only_pools) in [(running, false), (pools, true)] {
+        let out = out.map_err(|e| aws_error("sagemaker:ListTrainingJobs", &e))?;
+        for j in out.training_job_summaries() {
+            let pool = j.warm_pool_status().and_then(|w| w.status())
+                == Some(&WarmPoolResourceStatus::Available);
+            let running = j.training_job_status() == Some(&TrainingJobStatus::InProgress);
+            let wanted = if only_pools { pool } else { running };
+            if wanted {
+                if let Some(n) = j.training_job_name() {
+                    if !names.iter().any(|x| x == n) {
+                        names.push(n.to_string());
+                    }
+                }
+            }
+        }
+    }
+    let described = futures::future::join_all(
+        names
+            .iter()
+            .map(|n| sm.describe_training_job().training_job_name(n).send()),
+    )
+    .await;
+    let mut used = BTreeMap::new();
+    for d in described {
+        let d = d.map_err(|e| aws_error("sagemaker:DescribeTrainingJob", &e))?;
+        let Some(rc) = d.resource_config() else {
+            continue;
+        };
+        if let Some(t) = rc.instance_type().or(rc.selected_instance_type()) {
+            let n = rc
+                .instance_count()
+                .or(rc.selected_instance_count())
+                .unwrap_or(1);
+            *used.entry(t.as_str().to_string()).or_insert(0) += i64::from(n);
+        }
+    }
+    Ok(used)
 }
 
 /// A training job's description.

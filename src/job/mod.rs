@@ -7,6 +7,7 @@ pub mod create;
 pub mod from_job;
 pub mod lookups;
 pub mod pools;
+pub mod quota;
 pub mod remembered;
 pub mod request;
 pub mod role_iam;

@@ -8,6 +8,9 @@
 //! - the default output bucket, once it was found or created in its region. Kept
 //!   [`BUCKET_LIFETIME`].
 //!
+//! - the codes of the account's SageMaker training quotas (Service Quotas names them by code):
+//!   [`QUOTA_CODE_LIFETIME`]; and each quota's value, [`QUOTA_LIFETIME`].
+//!
 //! Nothing secret is kept: the keys are SHA-256 digests, the values an account id, an ARN, a
 //! region and a time. `--refresh` reads none of them (and writes them anew). A cache that cannot
 //! be read or written costs only the request.
@@ -23,6 +26,30 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const ACCOUNT_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long the default bucket is trusted to exist without s3:HeadBucket.
 pub const BUCKET_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// How long the codes of the training quotas (stable names of the service) are kept; an
+/// answer without any (an endpoint that has no SageMaker quotas) is kept [`QUOTA_LIFETIME`].
+pub const QUOTA_CODE_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a quota's value is trusted.
+pub const QUOTA_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+/// The training quotas of one scope (the account's key and region), in one file.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct QuotaFile {
+    /// Quota name -> code, as listed at `at`.
+    codes: std::collections::BTreeMap<String, String>,
+    at: u64,
+    /// Quota name -> its value and when it was read.
+    #[serde(default)]
+    values: std::collections::BTreeMap<String, QuotaValue>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct QuotaValue {
+    code: String,
+    value: f64,
+    at: u64,
+}
 
 /// The remembered lookups of one run.
 #[derive(Debug, Clone)]
@@ -142,6 +169,70 @@ impl Remembered {
             .is_some_and(|e| e.region == region && self.fresh(e.at, BUCKET_LIFETIME))
     }
 
+    fn quota_file(&self, scope: &str) -> Option<QuotaFile> {
+        self.read(&self.file("quotas", &digest(scope))?)
+    }
+
+    /// The codes of the training quotas seen in `scope` (the account's key and region), if
+    /// fresh: quota name -> code.
+    pub fn quota_codes(&self, scope: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        let e = self.quota_file(scope)?;
+        let lifetime = if e.codes.is_empty() {
+            QUOTA_LIFETIME
+        } else {
+            QUOTA_CODE_LIFETIME
+        };
+        self.fresh(e.at, lifetime).then_some(e.codes)
+    }
+
+    /// Remember a listing: every code, and the values it gave (name -> (code, value)).
+    pub fn remember_quota_listing(
+        &self,
+        scope: &str,
+        codes: &std::collections::BTreeMap<String, String>,
+        values: &std::collections::BTreeMap<String, (String, f64)>,
+    ) {
+        let at = secs(self.now);
+        let e = QuotaFile {
+            codes: codes.clone(),
+            at,
+            values: values
+                .iter()
+                .map(|(name, (code, value))| {
+                    let v = QuotaValue {
+                        code: code.clone(),
+                        value: *value,
+                        at,
+                    };
+                    (name.clone(), v)
+                })
+                .collect(),
+        };
+        self.write(self.file("quotas", &digest(scope)), &e);
+    }
+
+    /// A quota's value in `scope`, if fresh: (code, value).
+    pub fn quota_value(&self, scope: &str, name: &str) -> Option<(String, f64)> {
+        let e = self.quota_file(scope)?;
+        let v = e.values.get(name)?;
+        self.fresh(v.at, QUOTA_LIFETIME)
+            .then(|| (v.code.clone(), v.value))
+    }
+
+    /// Remember one value read on its own (GetServiceQuota), beside the listing.
+    pub fn remember_quota_value(&self, scope: &str, name: &str, code: &str, value: f64) {
+        let mut e = self.quota_file(scope).unwrap_or_default();
+        e.values.insert(
+            name.to_string(),
+            QuotaValue {
+                code: code.to_string(),
+                value,
+                at: secs(self.now),
+            },
+        );
+        self.write(self.file("quotas", &digest(scope)), &e);
+    }
+
     /// Remember that `bucket` exists in `region`.
     pub fn remember_bucket(&self, bucket: &str, region: &str) {
         let e = BucketEntry {
@@ -161,6 +252,50 @@ mod tests {
             account: "111122223333".into(),
             arn: "arn:aws:iam::111122223333:user/alice".into(),
         }
+    }
+
+    #[test]
+    fn quota_codes_and_values_are_kept_for_their_lifetimes() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let m = Remembered::new(Some(dir.path().to_path_buf()), false).at(now);
+        let codes = std::collections::BTreeMap::from([(
+            "ml.g5.xlarge for training job usage".to_string(),
+            "L-1".to_string(),
+        )]);
+        let values = std::collections::BTreeMap::from([(
+            "ml.g5.xlarge for training job usage".to_string(),
+            ("L-1".to_string(), 4.0),
+        )]);
+        m.remember_quota_listing("eu-west-1 k", &codes, &values);
+        assert_eq!(m.quota_codes("eu-west-1 k"), Some(codes.clone()));
+        assert_eq!(m.quota_codes("us-east-1 k"), None);
+        let later = |secs: u64| {
+            Remembered::new(Some(dir.path().to_path_buf()), false)
+                .at(now + Duration::from_secs(secs))
+        };
+        let name = "ml.g5.xlarge for training job usage";
+        assert_eq!(
+            later(60).quota_value("eu-west-1 k", name),
+            Some(("L-1".into(), 4.0))
+        );
+        assert_eq!(
+            later(QUOTA_LIFETIME.as_secs() + 1).quota_value("eu-west-1 k", name),
+            None
+        );
+        assert!(later(QUOTA_LIFETIME.as_secs() + 1)
+            .quota_codes("eu-west-1 k")
+            .is_some());
+        // No quota at all (an emulator): asked again after the short lifetime.
+        m.remember_quota_listing("none", &Default::default(), &Default::default());
+        assert!(later(60).quota_codes("none").is_some());
+        assert!(later(QUOTA_LIFETIME.as_secs() + 1)
+            .quota_codes("none")
+            .is_none());
+        // --refresh reads nothing.
+        assert!(Remembered::new(Some(dir.path().to_path_buf()), true)
+            .quota_codes("eu-west-1 k")
+            .is_none());
     }
 
     #[test]

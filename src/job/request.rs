@@ -201,6 +201,7 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         instance_type,
         instance_preferences,
         max_pending,
+        concurrent_jobs: _,
         instance_count,
         volume_size,
         max_run,

@@ -116,6 +116,9 @@ pub struct JobSpec {
     pub instance_preferences: Vec<String>,
     /// `--max-pending`: `StoppingCondition.MaxPendingTimeInSeconds`.
     pub max_pending: Option<i32>,
+    /// How many jobs of this request run at once, for the quota check: 1, or a tuning job's
+    /// parallel trials (set by `tune`).
+    pub concurrent_jobs: i64,
     pub instance_count: i32,
     pub volume_size: i32,
     pub max_run: i32,
@@ -829,6 +832,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         instance_type: types.value.first().cloned().unwrap_or_default(),
         instance_preferences: preferences,
         max_pending: pending.map(|p| p.min(i32::MAX as u64) as i32),
+        concurrent_jobs: 1,
         instance_count: to_i32(count),
         volume_size: to_i32(volume),
         max_run: run.min(i32::MAX as u64) as i32,

@@ -99,10 +99,11 @@ fn with_30_percent_of_requests_failing_train_still_creates_exactly_one_job() {
         "the test must inject faults: {:?}",
         proxy.requests()
     );
-    // Every fault was followed by a retry of the same operation that got through.
+    // Every fault was followed by a retry of the same operation that got through, but for the
+    // quota lookup, which is best effort (one attempt; a failure is a warning).
     let log = proxy.requests();
     for (i, e) in log.iter().enumerate() {
-        if e.fault.is_some() {
+        if e.fault.is_some() && !e.op.contains("ServiceQuota") {
             assert!(
                 log[i + 1..]
                     .iter()

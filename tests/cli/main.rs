@@ -15,6 +15,7 @@ mod init_e2e;
 mod metrics_e2e;
 mod offline;
 mod proxy;
+mod quota_e2e;
 mod release;
 mod role_e2e;
 mod secrets_e2e;

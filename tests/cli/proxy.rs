@@ -129,7 +129,7 @@ pub struct Entry {
     pub finished: Instant,
     /// The decoded body of a request to a JSON service (SageMaker, Secrets Manager: small
     /// documents); empty for the others.
-    pub json_body: Vec<u8>,
+    pub json_body: String,
 }
 
 impl Entry {
@@ -705,9 +705,9 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
             started,
             finished: started,
             json_body: if protocol(&req.headers, &req.body) == Protocol::Json {
-                req.body.clone()
+                String::from_utf8_lossy(&req.body).into_owned()
             } else {
-                Vec::new()
+                String::new()
             },
         });
         (st.log.len() - 1, held)
