@@ -6,7 +6,7 @@
 //! then, concurrently: the access keys' age, the execution role (then its trust policy and
 //! iam:PassRole), the image, the output bucket and every input channel.
 
-use super::checks::{credentials, identity, resources, role, role::RoleFound, secrets};
+use super::checks::{credentials, identity, quota, resources, role, role::RoleFound, secrets};
 use super::runner::{self, Outcome, Step};
 use super::{id, Check, Report};
 use crate::aws::{Aws, Connection};
@@ -212,6 +212,20 @@ pub async fn run(
         .await
     };
 
+    let quota = async {
+        let Some(a) = aws.get() else {
+            return unavailable(id::QUOTA);
+        };
+        let types = s
+            .instance_type
+            .as_ref()
+            .map(|t| t.value.clone())
+            .unwrap_or_else(|| vec!["ml.g5.xlarge".to_string()]);
+        let spot = s.spot.as_ref().is_some_and(|v| v.value);
+        let count = s.instance_count.as_ref().map_or(1, |c| c.value);
+        quota::quota_check(&a.quotas(), &types, spot, count, &a.region.value).await
+    };
+
     let mut steps = vec![
         Step::ready(config_check),
         Step::new(id::CREDENTIALS, credentials).invalid_input(sdk_settings_invalid),
@@ -229,6 +243,11 @@ pub async fn run(
         Step::new(id::OUTPUT, output)
             .network()
             .invalid_input(cfg.partial || cfg.invalid_val(s.output_path.as_ref())),
+        Step::new(id::QUOTA, quota).network().invalid_input(
+            cfg.partial
+                || cfg.invalid_val(s.instance_type.as_ref())
+                || cfg.invalid_val(s.instance_count.as_ref()),
+        ),
     ];
     if s.channels.is_empty() && !cfg.partial {
         steps.push(Step::ready(Check::warn(

@@ -18,6 +18,7 @@ pub mod id {
     pub const PASS_ROLE: &str = "pass_role";
     pub const IMAGE: &str = "image";
     pub const OUTPUT: &str = "output_path";
+    pub const QUOTA: &str = "instance_quota";
     /// No channel configured; otherwise one check `channel.NAME` per channel.
     pub const CHANNELS: &str = "channels";
     // One check `secret.NAME` per `--secret`.
@@ -36,6 +37,7 @@ pub fn name_of(check_id: &str) -> String {
         id::PASS_ROLE => "iam:PassRole".into(),
         id::IMAGE => "image".into(),
         id::OUTPUT => "output bucket".into(),
+        id::QUOTA => "instance quota".into(),
         id::CHANNELS => "input channels".into(),
         other => match (
             other.strip_prefix("channel."),

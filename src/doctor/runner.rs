@@ -19,6 +19,7 @@ pub const NEEDS: &[(&str, &[&str])] = &[
     (id::PASS_ROLE, &[id::ROLE]),
     (id::IMAGE, &[id::IDENTITY, id::REGION]),
     (id::OUTPUT, &[id::IDENTITY, id::REGION]),
+    (id::QUOTA, &[id::CREDENTIALS, id::REGION]),
     (id::CHANNELS, &[]),
     (CHANNEL, &[id::IDENTITY, id::REGION]),
     (SECRET, &[id::ROLE, id::REGION]),

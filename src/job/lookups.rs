@@ -830,37 +830,14 @@ pub async fn quotas(
     let codes = match memo.quota_codes(scope) {
         Some(c) => c,
         None => {
-            // Every training quota of SageMaker, page by page.
-            let mut codes = BTreeMap::new();
-            let mut values = BTreeMap::new();
-            let mut pages = client
-                .list_service_quotas()
-                .service_code(SERVICE_CODE)
-                .max_results(100)
-                .into_paginator()
-                .items()
-                .send();
-            while let Some(q) = pages.next().await {
-                let q = match q {
-                    Ok(q) => q,
-                    Err(e) => {
-                        // Not asked again for a while: the submit goes on without it.
-                        memo.remember_quota_listing(scope, &BTreeMap::new(), &BTreeMap::new());
-                        return Err(why(
-                            "ListServiceQuotas",
-                            &crate::aws::aws_error("servicequotas:ListServiceQuotas", &e).message,
-                        ));
-                    }
-                };
-                if let (Some(name), Some(code)) = (q.quota_name(), q.quota_code()) {
-                    if name.ends_with("training job usage") {
-                        codes.insert(name.to_string(), code.to_string());
-                        if let Some(v) = q.value() {
-                            values.insert(name.to_string(), (code.to_string(), v));
-                        }
-                    }
+            let (codes, values) = match training_quotas(client).await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    // Not asked again for a while: the submit goes on without it.
+                    memo.remember_quota_listing(scope, &BTreeMap::new(), &BTreeMap::new());
+                    return Err(why("ListServiceQuotas", &e));
                 }
-            }
+            };
             memo.remember_quota_listing(scope, &codes, &values);
             for t in std::mem::take(&mut missing) {
                 let name = quota_name(&t, spot);
@@ -913,6 +890,34 @@ pub async fn quotas(
         found.insert(t, q);
     }
     Ok(found)
+}
+
+/// Every SageMaker training quota of the account, page by page (ListServiceQuotas): name ->
+/// code, and name -> (code, applied value) for those with a value.
+pub async fn training_quotas(
+    client: &aws_sdk_servicequotas::Client,
+) -> std::result::Result<(BTreeMap<String, String>, BTreeMap<String, (String, f64)>), String> {
+    let mut codes = BTreeMap::new();
+    let mut values = BTreeMap::new();
+    let mut pages = client
+        .list_service_quotas()
+        .service_code(crate::job::quota::SERVICE_CODE)
+        .max_results(100)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(q) = pages.next().await {
+        let q = q.map_err(|e| aws_error("servicequotas:ListServiceQuotas", &e).message)?;
+        if let (Some(name), Some(code)) = (q.quota_name(), q.quota_code()) {
+            if name.ends_with("training job usage") {
+                codes.insert(name.to_string(), code.to_string());
+                if let Some(v) = q.value() {
+                    values.insert(name.to_string(), (code.to_string(), v));
+                }
+            }
+        }
+    }
+    Ok((codes, values))
 }
 
 /// The instances of each type that running jobs and available warm pools hold now

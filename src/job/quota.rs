@@ -115,6 +115,29 @@ pub fn verdict(
     v
 }
 
+/// The other types of `instance_type`'s family (`ml.g5` of `ml.g5.xlarge`) whose quota is at
+/// least 1, with it, smallest first by name; `values` as listed (name -> (code, value)).
+pub fn family_with_room(
+    values: &BTreeMap<String, (String, f64)>,
+    instance_type: &str,
+    spot: bool,
+) -> Vec<(String, f64)> {
+    let family = instance_type
+        .rsplit_once('.')
+        .map_or(instance_type, |(f, _)| f);
+    let suffix = quota_name("", spot);
+    let mut out: Vec<(String, f64)> = values
+        .iter()
+        .filter_map(|(name, (_, v))| {
+            let t = name.strip_suffix(&suffix)?;
+            (t != instance_type && t.rsplit_once('.').map(|(f, _)| f) == Some(family) && *v >= 1.0)
+                .then(|| (t.to_string(), *v))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +233,28 @@ mod tests {
             .unwrap()
             .0
             .starts_with("none of the instance types has room"));
+    }
+
+    #[test]
+    fn the_family_of_a_type_with_room() {
+        let listed: BTreeMap<String, (String, f64)> = [
+            ("ml.g5.xlarge for training job usage", 0.0),
+            ("ml.g5.2xlarge for training job usage", 2.0),
+            ("ml.g5.4xlarge for training job usage", 0.0),
+            ("ml.g5.2xlarge for spot training job usage", 8.0),
+            ("ml.g6.xlarge for training job usage", 4.0),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), ("L-1".to_string(), v)))
+        .collect();
+        assert_eq!(
+            family_with_room(&listed, "ml.g5.xlarge", false),
+            [("ml.g5.2xlarge".to_string(), 2.0)]
+        );
+        assert_eq!(
+            family_with_room(&listed, "ml.g5.xlarge", true),
+            [("ml.g5.2xlarge".to_string(), 8.0)]
+        );
     }
 
     #[test]

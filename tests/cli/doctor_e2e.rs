@@ -47,6 +47,9 @@ fn a_healthy_setup_passes_every_check_and_train_then_succeeds() {
     let mut sb = Sandbox::new();
     s.acct.profile(&mut sb, "ml");
     sb.set("AWS_PROFILE", "ml");
+    // Service Quotas (which the emulator lacks for SageMaker): room for the default type.
+    let sq = crate::quota_e2e::service_quotas(&[("ml.g5.xlarge", 4.0)]);
+    sb.set("AWS_ENDPOINT_URL_SERVICE_QUOTAS", &sq.url);
     sb.write(
         "project/sagetrain.toml",
         &format!(
@@ -79,6 +82,7 @@ fn a_healthy_setup_passes_every_check_and_train_then_succeeds() {
             "pass_role",
             "image",
             "output_path",
+            "instance_quota",
             "channel.train"
         ]
     );
@@ -106,6 +110,7 @@ fn a_healthy_setup_passes_every_check_and_train_then_succeeds() {
         "role_trust",
         "image",
         "output_path",
+        "instance_quota",
         "channel.train",
     ] {
         assert_eq!(
@@ -137,6 +142,10 @@ fn a_healthy_setup_passes_every_check_and_train_then_succeeds() {
         "****************{}",
         &s.acct.creds.access_key_id()[16..]
     )));
+    assert_eq!(
+        check(&report, "instance_quota")["value"],
+        "ml.g5.xlarge: 4 instances"
+    );
     let ident = check(&report, "identity");
     assert!(text(&ident["value"]).contains(&format!("account {}", s.acct.id)));
     assert_eq!(check(&report, "region")["value"], "eu-west-1");
@@ -162,7 +171,7 @@ fn a_healthy_setup_passes_every_check_and_train_then_succeeds() {
                 .any(|s| l.starts_with(s))
         })
         .collect();
-    assert_eq!(check_lines.len(), 11, "one line per check:\n{}", t.stdout);
+    assert_eq!(check_lines.len(), 12, "one line per check:\n{}", t.stdout);
     assert!(lines[0].starts_with("pass  configuration "), "{}", t.stdout);
     assert!(
         t.stdout
@@ -178,7 +187,7 @@ fn a_healthy_setup_passes_every_check_and_train_then_succeeds() {
     );
     assert_eq!(
         *lines.last().unwrap(),
-        "9 passed, 1 warning, 0 failed, 1 skipped"
+        "10 passed, 1 warning, 0 failed, 1 skipped"
     );
     assert!(
         block_on(s.acct.job_names()).is_empty(),

@@ -8,7 +8,7 @@ use crate::harness::*;
 use serde_json::{json, Value};
 
 /// A ListServiceQuotas answer (the service's shape) with the training quota of each type.
-fn quotas(q: &[(&str, f64)]) -> Value {
+pub(crate) fn quotas(q: &[(&str, f64)]) -> Value {
     json!({
         "Quotas": q.iter().enumerate().map(|(i, (t, v))| json!({
             "ServiceCode": "sagemaker",
@@ -24,7 +24,8 @@ fn quotas(q: &[(&str, f64)]) -> Value {
     })
 }
 
-fn service_quotas(q: &[(&str, f64)]) -> fake_sagemaker::FakeSageMaker {
+/// A Service Quotas stand-in with these training quotas.
+pub(crate) fn service_quotas(q: &[(&str, f64)]) -> fake_sagemaker::FakeSageMaker {
     fake_sagemaker::start_with(
         job_json("unused", "Completed", "Completed", &[], None),
         Stop::Accept,

@@ -80,7 +80,7 @@ class PolicyFilesTest(unittest.TestCase):
 
     def test_wildcard_resources_only_where_the_action_has_no_resource(self) -> None:
         allowed = {"ecr:GetAuthorizationToken", "sagemaker:ListTrainingJobs",
-                   "cloudwatch:PutMetricData"}
+                   "cloudwatch:PutMetricData", "servicequotas:ListServiceQuotas"}
         for name in ("execution-role-policy.json", "developer-policy.json"):
             for stmt in statements(load(name)):
                 if "*" in resources(stmt):
@@ -196,6 +196,13 @@ class DeveloperPolicyTest(unittest.TestCase):
             granted = [(a, resources(st)) for st in statements(load(name))
                        for a in actions(st) if a.startswith("secretsmanager:")]
             self.assertEqual(granted, [(only, [prefix])], name)
+
+    def test_the_instance_quota_may_be_read_and_only_sagemakers(self) -> None:
+        granted = {a: resources(st) for st in statements(load("developer-policy.json"))
+                   for a in actions(st) if a.startswith("servicequotas:")}
+        self.assertEqual(granted, {
+            "servicequotas:ListServiceQuotas": ["*"],
+            "servicequotas:GetServiceQuota": ["arn:aws:servicequotas:REGION:ACCOUNT_ID:sagemaker/*"]})
 
     def test_training_job_actions(self) -> None:
         granted: Dict[str, List[str]] = {}

@@ -4,6 +4,7 @@
 
 pub mod credentials;
 pub mod identity;
+pub mod quota;
 pub mod resources;
 pub mod role;
 pub mod secrets;
