@@ -68,6 +68,7 @@ pub const SERVICES: &[&str] = &[
     "CloudWatch Logs",
     "Secrets Manager",
     "Service Quotas",
+    "Pricing",
 ];
 
 /// Everything needed to talk to AWS.
@@ -438,6 +439,21 @@ impl Aws {
                     .build()
             )
         )
+    }
+    /// The Price List API, best effort like [`Self::quotas`]. It answers only from a few
+    /// regions' endpoints, whatever region is priced: us-east-1's.
+    pub fn pricing(&self) -> aws_sdk_pricing::Client {
+        use aws_sdk_pricing::config::{
+            retry::RetryConfig, timeout::TimeoutConfig, Builder, Region,
+        };
+        client!(self, aws_sdk_pricing, "Pricing", |b: Builder| b
+            .region(Region::new("us-east-1"))
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_secs(5))
+                    .build()
+            ))
     }
     pub fn s3(&self) -> aws_sdk_s3::Client {
         client!(self, aws_sdk_s3, "S3", |b: aws_sdk_s3::config::Builder| b

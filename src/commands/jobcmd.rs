@@ -238,7 +238,7 @@ pub async fn follow_and_report(
     drop(rep);
     let finished = result.is_ok();
     if let Some(d) = &last {
-        let r = StatusReport::from_describe(d);
+        let r = priced(ctx, StatusReport::from_describe(d));
         if ctx.json() {
             let mut obj = base.unwrap_or_default();
             if let serde_json::Value::Object(m) = r.to_json() {
@@ -299,4 +299,15 @@ pub fn show_stop(
             "{what} {name} had already ended ({status}); nothing to stop"
         ));
     }
+}
+
+/// The report with its cost, at the on-demand price sagetrain last found for its instance
+/// type and region (no request: a price is looked up by `train`, remembered in the cache).
+pub fn priced(ctx: &Context, r: StatusReport) -> StatusReport {
+    let memo = crate::job::remembered::Remembered::new(crate::fsutil::cache_dir(&*ctx.env), false);
+    let hourly = match (r.region(), r.instance_type.as_deref()) {
+        (Some(region), Some(t)) => memo.price_any_age(region, t),
+        _ => None,
+    };
+    r.priced(hourly)
 }

@@ -12,7 +12,7 @@ pub async fn run(ctx: &Context, args: &StatusArgs) -> Result<()> {
     let job = jobcmd::job_name(ctx, args.job.as_deref(), &mut t)?;
     let aws = jobcmd::connect(ctx, &t).await?;
     let d = jobcmd::describe(&aws, &job).await?;
-    let r = StatusReport::from_describe(&d);
+    let r = jobcmd::priced(ctx, StatusReport::from_describe(&d));
     if ctx.json() {
         ctx.ui.result_json(&r.to_json());
     } else {

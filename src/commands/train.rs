@@ -10,12 +10,12 @@ use crate::error::{Error, Kind, Result};
 use crate::job::create::submission_id;
 use crate::job::from_job;
 use crate::job::lookups::{self, Identity};
-use crate::job::quota;
 use crate::job::remembered;
 use crate::job::request::{build_request, validate_request, CreateTrainingJobRequest, Resolved};
 use crate::job::settings::TrainSettings;
 use crate::job::spec::{generate_job_name, validate, violations_error, JobSpec};
 use crate::job::{code, pools, state};
+use crate::job::{cost, quota};
 use crate::refs::{channel_location, ChannelLocation};
 use crate::ui::Ui;
 use std::time::SystemTime;
@@ -283,14 +283,21 @@ pub async fn plan_with_data(
         };
         (found, used)
     };
-    let (chain, role_given, image, channels, secrets, warm_pools, (quotas, used)) = tokio::join!(
+    // The on-demand price of each type (remembered for a day), for the worst case.
+    let pricing = aws.pricing();
+    let prices = futures::future::join_all(ask.types.iter().map(|t| {
+        let (pricing, memo, region) = (&pricing, &memo, &region);
+        async move { (t.clone(), lookups::price(pricing, memo, region, t).await) }
+    }));
+    let (chain, role_given, image, channels, secrets, warm_pools, (quotas, used), prices) = tokio::join!(
         identity_chain,
         role_given,
         image,
         channels,
         secrets,
         warm_pools,
-        quota_check
+        quota_check,
+        prices
     );
     let quota_verdict = match quotas {
         Err(why) => {
@@ -415,6 +422,8 @@ pub async fn plan_with_data(
     ));
     ui.info(&format!("image: {} ({})", image.value, image.source));
 
+    cost_check(ui, s, &prices, &dropped, &region)?;
+
     let resolved = Resolved {
         submission_id: submission.clone(),
         region,
@@ -443,6 +452,60 @@ pub async fn plan_with_data(
     let mut plan = finish(&kept, local, code, resolved, Some(aws), Vec::new())?;
     plan.pool_notes = pools::verdict(&warm_pools, &plan.request);
     Ok(plan)
+}
+
+/// The worst case at the on-demand price (the dearest type the job may run on), said before
+/// the submit; `--max-cost` refuses a job above it, or whose price cannot be found.
+fn cost_check(
+    ui: &crate::ui::Ui,
+    s: &JobSpec,
+    prices: &[(String, std::result::Result<Option<f64>, String>)],
+    dropped: &[String],
+    region: &str,
+) -> Result<()> {
+    let mut hourly: Option<f64> = None;
+    let mut missing = Vec::new();
+    for (t, p) in prices.iter().filter(|(t, _)| !dropped.contains(t)) {
+        match p {
+            Ok(Some(h)) => hourly = Some(hourly.map_or(*h, |x: f64| x.max(*h))),
+            Ok(None) => missing.push(format!(
+                "{t}: the Price List has no training price in {region}"
+            )),
+            Err(why) => missing.push(format!("{t}: {why}")),
+        }
+    }
+    let estimate = hourly
+        .filter(|_| missing.is_empty())
+        .map(|h| cost::Estimate {
+            hourly: h,
+            instances: i64::from(s.instance_count),
+            max_run: i64::from(s.max_run),
+            jobs: s.jobs,
+            spot: s.spot,
+        });
+    match (estimate, s.max_cost) {
+        (Some(e), budget) => {
+            ui.info(&e.line());
+            if let Some(why) = budget.and_then(|m| cost::over_budget(&e, m)) {
+                return Err(Error::usage(format!("--max-cost: {why}")).with_hint(
+                    "lower --max-run, --instance-count or the instance type, or raise --max-cost (`max_cost` in sagetrain.toml)",
+                ));
+            }
+        }
+        (None, Some(m)) => return Err(Error::usage(format!(
+            "--max-cost {}: the worst case cannot be checked without the price ({})",
+            cost::usd(m),
+            missing.join("; ")
+        ))
+        .with_hint(
+            "allow pricing:GetProducts (examples/iam/developer-policy.json), or drop --max-cost",
+        )),
+        (None, None) => ui.warn(&format!(
+            "the cost was not estimated: {}",
+            missing.join("; ")
+        )),
+    }
+    Ok(())
 }
 
 /// The request from the spec, with local channels given their content-addressed URIs in the

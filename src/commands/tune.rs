@@ -60,6 +60,7 @@ async fn create(ctx: &Context, cmd: &TuneCmd) -> Result<()> {
     };
     // The quota check counts every trial that runs at once.
     job.concurrent_jobs = i64::from(tune.parallel);
+    job.jobs = i64::from(tune.max_jobs);
     if job.channels.is_empty() {
         ctx.ui.warn("no input channels: the trials get no data (add --train s3://... or [channels] in sagetrain.toml)");
     }

@@ -150,6 +150,12 @@ pub struct StatusReport {
     pub spot: bool,
     /// `1 - billable / training` for a spot job that has both figures.
     pub spot_savings: Option<f64>,
+    /// The on-demand price of the instance type, USD an hour, as sagetrain last found it
+    /// (see [`StatusReport::priced`]); none when it never looked it up.
+    pub hourly_usd: Option<f64>,
+    /// The billable time at that price, for every instance (spot savings are in the billable
+    /// time already).
+    pub cost_usd: Option<f64>,
     /// The type the job runs on: the one asked for, or the one SageMaker selected.
     pub instance_type: Option<String>,
     pub instance_count: Option<i32>,
@@ -239,6 +245,8 @@ impl StatusReport {
             billable_seconds: billable,
             spot,
             spot_savings: spot_savings(spot, training, billable),
+            hourly_usd: None,
+            cost_usd: None,
             instance_type: rc
                 .and_then(|r| r.instance_type().or(r.selected_instance_type()))
                 .map(|t| t.as_str().to_string()),
@@ -281,6 +289,21 @@ impl StatusReport {
             retries: d.retry_strategy().and_then(|r| r.maximum_retry_attempts()),
             phases: phases(d),
         }
+    }
+
+    /// With the instance type's on-demand price: the cost of the billable time.
+    pub fn priced(mut self, hourly: Option<f64>) -> Self {
+        self.hourly_usd = hourly;
+        self.cost_usd = match (hourly, self.billable_seconds, self.instance_count) {
+            (Some(h), Some(b), Some(n)) => Some(crate::job::cost::billed(h, i64::from(n), b)),
+            _ => None,
+        };
+        self
+    }
+
+    /// The job's region, from its ARN.
+    pub fn region(&self) -> Option<&str> {
+        self.job_arn.split(':').nth(3).filter(|r| !r.is_empty())
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -360,6 +383,22 @@ impl StatusReport {
                 inst.push_str(&format!(", max wait {}", format_secs(w as u64)));
             }
             rows.push(("instances", inst));
+        }
+        if let (Some(c), Some(h), Some(b), Some(n)) = (
+            self.cost_usd,
+            self.hourly_usd,
+            self.billable_seconds,
+            self.instance_count,
+        ) {
+            rows.push((
+                "cost",
+                format!(
+                    "{} ({} billable x {n} at {} an hour on demand)",
+                    crate::job::cost::usd(c),
+                    format_secs(b.max(0) as u64),
+                    crate::job::cost::usd(h)
+                ),
+            ));
         }
         if let Some(r) = self.retries {
             rows.push(("retries", format!("up to {r} after an internal error")));
@@ -528,6 +567,16 @@ mod tests {
             ],
         );
         assert!(!text.contains("warm pool"), "{text}");
+        assert!(!text.contains("cost"), "no price, no cost: {text}");
+        let j = r.clone().priced(Some(1.408)).to_json();
+        assert_eq!(j["hourly_usd"], 1.408);
+        assert!((j["cost_usd"].as_f64().unwrap() - 0.195_555).abs() < 1e-5);
+        assert!(r
+            .clone()
+            .priced(Some(1.408))
+            .to_text()
+            .contains("$0.20 (4m10s billable x 2 at $1.41 an hour on demand)"));
+        assert_eq!(r.region(), None, "an ARN without a region");
         let j = r.to_json();
         assert_eq!(j["billable_seconds"], 250);
         assert_eq!(

@@ -920,6 +920,48 @@ pub async fn training_quotas(
     Ok((codes, values))
 }
 
+/// The on-demand training price of `instance_type` in `region`, USD an hour: remembered for a
+/// day, else the Price List (pricing:GetProducts). `Ok(None)`: the Price List has none.
+pub async fn price(
+    client: &aws_sdk_pricing::Client,
+    memo: &Remembered,
+    region: &str,
+    instance_type: &str,
+) -> std::result::Result<Option<f64>, String> {
+    use aws_sdk_pricing::types::{Filter, FilterType};
+    if let Some(p) = memo.price(region, instance_type) {
+        return p;
+    }
+    let mut ask = client
+        .get_products()
+        .service_code(crate::job::cost::SERVICE_CODE)
+        .max_results(10);
+    for (field, value) in crate::job::cost::filters(region, instance_type) {
+        ask = ask.filters(
+            Filter::builder()
+                .r#type(FilterType::TermMatch)
+                .field(field)
+                .value(value)
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let out = match ask.send().await {
+        Ok(out) => out,
+        Err(e) => {
+            let why = aws_error("pricing:GetProducts", &e).message;
+            memo.remember_price(region, instance_type, Err(&why));
+            return Err(why);
+        }
+    };
+    let hourly = out
+        .price_list()
+        .iter()
+        .find_map(|p| crate::job::cost::hourly_usd(p));
+    memo.remember_price(region, instance_type, Ok(hourly));
+    Ok(hourly)
+}
+
 /// The instances of each type that running jobs and available warm pools hold now
 /// (ListTrainingJobs of each, then DescribeTrainingJob of the jobs found).
 pub async fn instances_in_use(sm: &aws_sdk_sagemaker::Client) -> Result<BTreeMap<String, i64>> {

@@ -3,6 +3,7 @@
 //! project).
 
 pub mod code;
+pub mod cost;
 pub mod create;
 pub mod from_job;
 pub mod lookups;

@@ -11,6 +11,8 @@
 //! - the codes of the account's SageMaker training quotas (Service Quotas names them by code):
 //!   [`QUOTA_CODE_LIFETIME`]; and each quota's value, [`QUOTA_LIFETIME`].
 //!
+//! - the on-demand training price of an instance type in a region: [`PRICE_LIFETIME`].
+//!
 //! Nothing secret is kept: the keys are SHA-256 digests, the values an account id, an ARN, a
 //! region and a time. `--refresh` reads none of them (and writes them anew). A cache that cannot
 //! be read or written costs only the request.
@@ -32,6 +34,19 @@ pub const BUCKET_LIFETIME: Duration = Duration::from_secs(3600);
 pub const QUOTA_CODE_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How long a quota's value is trusted.
 pub const QUOTA_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+/// How long an instance type's price is kept (the Price List changes rarely).
+pub const PRICE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PriceEntry {
+    /// USD an hour; `None`: the Price List has none for the type.
+    hourly: Option<f64>,
+    at: u64,
+    /// Why the Price List could not be read: kept [`QUOTA_LIFETIME`], not asked again before.
+    #[serde(default)]
+    error: Option<String>,
+}
 
 /// The training quotas of one scope (the account's key and region), in one file.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -233,6 +248,51 @@ impl Remembered {
         self.write(self.file("quotas", &digest(scope)), &e);
     }
 
+    /// The remembered hourly price of `instance_type` in `region`: `Some(Ok(None))` when the
+    /// Price List was found to have none, `Some(Err(why))` when it could not be read lately.
+    pub fn price(
+        &self,
+        region: &str,
+        instance_type: &str,
+    ) -> Option<std::result::Result<Option<f64>, String>> {
+        let e: PriceEntry =
+            self.read(&self.file("prices", &digest(&format!("{region} {instance_type}")))?)?;
+        match e.error {
+            Some(why) => self.fresh(e.at, QUOTA_LIFETIME).then_some(Err(why)),
+            None => self.fresh(e.at, PRICE_LIFETIME).then_some(Ok(e.hourly)),
+        }
+    }
+
+    /// A price read at any age (for `status` of a job submitted days ago): what sagetrain
+    /// last found, if anything.
+    pub fn price_any_age(&self, region: &str, instance_type: &str) -> Option<f64> {
+        let e: PriceEntry =
+            self.read(&self.file("prices", &digest(&format!("{region} {instance_type}")))?)?;
+        e.hourly
+    }
+
+    /// Remember a price (or that there is none: `Ok(None)`), or why it could not be read.
+    pub fn remember_price(
+        &self,
+        region: &str,
+        instance_type: &str,
+        found: std::result::Result<Option<f64>, &str>,
+    ) {
+        let (hourly, error) = match found {
+            Ok(h) => (h, None),
+            Err(why) => (None, Some(why.to_string())),
+        };
+        let e = PriceEntry {
+            hourly,
+            at: secs(self.now),
+            error,
+        };
+        self.write(
+            self.file("prices", &digest(&format!("{region} {instance_type}"))),
+            &e,
+        );
+    }
+
     /// Remember that `bucket` exists in `region`.
     pub fn remember_bucket(&self, bucket: &str, region: &str) {
         let e = BucketEntry {
@@ -252,6 +312,39 @@ mod tests {
             account: "111122223333".into(),
             arn: "arn:aws:iam::111122223333:user/alice".into(),
         }
+    }
+
+    #[test]
+    fn prices_are_kept_a_day_and_a_failure_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let m = Remembered::new(Some(dir.path().to_path_buf()), false).at(now);
+        m.remember_price("eu-west-1", "ml.g5.xlarge", Ok(Some(1.408)));
+        m.remember_price("eu-west-1", "ml.p3.2xlarge", Err("HTTP 500"));
+        let later = |secs: u64| {
+            Remembered::new(Some(dir.path().to_path_buf()), false)
+                .at(now + Duration::from_secs(secs))
+        };
+        assert_eq!(
+            later(3600).price("eu-west-1", "ml.g5.xlarge"),
+            Some(Ok(Some(1.408)))
+        );
+        assert_eq!(
+            later(PRICE_LIFETIME.as_secs() + 1).price("eu-west-1", "ml.g5.xlarge"),
+            None
+        );
+        assert_eq!(
+            later(PRICE_LIFETIME.as_secs() + 1).price_any_age("eu-west-1", "ml.g5.xlarge"),
+            Some(1.408)
+        );
+        assert_eq!(
+            later(60).price("eu-west-1", "ml.p3.2xlarge"),
+            Some(Err("HTTP 500".into()))
+        );
+        assert_eq!(
+            later(QUOTA_LIFETIME.as_secs() + 1).price("eu-west-1", "ml.p3.2xlarge"),
+            None
+        );
     }
 
     #[test]

@@ -202,6 +202,8 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         instance_preferences,
         max_pending,
         concurrent_jobs: _,
+        jobs: _,
+        max_cost: _,
         instance_count,
         volume_size,
         max_run,

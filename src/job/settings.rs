@@ -161,6 +161,12 @@ declare! {
             },
         }
         /// Longest to wait for spot capacity plus run time (spot only; >= --max-run)
+        /// Refuse the job when its worst case (every instance for the whole max run, at the
+        /// on-demand price) is above this many US dollars
+        max_cost: Option<String> = Text [long = "max-cost", value_name = "USD"] in RESOURCES {
+            example: "\"50\"",
+            from_job: FromJob::NotCopied("a budget belongs to this submit, not to the job it copies"),
+        }
         /// How long the job may wait for capacity before it gives up (30m to 28 days)
         max_pending: Option<String> = Secs [long = "max-pending", value_name = "DURATION"] in RESOURCES {
             example: "\"2h\"",

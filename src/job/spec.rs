@@ -119,6 +119,10 @@ pub struct JobSpec {
     /// How many jobs of this request run at once, for the quota check: 1, or a tuning job's
     /// parallel trials (set by `tune`).
     pub concurrent_jobs: i64,
+    /// Jobs of the request in all, for the worst-case cost: 1, or a tuning job's `max_jobs`.
+    pub jobs: i64,
+    /// `--max-cost USD`: the most the worst case may cost.
+    pub max_cost: Option<f64>,
     pub instance_count: i32,
     pub volume_size: i32,
     pub max_run: i32,
@@ -374,6 +378,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         image,
         pin_digest,
         instance_type,
+        max_cost,
         max_pending,
         instance_count,
         volume_size,
@@ -483,6 +488,23 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         types.value.clone()
     } else {
         Vec::new()
+    };
+    let budget = match max_cost {
+        None => None,
+        Some(m) => match m.value.trim().trim_start_matches('$').parse::<f64>() {
+            Ok(usd) if usd.is_finite() && usd > 0.0 => Some(usd),
+            _ => {
+                bad(
+                    &mut v,
+                    &m.source,
+                    format!(
+                        "`{}` is not an amount of US dollars above 0 (e.g. 50 or 12.5)",
+                        m.value
+                    ),
+                );
+                None
+            }
+        },
     };
     let pending = max_pending.as_ref().map(|p| p.value);
     if let Some(p) = max_pending.as_ref() {
@@ -809,6 +831,12 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         }
     }
     let pin = pin_digest.as_ref().is_none_or(|p| p.value);
+    if let (true, Some(m)) = (*offline, max_cost.as_ref()) {
+        v.push(Violation::new(
+            m.source.name_for(None),
+            "the worst case needs the instance type's price (a lookup): drop --offline to check it",
+        ));
+    }
     if *offline {
         v.extend(offline_violations(
             connection,
@@ -833,6 +861,8 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         instance_preferences: preferences,
         max_pending: pending.map(|p| p.min(i32::MAX as u64) as i32),
         concurrent_jobs: 1,
+        jobs: 1,
+        max_cost: budget,
         instance_count: to_i32(count),
         volume_size: to_i32(volume),
         max_run: run.min(i32::MAX as u64) as i32,

@@ -181,6 +181,8 @@ fn service_of(op: &str) -> &'static str {
         "IAM"
     } else if op.contains("Image") || op.contains("Repositor") || op == "GetAuthorizationToken" {
         "ECR"
+    } else if op == "GetProducts" {
+        "Pricing"
     } else if op.contains("ServiceQuota") {
         "Service Quotas"
     } else if op.contains("Secret") {
@@ -214,6 +216,7 @@ fn a_services_own_endpoint_wins_over_the_global_one_and_the_flag_over_both() {
         ("S3", "AWS_ENDPOINT_URL_S3"),
         ("CloudWatch Logs", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"),
         ("Service Quotas", "AWS_ENDPOINT_URL_SERVICE_QUOTAS"),
+        ("Pricing", "AWS_ENDPOINT_URL_PRICING"),
     ] {
         let global = Proxy::start(&moto_url());
         let own = Proxy::start(&moto_url());

@@ -100,10 +100,10 @@ fn with_30_percent_of_requests_failing_train_still_creates_exactly_one_job() {
         proxy.requests()
     );
     // Every fault was followed by a retry of the same operation that got through, but for the
-    // quota lookup, which is best effort (one attempt; a failure is a warning).
+    // quota and price lookups, which are best effort (one attempt; a failure is a warning).
     let log = proxy.requests();
     for (i, e) in log.iter().enumerate() {
-        if e.fault.is_some() && !e.op.contains("ServiceQuota") {
+        if e.fault.is_some() && !e.op.contains("ServiceQuota") && e.op != "GetProducts" {
             assert!(
                 log[i + 1..]
                     .iter()

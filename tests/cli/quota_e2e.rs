@@ -181,3 +181,93 @@ fn a_quota_that_cannot_be_read_is_a_warning_never_a_refusal() {
         proxy.counts()
     );
 }
+
+/// A GetProducts answer (the Price List's shape: each product a JSON document in a string).
+pub(crate) fn price_list(usd: &str) -> Value {
+    let product = json!({
+        "product": {"productFamily": "ML Instance", "attributes": {"regionCode": "us-east-1", "instanceName": "ml.g5.xlarge", "platoinstancetype": "Training", "servicecode": "AmazonSageMaker"}, "sku": "S4KU"},
+        "serviceCode": "AmazonSageMaker",
+        "terms": {"OnDemand": {"S4KU.JRTCKXETXF": {"priceDimensions": {"S4KU.JRTCKXETXF.6YS6EN2CT7": {
+            "unit": "Hrs", "pricePerUnit": {"USD": usd}, "description": "per On Demand ml.g5.xlarge Training Instance Hour"
+        }}}}}
+    });
+    json!({"FormatVersion": "aws_v1", "PriceList": [product.to_string()]})
+}
+
+#[test]
+fn the_worst_case_is_said_before_the_submit_and_max_cost_refuses_above_it() {
+    let s = seeded("us-east-1");
+    let mut sb = Sandbox::new();
+    s.acct.env(&mut sb);
+    let pricing = fake_sagemaker::start_with(
+        job_json("unused", "Completed", "Completed", &[], None),
+        Stop::Accept,
+        vec![("GetProducts", price_list("1.4080000000"))],
+    );
+    sb.set("AWS_ENDPOINT_URL_PRICING", &pricing.url);
+    let train = format!("s3://{}/data/train/", s.bucket);
+    sb.run(&train_args(&train, &["--instance-count", "2", "--max-cost", "50"]))
+        .code(2)
+        .stderr_has("--max-cost: the worst case is $67.58 ($2.82 an hour ($1.41 x 2 instances); at most $67.58 for the 24h maximum run), above --max-cost $50.00");
+    assert!(
+        block_on(s.acct.job_names()).is_empty(),
+        "nothing is created"
+    );
+    let asked = pricing.calls_to("GetProducts");
+    assert_eq!(asked.len(), 1);
+    for f in [
+        "\"regionCode\"",
+        "\"us-east-1\"",
+        "\"ml.g5.xlarge\"",
+        "\"platoinstancetype\"",
+        "\"Training\"",
+        "AmazonSageMaker",
+    ] {
+        assert!(asked[0].contains(f), "{f} not in {}", asked[0]);
+    }
+
+    // Within the budget: said, and submitted; the price is remembered (no second GetProducts),
+    // and `status` prices the job with it.
+    let r = sb
+        .run(&train_args(
+            &train,
+            &["--max-run", "2h", "--max-cost", "50", "-o", "json"],
+        ))
+        .ok()
+        .stderr_has(
+            "cost: $1.41 an hour ($1.41 x 1 instances); at most $2.82 for the 2h maximum run",
+        );
+    assert_eq!(
+        pricing.calls_to("GetProducts").len(),
+        1,
+        "remembered for a day"
+    );
+    let job = r.json()["job_name"].as_str().unwrap().to_string();
+    let st = sb.run(&["status", &job, "-o", "json"]).ok();
+    assert_eq!(st.json()["hourly_usd"], 1.408, "{}", st.stdout);
+}
+
+#[test]
+fn without_a_price_max_cost_refuses_and_otherwise_it_is_a_warning() {
+    // The emulator has no Price List.
+    let s = seeded("us-east-1");
+    let mut sb = Sandbox::new();
+    s.acct.env(&mut sb);
+    let train = format!("s3://{}/data/train/", s.bucket);
+    sb.run(&train_args(&train, &["--max-cost", "50"]))
+        .code(2)
+        .stderr_has(
+            "--max-cost $50.00: the worst case cannot be checked without the price (ml.g5.xlarge: ",
+        )
+        .stderr_has("allow pricing:GetProducts");
+    assert!(block_on(s.acct.job_names()).is_empty());
+    sb.run(&train_args(&train, &["--refresh"]))
+        .ok()
+        .stderr_has("warning: the cost was not estimated: ml.g5.xlarge: ");
+    sb.run(&train_args(
+        &train,
+        &["--offline", "--dry-run", "--max-cost", "5"],
+    ))
+    .code(2)
+    .stderr_has("--max-cost: the worst case needs the instance type's price (a lookup)");
+}

@@ -127,6 +127,13 @@ fn round_trip(omit: &[&str]) {
             "test-token",
         ],
     );
+    // The Price List (the emulator has none), for the example `max_cost`.
+    let pricing = crate::fake_sagemaker::start_with(
+        crate::fake_sagemaker::job_json("unused", "Completed", "Completed", &[], None),
+        crate::fake_sagemaker::Stop::Accept,
+        vec![("GetProducts", crate::quota_e2e::price_list("1.0"))],
+    );
+    sb.set("AWS_ENDPOINT_URL_PRICING", &pricing.url);
     // The code folder of `source` (its example), holding the example `entry` and the default.
     sb.write("src/main.py", "print('main')\n");
     sb.write("src/train.py", "print('train')\n");
@@ -145,6 +152,8 @@ fn round_trip(omit: &[&str]) {
     let mut keys: Vec<(&str, &str)> = scalars()
         .iter()
         .filter(|m| m.in_file && m.key != "base_name" && !omit.contains(&m.key))
+        // A budget is checked before the request, not part of it (below).
+        .filter(|m| m.key != "max_cost")
         .map(|m| (m.key, m.flag))
         .collect();
     keys.extend(maps().iter().map(|m| (m.key, m.flag)));
@@ -165,6 +174,15 @@ fn round_trip(omit: &[&str]) {
                 r.stderr
             );
         }
+    }
+    // `max_cost` from the file is the budget: one below the worst case refuses the job.
+    if !omit.contains(&"max_cost") {
+        let text =
+            config_text(&s, &role, None, omit).replace("max_cost = \"50\"", "max_cost = \"0.01\"");
+        sb.write("sagetrain.toml", &text);
+        sb.run(&["train", "--dry-run", "-o", "json"])
+            .code(2)
+            .stderr_has("--max-cost: the worst case is");
     }
     // The settings the file may not hold are flags only.
     let flag_only: Vec<&str> = scalars()
@@ -191,14 +209,15 @@ fn round_trip(omit: &[&str]) {
         .collect();
     assert_eq!(
         not_copied.keys().copied().collect::<Vec<_>>(),
-        ["base_name", "name", "pin_digest"],
+        ["base_name", "max_cost", "name", "pin_digest"],
         "{not_copied:?}"
     );
     assert!(maps().iter().all(|m| m.not_copied.is_none()));
     let elsewhere = sb.project().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     // pin_digest is not copied: the old job ran the tag, so the flag says it again. The name is
-    // new (normalized away), and base_name only shapes the name.
+    // new (normalized away), base_name only shapes the name, and max_cost is no part of the
+    // request.
     let from = sb
         .run_in(
             &elsewhere,

@@ -80,7 +80,8 @@ class PolicyFilesTest(unittest.TestCase):
 
     def test_wildcard_resources_only_where_the_action_has_no_resource(self) -> None:
         allowed = {"ecr:GetAuthorizationToken", "sagemaker:ListTrainingJobs",
-                   "cloudwatch:PutMetricData", "servicequotas:ListServiceQuotas"}
+                   "cloudwatch:PutMetricData", "servicequotas:ListServiceQuotas",
+                   "pricing:GetProducts"}
         for name in ("execution-role-policy.json", "developer-policy.json"):
             for stmt in statements(load(name)):
                 if "*" in resources(stmt):
