@@ -13,7 +13,21 @@ pub async fn run(ctx: &Context, cmd: &PoolCommand) -> Result<()> {
         PoolCommand::List => {
             let aws = jobcmd::connect(ctx, &t).await?;
             let found = pools::available(&aws.sagemaker()).await?;
-            let rows: Vec<pools::PoolRow> = found.iter().filter_map(pools::row).collect();
+            let memo =
+                crate::job::remembered::Remembered::new(crate::fsutil::cache_dir(&*ctx.env), false);
+            let region = aws.region.value.clone();
+            let rows: Vec<pools::PoolRow> = found
+                .iter()
+                .filter_map(pools::row)
+                .map(|mut r| {
+                    r.cost_per_hour_usd = r
+                        .instance_type
+                        .as_deref()
+                        .and_then(|t| memo.price_any_age(&region, t))
+                        .map(|h| h * f64::from(r.instance_count.unwrap_or(1)));
+                    r
+                })
+                .collect();
             if ctx.json() {
                 ctx.ui
                     .result_json(&serde_json::to_value(&rows).unwrap_or_default());
@@ -28,9 +42,15 @@ pub async fn run(ctx: &Context, cmd: &PoolCommand) -> Result<()> {
                         (
                             r.job_name.clone(),
                             format!(
-                                "{} x {}",
+                                "{} x {}{}",
                                 r.instance_count.unwrap_or(1),
-                                r.instance_type.as_deref().unwrap_or("?")
+                                r.instance_type.as_deref().unwrap_or("?"),
+                                r.cost_per_hour_usd
+                                    .map(|c| format!(
+                                        ", {} an hour while it waits",
+                                        crate::job::cost::usd(c)
+                                    ))
+                                    .unwrap_or_default()
                             ),
                             r.expires.clone().unwrap_or_else(|| "-".into()),
                         )

@@ -141,7 +141,13 @@ pub fn final_metrics(d: &Describe) -> Vec<(String, f64)> {
 }
 
 /// The step summary: job, verdict, duration, billable time, final metrics, model URI.
-pub fn summary_markdown(job: &str, d: Option<&Describe>, outcome: &Outcome) -> String {
+/// `hourly`: the instance type's on-demand price as sagetrain last found it, for the cost row.
+pub fn summary_markdown(
+    job: &str,
+    d: Option<&Describe>,
+    outcome: &Outcome,
+    hourly: Option<f64>,
+) -> String {
     let (icon, verdict) = match outcome {
         Outcome::Completed => ("✅", "Completed".to_string()),
         Outcome::Failed { reason } => ("❌", format!("Failed: {reason}")),
@@ -165,7 +171,7 @@ pub fn summary_markdown(job: &str, d: Option<&Describe>, outcome: &Outcome) -> S
     let mut md = format!("### {icon} SageMaker training job {}\n\n", code(job));
     md.push_str("| | |\n| --- | --- |\n");
     let mut row = |k: &str, v: String| md.push_str(&format!("| {k} | {v} |\n"));
-    let r = d.map(StatusReport::from_describe);
+    let r = d.map(|d| StatusReport::from_describe(d).priced(hourly));
     let job_cell = match r.as_ref().and_then(|r| console_url(&r.job_arn, job)) {
         Some(url) => format!("[{}]({url})", code(job)),
         None => code(job),
@@ -193,6 +199,16 @@ pub fn summary_markdown(job: &str, d: Option<&Describe>, outcome: &Outcome) -> S
         }
         if let (Some(t), Some(n)) = (&r.instance_type, r.instance_count) {
             row("Instances", format!("{n} × {}", cell(t)));
+        }
+        if let (Some(c), Some(h)) = (r.cost_usd, r.hourly_usd) {
+            row(
+                "Cost",
+                format!(
+                    "{} (billable time on demand, at {} an hour)",
+                    crate::job::cost::usd(c),
+                    crate::job::cost::usd(h)
+                ),
+            );
         }
         row(
             "Model",
@@ -261,7 +277,11 @@ pub fn report(
     if let Some(a) = annotation(job, &outcome) {
         let _ = writeln!(std::io::stderr().lock(), "{a}");
     }
-    match gh.append_summary(&summary_markdown(job, last, &outcome)) {
+    let memo = crate::job::remembered::Remembered::new(crate::fsutil::cache_dir(env), false);
+    let hourly = last
+        .map(StatusReport::from_describe)
+        .and_then(|r| memo.price_any_age(r.region()?, r.instance_type.as_deref()?));
+    match gh.append_summary(&summary_markdown(job, last, &outcome, hourly)) {
         None => ui.detail("GITHUB_STEP_SUMMARY is not set: no job summary written"),
         Some(Ok(())) => ui.detail("job summary appended to $GITHUB_STEP_SUMMARY"),
         Some(Err(e)) => ui.warn(&format!(
@@ -341,7 +361,12 @@ mod tests {
 
     #[test]
     fn the_summary_of_a_completed_job() {
-        let md = summary_markdown("unet-1", Some(&completed()), &Outcome::Completed);
+        let md = summary_markdown(
+            "unet-1",
+            Some(&completed()),
+            &Outcome::Completed,
+            Some(1.408),
+        );
         let want = "\
 ### ✅ SageMaker training job `unet-1`
 
@@ -353,6 +378,7 @@ mod tests {
 | Training time | 44m12s |
 | Billable time | 13m16s (spot, 70% saved) |
 | Instances | 1 × ml.g5.xlarge |
+| Cost | $0.31 (billable time on demand, at $1.41 an hour) |
 | Model | `s3://b/out/unet-1/output/model.tar.gz` |
 
 | Final metric | Value |
@@ -375,7 +401,7 @@ mod tests {
         let outcome = Outcome::of(&Ok(Verdict::Failed {
             reason: reason.into(),
         }));
-        let md = summary_markdown("unet-2", Some(&d), &outcome);
+        let md = summary_markdown("unet-2", Some(&d), &outcome, None);
         assert!(
             md.starts_with("### ❌ SageMaker training job `unet-2`\n"),
             "{md}"
@@ -410,7 +436,7 @@ mod tests {
             a.starts_with("::error title=SageMaker training job unet-3 was stopped::"),
             "{a}"
         );
-        let md = summary_markdown("unet-3", None, &stopped);
+        let md = summary_markdown("unet-3", None, &stopped, None);
         assert!(md.starts_with("### ⏹️"), "{md}");
         assert!(
             md.contains("| Verdict | Stopped: it reached its maximum run time |"),
@@ -423,7 +449,7 @@ mod tests {
             .build();
         let timeout = Outcome::of(&Err(Error::new(Kind::Timeout, "gave up")));
         assert_eq!(annotation("unet-4", &timeout), None);
-        let md = summary_markdown("unet-4", Some(&d), &timeout);
+        let md = summary_markdown("unet-4", Some(&d), &timeout, None);
         assert!(md.starts_with("### ⏳"), "{md}");
         assert!(
             md.contains("not finished: InProgress / Training; sagetrain stopped waiting (--timeout or --deadline); the job keeps running"),

@@ -98,6 +98,9 @@ pub struct PoolRow {
     pub expires: Option<String>,
     pub retained_billable_seconds: Option<i32>,
     pub reused_by: Option<String>,
+    /// What the pool costs an hour while it waits (every instance, on demand), at the price
+    /// sagetrain last found for its type; none when it never looked it up.
+    pub cost_per_hour_usd: Option<f64>,
 }
 
 /// A job's warm pool, if it has one.
@@ -124,6 +127,7 @@ pub fn row(d: &DescribeTrainingJobOutput) -> Option<PoolRow> {
         expires,
         retained_billable_seconds: w.resource_retained_billable_time_in_seconds(),
         reused_by: w.reused_by_job().map(str::to_string),
+        cost_per_hour_usd: None,
     })
 }
 
