@@ -1,5 +1,5 @@
-//! 6. The account's instance quota of the configured type(s) (Service Quotas), and when one is
-//! 0, the types of the same family that have room.
+//! The account's instance quota of the configured type(s) (Service Quotas), and when one is 0,
+//! the types of the same family that have room.
 
 use crate::doctor::report::{id, Check};
 use crate::error::Kind;

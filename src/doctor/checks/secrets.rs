@@ -1,5 +1,5 @@
-//! 5. The job's secrets (`--secret`, `[secrets]`): each exists (secretsmanager:DescribeSecret,
-//! never its value) and the execution role may read it (iam:SimulatePrincipalPolicy of
+//! The job's secrets (`--secret`, `[secrets]`): each exists (secretsmanager:DescribeSecret, never
+//! its value) and the execution role may read it (iam:SimulatePrincipalPolicy of
 //! secretsmanager:GetSecretValue with the role as the principal).
 
 use crate::config::Val;
