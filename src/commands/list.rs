@@ -27,6 +27,14 @@ pub struct Row {
     /// From creation to the end (or to now, for a job still running).
     pub duration_seconds: Option<i64>,
     pub job_arn: String,
+    /// From DescribeTrainingJob (none when it could not be read): the type the job runs on
+    /// (the one asked for, or the one SageMaker selected from the preferences) and how many.
+    pub instance_type: Option<String>,
+    pub selected_instance_type: Option<String>,
+    pub instance_count: Option<i32>,
+    pub billable_seconds: Option<i64>,
+    /// The billable time at the on-demand price sagetrain last found for the type.
+    pub cost_usd: Option<f64>,
     #[serde(skip)]
     created_secs: f64,
 }
@@ -45,8 +53,23 @@ fn row(s: &TrainingJobSummary, now: f64) -> Row {
         training_end_time: s.training_end_time().map(fmt_time),
         duration_seconds: created.map(|c| (end.unwrap_or(now) - c).max(0.0) as i64),
         job_arn: s.training_job_arn().unwrap_or_default().to_string(),
+        instance_type: None,
+        selected_instance_type: None,
+        instance_count: None,
+        billable_seconds: None,
+        cost_usd: None,
         created_secs: created.unwrap_or(0.0),
     }
+}
+
+/// The row with what the job's description says (its status report, priced).
+fn detailed(mut r: Row, d: &crate::follow::report::StatusReport) -> Row {
+    r.instance_type = d.instance_type.clone();
+    r.selected_instance_type = d.selected_instance_type.clone();
+    r.instance_count = d.instance_count;
+    r.billable_seconds = d.billable_seconds;
+    r.cost_usd = d.cost_usd;
+    r
 }
 
 /// The jobs of ListTrainingJobs (newest first), page after page (the SDK's paginator, which
@@ -80,7 +103,7 @@ pub async fn list_jobs(
 }
 
 pub fn table(rows: &[Row]) -> String {
-    let cells: Vec<[String; 4]> = rows
+    let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
             let status = match &r.secondary_status {
@@ -94,11 +117,16 @@ pub fn table(rows: &[Row]) -> String {
                 r.duration_seconds
                     .map(|s| format_secs(s.max(0) as u64))
                     .unwrap_or_default(),
+                match (&r.instance_type, r.instance_count) {
+                    (Some(t), Some(n)) => format!("{n} x {t}"),
+                    _ => String::new(),
+                },
+                r.cost_usd.map(crate::job::cost::usd).unwrap_or_default(),
             ]
         })
         .collect();
-    let headers = ["NAME", "STATUS", "CREATED", "DURATION"];
-    let w: Vec<usize> = (0..4)
+    let headers = ["NAME", "STATUS", "CREATED", "DURATION", "INSTANCES", "COST"];
+    let w: Vec<usize> = (0..6)
         .map(|i| {
             cells
                 .iter()
@@ -108,23 +136,27 @@ pub fn table(rows: &[Row]) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let line = |c: [&str; 4]| {
+    let line = |c: [&str; 6]| {
         format!(
-            "{:w0$}  {:w1$}  {:w2$}  {}",
+            "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {:w4$}  {}",
             c[0],
             c[1],
             c[2],
             c[3],
+            c[4],
+            c[5],
             w0 = w[0],
             w1 = w[1],
-            w2 = w[2]
+            w2 = w[2],
+            w3 = w[3],
+            w4 = w[4]
         )
         .trim_end()
         .to_string()
     };
     let mut out = vec![line(headers)];
     for c in &cells {
-        out.push(line([&c[0], &c[1], &c[2], &c[3]]));
+        out.push(line([&c[0], &c[1], &c[2], &c[3], &c[4], &c[5]]));
     }
     out.join("\n")
 }
@@ -152,7 +184,28 @@ pub async fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    let mut rows: Vec<Row> = jobs.iter().map(|j| row(j, now)).collect();
+    // Each job's description, all at once: its instances, and its cost at the remembered price.
+    // A description that cannot be read leaves those cells empty.
+    let sm = aws.sagemaker();
+    let described = futures::future::join_all(jobs.iter().map(|j| {
+        let sm = &sm;
+        async move {
+            let name = j.training_job_name()?;
+            crate::job::lookups::describe(sm, name).await.ok()
+        }
+    }))
+    .await;
+    let mut rows: Vec<Row> = jobs
+        .iter()
+        .zip(described)
+        .map(|(j, d)| match d {
+            Some(d) => detailed(
+                row(j, now),
+                &jobcmd::priced(ctx, crate::follow::report::StatusReport::from_describe(&d)),
+            ),
+            None => row(j, now),
+        })
+        .collect();
     // Newest first, whatever order the pages came in.
     rows.sort_by(|a, b| b.created_secs.total_cmp(&a.created_secs));
     if ctx.json() {

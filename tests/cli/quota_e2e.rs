@@ -245,6 +245,23 @@ fn the_worst_case_is_said_before_the_submit_and_max_cost_refuses_above_it() {
     let job = r.json()["job_name"].as_str().unwrap().to_string();
     let st = sb.run(&["status", &job, "-o", "json"]).ok();
     assert_eq!(st.json()["hourly_usd"], 1.408, "{}", st.stdout);
+    // `list` describes each job: its instances, and (with a billable time) its cost.
+    let listed = sb.run(&["list", "-o", "json"]).ok().json();
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["job_name"] == job.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["instance_type"], "ml.g5.xlarge", "{row}");
+    assert_eq!(row["instance_count"], 1, "{row}");
+    let text = sb.run(&["list"]).ok().stdout;
+    assert!(
+        text.lines().next().unwrap().ends_with("INSTANCES  COST"),
+        "{text}"
+    );
+    assert!(text.contains("1 x ml.g5.xlarge"), "{text}");
 }
 
 #[test]
