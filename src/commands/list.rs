@@ -22,24 +22,49 @@ pub struct Row {
     pub job_name: String,
     pub status: String,
     pub secondary_status: Option<String>,
-    pub creation_time: Option<String>,
-    pub training_end_time: Option<String>,
-    /// From creation to the end (or to now, for a job still running).
-    pub duration_seconds: Option<i64>,
+    #[serde(flatten)]
+    pub times: Times,
     pub job_arn: String,
-    /// From DescribeTrainingJob (none when it could not be read): the type the job runs on
-    /// (the one asked for, or the one SageMaker selected from the preferences) and how many.
-    pub instance_type: Option<String>,
-    pub selected_instance_type: Option<String>,
-    pub instance_count: Option<i32>,
-    pub billable_seconds: Option<i64>,
-    /// The billable time at the on-demand price sagetrain last found for the type.
-    pub cost_usd: Option<f64>,
+    #[serde(flatten)]
+    pub instances: Instances,
     #[serde(skip)]
     created_secs: f64,
 }
 
-fn row(s: &TrainingJobSummary, now: f64) -> Row {
+/// When the job was created and ended, and how long it took from creation to the end (or to
+/// now, for a job still running).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Times {
+    pub creation_time: Option<String>,
+    pub training_end_time: Option<String>,
+    pub duration_seconds: Option<i64>,
+}
+
+/// What only DescribeTrainingJob tells (all none when it could not be read): the type the job
+/// runs on (the one asked for, or the one SageMaker selected from the preferences), how many,
+/// and the billable time at the on-demand price sagetrain last found for the type.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Instances {
+    pub instance_type: Option<String>,
+    pub selected_instance_type: Option<String>,
+    pub instance_count: Option<i32>,
+    pub billable_seconds: Option<i64>,
+    pub cost_usd: Option<f64>,
+}
+
+impl From<&crate::follow::report::StatusReport> for Instances {
+    fn from(d: &crate::follow::report::StatusReport) -> Self {
+        Instances {
+            instance_type: d.instance_type.clone(),
+            selected_instance_type: d.selected_instance_type.clone(),
+            instance_count: d.instance_count,
+            billable_seconds: d.billable_seconds,
+            cost_usd: d.cost_usd,
+        }
+    }
+}
+
+fn row(s: &TrainingJobSummary, now: f64, instances: Instances) -> Row {
     let created = s.creation_time().map(|c| c.as_secs_f64());
     let end = s.training_end_time().map(|c| c.as_secs_f64());
     Row {
@@ -49,27 +74,15 @@ fn row(s: &TrainingJobSummary, now: f64) -> Row {
             .map(|x| x.as_str().to_string())
             .unwrap_or_default(),
         secondary_status: s.secondary_status().map(|x| x.as_str().to_string()),
-        creation_time: s.creation_time().map(fmt_time),
-        training_end_time: s.training_end_time().map(fmt_time),
-        duration_seconds: created.map(|c| (end.unwrap_or(now) - c).max(0.0) as i64),
+        times: Times {
+            creation_time: s.creation_time().map(fmt_time),
+            training_end_time: s.training_end_time().map(fmt_time),
+            duration_seconds: created.map(|c| (end.unwrap_or(now) - c).max(0.0) as i64),
+        },
         job_arn: s.training_job_arn().unwrap_or_default().to_string(),
-        instance_type: None,
-        selected_instance_type: None,
-        instance_count: None,
-        billable_seconds: None,
-        cost_usd: None,
+        instances,
         created_secs: created.unwrap_or(0.0),
     }
-}
-
-/// The row with what the job's description says (its status report, priced).
-fn detailed(mut r: Row, d: &crate::follow::report::StatusReport) -> Row {
-    r.instance_type = d.instance_type.clone();
-    r.selected_instance_type = d.selected_instance_type.clone();
-    r.instance_count = d.instance_count;
-    r.billable_seconds = d.billable_seconds;
-    r.cost_usd = d.cost_usd;
-    r
 }
 
 /// The jobs of ListTrainingJobs (newest first), page after page (the SDK's paginator, which
@@ -113,15 +126,18 @@ pub fn table(rows: &[Row]) -> String {
             [
                 r.job_name.clone(),
                 status,
-                r.creation_time.clone().unwrap_or_default(),
-                r.duration_seconds
+                r.times.creation_time.clone().unwrap_or_default(),
+                r.times.duration_seconds
                     .map(|s| format_secs(s.max(0) as u64))
                     .unwrap_or_default(),
-                match (&r.instance_type, r.instance_count) {
+                match (&r.instances.instance_type, r.instances.instance_count) {
                     (Some(t), Some(n)) => format!("{n} x {t}"),
                     _ => String::new(),
                 },
-                r.cost_usd.map(crate::job::cost::usd).unwrap_or_default(),
+                r.instances
+                    .cost_usd
+                    .map(crate::job::cost::usd)
+                    .unwrap_or_default(),
             ]
         })
         .collect();
@@ -198,12 +214,14 @@ pub async fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
     let mut rows: Vec<Row> = jobs
         .iter()
         .zip(described)
-        .map(|(j, d)| match d {
-            Some(d) => detailed(
-                row(j, now),
-                &jobcmd::priced(ctx, crate::follow::report::StatusReport::from_describe(&d)),
-            ),
-            None => row(j, now),
+        .map(|(j, d)| {
+            let instances = d
+                .map(|d| {
+                    let report = crate::follow::report::StatusReport::from_describe(&d);
+                    Instances::from(&jobcmd::priced(ctx, report))
+                })
+                .unwrap_or_default();
+            row(j, now, instances)
         })
         .collect();
     // Newest first, whatever order the pages came in.
@@ -283,7 +301,10 @@ mod tests {
         assert_eq!(names, ["c", "b", "a", "z", "y"]);
         assert_eq!((p1.num_calls(), p2.num_calls(), p3.num_calls()), (1, 1, 1));
 
-        let rows: Vec<Row> = jobs.iter().map(|j| row(j, 100.0)).collect();
+        let rows: Vec<Row> = jobs
+            .iter()
+            .map(|j| row(j, 100.0, Instances::default()))
+            .collect();
         let t = table(&rows);
         assert!(t.starts_with("NAME  STATUS     CREATED"), "{t}");
         assert!(t.contains("c     Completed  1970-01-01T00:00:30Z"), "{t}");

@@ -112,20 +112,13 @@ mod tests {
         let client = mock_client!(aws_sdk_servicequotas, [&list]);
         let c = quota_check(&client, &["ml.g5.xlarge".into()], false, 1, "eu-west-1").await;
         assert_eq!(c.status, Status::Fail, "{c:?}");
-        assert!(
-            c.value
-                .contains("`ml.g5.xlarge for training job usage` is 0"),
-            "{}",
-            c.value
-        );
-        let fix = c.fix.unwrap();
-        assert!(
-            fix.contains("--quota-code L-0 --desired-value 1 --region eu-west-1"),
-            "{fix}"
-        );
-        assert!(
-            fix.contains("same family with room: ml.g5.2xlarge (2)"),
-            "{fix}"
+        crate::testing::assert_contains_all(
+            &format!("{}\n{}", c.value, c.fix.unwrap_or_default()),
+            &[
+                "`ml.g5.xlarge for training job usage` is 0",
+                "--quota-code L-0 --desired-value 1 --region eu-west-1",
+                "same family with room: ml.g5.2xlarge (2)",
+            ],
         );
 
         let list = mock!(aws_sdk_servicequotas::Client::list_service_quotas).then_output(answer);
