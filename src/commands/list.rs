@@ -50,6 +50,8 @@ pub struct Instances {
     pub instance_count: Option<i32>,
     pub billable_seconds: Option<i64>,
     pub cost_usd: Option<f64>,
+    /// Whether the job was created (or updated) with remote debugging on.
+    pub remote_debug: Option<bool>,
 }
 
 impl From<&crate::follow::report::StatusReport> for Instances {
@@ -60,6 +62,7 @@ impl From<&crate::follow::report::StatusReport> for Instances {
             instance_count: d.instance_count,
             billable_seconds: d.billable_seconds,
             cost_usd: d.cost_usd,
+            remote_debug: Some(d.remote_debug),
         }
     }
 }
@@ -127,7 +130,8 @@ pub fn table(rows: &[Row]) -> String {
                 r.job_name.clone(),
                 status,
                 r.times.creation_time.clone().unwrap_or_default(),
-                r.times.duration_seconds
+                r.times
+                    .duration_seconds
                     .map(|s| format_secs(s.max(0) as u64))
                     .unwrap_or_default(),
                 match (&r.instances.instance_type, r.instances.instance_count) {

@@ -176,6 +176,8 @@ pub struct StatusReport {
     pub keep_alive_seconds: Option<i32>,
     pub warm_pool: Option<crate::job::pools::PoolRow>,
     pub retries: Option<i32>,
+    /// `RemoteDebugConfig.EnableRemoteDebug`: the containers can be reached over SSM.
+    pub remote_debug: bool,
     /// How long each secondary status lasted (Starting, Downloading, Training, ...).
     pub phases: Vec<Phase>,
 }
@@ -287,6 +289,10 @@ impl StatusReport {
                 .filter(|k| *k > 0),
             warm_pool: crate::job::pools::row(d),
             retries: d.retry_strategy().and_then(|r| r.maximum_retry_attempts()),
+            remote_debug: d
+                .remote_debug_config()
+                .and_then(|c| c.enable_remote_debug())
+                .unwrap_or(false),
             phases: phases(d),
         }
     }
@@ -414,6 +420,15 @@ impl StatusReport {
                     self.entry
                         .as_deref()
                         .unwrap_or(crate::job::code::DEFAULT_ENTRY)
+                ),
+            ));
+        }
+        if self.remote_debug {
+            rows.push((
+                "debug",
+                format!(
+                    "remote debugging on (SSM target sagemaker-training-job:{}_algo-1)",
+                    self.job_name
                 ),
             ));
         }
@@ -700,6 +715,11 @@ mod tests {
                     .maximum_retry_attempts(3)
                     .build(),
             )
+            .remote_debug_config(
+                sm::RemoteDebugConfig::builder()
+                    .enable_remote_debug(true)
+                    .build(),
+            )
             .build();
         let r = StatusReport::from_describe(&d);
         let text = r.to_text();
@@ -710,9 +730,11 @@ mod tests {
                 "warm pool  Reused, 5m retained billable, reused by unet-3",
                 "code       0123456789abcdef0123456789abcdef (entry main.py)",
                 "retries    up to 3",
+                "debug      remote debugging on (SSM target sagemaker-training-job:",
             ],
         );
         let j = r.to_json();
+        assert_eq!(j["remote_debug"], true);
         assert_eq!(
             j["phases"][0],
             serde_json::json!({"status": "Starting", "seconds": 130})

@@ -273,5 +273,25 @@ pub(crate) mod tests {
         assert_eq!(s.metrics["val_dice"].value, "val_dice=([0-9.]+)");
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].contains("ShardedByS3Key"), "{notes:?}");
+        assert!(!val(&s.remote_debug));
+    }
+
+    /// The emulator does not store RemoteDebugConfig: read back here instead.
+    #[test]
+    fn remote_debugging_is_read_back() {
+        let job = described_builder()
+            .remote_debug_config(
+                sm::RemoteDebugConfig::builder()
+                    .enable_remote_debug(true)
+                    .build(),
+            )
+            .build();
+        let d = Described {
+            job,
+            tags: Vec::new(),
+        };
+        let mut s = TrainSettings::default();
+        s.apply_job("old-job", &d);
+        assert!(val(&s.remote_debug));
     }
 }

@@ -455,6 +455,9 @@ fn at_limits(warm: bool, code: bool) -> TrainArgs {
     if warm {
         a.keep_alive = Some(format!("{MAX_KEEP_ALIVE_SECS}"));
         a.retries = Some(format!("{MAX_RETRIES}"));
+        // Remote debugging needs the network that isolation takes away: this variant has it.
+        a.network_isolation = false;
+        a.remote_debug = true;
         // Instance preferences exclude spot: the most there may be.
         let types = spec::training_instance_types();
         a.instance_type = Some(types[..MAX_INSTANCE_PREFERENCES].join(","));

@@ -58,6 +58,15 @@ pub struct CreateTrainingJobRequest {
     pub environment: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_strategy: Option<RetryStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_debug_config: Option<RemoteDebugConfig>,
+}
+
+/// Remote debugging over SSM (`sagetrain shell`), only ever sent switched on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RemoteDebugConfig {
+    pub enable_remote_debug: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -215,6 +224,7 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         base_name: _,
         kms_key,
         network_isolation,
+        remote_debug,
         vpc,
         hyperparameters,
         channels,
@@ -356,6 +366,9 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         retry_strategy: retries.map(|n| RetryStrategy {
             maximum_retry_attempts: n,
         }),
+        remote_debug_config: remote_debug.then_some(RemoteDebugConfig {
+            enable_remote_debug: true,
+        }),
     }
 }
 
@@ -475,6 +488,13 @@ pub fn to_sdk(
     }
     if r.enable_managed_spot_training {
         b = b.enable_managed_spot_training(true);
+    }
+    if let Some(d) = &r.remote_debug_config {
+        b = b.remote_debug_config(
+            sm::RemoteDebugConfig::builder()
+                .enable_remote_debug(d.enable_remote_debug)
+                .build(),
+        );
     }
     if let Some(rs) = &r.retry_strategy {
         b = b.retry_strategy(
@@ -637,6 +657,7 @@ pub(crate) mod tests {
             checkpoint_config: None,
             environment: BTreeMap::new(),
             retry_strategy: None,
+            remote_debug_config: None,
         }
     }
 
@@ -821,8 +842,18 @@ pub(crate) mod tests {
 
     /// Code mode, a warm pool, retries, an input mode and instance preferences (none of them
     /// with spot): on the wire too.
+    #[test]
+    fn remote_debugging_is_sent_only_when_asked() {
+        let s = spec(valid_args());
+        let req = build_request(&s, &resolved(&s));
+        assert!(serde_json::to_value(&req)
+            .unwrap()
+            .get("RemoteDebugConfig")
+            .is_none());
+    }
+
     #[tokio::test]
-    async fn code_mode_warm_pool_retries_and_input_mode_on_the_wire() {
+    async fn code_mode_warm_pool_retries_input_mode_and_remote_debug_on_the_wire() {
         let mut args = valid_args();
         args.instance_type = Some("ml.g5.2xlarge,ml.g6.2xlarge,ml.g5.4xlarge".into());
         args.instance_count = Some("2".into());
@@ -834,6 +865,7 @@ pub(crate) mod tests {
         args.input_mode = Some("fastfile".into());
         args.validation = Some("s3://my-bucket/data/val/".into());
         args.channel_input_modes = vec!["validation=pipe".into()];
+        args.remote_debug = true;
         let s = spec(args);
         let req = build_request(&s, &resolved(&s));
         let (client, rx) = capturing_client();
@@ -848,6 +880,10 @@ pub(crate) mod tests {
         );
         assert_eq!(a["ContainerArguments"], serde_json::json!(["src/main.py"]));
         assert_eq!(body["ResourceConfig"]["KeepAlivePeriodInSeconds"], 1800);
+        assert_eq!(
+            body["RemoteDebugConfig"],
+            serde_json::json!({"EnableRemoteDebug": true})
+        );
         // The one-count form: the count in ResourceConfig, none per preference, no InstanceType.
         let rc = &body["ResourceConfig"];
         assert_eq!(

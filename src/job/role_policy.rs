@@ -282,7 +282,7 @@ pub fn needs_from_settings(
         kms_key,
         vpc,
         secrets,
-        remote_debug: false,
+        remote_debug: s.remote_debug.as_ref().is_some_and(|r| r.value),
     })
 }
 

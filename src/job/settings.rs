@@ -241,6 +241,15 @@ declare! {
                 read: |j| Some(j.job.enable_network_isolation().unwrap_or(false)),
             },
         }
+        /// Let `sagetrain shell` reach the running container over AWS Systems Manager
+        remote_debug: bool = Switch [long = "remote-debug"] in NETWORK {
+            default: Some("false"),
+            example: "true",
+            from_job: FromJob::Copy {
+                field: "RemoteDebugConfig.EnableRemoteDebug",
+                read: |j| Some(j.job.remote_debug_config().and_then(|c| c.enable_remote_debug()).unwrap_or(false)),
+            },
+        }
         /// VPC subnet (repeatable)
         subnets: Vec<String> = List [long = "subnet", value_name = "ID"] in NETWORK {
             example: "[\"subnet-0123456789abcdef0\"]",
@@ -752,7 +761,9 @@ mod tests {
                 let ok = match m.key {
                     "instance_count" | "volume_size" | "retries" => Int::from_text(d).is_ok(),
                     "max_run" => Secs::from_text(d).is_ok(),
-                    "spot" | "network_isolation" | "pin_digest" => Switch::from_text(d).is_ok(),
+                    "spot" | "network_isolation" | "remote_debug" | "pin_digest" => {
+                        Switch::from_text(d).is_ok()
+                    }
                     _ => true,
                 };
                 assert!(ok, "default of {} does not parse: {d}", m.key);

@@ -135,6 +135,8 @@ pub struct JobSpec {
     pub base_name: Option<Val<String>>,
     pub kms_key: Option<String>,
     pub network_isolation: bool,
+    /// `RemoteDebugConfig.EnableRemoteDebug`: the container can be reached over SSM.
+    pub remote_debug: bool,
     pub vpc: Option<Vpc>,
     pub hyperparameters: BTreeMap<String, String>,
     /// S3 prefixes, or local folders until they are uploaded.
@@ -391,6 +393,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         base_name,
         kms_key,
         network_isolation,
+        remote_debug,
         subnets,
         security_groups,
         hyperparameters,
@@ -544,6 +547,19 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             &mut v,
             &m.source,
             format!("must be between 1 second and 28 days (got {}s)", m.value),
+        );
+    }
+    if let (Some(r), Some(n)) = (
+        remote_debug.as_ref().filter(|r| r.value),
+        network_isolation.as_ref().filter(|n| n.value),
+    ) {
+        bad(
+            &mut v,
+            &r.source,
+            format!(
+                "remote debugging needs the container's network, which network isolation ({}) takes away; drop one of the two",
+                n.source.name_for(None)
+            ),
         );
     }
     let is_spot = spot.as_ref().is_some_and(|s| s.value);
@@ -879,6 +895,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         base_name: base_name.clone(),
         kms_key: kms_key.as_ref().map(|k| k.value.clone()),
         network_isolation: network_isolation.as_ref().is_some_and(|n| n.value),
+        remote_debug: remote_debug.as_ref().is_some_and(|r| r.value),
         vpc,
         hyperparameters: strings(hyperparameters),
         channels: channels.clone(),
@@ -1193,6 +1210,32 @@ pub(crate) mod tests {
     /// The settings are refused, with (at least) these messages.
     fn assert_refused(args: TrainArgs, expected: &[&str]) {
         crate::testing::assert_contains_all(&rules(args).join("\n"), expected);
+    }
+
+    #[test]
+    fn remote_debugging_is_refused_with_network_isolation() {
+        assert_refused(
+            TrainArgs {
+                remote_debug: true,
+                network_isolation: true,
+                ..valid_args()
+            },
+            &["--remote-debug: remote debugging needs the container's network, which network isolation (--network-isolation) takes away; drop one of the two"],
+        );
+        let on = TrainArgs {
+            remote_debug: true,
+            ..valid_args()
+        };
+        assert!(
+            validate(&settings(on), Path::new("/"))
+                .unwrap()
+                .remote_debug
+        );
+        assert!(
+            !validate(&settings(valid_args()), Path::new("/"))
+                .unwrap()
+                .remote_debug
+        );
     }
 
     #[test]

@@ -247,6 +247,22 @@ fn a_long_keep_alive_is_sent_with_a_warning() {
 }
 
 #[test]
+fn remote_debug_is_in_the_dry_run_and_refused_with_network_isolation() {
+    let sb = Sandbox::new();
+    let mut args = offline_args();
+    assert!(sb.run(&args).ok().json().get("RemoteDebugConfig").is_none());
+    args.push("--remote-debug");
+    assert_eq!(
+        sb.run(&args).ok().json()["RemoteDebugConfig"],
+        serde_json::json!({"EnableRemoteDebug": true})
+    );
+    args.push("--network-isolation");
+    sb.run(&args)
+        .code(2)
+        .stderr_has("--remote-debug: remote debugging needs the container's network");
+}
+
+#[test]
 fn config_file_values_flags_and_env_layer_and_config_shows_sources() {
     let mut sb = Sandbox::new();
     sb.write(

@@ -96,9 +96,9 @@ fn dry_run(sb: &Sandbox, extra: &[&str]) -> serde_json::Value {
 
 /// Settings that exclude each other: each pass leaves out one side.
 const PASSES: &[&[&str]] = &[
-    // A warm pool does not go with spot training.
-    &["keep_alive"],
-    &["spot", "max_wait"],
+    // A warm pool does not go with spot training, nor remote debugging with network isolation.
+    &["keep_alive", "remote_debug"],
+    &["spot", "max_wait", "network_isolation"],
 ];
 
 #[test]
@@ -236,10 +236,11 @@ fn round_trip(omit: &[&str]) {
     let mut expected = full_n.clone();
     let mut got = normalized(from);
     // The emulator's gaps, asserted so that the day they close this test says so: it does not
-    // store Environment or RetryStrategy, and it replaces MetricDefinitions with a sample of
-    // its own.
+    // store Environment, RetryStrategy or RemoteDebugConfig, and it replaces MetricDefinitions
+    // with a sample of its own.
     assert!(d.environment().is_none_or(|e| e.is_empty()));
     assert!(d.retry_strategy().is_none());
+    assert!(d.remote_debug_config().is_none());
     assert!(
         expected.get("RetryStrategy").is_some(),
         "retries reach the request"
@@ -248,6 +249,7 @@ fn round_trip(omit: &[&str]) {
         let o = r.as_object_mut().unwrap();
         o.remove("Environment");
         o.remove("RetryStrategy");
+        o.remove("RemoteDebugConfig");
         o["AlgorithmSpecification"]
             .as_object_mut()
             .unwrap()
