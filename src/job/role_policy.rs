@@ -1123,9 +1123,11 @@ val = "data/val"
 
     #[test]
     fn remote_debugging_adds_the_ssm_channel_actions() {
-        let mut n = needs(FULL);
+        let n = needs(FULL);
         assert!(!permission_policy(&n).to_string().contains("ssmmessages"));
-        n.remote_debug = true;
+        // `remote_debug = true` in the file is what turns them on.
+        let n = needs(&format!("remote_debug = true\n{FULL}"));
+        assert!(n.remote_debug);
         let st = by_sid(
             &permission_policy(&n),
             "RemoteDebuggingChannelsHaveNoResource",
