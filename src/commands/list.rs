@@ -26,7 +26,7 @@ pub struct Row {
     pub times: Times,
     pub job_arn: String,
     #[serde(flatten)]
-    pub instances: Instances,
+    pub details: Details,
     #[serde(skip)]
     created_secs: f64,
 }
@@ -42,9 +42,10 @@ pub struct Times {
 
 /// What only DescribeTrainingJob tells (all none when it could not be read): the type the job
 /// runs on (the one asked for, or the one SageMaker selected from the preferences), how many,
-/// and the billable time at the on-demand price sagetrain last found for the type.
+/// the billable time at the on-demand price sagetrain last found for the type, and whether
+/// remote debugging is on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Instances {
+pub struct Details {
     pub instance_type: Option<String>,
     pub selected_instance_type: Option<String>,
     pub instance_count: Option<i32>,
@@ -54,9 +55,9 @@ pub struct Instances {
     pub remote_debug: Option<bool>,
 }
 
-impl From<&crate::follow::report::StatusReport> for Instances {
+impl From<&crate::follow::report::StatusReport> for Details {
     fn from(d: &crate::follow::report::StatusReport) -> Self {
-        Instances {
+        Details {
             instance_type: d.instance_type.clone(),
             selected_instance_type: d.selected_instance_type.clone(),
             instance_count: d.instance_count,
@@ -67,7 +68,7 @@ impl From<&crate::follow::report::StatusReport> for Instances {
     }
 }
 
-fn row(s: &TrainingJobSummary, now: f64, instances: Instances) -> Row {
+fn row(s: &TrainingJobSummary, now: f64, details: Details) -> Row {
     let created = s.creation_time().map(|c| c.as_secs_f64());
     let end = s.training_end_time().map(|c| c.as_secs_f64());
     Row {
@@ -83,7 +84,7 @@ fn row(s: &TrainingJobSummary, now: f64, instances: Instances) -> Row {
             duration_seconds: created.map(|c| (end.unwrap_or(now) - c).max(0.0) as i64),
         },
         job_arn: s.training_job_arn().unwrap_or_default().to_string(),
-        instances,
+        details,
         created_secs: created.unwrap_or(0.0),
     }
 }
@@ -134,11 +135,11 @@ pub fn table(rows: &[Row]) -> String {
                     .duration_seconds
                     .map(|s| format_secs(s.max(0) as u64))
                     .unwrap_or_default(),
-                match (&r.instances.instance_type, r.instances.instance_count) {
+                match (&r.details.instance_type, r.details.instance_count) {
                     (Some(t), Some(n)) => format!("{n} x {t}"),
                     _ => String::new(),
                 },
-                r.instances
+                r.details
                     .cost_usd
                     .map(crate::job::cost::usd)
                     .unwrap_or_default(),
@@ -219,13 +220,13 @@ pub async fn run(ctx: &Context, args: &ListArgs) -> Result<()> {
         .iter()
         .zip(described)
         .map(|(j, d)| {
-            let instances = d
+            let details = d
                 .map(|d| {
                     let report = crate::follow::report::StatusReport::from_describe(&d);
-                    Instances::from(&jobcmd::priced(ctx, report))
+                    Details::from(&jobcmd::priced(ctx, report))
                 })
                 .unwrap_or_default();
-            row(j, now, instances)
+            row(j, now, details)
         })
         .collect();
     // Newest first, whatever order the pages came in.
@@ -307,7 +308,7 @@ mod tests {
 
         let rows: Vec<Row> = jobs
             .iter()
-            .map(|j| row(j, 100.0, Instances::default()))
+            .map(|j| row(j, 100.0, Details::default()))
             .collect();
         let t = table(&rows);
         assert!(t.starts_with("NAME  STATUS     CREATED"), "{t}");

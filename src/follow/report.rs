@@ -289,10 +289,7 @@ impl StatusReport {
                 .filter(|k| *k > 0),
             warm_pool: crate::job::pools::row(d),
             retries: d.retry_strategy().and_then(|r| r.maximum_retry_attempts()),
-            remote_debug: d
-                .remote_debug_config()
-                .and_then(|c| c.enable_remote_debug())
-                .unwrap_or(false),
+            remote_debug: crate::job::request::remote_debug_of(d),
             phases: phases(d),
         }
     }

@@ -62,6 +62,15 @@ pub struct CreateTrainingJobRequest {
     pub remote_debug_config: Option<RemoteDebugConfig>,
 }
 
+/// Whether a job was created (or updated) with remote debugging on.
+pub fn remote_debug_of(
+    d: &aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput,
+) -> bool {
+    d.remote_debug_config()
+        .and_then(|c| c.enable_remote_debug())
+        .unwrap_or(false)
+}
+
 /// Remote debugging over SSM (`sagetrain shell`), only ever sent switched on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -840,8 +849,6 @@ pub(crate) mod tests {
         );
     }
 
-    /// Code mode, a warm pool, retries, an input mode and instance preferences (none of them
-    /// with spot): on the wire too.
     #[test]
     fn remote_debugging_is_sent_only_when_asked() {
         let s = spec(valid_args());
@@ -852,6 +859,8 @@ pub(crate) mod tests {
             .is_none());
     }
 
+    /// Code mode, a warm pool, retries, an input mode, instance preferences (none of them with
+    /// spot) and remote debugging: on the wire too.
     #[tokio::test]
     async fn code_mode_warm_pool_retries_input_mode_and_remote_debug_on_the_wire() {
         let mut args = valid_args();

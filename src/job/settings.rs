@@ -247,7 +247,7 @@ declare! {
             example: "true",
             from_job: FromJob::Copy {
                 field: "RemoteDebugConfig.EnableRemoteDebug",
-                read: |j| Some(j.job.remote_debug_config().and_then(|c| c.enable_remote_debug()).unwrap_or(false)),
+                read: |j| Some(crate::job::request::remote_debug_of(&j.job)),
             },
         }
         /// VPC subnet (repeatable)
