@@ -100,6 +100,18 @@ pub enum Command {
     List(ListArgs),
     /// Stop a running training job
     Stop(StopArgs),
+    /// Open a shell in a running job's container over SSM (remote debugging), or run one command there
+    #[command(
+        long_about = "Open a shell in a running job's container, or run one command there and exit with its \
+            exit code (`sagetrain shell JOB -- nvidia-smi`). The session goes through AWS Systems Manager: \
+            the job needs remote debugging (`train --remote-debug`, or `sagetrain shell --enable JOB` for a \
+            running one), your credentials need ssm:StartSession, and this machine the Session Manager \
+            plugin (`session-manager-plugin`); the AWS CLI is not needed.\n\n\
+            Ctrl-C goes to the remote shell. Exit codes: the remote command's (or the shell's), 2 when the \
+            job is not running, has no such host, has remote debugging off or the plugin is missing, \
+            3 for credentials, 4 for what AWS answered."
+    )]
+    Shell(ShellArgs),
     /// Download a training job's model.tar.gz (and output.tar.gz), optionally unpacked
     Download(DownloadArgs),
     /// Training data: upload a local folder to S3
@@ -381,6 +393,21 @@ pub struct ListArgs {
 pub struct StopArgs {
     /// Training job name
     pub job: String,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct ShellArgs {
+    /// Training job name [default: the last job submitted from this project]
+    pub job: Option<String>,
+    /// The host: algo-1 .. algo-N, one per instance
+    #[arg(long, value_name = "HOST", default_value = "algo-1")]
+    pub host: String,
+    /// Turn remote debugging on for the running job (UpdateTrainingJob) instead of opening a shell
+    #[arg(long, conflicts_with = "command")]
+    pub enable: bool,
+    /// Run this command instead of a shell (after `--`); its exit code is sagetrain's
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -26,6 +26,9 @@ pub enum Kind {
     Interrupted,
     /// Interrupted by SIGTERM (CI cancelling, `timeout`, Kubernetes, systemd). Exit 143.
     Terminated,
+    /// The exit code of a command that ran elsewhere (`sagetrain shell JOB -- COMMAND`), passed
+    /// through as it is.
+    PassThrough(i32),
 }
 
 impl Kind {
@@ -40,6 +43,7 @@ impl Kind {
             Kind::Timeout => 7,
             Kind::Interrupted => 130,
             Kind::Terminated => 143,
+            Kind::PassThrough(code) => code,
         }
     }
 }

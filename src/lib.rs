@@ -83,12 +83,13 @@ pub fn run(cli: Cli) -> i32 {
                 Command::List(args) => commands::list::run(&ctx, args).await,
                 Command::Stop(args) => commands::stop::run(&ctx, args).await,
                 Command::Download(args) => commands::download::run(&ctx, args).await,
+                Command::Shell(args) => commands::shell::run(&ctx, args).await,
                 Command::Data(cmd) => commands::data::run(&ctx, cmd).await,
                 Command::Image(cmd) => commands::image::run(&ctx, cmd).await,
                 Command::Tune(cmd) => commands::tune::run(&ctx, cmd).await,
                 Command::Metrics(args) => commands::metrics::run(&ctx, args).await,
-                Command::Completions(args) => commands::shell::completions(args.shell),
-                Command::Man(args) => commands::shell::man(&ctx, args),
+                Command::Completions(args) => commands::completions::completions(args.shell),
+                Command::Man(args) => commands::completions::man(&ctx, args),
                 Command::Pool(cmd) => commands::pool::run(&ctx, cmd).await,
             }
         };
@@ -112,7 +113,10 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            ctx.ui.error(&e);
+            // A passed-through exit code was already explained by what printed it.
+            if !e.message.is_empty() {
+                ctx.ui.error(&e);
+            }
             e.exit_code()
         }
     }

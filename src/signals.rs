@@ -53,6 +53,8 @@ struct Received {
     last: Option<Signal>,
     /// Stages holding a [`Claim`].
     claims: u32,
+    /// Children that own the terminal's keys (see [`leave_interrupts_to_child`]).
+    to_child: u32,
 }
 
 #[cfg(not(test))]
@@ -81,10 +83,7 @@ pub fn install() {
                 tokio::spawn(async move {
                     let mut next = next;
                     while next.recv().await.is_some() {
-                        state().send_modify(|r| {
-                            r.count += 1;
-                            r.last = Some(sig);
-                        });
+                        record(sig);
                     }
                 });
             }
@@ -120,6 +119,35 @@ struct CtrlC;
 impl CtrlC {
     async fn recv(&mut self) -> Option<()> {
         tokio::signal::ctrl_c().await.ok()
+    }
+}
+
+/// Count a signal, unless it is a Ctrl-C while a child owns the terminal.
+fn record(sig: Signal) {
+    state().send_if_modified(|r| {
+        if sig == Signal::Interrupt && r.to_child > 0 {
+            return false;
+        }
+        r.count += 1;
+        r.last = Some(sig);
+        true
+    });
+}
+
+/// While held, Ctrl-C is not an interrupt of sagetrain: it belongs to the interactive child
+/// in the same terminal (which gets it from the terminal too), as `ssh` or `aws ssm
+/// start-session` leave it to the remote shell. SIGTERM still is one.
+pub struct ToChild(());
+
+/// See [`ToChild`].
+pub fn leave_interrupts_to_child() -> ToChild {
+    state().send_modify(|r| r.to_child += 1);
+    ToChild(())
+}
+
+impl Drop for ToChild {
+    fn drop(&mut self) {
+        state().send_modify(|r| r.to_child -= 1);
     }
 }
 
@@ -175,10 +203,7 @@ pub async fn unclaimed() -> Signal {
 
 #[cfg(test)]
 pub(crate) fn deliver_for_test(sig: Signal) {
-    state().send_modify(|r| {
-        r.count += 1;
-        r.last = Some(sig);
-    });
+    record(sig);
 }
 
 #[cfg(test)]
@@ -206,5 +231,20 @@ mod tests {
         deliver_for_test(Signal::Interrupt);
         let got = tokio::time::timeout(Duration::from_secs(5), unclaimed()).await;
         assert_eq!(got.unwrap(), Signal::Interrupt);
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_is_the_childs_while_it_owns_the_terminal_and_sigterm_is_not() {
+        let keys = leave_interrupts_to_child();
+        let top = tokio::spawn(unclaimed());
+        deliver_for_test(Signal::Interrupt);
+        deliver_for_test(Signal::Interrupt);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!top.is_finished(), "Ctrl-C went to the child");
+        deliver_for_test(Signal::Terminate);
+        let got = tokio::time::timeout(Duration::from_secs(5), top).await;
+        assert_eq!(got.unwrap().unwrap(), Signal::Terminate);
+        drop(keys);
+        assert_eq!(state().borrow().to_child, 0);
     }
 }

@@ -69,6 +69,7 @@ pub const SERVICES: &[&str] = &[
     "Secrets Manager",
     "Service Quotas",
     "Pricing",
+    "SSM",
 ];
 
 /// Everything needed to talk to AWS.
@@ -454,6 +455,9 @@ impl Aws {
                     .operation_attempt_timeout(Duration::from_secs(5))
                     .build()
             ))
+    }
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        client!(self, aws_sdk_ssm, "SSM")
     }
     pub fn s3(&self) -> aws_sdk_s3::Client {
         client!(self, aws_sdk_s3, "S3", |b: aws_sdk_s3::config::Builder| b

@@ -1,6 +1,7 @@
 //! The commands. Each takes the parsed arguments and a [`Context`], and returns a result that
 //! `lib::run` maps to an exit code.
 
+pub mod completions;
 pub mod config;
 pub mod data;
 pub mod doctor;

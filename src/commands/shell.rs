@@ -1,143 +1,126 @@
-//! `sagetrain completions SHELL` and `sagetrain man`: generated from the clap definition
-//! ([`Cli::command`]), so every command and flag that exists is in them.
+//! `sagetrain shell [JOB] [--host algo-N] [-- COMMAND...]`: a shell (or one command) in a
+//! running job's container over remote debugging's SSM channel; `--enable` turns remote
+//! debugging on for a running job.
+//!
+//! Everything that can be refused without AWS is refused first (the host's name, the job's
+//! name, a missing plugin); then one DescribeTrainingJob says whether the job runs, has the host
+//! and has remote debugging on; then StartSession, and the plugin takes the terminal.
 
-use crate::cli::{Cli, ManArgs};
+use super::jobcmd;
+use super::Context;
+use crate::cli::ShellArgs;
 use crate::error::{Error, Result};
-use clap::CommandFactory;
-use clap_complete::Shell;
-use std::io::Write;
+use crate::job::request::remote_debug_of;
+use crate::job::session;
 
-/// The completion script for `shell`.
-pub fn completion_script(shell: Shell) -> Vec<u8> {
-    let mut cmd = Cli::command();
-    let mut out = Vec::new();
-    clap_complete::generate(shell, &mut cmd, "sagetrain", &mut out);
-    out
-}
-
-/// The manual page, in roff.
-pub fn man_page() -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut out)
-        .map_err(|e| Error::internal(format!("cannot render the manual page: {e}")))?;
-    Ok(out)
-}
-
-/// Write to stdout; a closed pipe (`| head`) is not an error.
-fn print(bytes: &[u8]) -> Result<()> {
-    let mut o = std::io::stdout().lock();
-    match o.write_all(bytes).and_then(|_| o.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::internal(format!("cannot write to stdout: {e}"))),
-    }
-}
-
-pub fn completions(shell: Shell) -> Result<()> {
-    print(&completion_script(shell))
-}
-
-pub fn man(ctx: &super::Context, args: &ManArgs) -> Result<()> {
-    let Some(dir) = &args.dir else {
-        return print(&man_page()?);
+pub async fn run(ctx: &Context, args: &ShellArgs) -> Result<()> {
+    let host =
+        session::parse_host(&args.host).map_err(|rule| Error::usage(format!("--host: {rule}")))?;
+    let mut t = jobcmd::target(ctx)?;
+    let job = jobcmd::job_name(ctx, args.job.as_deref(), &mut t)?;
+    let plugin = match args.enable {
+        true => None,
+        false => Some(session::find_plugin(&*ctx.env)?),
     };
-    let dir = ctx.cwd.join(dir);
-    let written = write_pages(&dir).map_err(|e| {
-        Error::internal(format!(
-            "cannot write the manual pages into {}: {e}",
-            dir.display()
+    let aws = jobcmd::connect(ctx, &t).await?;
+    let d = jobcmd::describe(&aws, &job).await?;
+    let status = d
+        .training_job_status()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    if status != "InProgress" {
+        return Err(Error::usage(format!(
+            "training job {job} is {status}: a shell needs a running job (InProgress)"
         ))
-        .with_hint("choose a folder you can write to, e.g. --dir ~/.local/share/man/man1")
-    })?;
-    let mut paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-    paths.sort();
-    if ctx.json() {
-        ctx.ui.result_json(&serde_json::json!({ "pages": paths }));
-    } else {
-        ctx.ui.result_text(&paths.join("\n"));
+        .with_hint(format!(
+            "its logs: sagetrain logs {job}; a new run with remote debugging: sagetrain train --from {job} --remote-debug"
+        )));
     }
+    let on = remote_debug_of(&d);
+
+    if args.enable {
+        return enable(
+            ctx,
+            &aws,
+            &job,
+            on,
+            d.enable_network_isolation().unwrap_or(false),
+        )
+        .await;
+    }
+    if !on {
+        return Err(Error::usage(format!(
+            "training job {job} was created without remote debugging, so it has no SSM session to open"
+        ))
+        .with_hint(format!(
+            "turn it on for the running job: sagetrain shell --enable {job} (the session is ready about a minute later); \
+             for the next jobs: train --remote-debug, or `remote_debug = true` in sagetrain.toml"
+        )));
+    }
+    session::check_host(&job, host, session::host_count(&d))?;
+
+    let (plugin, version) = plugin.expect("found above unless --enable");
+    let target = session::target(&job, host);
+    let request = session::start_request(&target, &args.command);
+    let ssm = aws.ssm();
+    let s = session::start(&ssm, &request, &job).await?;
     ctx.ui.info(&format!(
-        "wrote {} pages; read one with: man -l {}",
-        written.len(),
-        dir.join("sagetrain.1").display()
+        "session {} with algo-{host} of {job} (SSM target {target}); {}",
+        s.id,
+        match args.command.is_empty() {
+            true => "type `exit` to leave",
+            false => "running the command",
+        }
     ));
+    let inv = session::invocation(
+        &s,
+        session::reads_response_from_env(&version),
+        &aws.region.value,
+        t.aws.profile.as_ref().map(|p| p.value.as_str()),
+        &request,
+        &session::ssm_endpoint(
+            &aws.region.value,
+            aws.endpoints.get("SSM").map(String::as_str),
+        ),
+    );
+    match session::run_plugin(&plugin, &inv, &ssm, &s).await? {
+        0 => Ok(()),
+        c => Err(session::passed_through(c)),
+    }
+}
+
+async fn enable(
+    ctx: &Context,
+    aws: &crate::aws::Aws,
+    job: &str,
+    already: bool,
+    isolated: bool,
+) -> Result<()> {
+    if isolated {
+        return Err(Error::usage(format!(
+            "training job {job} runs with network isolation, which remote debugging cannot be combined with"
+        ))
+        .with_hint(format!(
+            "start a run without it: sagetrain train --from {job} --remote-debug (and network_isolation = false)"
+        )));
+    }
+    if !already {
+        session::enable(&aws.sagemaker(), job).await?;
+    }
+    if ctx.json() {
+        ctx.ui.result_json(&serde_json::json!({
+            "job_name": job,
+            "remote_debug": true,
+            "changed": !already,
+        }));
+    } else if already {
+        ctx.ui.result_text(&format!(
+            "remote debugging is already on for {job}: sagetrain shell {job}"
+        ));
+    } else {
+        ctx.ui.result_text(&format!(
+            "remote debugging turned on for {job}; the session may take a minute to become available: sagetrain shell {job}"
+        ));
+    }
     Ok(())
-}
-
-/// Every page (the command's and each subcommand's, `sagetrain-train.1`, ...) into `dir`.
-pub fn write_pages(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    fn walk(
-        cmd: clap::Command,
-        dir: &std::path::Path,
-        out: &mut Vec<std::path::PathBuf>,
-    ) -> std::io::Result<()> {
-        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
-            walk(sub, dir, out)?;
-        }
-        out.push(clap_mangen::Man::new(cmd).generate_to(dir)?);
-        Ok(())
-    }
-    let mut cmd = Cli::command().disable_help_subcommand(true);
-    cmd.build();
-    let mut out = Vec::new();
-    walk(cmd, dir, &mut out)?;
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_shell_gets_a_script_that_knows_every_subcommand() {
-        let names: Vec<String> = Cli::command()
-            .get_subcommands()
-            .map(|c| c.get_name().to_string())
-            .collect();
-        assert!(names.iter().any(|n| n == "completions"), "{names:?}");
-        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell] {
-            let text = String::from_utf8(completion_script(shell)).unwrap();
-            for n in &names {
-                assert!(text.contains(n.as_str()), "{shell}: no `{n}`");
-            }
-            // A flag of a subcommand, and a global one.
-            assert!(text.contains("stop-on-interrupt"), "{shell}");
-            assert!(text.contains("endpoint-url"), "{shell}");
-        }
-    }
-
-    #[test]
-    fn the_man_page_is_roff_with_every_subcommand() {
-        let text = String::from_utf8(man_page().unwrap()).unwrap();
-        assert!(
-            text.starts_with(".ie \\n(.g") || text.contains(".TH sagetrain"),
-            "{text}"
-        );
-        assert!(text.contains(".TH sagetrain 1"), "{}", &text[..200]);
-        for c in Cli::command().get_subcommands() {
-            assert!(text.contains(c.get_name()), "no `{}`", c.get_name());
-        }
-    }
-
-    #[test]
-    fn every_page_is_written_with_the_subcommands_options() {
-        let dir = tempfile::tempdir().unwrap();
-        let pages = write_pages(dir.path()).unwrap();
-        let names: Vec<String> = pages
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        for want in [
-            "sagetrain.1",
-            "sagetrain-train.1",
-            "sagetrain-data-push.1",
-            "sagetrain-man.1",
-        ] {
-            assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
-        }
-        let train = std::fs::read_to_string(dir.path().join("sagetrain-train.1")).unwrap();
-        assert!(train.contains("stop\\-on\\-interrupt"), "{train}");
-    }
 }

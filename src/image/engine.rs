@@ -18,7 +18,8 @@ pub struct Engine {
     pub path: PathBuf,
 }
 
-fn on_path(name: &str, path_var: &str) -> Option<PathBuf> {
+/// The executable `name` in the first folder of `path_var` (a PATH value) that has it.
+pub fn on_path(name: &str, path_var: &str) -> Option<PathBuf> {
     std::env::split_paths(path_var)
         .map(|d| d.join(name))
         .find(|p| is_executable(p))

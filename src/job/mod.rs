@@ -14,6 +14,7 @@ pub mod request;
 pub mod role_iam;
 pub mod role_policy;
 pub mod secret;
+pub mod session;
 pub mod settings;
 pub mod spec;
 pub mod state;

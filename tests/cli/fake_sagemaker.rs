@@ -151,7 +151,12 @@ fn serve(
             .iter()
             .find(|(op, _)| target.ends_with(&format!(".{op}")));
         let r = if let Some((_, body)) = answer {
-            respond(&mut s, "200 OK", &body.to_string())
+            // An answer with an error type is that error.
+            let status = match body.get("__type") {
+                Some(_) => "400 Bad Request",
+                None => "200 OK",
+            };
+            respond(&mut s, status, &body.to_string())
         } else if target.ends_with("DescribeTrainingJob") {
             respond(&mut s, "200 OK", &describe.describe())
         } else if target.ends_with("StopTrainingJob") {
@@ -193,7 +198,8 @@ pub fn start_sequence(describes: Vec<serde_json::Value>, stop: Stop) -> FakeSage
 }
 
 /// [`start`], with other operations (by name, e.g. `DescribeHyperParameterTuningJob`)
-/// answering a fixed body.
+/// answering a fixed body (an error, with HTTP 400, when it has a `__type`). It answers any
+/// awsJson1.1 service, SSM too.
 pub fn start_with(
     describe: serde_json::Value,
     stop: Stop,

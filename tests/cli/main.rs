@@ -19,6 +19,7 @@ mod quota_e2e;
 mod release;
 mod role_e2e;
 mod secrets_e2e;
+mod session_e2e;
 mod settings_e2e;
 mod shell;
 mod train_e2e;
