@@ -6,7 +6,9 @@
 //! then, concurrently: the access keys' age, the execution role (then its trust policy and
 //! iam:PassRole), the image, the output bucket and every input channel.
 
-use super::checks::{credentials, identity, quota, resources, role, role::RoleFound, secrets};
+use super::checks::{
+    credentials, identity, quota, remote_debug, resources, role, role::RoleFound, secrets,
+};
 use super::runner::{self, Outcome, Step};
 use super::{id, Check, Report};
 use crate::aws::{Aws, Connection};
@@ -249,6 +251,23 @@ pub async fn run(
                 || cfg.invalid_val(s.instance_count.as_ref()),
         ),
     ];
+    if s.remote_debug.as_ref().is_some_and(|v| v.value) {
+        let start_session = async {
+            let (Some(a), Some(who)) = (aws.get(), caller.get()) else {
+                return unavailable(id::START_SESSION);
+            };
+            remote_debug::start_session_check(&a.iam(), who).await
+        };
+        let role_ssm = async {
+            let (Some(a), Some(r)) = (aws.get(), role.get()) else {
+                return unavailable(id::ROLE_SSM);
+            };
+            remote_debug::role_channels_check(&a.iam(), &r.arn).await
+        };
+        steps.push(Step::ready(remote_debug::plugin_check(env)));
+        steps.push(Step::new(id::START_SESSION, start_session).network());
+        steps.push(Step::new(id::ROLE_SSM, role_ssm).network());
+    }
     if s.channels.is_empty() && !cfg.partial {
         steps.push(Step::ready(Check::warn(
             id::CHANNELS,

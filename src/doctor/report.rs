@@ -19,6 +19,11 @@ pub mod id {
     pub const IMAGE: &str = "image";
     pub const OUTPUT: &str = "output_path";
     pub const QUOTA: &str = "instance_quota";
+    /// With `remote_debug`: the Session Manager plugin, the caller's ssm:StartSession, the
+    /// role's SSM channel actions.
+    pub const SESSION_PLUGIN: &str = "session_plugin";
+    pub const START_SESSION: &str = "start_session";
+    pub const ROLE_SSM: &str = "role_ssm_channels";
     /// No channel configured; otherwise one check `channel.NAME` per channel.
     pub const CHANNELS: &str = "channels";
     // One check `secret.NAME` per `--secret`.
@@ -38,6 +43,9 @@ pub fn name_of(check_id: &str) -> String {
         id::IMAGE => "image".into(),
         id::OUTPUT => "output bucket".into(),
         id::QUOTA => "instance quota".into(),
+        id::SESSION_PLUGIN => "session plugin".into(),
+        id::START_SESSION => "ssm:StartSession".into(),
+        id::ROLE_SSM => "role SSM channels".into(),
         id::CHANNELS => "input channels".into(),
         other => match (
             other.strip_prefix("channel."),

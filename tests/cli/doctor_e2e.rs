@@ -719,3 +719,64 @@ fn offline_doctor_checks_only_what_needs_no_network() {
         r.stdout
     );
 }
+
+#[test]
+fn with_remote_debug_doctor_checks_the_session_plugin_and_the_ssm_permissions() {
+    let mut sb = Sandbox::new();
+    sb.set("AWS_ENDPOINT_URL", &dead_endpoint());
+    sb.write(
+        "project/sagetrain.toml",
+        "region = \"eu-west-1\"\nimage = \"unet-vessels\"\nremote_debug = true\n",
+    );
+    // No plugin on PATH: a configuration failure (exit 2) with the install hint.
+    let empty = sb.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    sb.set("PATH", &empty.display().to_string());
+    let r = sb.run(&["doctor", "--offline", "-o", "json"]).code(2);
+    let report = r.json();
+    let c = check(&report, "session_plugin");
+    assert_eq!(c["status"], "fail", "{c:#}");
+    assert!(
+        text(&c["fix"]).contains("brew install --cask session-manager-plugin"),
+        "{c:#}"
+    );
+    for id in ["start_session", "role_ssm_channels"] {
+        assert_eq!(status(&report, id), "skip", "{id}");
+    }
+
+    // A plugin on PATH passes, with its version.
+    let bin = sb.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let plugin = bin.join("session-manager-plugin");
+    std::fs::write(&plugin, "#!/bin/sh\necho 1.2.694.0\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    sb.set("PATH", &format!("{}:/usr/bin:/bin", bin.display()));
+    let report = sb.run(&["doctor", "--offline", "-o", "json"]).ok().json();
+    let c = check(&report, "session_plugin");
+    assert_eq!(c["status"], "pass", "{c:#}");
+    assert!(
+        text(&c["value"]).ends_with("session-manager-plugin 1.2.694.0"),
+        "{c:#}"
+    );
+
+    // Without remote_debug none of the three is run.
+    sb.write(
+        "project/sagetrain.toml",
+        "region = \"eu-west-1\"\nimage = \"unet-vessels\"\n",
+    );
+    let report = sb.run(&["doctor", "--offline", "-o", "json"]).ok().json();
+    let ids: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(
+        !ids.contains(&"session_plugin") && !ids.contains(&"start_session"),
+        "{ids:?}"
+    );
+}

@@ -5,6 +5,7 @@
 pub mod credentials;
 pub mod identity;
 pub mod quota;
+pub mod remote_debug;
 pub mod resources;
 pub mod role;
 pub mod secrets;

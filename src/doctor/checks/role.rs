@@ -272,10 +272,23 @@ pub async fn simulate(
     resource: &str,
     context: Option<aws_sdk_iam::types::ContextEntry>,
 ) -> Result<Option<String>, String> {
+    simulate_actions(iam, principal, &[action], resource, context)
+        .await
+        .map(|all| all.into_iter().next().map(|(_, d)| d))
+}
+
+/// [`simulate`] of several actions in one call: each action's decision, in the answer's order.
+pub async fn simulate_actions(
+    iam: &aws_sdk_iam::Client,
+    principal: &str,
+    actions: &[&str],
+    resource: &str,
+    context: Option<aws_sdk_iam::types::ContextEntry>,
+) -> Result<Vec<(String, String)>, String> {
     let res = iam
         .simulate_principal_policy()
         .policy_source_arn(principal)
-        .action_names(action)
+        .set_action_names(Some(actions.iter().map(|a| a.to_string()).collect()))
         .resource_arns(resource)
         .set_context_entries(context.map(|c| vec![c]))
         .customize()
@@ -289,8 +302,14 @@ pub async fn simulate(
     match res {
         Ok(out) => Ok(out
             .evaluation_results()
-            .first()
-            .map(|r| r.eval_decision().as_str().to_string())),
+            .iter()
+            .map(|r| {
+                (
+                    r.eval_action_name().to_string(),
+                    r.eval_decision().as_str().to_string(),
+                )
+            })
+            .collect()),
         Err(e) => Err(match error_code(&e) {
             Some(c) if c.contains("AccessDenied") => {
                 "you may not call iam:SimulatePrincipalPolicy (AccessDenied)".to_string()
