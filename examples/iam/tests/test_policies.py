@@ -81,9 +81,15 @@ class PolicyFilesTest(unittest.TestCase):
     def test_wildcard_resources_only_where_the_action_has_no_resource(self) -> None:
         allowed = {"ecr:GetAuthorizationToken", "sagemaker:ListTrainingJobs",
                    "cloudwatch:PutMetricData", "servicequotas:ListServiceQuotas",
-                   "pricing:GetProducts"}
+                   "pricing:GetProducts", "ssmmessages:CreateControlChannel",
+                   "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
+                   "ssmmessages:OpenDataChannel"}
         for name in ("execution-role-policy.json", "developer-policy.json"):
             for stmt in statements(load(name)):
+                # A session's target is no ARN: ssm:StartSession on "*" only for the SSM
+                # targets of training jobs (RemoteDebuggingTest checks the condition).
+                if actions(stmt) == ["ssm:StartSession"] and "Condition" in stmt:
+                    continue
                 if "*" in resources(stmt):
                     with self.subTest(name, sid=stmt.get("Sid")):
                         self.assertTrue(set(actions(stmt)) <= allowed, actions(stmt))
@@ -222,6 +228,35 @@ class DeveloperPolicyTest(unittest.TestCase):
             self.assertEqual(granted[a],
                              ["arn:aws:logs:REGION:ACCOUNT_ID:log-group:/aws/sagemaker/TrainingJobs*"])
         self.assertEqual(granted["s3:CreateBucket"], ["arn:aws:s3:::sagemaker-REGION-ACCOUNT_ID"])
+
+
+class RemoteDebuggingTest(unittest.TestCase):
+    """`sagetrain shell`: the container's SSM agent opens its channels with the execution role;
+    the developer starts and ends sessions, on training jobs' targets only."""
+
+    CHANNELS = ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]
+
+    def test_the_role_may_open_exactly_the_ssm_channels(self) -> None:
+        granted = [(a, resources(st)) for st in statements(load("execution-role-policy.json"))
+                   for a in actions(st) if a.startswith(("ssm:", "ssmmessages:"))]
+        self.assertEqual(granted, [(a, ["*"]) for a in self.CHANNELS])
+
+    def test_sessions_only_on_training_jobs_and_their_documents(self) -> None:
+        stmts = [st for st in statements(load("developer-policy.json"))
+                 if any(a.startswith(("ssm:", "ssmmessages:")) for a in actions(st))]
+        granted = {(a, r, json.dumps(st.get("Condition"), sort_keys=True))
+                   for st in stmts for a in actions(st) for r in resources(st)}
+        target = json.dumps({"StringLike": {
+            "ssm:resourceTag/aws:ssmmessages:target-id": "sagemaker-training-job:*"}},
+            sort_keys=True)
+        self.assertEqual(granted, {
+            ("ssm:StartSession", "*", target),
+            ("ssm:StartSession", "arn:aws:ssm:REGION:ACCOUNT_ID:document/SSM-SessionManagerRunShell",
+             "null"),
+            ("ssm:StartSession", "arn:aws:ssm:REGION::document/AWS-StartInteractiveCommand", "null"),
+            ("ssm:TerminateSession", "arn:aws:ssm:REGION:ACCOUNT_ID:session/*", "null"),
+        })
 
 
 class AdminCreateRolePolicyTest(unittest.TestCase):
