@@ -173,13 +173,10 @@ fn an_old_plugin_gets_the_response_as_its_first_argument() {
     sb.run(&["shell", "unet-dbg"]).ok();
     let args = recorded_args(&record);
     let response: serde_json::Value = serde_json::from_str(&args[0]).unwrap();
-    assert_eq!(
-        response["StreamUrl"]
-            .as_str()
-            .unwrap()
-            .starts_with("wss://"),
-        true
-    );
+    assert!(response["StreamUrl"]
+        .as_str()
+        .unwrap()
+        .starts_with("wss://"));
     assert_eq!(std::fs::read_to_string(record.join("env")).unwrap(), "");
 }
 
