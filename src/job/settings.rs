@@ -758,6 +758,7 @@ mod tests {
                 && row.name != "region"
                 && row.name != "endpoint_url"
                 && row.name != "name"
+                && row.name != "local"
             {
                 assert!(
                     matches!(row.source, Some(Source::File { .. })),

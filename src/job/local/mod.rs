@@ -547,7 +547,7 @@ mod tests {
         let flag = |v: &str| Val::new(v.to_string(), Source::Flag("--local"));
         let channels = BTreeMap::from([(
             "train".to_string(),
-            Val::new("s3://b/t/".to_string(), Source::Flag("--channel")),
+            Val::new("s3://bucket-1/t/".to_string(), Source::Flag("--channel")),
         )]);
         let none = BTreeMap::new();
         let others = |c| Others {
