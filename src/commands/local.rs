@@ -72,9 +72,9 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
     let hosts = local::plan(&request, &dir, &image, &folders, &machine);
 
     if s.dry_run {
-        ui.info(&format!(
-            "dry run: this local run would lay out this tree and run this command; nothing was run"
-        ));
+        ui.info(
+            "dry run: this local run would lay out this tree and run this command; nothing was run",
+        );
         if ctx.json() {
             let hosts: Vec<_> = hosts
                 .iter()

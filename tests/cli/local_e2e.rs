@@ -196,7 +196,7 @@ fn sigterm_reaches_the_entry_and_the_run_exits_143() {
     let sb = sandbox();
     let img = image(&sb);
     let args = local_args(&img, &["-H", "wait=yes", "--name", "term-1"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sagetrain"))
+    let child = Command::new(env!("CARGO_BIN_EXE_sagetrain"))
         .args(&args)
         .current_dir(sb.project())
         .env_clear()

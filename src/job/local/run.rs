@@ -173,7 +173,7 @@ pub async fn run(ui: &Ui, engine: &Engine, hosts: &[Host], log: &Path) -> Result
                 }
                 if code != 0 && first_failure.is_none() {
                     first_failure = Some((h, code));
-                    if waits.len() > 0 {
+                    if !waits.is_empty() {
                         ui.info(&format!("{} failed (exit {code}): stopping the other hosts", h.name));
                         stop(engine, &containers, false).await;
                     }
