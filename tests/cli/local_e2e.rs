@@ -6,7 +6,6 @@
 use crate::harness::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// The entry: checks the contract, then writes a model; `fail` makes it fail with a reason,
 /// `wait` makes it wait for SIGTERM (and write a marker when it comes).
@@ -156,18 +155,14 @@ fn dry_run_prints_the_command_and_the_tree_and_runs_nothing() {
             &["--dry-run", "--name", "dry-1"],
         ))
         .ok();
-    assert!(
-        r.stdout.contains("podman run --rm --name dry-1-algo-1"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("/opt/ml/input/data/train:ro"),
-        "{}",
-        r.stdout
-    );
-    assert!(r.stdout.contains("\"epochs\": \"3\""), "{}", r.stdout);
-    assert!(r.stdout.contains("some-image:dev train"), "{}", r.stdout);
+    for needle in [
+        "podman run --rm --name dry-1-algo-1",
+        "/opt/ml/input/data/train:ro",
+        "\"epochs\": \"3\"",
+        "some-image:dev train",
+    ] {
+        assert!(r.stdout.contains(needle), "{needle}: {}", r.stdout);
+    }
     assert!(!sb.project().join(".sagetrain/local/dry-1").exists());
 }
 
@@ -196,33 +191,13 @@ fn sigterm_reaches_the_entry_and_the_run_exits_143() {
     let sb = sandbox();
     let img = image(&sb);
     let args = local_args(&img, &["-H", "wait=yes", "--name", "term-1"]);
-    let child = Command::new(env!("CARGO_BIN_EXE_sagetrain"))
-        .args(&args)
-        .current_dir(sb.project())
-        .env_clear()
-        .envs(sb.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = crate::data_e2e::spawn(&sb, &args);
     let tree = sb.project().join(".sagetrain/local/term-1");
-    let start = Instant::now();
-    while !tree.join("output/data/started").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the entry did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    crate::data_e2e::wait_until("the entry to start", 30, || {
+        tree.join("output/data/started").exists()
+    });
+    let (code, stderr) = crate::data_e2e::signal_and_wait(child, "-TERM");
+    assert_eq!(code, Some(143), "{stderr}");
     assert!(
         stderr.contains("passing SIGTERM to the containers"),
         "{stderr}"
