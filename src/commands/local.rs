@@ -120,13 +120,23 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
         })?;
     edge::lay_out(&hosts)?;
     let log = dir.join(local::LOG_FILE);
-    ui.info(&format!(
-        "local run {job}: {} {} (tree {}, log {})",
-        engine.name,
-        local::shell_words(&hosts[0].argv),
-        dir.display(),
-        log.display()
-    ));
+    for h in &hosts {
+        ui.info(&format!(
+            "local run {job}, {}: {} {} (tree {})",
+            h.name,
+            engine.name,
+            local::shell_words(&h.argv),
+            h.tree.display()
+        ));
+    }
+    if hosts.len() > 1 {
+        ui.info(&format!(
+            "{} hosts share this machine's network: algo-1..algo-{} resolve to 127.0.0.1; the first to fail ends the others",
+            hosts.len(),
+            hosts.len()
+        ));
+    }
+    ui.info(&format!("log: {}", log.display()));
     let outcome = edge::run(ui, &engine, &hosts, &log).await?;
 
     // Packed the way SageMaker packs them, from the first host's tree.

@@ -865,7 +865,6 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             channels,
             secrets: secret_ids.len(),
             source: source.as_ref(),
-            instance_count: instance_count.as_ref(),
             cwd,
         },
     );

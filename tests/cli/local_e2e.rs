@@ -15,17 +15,37 @@ ml=/opt/ml
 [ "$1" = train ] || { echo "argument is '$1', not train" >"$ml/output/failure"; exit 9; }
 hp=$ml/input/config/hyperparameters.json
 grep -q '"epochs": "3"' $hp || { echo "epochs is not the string 3: $(cat $hp)" >"$ml/output/failure"; exit 8; }
-grep -q '"current_host": "algo-1"' $ml/input/config/resourceconfig.json || { echo "bad resourceconfig" >"$ml/output/failure"; exit 7; }
+rc=$ml/input/config/resourceconfig.json
+grep -q '"current_host": "algo-' $rc || { echo "bad resourceconfig" >"$ml/output/failure"; exit 7; }
 grep -q '"network_interface_name": "eth0"' $ml/input/config/resourceconfig.json || exit 7
 grep -q '"train"' $ml/input/config/inputdataconfig.json || exit 7
 [ "$(cat $ml/input/data/train/sample.txt)" = "pixels" ] || { echo "channel train not mounted" >"$ml/output/failure"; exit 6; }
 if touch $ml/input/data/train/x 2>/dev/null; then echo "channel is writable" >"$ml/output/failure"; exit 6; fi
 echo "MODE=$MODE"
+if grep -q '"net": ' $hp; then
+  port=$(sed -n 's/.*"net": "\([0-9]*\)".*/\1/p' $hp)
+  if grep -q '"current_host": "algo-1"' $rc; then
+    nc -l -p "$port" >"$ml/model/got.txt"
+    [ "$(cat $ml/model/got.txt)" = "from algo-2" ] || { echo "algo-1 got '$(cat $ml/model/got.txt)'" >"$ml/output/failure"; exit 2; }
+  else
+    i=0
+    until echo "from algo-2" | nc algo-1 "$port"; do
+      i=$((i+1)); [ $i -lt 200 ] || { echo "algo-1 never answered" >"$ml/output/failure"; exit 2; }
+      sleep 0.1
+    done
+  fi
+  echo "net ok"
+  exit 0
+fi
 if grep -q '"fail": "yes"' $hp; then
   echo "learning rate too high" >"$ml/output/failure"
   exit 3
 fi
-if grep -q '"wait": "yes"' $hp; then
+if grep -q '"fail_host": "algo-1"' $hp && grep -q '"current_host": "algo-1"' $rc; then
+  echo "algo-1 broke" >"$ml/output/failure"
+  exit 3
+fi
+if grep -q '"wait": "yes"' $hp || grep -q '"fail_host"' $hp; then
   trap 'echo got TERM >"$ml/output/data/term"; exit 0' TERM
   touch "$ml/output/data/started"
   i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
@@ -204,6 +224,65 @@ fn sigterm_reaches_the_entry_and_the_run_exits_143() {
     );
     assert_eq!(
         std::fs::read_to_string(tree.join("output/data/term")).unwrap(),
+        "got TERM\n"
+    );
+}
+
+#[test]
+fn two_hosts_reach_each_other_over_loopback() {
+    let sb = sandbox();
+    let img = image(&sb);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let net = format!("net={port}");
+    let r = sb
+        .run(&local_args(
+            &img,
+            &["--instance-count", "2", "-H", &net, "-o", "json"],
+        ))
+        .ok();
+    let out = r.json();
+    assert_eq!(out["exit_code"], 0, "{}", r.stderr);
+    assert!(r.stderr.contains("[algo-2] net ok"), "{}", r.stderr);
+    assert!(r.stderr.contains("[algo-1] net ok"), "{}", r.stderr);
+    let folder = PathBuf::from(out["folder"].as_str().unwrap());
+    let rc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(folder.join("algo-2/input/config/resourceconfig.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rc["current_host"], "algo-2");
+    assert_eq!(rc["hosts"], serde_json::json!(["algo-1", "algo-2"]));
+    assert_eq!(tar_names(&folder.join("model.tar.gz")), ["got.txt"]);
+}
+
+#[test]
+fn the_first_host_to_fail_ends_the_others_and_is_the_verdict() {
+    let sb = sandbox();
+    let img = image(&sb);
+    let r = sb
+        .run(&local_args(
+            &img,
+            &[
+                "--instance-count",
+                "2",
+                "-H",
+                "fail_host=algo-1",
+                "-o",
+                "json",
+            ],
+        ))
+        .code(5)
+        .stderr_has("failed on algo-1 (exit 3): algo-1 broke");
+    let out = r.json();
+    assert_eq!(out["failed_host"], "algo-1");
+    let folder = PathBuf::from(out["folder"].as_str().unwrap());
+    // algo-2 was waiting: it got SIGTERM when algo-1 failed.
+    assert_eq!(
+        std::fs::read_to_string(folder.join("algo-2/output/data/term")).unwrap(),
         "got TERM\n"
     );
 }

@@ -47,7 +47,6 @@ pub struct Others<'a> {
     pub channels: &'a BTreeMap<String, Val<String>>,
     pub secrets: usize,
     pub source: Option<&'a Val<String>>,
-    pub instance_count: Option<&'a Val<i64>>,
     pub cwd: &'a Path,
 }
 
@@ -116,13 +115,6 @@ pub fn check(
             v,
             s.source.name_for(None),
             "code mode (--source) is not supported by local runs yet: build an image with the code, or drop --local",
-        );
-    }
-    if let Some(n) = o.instance_count.filter(|n| n.value != 1) {
-        not_yet(
-            v,
-            n.source.name_for(None),
-            "a local run runs one host for now: use --instance-count 1 (it never runs fewer hosts than asked)",
         );
     }
     Some(Local {
@@ -554,7 +546,6 @@ mod tests {
             channels: c,
             secrets: 0,
             source: None,
-            instance_count: None,
             cwd,
         };
         let mut v = Vec::new();
