@@ -32,6 +32,17 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
             );
         }
     }
+    // Code mode: the code folder is the `code` channel, mounted read-only like the others.
+    if let Some(c) = spec.code.as_mut() {
+        if let Ok(ChannelLocation::Local(dir)) = channel_location(&c.source, &ctx.cwd) {
+            let dir = dir.canonicalize().unwrap_or(dir);
+            folders.insert(crate::job::code::CODE_CHANNEL.to_string(), dir);
+            c.source = Val::new(
+                placeholder::channel_uri(crate::job::code::CODE_CHANNEL),
+                c.source.source.clone(),
+            );
+        }
+    }
     let submission = submission_id();
     let stand_in = |v: &str| Val::new(v.to_string(), Source::Default);
     let resolved = Resolved {

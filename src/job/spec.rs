@@ -864,7 +864,6 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         crate::job::local::Others {
             channels,
             secrets: secret_ids.len(),
-            source: source.as_ref(),
             cwd,
         },
     );

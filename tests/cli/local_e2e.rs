@@ -79,9 +79,13 @@ fn image(sb: &Sandbox) -> String {
     std::fs::write(ctx.join("train"), ENTRY).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(ctx.join("train"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // For code mode: /bin/sh runs the launcher, and a `python3` that runs its script with sh.
+    std::fs::write(ctx.join("python3"), "#!/bin/sh\nexec /bin/sh \"$@\"\n").unwrap();
+    std::fs::set_permissions(ctx.join("python3"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(
         ctx.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY train /bin/train\nENTRYPOINT [\"/bin/train\"]\n",
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY busybox /bin/sh\nCOPY python3 /bin/python3\n\
+         COPY train /bin/train\nENTRYPOINT [\"/bin/train\"]\n",
     )
     .unwrap();
     let tag = format!("localhost/sagetrain-local-test:{}", unique());
@@ -285,4 +289,29 @@ fn the_first_host_to_fail_ends_the_others_and_is_the_verdict() {
         std::fs::read_to_string(folder.join("algo-2/output/data/term")).unwrap(),
         "got TERM\n"
     );
+}
+
+/// Code mode: the code folder is the `code` channel and the real launcher runs its entry.
+#[test]
+fn code_mode_runs_the_entry_through_the_real_launcher() {
+    let sb = sandbox();
+    let img = image(&sb);
+    sb.write(
+        "project/src/train.py",
+        "echo \"entry in $(pwd) with $1\"\necho from-code >/opt/ml/model/from-code.txt\n",
+    );
+    let r = sb
+        .run(&local_args(&img, &["--source", "src", "-o", "json"]))
+        .ok();
+    assert!(
+        r.stderr
+            .contains("[algo-1] entry in /opt/ml/input/data/code"),
+        "{}",
+        r.stderr
+    );
+    let out = r.json();
+    let folder = PathBuf::from(out["folder"].as_str().unwrap());
+    assert_eq!(tar_names(&folder.join("model.tar.gz")), ["from-code.txt"]);
+    // The launcher is not put into the user's folder.
+    assert!(!sb.project().join("src/.sagetrain-launcher.sh").exists());
 }

@@ -46,7 +46,6 @@ pub struct Local {
 pub struct Others<'a> {
     pub channels: &'a BTreeMap<String, Val<String>>,
     pub secrets: usize,
-    pub source: Option<&'a Val<String>>,
     pub cwd: &'a Path,
 }
 
@@ -108,13 +107,6 @@ pub fn check(
             v,
             "--secret".into(),
             "a local run does not read secrets from AWS Secrets Manager: pass a test value with --env NAME=VALUE",
-        );
-    }
-    if let Some(s) = o.source {
-        not_yet(
-            v,
-            s.source.name_for(None),
-            "code mode (--source) is not supported by local runs yet: build an image with the code, or drop --local",
         );
     }
     Some(Local {
@@ -283,6 +275,13 @@ pub fn plan(
                     pretty(&resource_config_json(name, &names, instance_type)),
                 ),
             ];
+            let mut files = files;
+            if code_mode(req).is_some() {
+                files.push((
+                    PathBuf::from(crate::job::code::LAUNCHER_NAME),
+                    crate::job::code::LAUNCHER.to_string(),
+                ));
+            }
             let container = format!("{}-{name}", req.training_job_name);
             let mut argv: Vec<String> = vec![
                 "run".into(),
@@ -317,8 +316,15 @@ pub fn plan(
             for (k, v) in &req.environment {
                 argv.extend(["--env".into(), format!("{k}={v}")]);
             }
-            argv.push(image.to_string());
-            argv.push("train".into());
+            match code_mode(req) {
+                // Code mode: the cloud's launcher, from the tree (the code folder is mounted
+                // read-only, so the launcher cannot be put beside the code).
+                Some((shell, args)) => {
+                    argv.extend(["--entrypoint".into(), shell, image.to_string()]);
+                    argv.extend(args);
+                }
+                None => argv.extend([image.to_string(), "train".into()]),
+            }
             Host {
                 name: name.clone(),
                 tree,
@@ -329,6 +335,19 @@ pub fn plan(
             }
         })
         .collect()
+}
+
+/// Code mode: the request's entrypoint with the launcher read from the tree's root instead of
+/// the code channel: the shell, then its arguments (the launcher and the entry script).
+pub fn code_mode(req: &CreateTrainingJobRequest) -> Option<(String, Vec<String>)> {
+    let spec = &req.algorithm_specification;
+    if !crate::job::code::is_launcher(&spec.container_entrypoint) {
+        return None;
+    }
+    let shell = spec.container_entrypoint[0].clone();
+    let mut args = vec![format!("{ML}/{}", crate::job::code::LAUNCHER_NAME)];
+    args.extend(spec.container_arguments.iter().cloned());
+    Some((shell, args))
 }
 
 /// The folder of a local run in the project.
@@ -545,7 +564,6 @@ mod tests {
         let others = |c| Others {
             channels: c,
             secrets: 0,
-            source: None,
             cwd,
         };
         let mut v = Vec::new();
@@ -564,6 +582,26 @@ mod tests {
         let engine = Val::new("rkt".to_string(), Source::Env("SAGETRAIN_ENGINE"));
         assert!(check(&mut v, None, Some(&engine), others(&none)).is_none());
         assert!(v[0].to_string().contains("docker or podman"), "{v:?}");
+    }
+
+    #[test]
+    fn code_mode_runs_the_launcher_from_the_tree_with_the_code_channel_mounted() {
+        let mut r = req(1);
+        r.algorithm_specification.container_entrypoint = crate::job::code::entrypoint();
+        r.algorithm_specification.container_arguments = crate::job::code::arguments("train.py");
+        let channels = BTreeMap::from([("code".to_string(), PathBuf::from("/src"))]);
+        r.input_data_config[0].channel_name = "code".into();
+        let h = &plan(&r, Path::new("/t"), "img", &channels, &podman(false))[0];
+        let line = shell_words(&h.argv);
+        assert!(
+            line.ends_with("-v /src:/opt/ml/input/data/code:ro --env MODE=fast --entrypoint /bin/sh img /opt/ml/.sagetrain-launcher.sh train.py"),
+            "{line}"
+        );
+        assert!(h
+            .files
+            .iter()
+            .any(|(p, t)| p == Path::new(".sagetrain-launcher.sh")
+                && t == crate::job::code::LAUNCHER));
     }
 
     #[test]
