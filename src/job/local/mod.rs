@@ -59,6 +59,9 @@ pub fn check(
     engine: Option<&Val<String>>,
     o: Others,
 ) -> Option<Local> {
+    // The engine matters only to a local run (`image push` reads SAGETRAIN_ENGINE too, and may
+    // use another engine).
+    let local = local?;
     if let Some(e) = engine {
         if !LOCAL_ENGINES.contains(&e.value.as_str()) {
             v.push(Violation::new(
@@ -70,7 +73,6 @@ pub fn check(
             ));
         }
     }
-    let local = local?;
     let what = local.source.name_for(None);
     let mode = match local.value.as_str() {
         "container" => Mode::Container,
@@ -579,8 +581,18 @@ mod tests {
         check(&mut v, Some(&flag("container")), None, others(&channels));
         assert!(v[0].to_string().starts_with("--channel train"), "{v:?}");
         let mut v = Vec::new();
-        let engine = Val::new("rkt".to_string(), Source::Env("SAGETRAIN_ENGINE"));
+        let engine = Val::new("finch".to_string(), Source::Env("SAGETRAIN_ENGINE"));
         assert!(check(&mut v, None, Some(&engine), others(&none)).is_none());
+        assert!(
+            v.is_empty(),
+            "the engine is checked only for a local run: {v:?}"
+        );
+        check(
+            &mut v,
+            Some(&flag("container")),
+            Some(&engine),
+            others(&none),
+        );
         assert!(v[0].to_string().contains("docker or podman"), "{v:?}");
     }
 
