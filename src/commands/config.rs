@@ -159,9 +159,13 @@ mod tests {
                     .get_arguments()
                     .find(|a| a.get_long().map(|l| format!("--{l}")).as_deref() == Some(m.flag))
                     .unwrap();
-                let mut argv = vec!["sagetrain", "config", m.flag];
                 let value = m.example.trim_matches(['[', ']', '"']);
-                if arg.get_action().takes_values() {
+                let joined = format!("{}={value}", m.flag);
+                let mut argv = vec!["sagetrain", "config", m.flag];
+                if arg.is_require_equals_set() {
+                    // `--local=container`: the value only joined to the flag.
+                    argv[2] = &joined;
+                } else if arg.get_action().takes_values() {
                     argv.push(value);
                 }
                 let cli = <Cli as clap::Parser>::try_parse_from(&argv).unwrap();

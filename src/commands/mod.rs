@@ -11,6 +11,7 @@ pub mod init;
 pub mod init_role;
 pub mod jobcmd;
 pub mod list;
+pub mod local;
 pub mod logs;
 pub mod metrics;
 pub mod pool;

@@ -84,7 +84,7 @@ pub async fn from_settings(ctx: &Context, args: &TrainArgs, job: &str) -> Result
     checked(ctx, &s)
 }
 
-fn job_name(s: &JobSpec, submission: &str, ui: &Ui) -> Val<String> {
+pub(super) fn job_name(s: &JobSpec, submission: &str, ui: &Ui) -> Val<String> {
     if let Some(n) = &s.name {
         return n.clone();
     }
@@ -576,7 +576,7 @@ fn prepare_code(ctx: &Context, s: &JobSpec, opts: ScanOptions) -> Result<Option<
     Ok(Some(scanned))
 }
 
-fn check_request(request: &CreateTrainingJobRequest) -> Result<()> {
+pub(super) fn check_request(request: &CreateTrainingJobRequest) -> Result<()> {
     let v = validate_request(request);
     if v.is_empty() {
         Ok(())
@@ -687,6 +687,12 @@ fn wait_options(ctx: &Context, cmd: &TrainCmd) -> Result<Option<crate::follow::W
     if !waiting {
         return Ok(None);
     }
+    if cmd.args.local.is_some() {
+        return Err(Error::usage(
+            "--wait (and --logs, --timeout, --stop-on-interrupt, --poll-interval) follow a job in SageMaker, but --local runs it here and always waits for it",
+        )
+        .with_hint("drop the waiting flags: the local run streams its output and ends with its verdict"));
+    }
     let flag = if cmd.wait {
         "--wait"
     } else {
@@ -736,6 +742,9 @@ pub async fn run(ctx: &Context, cmd: &TrainCmd) -> Result<()> {
         Some(job) => from_settings(ctx, args, job).await?,
         None => settings(ctx, args)?,
     };
+    if let Some(local) = &s.local {
+        return super::local::run(ctx, &s, local).await;
+    }
     if s.channels.is_empty() {
         ctx.ui.warn("no input channels: the container gets no data (add --train s3://... or [channels] in sagetrain.toml)");
     }

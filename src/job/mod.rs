@@ -6,6 +6,7 @@ pub mod code;
 pub mod cost;
 pub mod create;
 pub mod from_job;
+pub mod local;
 pub mod lookups;
 pub mod pools;
 pub mod quota;

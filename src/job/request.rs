@@ -249,6 +249,8 @@ pub fn build_request(s: &JobSpec, r: &Resolved) -> CreateTrainingJobRequest {
         warnings: _,
         dry_run: _,
         offline: _,
+        // Where the job runs is no part of the request.
+        local: _,
     } = s;
     // A spot job gets a checkpoint location by default, so that it resumes after an interruption.
     let checkpoint = checkpoint_s3.clone().or_else(|| {

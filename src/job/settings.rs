@@ -29,6 +29,9 @@ pub struct Described {
     pub tags: Vec<(String, String)>,
 }
 
+/// The settings of `train --local` only: no part of the CreateTrainingJob request.
+pub const LOCAL_ONLY: &[&str] = &["local", "engine"];
+
 /// Help headings of `sagetrain train --help`, also the sections of `sagetrain init`.
 pub const TRAINING: &str = "Training";
 pub const RESOURCES: &str = "Resources";
@@ -313,6 +316,19 @@ declare! {
                     (m != "File").then(|| m.to_string())
                 },
             },
+        }
+        /// Run the job on this machine instead of creating it: in a container with the job's
+        /// image (`--local`, `--local=container`) or with this machine's python (`--local=host`)
+        local: Option<String> = Text [long = "local", value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "container"] in TRAINING {
+            in_file: false,
+            example: "\"container\"",
+            from_job: FromJob::NotCopied("where a run happens is chosen by this command, not copied from a job"),
+        }
+        /// The container engine of --local: docker or podman [default: the first on PATH] [env: SAGETRAIN_ENGINE]
+        engine: Option<String> = Text [long = "engine", value_name = "ENGINE"] in TRAINING {
+            env: &["SAGETRAIN_ENGINE"],
+            example: "\"podman\"",
+            from_job: FromJob::NotCopied("the engine is this machine's, no part of a job"),
         }
     }
     maps {
@@ -742,6 +758,7 @@ mod tests {
                 && row.name != "region"
                 && row.name != "endpoint_url"
                 && row.name != "name"
+                && row.name != "local"
             {
                 assert!(
                     matches!(row.source, Some(Source::File { .. })),

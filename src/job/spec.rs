@@ -160,6 +160,8 @@ pub struct JobSpec {
     pub warnings: Vec<String>,
     pub dry_run: bool,
     pub offline: bool,
+    /// `--local`: run here instead of creating the job.
+    pub local: Option<crate::job::local::Local>,
 }
 
 /// Code mode: where the code is and which script runs.
@@ -411,6 +413,8 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         secrets: secret_ids,
         dry_run,
         offline,
+        local,
+        engine,
     } = s;
     let mut v = connection.check();
     let mut warnings = Vec::new();
@@ -853,7 +857,18 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             "the worst case needs the instance type's price (a lookup): drop --offline to check it",
         ));
     }
-    if *offline {
+    let local = crate::job::local::check(
+        &mut v,
+        local.as_ref(),
+        engine.as_ref(),
+        crate::job::local::Others {
+            channels,
+            secrets: secret_ids.len(),
+            cwd,
+        },
+    );
+    // A local run looks nothing up: what --offline would need is not needed.
+    if *offline && local.is_none() {
         v.extend(offline_violations(
             connection,
             role.as_ref(),
@@ -911,6 +926,7 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         warnings,
         dry_run: *dry_run,
         offline: *offline,
+        local,
     })
 }
 

@@ -56,14 +56,20 @@ pub fn record(project: &Path, job: &LastJob) -> std::io::Result<PathBuf> {
     )
 }
 
-/// Write one of the state files of `.sagetrain/` (made 0700 and kept out of version control).
-fn write_state<T: Serialize>(project: &Path, file: &str, value: &T) -> std::io::Result<PathBuf> {
+/// The project's `.sagetrain/`, made 0700 and kept out of version control when missing.
+pub fn state_dir(project: &Path) -> std::io::Result<PathBuf> {
     let dir = project.join(STATE_DIR);
     if !dir.is_dir() {
         crate::fsutil::create_private_dir_all(&dir)?;
         // Keep it out of version control without touching the project's .gitignore.
         crate::fsutil::write_private(&dir.join(".gitignore"), b"*\n")?;
     }
+    Ok(dir)
+}
+
+/// Write one of the state files of `.sagetrain/` (made 0700 and kept out of version control).
+fn write_state<T: Serialize>(project: &Path, file: &str, value: &T) -> std::io::Result<PathBuf> {
+    let dir = state_dir(project)?;
     let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
     text.push('\n');
     let path = dir.join(file);

@@ -499,7 +499,7 @@ pub(crate) fn spawn(sb: &Sandbox, args: &[&str]) -> std::process::Child {
 }
 
 /// Send `signal` (`-INT`, `-TERM`, `-KILL`) to a spawned sagetrain; its exit code and stderr.
-fn signal_and_wait(child: std::process::Child, signal: &str) -> (Option<i32>, String) {
+pub(crate) fn signal_and_wait(child: std::process::Child, signal: &str) -> (Option<i32>, String) {
     std::process::Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()

@@ -12,6 +12,7 @@ mod guards;
 mod harness;
 mod image_e2e;
 mod init_e2e;
+mod local_e2e;
 mod metrics_e2e;
 mod offline;
 mod proxy;

@@ -4,7 +4,7 @@
 //! setting added there is covered here without a new test.
 
 use crate::harness::*;
-use sagetrain::settings::{maps, scalars};
+use sagetrain::settings::{maps, scalars, LOCAL_ONLY};
 use std::collections::BTreeMap;
 
 /// The TOML value used for a setting: the declared example, or a value the emulator account
@@ -152,8 +152,9 @@ fn round_trip(omit: &[&str]) {
     let mut keys: Vec<(&str, &str)> = scalars()
         .iter()
         .filter(|m| m.in_file && m.key != "base_name" && !omit.contains(&m.key))
-        // A budget is checked before the request, not part of it (below).
-        .filter(|m| m.key != "max_cost")
+        // A budget is checked before the request, not part of it (below); the settings of
+        // local runs are no part of it either.
+        .filter(|m| m.key != "max_cost" && !LOCAL_ONLY.contains(&m.key))
         .map(|m| (m.key, m.flag))
         .collect();
     keys.extend(maps().iter().map(|m| (m.key, m.flag)));
@@ -190,7 +191,7 @@ fn round_trip(omit: &[&str]) {
         .filter(|m| !m.in_file)
         .map(|m| m.key)
         .collect();
-    assert_eq!(flag_only, ["name"]);
+    assert_eq!(flag_only, ["name", "local"]);
     sb.write("sagetrain.toml", &config_text(&s, &role, None, omit));
     let named = dry_run(&sb, &["--name", "given-name-1"]);
     assert_eq!(named["TrainingJobName"], "given-name-1");
@@ -209,7 +210,14 @@ fn round_trip(omit: &[&str]) {
         .collect();
     assert_eq!(
         not_copied.keys().copied().collect::<Vec<_>>(),
-        ["base_name", "max_cost", "name", "pin_digest"],
+        [
+            "base_name",
+            "engine",
+            "local",
+            "max_cost",
+            "name",
+            "pin_digest"
+        ],
         "{not_copied:?}"
     );
     assert!(maps().iter().all(|m| m.not_copied.is_none()));
