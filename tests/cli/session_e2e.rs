@@ -3,13 +3,14 @@
 //! `session-manager-plugin` on PATH that records its arguments and environment and exits with
 //! the code it is given.
 
+use crate::data_e2e::{signal_and_wait, spawn, wait_until};
 use crate::fake_sagemaker::{self, job_json, FakeSageMaker, Stop};
 use crate::follow_e2e::{fake_sandbox, TRAINING};
 use crate::harness::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const TOKEN: &str = "AAEAAStubSessionTokenValue0123456789abcdefghijklmnopqrstuvwxyz";
 
@@ -321,43 +322,22 @@ fn ctrl_c_is_left_to_the_session_and_sigterm_is_passed_to_the_plugin() {
             m = marker.display()
         ),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sagetrain"))
-        .args(["shell", "unet-dbg"])
-        .current_dir(sb.project())
-        .env_clear()
-        .envs(sb.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&sb, &["shell", "unet-dbg"]);
     let ready = marker.with_extension("ready");
-    let t0 = Instant::now();
-    while !ready.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "the plugin never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = child.id().to_string();
+    wait_until("the plugin to start", 20, || ready.exists());
     // Ctrl-C of sagetrain alone (a terminal would give it to the plugin too): not an interrupt.
-    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         child.try_wait().unwrap().is_none(),
         "Ctrl-C did not end sagetrain"
     );
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(143),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, stderr) = signal_and_wait(child, "-TERM");
+    assert_eq!(code, Some(143), "{stderr}");
     assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "TERM");
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("SIGTERM: the session was ended"),
         "{stderr}"
