@@ -820,18 +820,6 @@ pub fn plan(existing: Option<&ExistingRole>, trust: &Value, policy: &Value, proj
     }
 }
 
-/// A word for the shell: single-quoted unless it needs no quoting.
-fn shell_word(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./:=@,+-".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 /// One IAM call, as its operation and the AWS CLI command that makes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
@@ -844,7 +832,7 @@ fn call(operation: &'static str, words: &[&str]) -> Call {
         operation,
         command: words
             .iter()
-            .map(|w| shell_word(w))
+            .map(|w| crate::ui::shell_word(w))
             .collect::<Vec<_>>()
             .join(" "),
     }
@@ -1346,6 +1334,6 @@ val = "data/val"
             "put-role-policy --role-name R --policy-name sagetrain-execution --policy-document '{"
         ));
         assert!(calls(&Plan::UpToDate, "R", "/", &t, &p, &[]).is_empty());
-        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(crate::ui::shell_word("it's"), "'it'\\''s'");
     }
 }

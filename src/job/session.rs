@@ -82,30 +82,16 @@ pub fn check_host(job: &str, host: u32, hosts: u32) -> Result<()> {
     )))
 }
 
-/// One argument quoted for a POSIX shell, when it needs it.
-fn quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
 /// The StartSession request: a shell, or `command` run by [`COMMAND_DOCUMENT`] (its words
 /// quoted for the remote shell). In the API's own casing, as the plugin receives it.
 pub fn start_request(target: &str, command: &[String]) -> serde_json::Value {
     if command.is_empty() {
         return json!({ "Target": target });
     }
-    let line: Vec<String> = command.iter().map(|a| quote(a)).collect();
     json!({
         "Target": target,
         "DocumentName": COMMAND_DOCUMENT,
-        "Parameters": { "command": [line.join(" ")] },
+        "Parameters": { "command": [crate::ui::shell_words(command)] },
     })
 }
 
@@ -223,20 +209,6 @@ pub fn find_plugin(env: &dyn Fn(&str) -> Option<String>) -> Result<(PathBuf, Str
     ))
 }
 
-fn ssm_error(
-    op: &str,
-    e: &aws_sdk_ssm::error::SdkError<
-        impl aws_smithy_types::error::metadata::ProvideErrorMetadata
-            + std::error::Error
-            + Send
-            + Sync
-            + 'static,
-        aws_smithy_runtime_api::http::Response,
-    >,
-) -> Error {
-    crate::aws::aws_error(op, e)
-}
-
 /// ssm:StartSession. The errors a first session meets are named with their fix.
 pub async fn start(
     ssm: &aws_sdk_ssm::Client,
@@ -265,10 +237,8 @@ pub async fn start(
         }
     }
     let out = call.send().await.map_err(|e| {
-        let code = aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&e)
-            .unwrap_or_default()
-            .to_string();
-        let err = ssm_error("ssm:StartSession", &e);
+        let code = crate::aws::error_code(&e).unwrap_or_default();
+        let err = crate::aws::aws_error("ssm:StartSession", &e);
         match code.as_str() {
             "TargetNotConnected" => Error::aws(format!(
                 "the SSM agent of {target} is not connected (TargetNotConnected)"
@@ -300,7 +270,10 @@ pub async fn start(
 /// it by itself after its idle time).
 pub async fn terminate(ssm: &aws_sdk_ssm::Client, id: &str) {
     if let Err(e) = ssm.terminate_session().session_id(id).send().await {
-        tracing::warn!("{}", ssm_error("ssm:TerminateSession", &e).message);
+        tracing::warn!(
+            "{}",
+            crate::aws::aws_error("ssm:TerminateSession", &e).message
+        );
     }
 }
 

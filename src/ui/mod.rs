@@ -123,6 +123,28 @@ impl Ui {
 
 /// Rows of cells as aligned columns (two spaces apart, no trailing blanks), for text tables of
 /// any width.
+/// A word for a POSIX shell: single-quoted unless it needs no quoting (for the commands the
+/// messages print and the command a remote shell runs).
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:=@,+-%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Words for a POSIX shell, each quoted by [`shell_word`], joined by spaces.
+pub fn shell_words<S: AsRef<str>>(words: &[S]) -> String {
+    words
+        .iter()
+        .map(|w| shell_word(w.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn columns<R: AsRef<[String]>>(rows: &[R]) -> String {
     let n = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
     let widths: Vec<usize> = (0..n)

@@ -2,7 +2,7 @@
 //! machine, ssm:StartSession for the caller, and the SSM channel actions for the execution role
 //! (the agent in the container opens its channels with the role's credentials).
 
-use super::role::{policy_principal, simulate_actions};
+use super::role::{simulate_actions, simulated_principal};
 use crate::doctor::report::{id, Check};
 use crate::error::Kind;
 use crate::job::lookups::Identity;
@@ -23,62 +23,67 @@ pub fn plugin_check(env: &dyn Fn(&str) -> Option<String>) -> Check {
     }
 }
 
-/// The decisions of a simulation, as (the actions denied, and how).
-fn denied(decisions: &[(String, String)]) -> Vec<String> {
-    decisions
+/// The verdict of a simulation of several actions: a pass when every one is allowed, else a
+/// failure naming those denied (and how); a warning when it could not be asked or answered.
+fn verdict(
+    check_id: &str,
+    simulated: Result<Vec<(String, String)>, String>,
+    allowed: String,
+    denied_for: &str,
+    fix: String,
+) -> Check {
+    let decisions = match simulated {
+        Err(why) => return Check::warn(check_id, format!("could not be checked: {why}"), fix),
+        Ok(d) if d.is_empty() => {
+            return Check::warn(
+                check_id,
+                "could not be checked: iam:SimulatePrincipalPolicy returned no result",
+                fix,
+            )
+        }
+        Ok(d) => d,
+    };
+    let denied: Vec<String> = decisions
         .iter()
         .filter(|(_, d)| d != "allowed")
         .map(|(a, d)| format!("{a} ({d})"))
-        .collect()
+        .collect();
+    let check = match denied.is_empty() {
+        true => Check::pass(check_id, allowed),
+        false => Check::fail(
+            check_id,
+            Kind::Aws,
+            format!("denied for {denied_for}: {}", denied.join(", ")),
+            fix,
+        ),
+    };
+    check.with_source("iam:SimulatePrincipalPolicy")
 }
 
 /// ssm:StartSession and ssm:TerminateSession for the caller (iam:SimulatePrincipalPolicy).
 pub async fn start_session_check(iam: &aws_sdk_iam::Client, caller: &Identity) -> Check {
-    if caller.arn.ends_with(":root") {
-        return Check::pass(id::START_SESSION, "the root user may start any session");
-    }
-    let Some(principal) = policy_principal(iam, caller).await else {
-        return Check::skip(
-            id::START_SESSION,
-            format!(
-                "cannot be simulated for {}: only IAM users and role sessions can",
-                caller.arn
-            ),
-        );
+    let root = "the root user may start any session";
+    let principal = match simulated_principal(iam, caller, id::START_SESSION, root).await {
+        Ok(p) => p,
+        Err(check) => return check,
     };
     let fix = format!(
         "allow ssm:StartSession and ssm:TerminateSession in a policy of {principal} \
          (examples/iam/developer-policy.json has them, for training jobs' targets only)"
     );
-    match simulate_actions(iam, &principal, &CALLER_ACTIONS, "*", None).await {
-        Ok(d) if d.is_empty() => Check::warn(
-            id::START_SESSION,
-            "could not be checked: iam:SimulatePrincipalPolicy returned no result",
-            fix,
-        ),
-        Ok(d) => match denied(&d)[..] {
-            [] => Check::pass(
-                id::START_SESSION,
-                format!("{principal} may start and end SSM sessions"),
-            )
-            .with_source("iam:SimulatePrincipalPolicy"),
-            ref no => Check::fail(
-                id::START_SESSION,
-                Kind::Aws,
-                format!(
-                    "denied for {principal}: {}; `sagetrain shell` cannot open a session",
-                    no.join(", ")
-                ),
-                fix,
-            )
-            .with_source("iam:SimulatePrincipalPolicy"),
-        },
-        Err(why) => Check::warn(
-            id::START_SESSION,
-            format!("could not be checked: {why}"),
-            fix,
-        ),
+    let simulated = simulate_actions(iam, &principal, &CALLER_ACTIONS, "*", None).await;
+    let mut c = verdict(
+        id::START_SESSION,
+        simulated,
+        format!("{principal} may start and end SSM sessions"),
+        &principal,
+        fix,
+    );
+    if c.status == crate::doctor::Status::Fail {
+        c.value
+            .push_str("; `sagetrain shell` cannot open a session");
     }
+    c
 }
 
 /// The SSM channel actions for the execution role (iam:SimulatePrincipalPolicy on the role).
@@ -92,31 +97,19 @@ pub async fn role_channels_check(iam: &aws_sdk_iam::Client, role_arn: &str) -> C
             .collect::<Vec<_>>()
             .join(", ")
     );
-    match simulate_actions(iam, role_arn, SSM_CHANNEL_ACTIONS, "*", None).await {
-        Ok(d) if d.is_empty() => Check::warn(
-            id::ROLE_SSM,
-            "could not be checked: iam:SimulatePrincipalPolicy returned no result",
-            fix,
-        ),
-        Ok(d) => match denied(&d)[..] {
-            [] => Check::pass(
-                id::ROLE_SSM,
-                format!("{role_arn} may open the SSM channels"),
-            )
-            .with_source("iam:SimulatePrincipalPolicy"),
-            ref no => Check::fail(
-                id::ROLE_SSM,
-                Kind::Aws,
-                format!(
-                    "denied for the execution role: {}; the job's SSM agent cannot connect, so no session can open",
-                    no.join(", ")
-                ),
-                fix,
-            )
-            .with_source("iam:SimulatePrincipalPolicy"),
-        },
-        Err(why) => Check::warn(id::ROLE_SSM, format!("could not be checked: {why}"), fix),
+    let simulated = simulate_actions(iam, role_arn, SSM_CHANNEL_ACTIONS, "*", None).await;
+    let mut c = verdict(
+        id::ROLE_SSM,
+        simulated,
+        format!("{role_arn} may open the SSM channels"),
+        "the execution role",
+        fix,
+    );
+    if c.status == crate::doctor::Status::Fail {
+        c.value
+            .push_str("; the job's SSM agent cannot connect, so no session can open");
     }
+    c
 }
 
 #[cfg(test)]

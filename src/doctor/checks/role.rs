@@ -204,6 +204,28 @@ pub async fn policy_principal(iam: &aws_sdk_iam::Client, caller: &Identity) -> O
     }
 }
 
+/// The principal a check simulates the caller's policies for; or the check's verdict without a
+/// simulation: a pass for the root user (`root`), a skip for callers IAM cannot simulate.
+pub async fn simulated_principal(
+    iam: &aws_sdk_iam::Client,
+    caller: &Identity,
+    check_id: &str,
+    root: &str,
+) -> Result<String, Check> {
+    if caller.arn.ends_with(":root") {
+        return Err(Check::pass(check_id, root));
+    }
+    policy_principal(iam, caller).await.ok_or_else(|| {
+        Check::skip(
+            check_id,
+            format!(
+                "cannot be simulated for {}: only IAM users and role sessions can",
+                caller.arn
+            ),
+        )
+    })
+}
+
 /// The PassRole check: iam:SimulatePrincipalPolicy for iam:PassRole on the role, with
 /// iam:PassedToService = sagemaker.amazonaws.com. A caller who may not simulate (or an
 /// emulator that cannot) gets a warning that it could not be checked, not a failure.
@@ -212,17 +234,16 @@ pub async fn pass_role_check(
     caller: &Identity,
     role_arn: &str,
 ) -> Check {
-    if caller.arn.ends_with(":root") {
-        return Check::pass(id::PASS_ROLE, "the root user may pass any role");
-    }
-    let Some(principal) = policy_principal(iam, caller).await else {
-        return Check::skip(
-            id::PASS_ROLE,
-            format!(
-                "cannot be simulated for {}: only IAM users and role sessions can",
-                caller.arn
-            ),
-        );
+    let principal = match simulated_principal(
+        iam,
+        caller,
+        id::PASS_ROLE,
+        "the root user may pass any role",
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(check) => return check,
     };
     let entry = aws_sdk_iam::types::ContextEntry::builder()
         .context_key_name("iam:PassedToService")

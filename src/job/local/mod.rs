@@ -391,22 +391,7 @@ pub fn dry_run_text(engine: &str, hosts: &[Host]) -> String {
     out
 }
 
-/// Arguments quoted for a POSIX shell where needed.
-pub fn shell_words(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::ui::shell_words;
 
 #[cfg(test)]
 mod tests {
@@ -632,9 +617,6 @@ mod tests {
         );
         assert!(text.contains("\"epochs\": \"3\""), "{text}");
         assert!(text.ends_with("unet:dev train\n"), "{text}");
-        assert_eq!(
-            shell_words(&["a b".into(), "it's".into()]),
-            "'a b' 'it'\\''s'"
-        );
+        assert_eq!(shell_words(&["a b", "it's"]), "'a b' 'it'\\''s'");
     }
 }
