@@ -9,39 +9,17 @@ use crate::error::{Error, Result};
 use crate::refs::S3Uri;
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
 
-/// Download `uri` to `dest`, chunk by chunk (never whole in memory), through a `.part` file
-/// renamed at the end. Returns the byte count, or None if the object does not exist.
+/// Download `uri` to `dest` with a progress bar on a terminal. Returns the byte count, or
+/// None if the object does not exist.
 pub async fn fetch(
     s3: &aws_sdk_s3::Client,
     uri: &S3Uri,
     dest: &Path,
     ui: &Ui,
 ) -> Result<Option<u64>> {
-    let out = match s3
-        .get_object()
-        .bucket(&uri.bucket)
-        .key(&uri.key)
-        .send()
-        .await
-    {
-        Ok(o) => o,
-        Err(e) => {
-            if e.as_service_error().is_some_and(|s| s.is_no_such_key())
-                || crate::aws::error_code(&e).as_deref() == Some("NoSuchKey")
-            {
-                return Ok(None);
-            }
-            return Err(crate::aws::aws_error("s3:GetObject", &e));
-        }
-    };
-    let expected = out.content_length().filter(|n| *n >= 0).map(|n| n as u64);
     let bar = if ui.stderr_is_terminal && !ui.quiet {
-        let b = match expected {
-            Some(n) => indicatif::ProgressBar::new(n),
-            None => indicatif::ProgressBar::new_spinner(),
-        };
+        let b = indicatif::ProgressBar::new(0);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
         ) {
@@ -56,56 +34,15 @@ pub async fn fetch(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let part = {
-        let mut name = dest.file_name().unwrap_or_default().to_os_string();
-        name.push(".part");
-        dest.with_file_name(name)
-    };
-    let io_err = |what: &str, p: &Path, e: std::io::Error| {
-        Error::internal(format!("cannot {what} {}: {e}", p.display()))
-    };
-    let file = tokio::fs::File::create(&part)
-        .await
-        .map_err(|e| io_err("write", &part, e))?;
-    let mut w = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    let mut body = out.body;
-    let mut written = 0u64;
-    loop {
-        match body.try_next().await {
-            Ok(Some(chunk)) => {
-                w.write_all(&chunk)
-                    .await
-                    .map_err(|e| io_err("write", &part, e))?;
-                written += chunk.len() as u64;
-                bar.set_position(written);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                drop(w);
-                let _ = tokio::fs::remove_file(&part).await;
-                return Err(Error::aws(format!(
-                    "s3:GetObject {uri}: the download broke off after {written} bytes: {e}"
-                ))
-                .with_hint("run the same command again"));
-            }
+    let got = crate::data::fetch::object(s3, uri, dest, &|n, total| {
+        if let Some(t) = total {
+            bar.set_length(t);
         }
-    }
-    w.flush().await.map_err(|e| io_err("write", &part, e))?;
-    drop(w);
+        bar.inc(n);
+    })
+    .await;
     bar.finish_and_clear();
-    if let Some(n) = expected {
-        if n != written {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(
-                Error::aws(format!("s3:GetObject {uri}: got {written} bytes of {n}"))
-                    .with_hint("run the same command again"),
-            );
-        }
-    }
-    tokio::fs::rename(&part, dest)
-        .await
-        .map_err(|e| io_err("write", dest, e))?;
-    Ok(Some(written))
+    Ok(got?.map(|(bytes, _)| bytes))
 }
 
 /// `output.tar.gz`, beside `model.tar.gz`.

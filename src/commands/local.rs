@@ -5,6 +5,7 @@
 
 use super::Context;
 use crate::config::{Source, Val};
+use crate::data::fetch;
 use crate::error::{Error, Kind, Result};
 use crate::image::engine;
 use crate::job::create::submission_id;
@@ -12,37 +13,68 @@ use crate::job::local::{self, placeholder, run as edge, Local, Machine, Mode};
 use crate::job::request::{build_request, Resolved};
 use crate::job::spec::JobSpec;
 use crate::job::state;
-use crate::refs::{channel_location, ChannelLocation};
+use crate::refs::{channel_location, ChannelLocation, S3Uri};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// A channel of a local run: a folder here, or an S3 prefix kept in the user's cache.
+enum Data {
+    Folder(PathBuf),
+    S3 { uri: S3Uri, dir: PathBuf },
+}
+
 pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
-    debug_assert_eq!(local.mode, Mode::Container, "validation refuses host mode");
     let ui = &ctx.ui;
-    // Local channel folders, used in place; the request names them by a stand-in URI.
+    // The channels, each named in the request by a stand-in URI: local folders are used in
+    // place, S3 prefixes are fetched into the cache (once) and used from there.
+    let cache = crate::fsutil::cache_dir(&*ctx.env).map(|c| c.join(local::CACHE_DIR));
     let mut spec = s.clone();
-    let mut folders = BTreeMap::new();
-    for (name, uri) in &s.channels {
-        if let Ok(ChannelLocation::Local(dir)) = channel_location(uri, &ctx.cwd) {
-            let dir = dir.canonicalize().unwrap_or(dir);
-            folders.insert(name.clone(), dir);
-            spec.channels.insert(
-                name.clone(),
-                Val::new(placeholder::channel_uri(name), uri.source.clone()),
-            );
+    let mut data: BTreeMap<String, Data> = BTreeMap::new();
+    let mut sources: Vec<(String, Val<String>)> = s
+        .channels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(c) = &s.code {
+        sources.push((crate::job::code::CODE_CHANNEL.to_string(), c.source.clone()));
+    }
+    for (name, uri) in &sources {
+        let d = match channel_location(uri, &ctx.cwd) {
+            Ok(ChannelLocation::Local(dir)) => Data::Folder(dir.canonicalize().unwrap_or(dir)),
+            Ok(ChannelLocation::S3(u)) => {
+                let Some(cache) = &cache else {
+                    return Err(Error::usage(format!(
+                        "{}: an S3 channel of a local run is kept in the cache folder, and this machine has none (HOME is not set)",
+                        uri.source.name_for(Some(name))
+                    ))
+                    .with_hint("set XDG_CACHE_HOME to a folder, or give a local folder"));
+                };
+                let sample = (name != crate::job::code::CODE_CHANNEL)
+                    .then_some(local.sample)
+                    .flatten();
+                let dir = cache.join(fetch::cache_key(&u.to_string(), sample));
+                Data::S3 { uri: u, dir }
+            }
+            Err(_) => continue,
+        };
+        data.insert(name.clone(), d);
+        let stand_in = Val::new(placeholder::channel_uri(name), uri.source.clone());
+        match spec.code.as_mut() {
+            Some(c) if name == crate::job::code::CODE_CHANNEL => c.source = stand_in,
+            _ => {
+                spec.channels.insert(name.clone(), stand_in);
+            }
         }
     }
-    // Code mode: the code folder is the `code` channel, mounted read-only like the others.
-    if let Some(c) = spec.code.as_mut() {
-        if let Ok(ChannelLocation::Local(dir)) = channel_location(&c.source, &ctx.cwd) {
-            let dir = dir.canonicalize().unwrap_or(dir);
-            folders.insert(crate::job::code::CODE_CHANNEL.to_string(), dir);
-            c.source = Val::new(
-                placeholder::channel_uri(crate::job::code::CODE_CHANNEL),
-                c.source.source.clone(),
-            );
-        }
-    }
+    let folders: BTreeMap<String, PathBuf> = data
+        .iter()
+        .map(|(k, d)| {
+            let dir = match d {
+                Data::Folder(dir) | Data::S3 { dir, .. } => dir.clone(),
+            };
+            (k.clone(), dir)
+        })
+        .collect();
     let submission = submission_id();
     let stand_in = |v: &str| Val::new(v.to_string(), Source::Default);
     let resolved = Resolved {
@@ -68,24 +100,73 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
     let request = build_request(&spec, &resolved);
     super::train::check_request(&request)?;
 
+    // Where it runs: the image under an engine, or this machine's python (asked for, or with
+    // --source when there is no engine).
+    let code_dir =
+        local::code_folder(s.code.as_ref(), &ctx.cwd).map(|d| d.canonicalize().unwrap_or(d));
     let chosen = local.engine.as_ref().map(|e| e.value.as_str());
-    let engine = engine::find(chosen, &*ctx.env).map_err(|e| {
-        e.with_hint("install docker or podman (`apt-get install podman`), or choose one with --engine or `engine` in sagetrain.toml")
-    })?;
+    let (mode, engine) = match local.mode {
+        Mode::Host => (Mode::Host, None),
+        Mode::Container => match (engine::find(chosen, &*ctx.env), &code_dir) {
+            (Ok(e), _) => (Mode::Container, Some(e)),
+            (Err(_), Some(_)) if chosen.is_none() => {
+                ui.warn("no container engine on PATH (docker or podman): running in host mode, with this machine's python instead of the image (--local=host says so explicitly)");
+                (Mode::Host, None)
+            }
+            (Err(e), _) => {
+                return Err(e.with_hint("install docker or podman (`sudo apt-get install podman`), choose one with --engine or `engine` in sagetrain.toml, or run the entry of --source with this machine's python (--local=host)"));
+            }
+        },
+    };
     let machine = Machine {
-        engine: engine.name.clone(),
-        gpus: edge::has_gpus(),
+        engine: engine.as_ref().map(|e| e.name.clone()).unwrap_or_default(),
+        gpus: edge::gpu_count(),
+        cpus: edge::cpu_count(),
     };
     let project = state::project_dir(s.config_path.as_deref(), &ctx.cwd);
     let job = request.training_job_name.clone();
     let dir = local::run_dir(&project, &job);
     let image = s.image.value.clone();
-    let hosts = local::plan(&request, &dir, &image, &folders, &machine);
+    let secret_names: Vec<String> = s.secrets.keys().cloned().collect();
+    let python = match mode {
+        Mode::Host => Some(
+            edge::find_python(
+                local.python.as_ref(),
+                &ctx.cwd,
+                &(ctx.env)("PATH").unwrap_or_default(),
+            )
+            .await?,
+        ),
+        Mode::Container => None,
+    };
+    let hosts = match (&python, &code_dir) {
+        (Some((py, _)), Some(code)) => {
+            let entry = s.code.as_ref().map_or("train.py", |c| c.entry.as_str());
+            vec![local::host_plan(
+                &request,
+                &dir,
+                code,
+                entry,
+                &folders,
+                &py.display().to_string(),
+                &machine,
+            )]
+        }
+        _ => local::plan(&request, &dir, &image, &folders, &secret_names, &machine),
+    };
 
     if s.dry_run {
         ui.info(
             "dry run: this local run would lay out this tree and run this command; nothing was run",
         );
+        for (name, d) in &data {
+            if let Data::S3 { uri, dir } = d {
+                ui.info(&format!(
+                    "channel {name}: {uri} would be fetched into {} (what the cache lacks)",
+                    dir.display()
+                ));
+            }
+        }
         if ctx.json() {
             let hosts: Vec<_> = hosts
                 .iter()
@@ -93,35 +174,86 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
                     serde_json::json!({
                         "host": h.name,
                         "tree": h.tree,
-                        "command": std::iter::once(engine.name.clone()).chain(h.argv.iter().cloned()).collect::<Vec<_>>(),
+                        "command": std::iter::once(h.program.clone()).chain(h.argv.iter().cloned()).collect::<Vec<_>>(),
+                        "env": h.env.iter().cloned().collect::<BTreeMap<_, _>>(),
+                        "cwd": h.cwd,
                         "dirs": h.dirs,
+                        "links": h.links.iter().map(|(l, t)| (l.display().to_string(), serde_json::json!(t))).collect::<serde_json::Map<_, _>>(),
                         "files": h.files.iter().map(|(p, t)| (p.display().to_string(), serde_json::Value::String(t.clone()))).collect::<serde_json::Map<_, _>>(),
                     })
                 })
                 .collect();
-            ui.result_json(&serde_json::json!({ "job_name": job, "folder": dir, "hosts": hosts }));
+            ui.result_json(&serde_json::json!({
+                "job_name": job,
+                "folder": dir,
+                "mode": mode_name(mode),
+                "hosts": hosts,
+            }));
         } else {
-            ui.result_text(local::dry_run_text(&engine.name, &hosts).trim_end());
+            ui.result_text(local::dry_run_text(&hosts).trim_end());
         }
         return Ok(());
     }
 
-    if !edge::image_present(&engine, &image).await {
-        return Err(Error::usage(format!(
-            "--image {image}: {} has no such image, and a local run uses only an image this machine's engine has",
-            engine.name
-        ))
-        .with_hint(format!(
-            "build it here (`{} build -t {image} .`) or pull it (`{} pull IMAGE`) and give that name",
-            engine.name, engine.name
-        )));
+    if let Some(engine) = &engine {
+        if !edge::image_present(engine, &image).await {
+            return Err(Error::usage(format!(
+                "--image {image}: {} has no such image, and a local run uses only an image this machine's engine has",
+                engine.name
+            ))
+            .with_hint(format!(
+                "build it here (`{} build -t {image} .`) or pull it (`{} pull IMAGE`) and give that name",
+                engine.name, engine.name
+            )));
+        }
     }
-    ui.info(&local::image_note(&s.image));
-    if machine.gpus {
-        let args = local::gpu_args(&engine.name, true).join(" ");
-        ui.info(&format!("the container gets this machine's GPUs ({args})"));
-    } else {
-        ui.info("no GPU on this machine: the container runs on the CPU");
+
+    // What only AWS has: S3 channels and the values of secrets, with this machine's
+    // credentials. A run with neither needs none.
+    let needs_aws = data.values().any(|d| matches!(d, Data::S3 { .. })) || !s.secrets.is_empty();
+    let mut secrets = BTreeMap::new();
+    if needs_aws {
+        let aws = super::jobcmd::sign_in(ctx, &s.connection, true).await?;
+        let s3 = aws.s3();
+        for (name, d) in &data {
+            let Data::S3 { uri, dir } = d else { continue };
+            let label = format!("channel {name}");
+            let sample = (name != crate::job::code::CODE_CHANNEL)
+                .then_some(local.sample)
+                .flatten();
+            let got = fetch::channel(ui, &s3, &label, uri, dir, sample).await?;
+            ui.info(&format!("{label}: {uri}: {}", got.summary()));
+        }
+        let client = aws.secrets();
+        for (name, r) in &s.secrets {
+            let value = edge::read_secret(&client, name, r).await?;
+            ui.info(&format!(
+                "secret {name}: read from Secrets Manager with your credentials (a job reads it with its execution role); passed as {name}, never on a command line"
+            ));
+            secrets.insert(name.clone(), value);
+        }
+    }
+
+    match (&python, &engine) {
+        (Some((py, version)), _) => {
+            ui.info(&format!(
+                "host mode: {} runs with {version} ({}), in {}; this is not the image: a script that hard-codes /opt/ml, or needs the image's packages, needs container mode (--local)",
+                s.code.as_ref().map_or("the entry", |c| c.entry.as_str()),
+                py.display(),
+                code_dir.as_deref().unwrap_or(&ctx.cwd).display()
+            ));
+            ui.info("host mode: the training toolkit's SM_* variables point into the run's folder; requirements.txt is not installed (install it in this python)");
+        }
+        (None, Some(_)) => {
+            ui.info(&local::image_note(&s.image));
+            if machine.gpus > 0 {
+                let args = local::gpu_args(&machine.engine, true).join(" ");
+                ui.info(&format!("the container gets this machine's GPUs ({args})"));
+            } else {
+                ui.info("no GPU on this machine: the container runs on the CPU");
+            }
+        }
+        (None, None) => {}
     }
     state::state_dir(&project)
         .and_then(|_| crate::fsutil::create_private_dir_all(&dir))
@@ -133,10 +265,9 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
     let log = dir.join(local::LOG_FILE);
     for h in &hosts {
         ui.info(&format!(
-            "local run {job}, {}: {} {} (tree {})",
+            "local run {job}, {}: {} (tree {})",
             h.name,
-            engine.name,
-            local::shell_words(&h.argv),
+            crate::secrets::redact(&shell_words_of(h)),
             h.tree.display()
         ));
     }
@@ -148,7 +279,11 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
         ));
     }
     ui.info(&format!("log: {}", log.display()));
-    let outcome = edge::run(ui, &engine, &hosts, &log).await?;
+    let runner = match &engine {
+        Some(e) => edge::Runner::Engine(e),
+        None => edge::Runner::Host,
+    };
+    let outcome = edge::run(ui, runner, &hosts, &secrets, &log).await?;
 
     // Packed the way SageMaker packs them, from the first host's tree.
     let first = &hosts[0].tree;
@@ -160,6 +295,19 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
         packed.insert(to, out);
     }
     report(ctx, &job, &dir, &outcome, &packed)
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Container => "container",
+        Mode::Host => "host",
+    }
+}
+
+/// The line said on stderr: the engine's arguments, or host mode's python and entry (its
+/// variables are in `--dry-run`).
+fn shell_words_of(h: &local::Host) -> String {
+    format!("{} {}", h.program, local::shell_words(&h.argv))
 }
 
 fn report(

@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod cache;
+pub mod fetch;
 pub mod manifest;
 pub mod scan;
 pub mod upload;

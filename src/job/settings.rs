@@ -30,7 +30,7 @@ pub struct Described {
 }
 
 /// The settings of `train --local` only: no part of the CreateTrainingJob request.
-pub const LOCAL_ONLY: &[&str] = &["local", "engine"];
+pub const LOCAL_ONLY: &[&str] = &["local", "engine", "python", "local_sample"];
 
 /// Help headings of `sagetrain train --help`, also the sections of `sagetrain init`.
 pub const TRAINING: &str = "Training";
@@ -329,6 +329,18 @@ declare! {
             env: &["SAGETRAIN_ENGINE"],
             example: "\"podman\"",
             from_job: FromJob::NotCopied("the engine is this machine's, no part of a job"),
+        }
+        /// The python of --local=host [default: python3 on PATH] [env: SAGETRAIN_PYTHON]
+        python: Option<String> = Text [long = "python", value_name = "PATH"] in TRAINING {
+            env: &["SAGETRAIN_PYTHON"],
+            example: "\".venv/bin/python\"",
+            from_job: FromJob::NotCopied("the python is this machine's, no part of a job"),
+        }
+        /// --local: only the first N objects of each S3 channel, for a quick try
+        local_sample: Option<String> = Int [long = "local-sample", value_name = "N"] in DATA {
+            in_file: false,
+            example: "20",
+            from_job: FromJob::NotCopied("a sample is chosen by this command, not copied from a job"),
         }
     }
     maps {
@@ -754,11 +766,15 @@ mod tests {
         let s =
             TrainSettings::layer(&global(), &TrainArgs::default(), &env_of(&[]), Some(&f)).unwrap();
         for row in s.rows() {
+            let in_file = scalars()
+                .iter()
+                .find(|m| m.key == row.name)
+                .is_none_or(|m| m.in_file);
             if row.name != "profile"
                 && row.name != "region"
                 && row.name != "endpoint_url"
                 && row.name != "name"
-                && row.name != "local"
+                && in_file
             {
                 assert!(
                     matches!(row.source, Some(Source::File { .. })),

@@ -415,6 +415,8 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
         offline,
         local,
         engine,
+        python,
+        local_sample,
     } = s;
     let mut v = connection.check();
     let mut warnings = Vec::new();
@@ -859,11 +861,15 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
     }
     let local = crate::job::local::check(
         &mut v,
-        local.as_ref(),
-        engine.as_ref(),
+        crate::job::local::Given {
+            local: local.as_ref(),
+            engine: engine.as_ref(),
+            python: python.as_ref(),
+            sample: local_sample.as_ref(),
+        },
         crate::job::local::Others {
-            channels,
-            secrets: secret_ids.len(),
+            code: code.as_ref(),
+            instance_count: instance_count.as_ref(),
             cwd,
         },
     );

@@ -22,6 +22,8 @@ pub const LOCAL_DIR: &str = "local";
 pub const ML: &str = "/opt/ml";
 /// The network interface `resourceconfig.json` names.
 pub const INTERFACE: &str = "eth0";
+/// Under the user's cache folder: the S3 channels of local runs.
+pub const CACHE_DIR: &str = "channels";
 /// The log of a run, in its folder.
 pub const LOG_FILE: &str = "train.log";
 
@@ -34,35 +36,68 @@ pub enum Mode {
     Host,
 }
 
-/// `--local[=MODE]` and `--engine`, validated.
+/// `--local[=MODE]` and the settings of local runs, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Local {
     pub mode: Mode,
     /// `--engine`, `SAGETRAIN_ENGINE` or `engine` in sagetrain.toml; else the first on PATH.
     pub engine: Option<Val<String>>,
+    /// `--python`, `SAGETRAIN_PYTHON` or `python` in sagetrain.toml (host mode); else `python3`.
+    pub python: Option<Val<String>>,
+    /// `--local-sample N`: only the first N objects of each S3 channel.
+    pub sample: Option<u64>,
 }
 
 /// What [`check`] reads of the other settings.
 pub struct Others<'a> {
-    pub channels: &'a BTreeMap<String, Val<String>>,
-    pub secrets: usize,
+    pub code: Option<&'a crate::job::spec::Code>,
+    pub instance_count: Option<&'a Val<i64>>,
     pub cwd: &'a Path,
+}
+
+/// The settings of a local run as given.
+pub struct Given<'a> {
+    pub local: Option<&'a Val<String>>,
+    pub engine: Option<&'a Val<String>>,
+    pub python: Option<&'a Val<String>>,
+    pub sample: Option<&'a Val<i64>>,
 }
 
 /// The engines a local run can use.
 pub const LOCAL_ENGINES: [&str; 2] = ["docker", "podman"];
 
-/// The rules of `--local` and `--engine` (called by [`crate::job::spec::validate`]).
-pub fn check(
-    v: &mut Vec<Violation>,
-    local: Option<&Val<String>>,
-    engine: Option<&Val<String>>,
-    o: Others,
-) -> Option<Local> {
-    // The engine matters only to a local run (`image push` reads SAGETRAIN_ENGINE too, and may
-    // use another engine).
-    let local = local?;
-    if let Some(e) = engine {
+/// The local folder of `--source`, when it is one.
+pub fn code_folder(code: Option<&crate::job::spec::Code>, cwd: &Path) -> Option<PathBuf> {
+    match channel_location(&code?.source, cwd) {
+        Ok(ChannelLocation::Local(dir)) => Some(dir),
+        _ => None,
+    }
+}
+
+/// The rules of `--local` and the settings of local runs (called by
+/// [`crate::job::spec::validate`]).
+pub fn check(v: &mut Vec<Violation>, given: Given, o: Others) -> Option<Local> {
+    let flag_only = |v: &mut Vec<Violation>, val: Option<(&Source, &str)>, rule: &str| {
+        if let Some((source @ Source::Flag(_), _)) = val {
+            v.push(Violation::new(source.name_for(None), rule.to_string()));
+        }
+    };
+    let Some(local) = given.local else {
+        // These settings matter only to a local run (`image push` reads SAGETRAIN_ENGINE too,
+        // and may use another engine); given as flags to a cloud job they are a mistake.
+        flag_only(
+            v,
+            given.sample.map(|s| (&s.source, "")),
+            "samples the S3 channels of a local run only: add --local, or drop it",
+        );
+        flag_only(
+            v,
+            given.python.map(|p| (&p.source, p.value.as_str())),
+            "is the python of a host-mode local run only: add --local=host, or drop it",
+        );
+        return None;
+    };
+    if let Some(e) = given.engine {
         if !LOCAL_ENGINES.contains(&e.value.as_str()) {
             v.push(Violation::new(
                 e.source.name_for(None),
@@ -85,35 +120,43 @@ pub fn check(
             return None;
         }
     };
-    let not_yet = |v: &mut Vec<Violation>, what: String, rule: &str| {
-        v.push(Violation::new(what, rule.to_string()));
-    };
+    if let Some(s) = given.sample.filter(|s| s.value < 1) {
+        v.push(Violation::new(
+            s.source.name_for(None),
+            "must be at least 1 (the number of objects taken from each S3 channel)",
+        ));
+    }
     if mode == Mode::Host {
-        not_yet(
-            v,
-            what.clone(),
-            "host mode is not supported yet: use --local (the job's image in a container)",
-        );
-    }
-    for (name, uri) in o.channels {
-        if let Ok(ChannelLocation::S3(_)) = channel_location(uri, o.cwd) {
-            not_yet(
-                v,
-                uri.source.name_for(Some(name)),
-                "a local run reads only local folders for now: download the channel (`aws s3 sync`) and give the folder",
-            );
+        if code_folder(o.code, o.cwd).is_none() {
+            v.push(Violation::new(
+                &what,
+                match o.code {
+                    None => "host mode runs the entry script of --source with this machine's python: give --source DIR (and --entry FILE), or run the image with --local".to_string(),
+                    Some(_) => "host mode runs a local code folder: give --source DIR (a folder here, not an S3 prefix), or run the image with --local".to_string(),
+                },
+            ));
         }
-    }
-    if o.secrets > 0 {
-        not_yet(
+        if let Some(c) = o.instance_count.filter(|c| c.value > 1) {
+            v.push(Violation::new(
+                c.source.name_for(None),
+                format!(
+                    "host mode runs one host, not {}: run the hosts in containers with --local (algo-1..algo-{} on this machine's network)",
+                    c.value, c.value
+                ),
+            ));
+        }
+    } else {
+        flag_only(
             v,
-            "--secret".into(),
-            "a local run does not read secrets from AWS Secrets Manager: pass a test value with --env NAME=VALUE",
+            given.python.map(|p| (&p.source, p.value.as_str())),
+            "is the python of host mode, and --local runs the image's own: add --local=host, or drop it",
         );
     }
     Some(Local {
         mode,
-        engine: engine.cloned(),
+        engine: given.engine.cloned(),
+        python: given.python.cloned(),
+        sample: given.sample.map(|s| s.value.max(1) as u64),
     })
 }
 
@@ -129,7 +172,8 @@ pub mod placeholder {
     }
 }
 
-/// One host of a local run.
+/// One host of a local run: its tree and the process that runs it (the engine running its
+/// container, or host mode's python).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
     /// `algo-1`, `algo-2`, ...
@@ -140,19 +184,39 @@ pub struct Host {
     pub files: Vec<(PathBuf, String)>,
     /// The folders to make, relative to the tree.
     pub dirs: Vec<PathBuf>,
-    /// The engine's arguments (after the engine itself).
+    /// Host mode: symbolic links to make, relative to the tree, and their targets (the channel
+    /// folders, used in place).
+    pub links: Vec<(PathBuf, PathBuf)>,
+    /// The program: the engine's name in container mode, the python in host mode.
+    pub program: String,
+    /// Its arguments.
     pub argv: Vec<String>,
-    /// The container's name (for `ENGINE kill`).
-    pub container: String,
+    /// Variables set for the process (host mode's toolkit environment and `--env`), beside
+    /// this machine's own.
+    pub env: Vec<(String, String)>,
+    /// The folder it runs in (host mode: the code folder).
+    pub cwd: Option<PathBuf>,
+    /// Container mode: the container's name (for `ENGINE kill`).
+    pub container: Option<String>,
 }
 
 /// What the edge found on this machine.
 #[derive(Debug, Clone)]
 pub struct Machine {
-    /// `docker` or `podman`.
+    /// `docker` or `podman` (container mode).
     pub engine: String,
-    /// The host has NVIDIA GPUs.
-    pub gpus: bool,
+    /// The NVIDIA GPUs of the host.
+    pub gpus: usize,
+    /// Its CPUs.
+    pub cpus: usize,
+}
+
+/// The request's environment without the variables of `--secret` (a local run passes each
+/// secret's value itself, as the variable the job would export).
+fn plain_environment(req: &CreateTrainingJobRequest) -> impl Iterator<Item = (&String, &String)> {
+    req.environment
+        .iter()
+        .filter(|(k, _)| crate::job::secret::name_of_env(k).is_none())
 }
 
 /// `hyperparameters.json`: every value a string, as SageMaker writes it.
@@ -224,13 +288,16 @@ fn pretty(v: &Value) -> String {
     t
 }
 
-/// The run of `req` in `run_dir`: each host's tree, contract files and engine command line.
-/// `channels` are the local folders of the channels (mounted read-only in place).
+/// The container run of `req` in `run_dir`: each host's tree, contract files and engine
+/// command line. `channels` are the local folders of the channels (mounted read-only in
+/// place); `secrets` the names of the variables whose values the engine passes on from its
+/// own environment (never on its command line).
 pub fn plan(
     req: &CreateTrainingJobRequest,
     run_dir: &Path,
     image: &str,
     channels: &BTreeMap<String, PathBuf>,
+    secrets: &[String],
     machine: &Machine,
 ) -> Vec<Host> {
     let names = host_names(req.resource_config.instance_count);
@@ -240,7 +307,6 @@ pub fn plan(
         .first()
         .copied()
         .unwrap_or("local");
-    let config = Path::new("input/config");
     names
         .iter()
         .map(|name| {
@@ -250,40 +316,13 @@ pub fn plan(
             } else {
                 run_dir.join(name)
             };
-            let mut dirs: Vec<PathBuf> = ["model", "output/data", "input/config"]
-                .iter()
-                .map(PathBuf::from)
-                .collect();
+            let (mut dirs, files) = tree_of(req, name, &names, instance_type);
             dirs.extend(
                 req.input_data_config
                     .iter()
                     .map(|c| Path::new("input/data").join(&c.channel_name)),
             );
             let checkpoint = req.checkpoint_config.as_ref().map(|c| c.local_path.clone());
-            if checkpoint.is_some() {
-                dirs.push("checkpoints".into());
-            }
-            let files = vec![
-                (
-                    config.join("hyperparameters.json"),
-                    pretty(&hyperparameters_json(req)),
-                ),
-                (
-                    config.join("inputdataconfig.json"),
-                    pretty(&input_data_config_json(req)),
-                ),
-                (
-                    config.join("resourceconfig.json"),
-                    pretty(&resource_config_json(name, &names, instance_type)),
-                ),
-            ];
-            let mut files = files;
-            if code_mode(req).is_some() {
-                files.push((
-                    PathBuf::from(crate::job::code::LAUNCHER_NAME),
-                    crate::job::code::LAUNCHER.to_string(),
-                ));
-            }
             let container = format!("{}-{name}", req.training_job_name);
             let mut argv: Vec<String> = vec![
                 "run".into(),
@@ -299,7 +338,7 @@ pub fn plan(
                     argv.push(format!("--add-host={other}:127.0.0.1"));
                 }
             }
-            argv.extend(gpu_args(&machine.engine, machine.gpus));
+            argv.extend(gpu_args(&machine.engine, machine.gpus > 0));
             argv.extend(["-v".into(), format!("{}:{ML}", tree.display())]);
             for c in &req.input_data_config {
                 if let Some(dir) = channels.get(&c.channel_name) {
@@ -315,8 +354,11 @@ pub fn plan(
                     format!("{}:{path}", tree.join("checkpoints").display()),
                 ]);
             }
-            for (k, v) in &req.environment {
+            for (k, v) in plain_environment(req) {
                 argv.extend(["--env".into(), format!("{k}={v}")]);
+            }
+            for name in secrets {
+                argv.extend(["--env".into(), name.clone()]);
             }
             match code_mode(req) {
                 // Code mode: the cloud's launcher, from the tree (the code folder is mounted
@@ -332,11 +374,194 @@ pub fn plan(
                 tree,
                 files,
                 dirs,
+                links: vec![],
+                program: machine.engine.clone(),
                 argv,
-                container,
+                env: vec![],
+                cwd: None,
+                container: Some(container),
             }
         })
         .collect()
+}
+
+/// The folders and contract files of host `name`'s tree (without the channels).
+fn tree_of(
+    req: &CreateTrainingJobRequest,
+    name: &str,
+    names: &[String],
+    instance_type: &str,
+) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let config = Path::new("input/config");
+    let mut dirs: Vec<PathBuf> = ["model", "output/data", "input/config", "input/data"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    if req.checkpoint_config.is_some() {
+        dirs.push("checkpoints".into());
+    }
+    let mut files = vec![
+        (
+            config.join("hyperparameters.json"),
+            pretty(&hyperparameters_json(req)),
+        ),
+        (
+            config.join("inputdataconfig.json"),
+            pretty(&input_data_config_json(req)),
+        ),
+        (
+            config.join("resourceconfig.json"),
+            pretty(&resource_config_json(name, names, instance_type)),
+        ),
+    ];
+    if code_mode(req).is_some() {
+        files.push((
+            PathBuf::from(crate::job::code::LAUNCHER_NAME),
+            crate::job::code::LAUNCHER.to_string(),
+        ));
+    }
+    (dirs, files)
+}
+
+/// The name of a channel's toolkit variable: `SM_CHANNEL_TRAIN` for `train`.
+pub fn channel_var(channel: &str) -> String {
+    format!("SM_CHANNEL_{}", var_part(channel))
+}
+
+fn var_part(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' => c.to_ascii_uppercase(),
+            _ => '_',
+        })
+        .collect()
+}
+
+/// A hyperparameter's value as the training toolkit decodes it: JSON when it parses, else
+/// the string.
+fn decoded(value: &str) -> Value {
+    serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()))
+}
+
+/// Host mode: the entry of the code folder run by `python` in that folder, with the training
+/// toolkit's environment pointing into the tree in `run_dir` (whose `input/data/<channel>` are
+/// links to the channel folders), and the hyperparameters also as `--key value` arguments.
+pub fn host_plan(
+    req: &CreateTrainingJobRequest,
+    run_dir: &Path,
+    code_dir: &Path,
+    entry: &str,
+    channels: &BTreeMap<String, PathBuf>,
+    python: &str,
+    machine: &Machine,
+) -> Host {
+    let name = "algo-1".to_string();
+    let names = vec![name.clone()];
+    let instance_type = req
+        .resource_config
+        .types()
+        .first()
+        .copied()
+        .unwrap_or("local");
+    let (dirs, mut files) = tree_of(req, &name, &names, instance_type);
+    // The launcher is the container's: host mode runs the entry itself.
+    files.retain(|(p, _)| p != Path::new(crate::job::code::LAUNCHER_NAME));
+    let tree = run_dir.to_path_buf();
+    let data = tree.join("input/data");
+    let links: Vec<(PathBuf, PathBuf)> = req
+        .input_data_config
+        .iter()
+        .filter_map(|c| {
+            let target = channels.get(&c.channel_name)?;
+            Some((
+                Path::new("input/data").join(&c.channel_name),
+                target.clone(),
+            ))
+        })
+        .collect();
+    let channel_names: Vec<&str> = req
+        .input_data_config
+        .iter()
+        .map(|c| c.channel_name.as_str())
+        .collect();
+    let hps: serde_json::Map<String, Value> = req
+        .hyper_parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), decoded(v)))
+        .collect();
+    let mut user_args = Vec::new();
+    for (k, v) in &req.hyper_parameters {
+        user_args.push(format!("--{k}"));
+        user_args.push(v.clone());
+    }
+    let path = |p: &Path| p.display().to_string();
+    let model = tree.join("model");
+    let output_data = tree.join("output/data");
+    let mut env: Vec<(String, String)> = vec![
+        ("SM_ROOT".into(), path(&tree)),
+        ("SM_MODEL_DIR".into(), path(&model)),
+        ("SM_OUTPUT_DIR".into(), path(&tree.join("output"))),
+        ("SM_OUTPUT_DATA_DIR".into(), path(&output_data)),
+        ("SM_INPUT_DIR".into(), path(&tree.join("input"))),
+        (
+            "SM_INPUT_CONFIG_DIR".into(),
+            path(&tree.join("input/config")),
+        ),
+        ("SM_CHANNELS".into(), json!(channel_names).to_string()),
+    ];
+    for c in &channel_names {
+        env.push((channel_var(c), path(&data.join(c))));
+    }
+    env.extend([
+        ("SM_HPS".into(), Value::Object(hps.clone()).to_string()),
+        ("SM_USER_ARGS".into(), json!(user_args).to_string()),
+        ("SM_USER_ENTRY_POINT".into(), entry.to_string()),
+        ("SM_MODULE_DIR".into(), path(code_dir)),
+        ("SM_HOSTS".into(), json!(names).to_string()),
+        ("SM_CURRENT_HOST".into(), name.clone()),
+        ("SM_CURRENT_INSTANCE_TYPE".into(), instance_type.to_string()),
+        ("SM_NUM_GPUS".into(), machine.gpus.to_string()),
+        ("SM_NUM_CPUS".into(), machine.cpus.to_string()),
+        (
+            "SM_RESOURCE_CONFIG".into(),
+            resource_config_json(&name, &names, instance_type).to_string(),
+        ),
+        (
+            "SM_INPUT_DATA_CONFIG".into(),
+            input_data_config_json(req).to_string(),
+        ),
+        ("SM_LOG_LEVEL".into(), "20".into()),
+    ]);
+    for (k, v) in &hps {
+        env.push((
+            format!("SM_HP_{}", var_part(k)),
+            match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+        ));
+    }
+    // Output through a pipe is block-buffered in Python: the log would arrive late.
+    env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+    // `--env` last, so that the job's own values win.
+    for (k, v) in plain_environment(req) {
+        env.retain(|(e, _)| e != k);
+        env.push((k.clone(), v.clone()));
+    }
+    let mut argv = vec![entry.to_string()];
+    argv.extend(user_args);
+    Host {
+        name,
+        tree,
+        files,
+        dirs,
+        links,
+        program: python.to_string(),
+        argv,
+        env,
+        cwd: Some(code_dir.to_path_buf()),
+        container: None,
+    }
 }
 
 /// Code mode: the request's entrypoint with the launcher read from the tree's root instead of
@@ -372,13 +597,36 @@ pub fn image_note(image: &Val<String>) -> String {
     )
 }
 
+/// A host's command as a shell line: the folder it runs in and its variables first.
+pub fn command_line(h: &Host) -> String {
+    let mut line = String::new();
+    if let Some(cwd) = &h.cwd {
+        line.push_str(&format!(
+            "cd {} && ",
+            crate::ui::shell_word(&cwd.display().to_string())
+        ));
+    }
+    for (k, v) in &h.env {
+        line.push_str(&format!("{k}={} ", crate::ui::shell_word(v)));
+    }
+    line.push_str(&crate::ui::shell_word(&h.program));
+    if !h.argv.is_empty() {
+        line.push(' ');
+        line.push_str(&shell_words(&h.argv));
+    }
+    line
+}
+
 /// `--dry-run --local`: the command lines and the tree, as the result.
-pub fn dry_run_text(engine: &str, hosts: &[Host]) -> String {
+pub fn dry_run_text(hosts: &[Host]) -> String {
     let mut out = String::new();
     for h in hosts {
         out.push_str(&format!("# {}: {}\n", h.name, h.tree.display()));
         for d in &h.dirs {
             out.push_str(&format!("{}/\n", d.display()));
+        }
+        for (l, target) in &h.links {
+            out.push_str(&format!("{} -> {}\n", l.display(), target.display()));
         }
         for (f, text) in &h.files {
             out.push_str(&format!("{}:\n", f.display()));
@@ -386,7 +634,8 @@ pub fn dry_run_text(engine: &str, hosts: &[Host]) -> String {
                 out.push_str(&format!("    {l}\n"));
             }
         }
-        out.push_str(&format!("{engine} {}\n", shell_words(&h.argv)));
+        out.push_str(&command_line(h));
+        out.push('\n');
     }
     out
 }
@@ -459,7 +708,8 @@ mod tests {
     fn podman(gpus: bool) -> Machine {
         Machine {
             engine: "podman".into(),
-            gpus,
+            gpus: usize::from(gpus),
+            cpus: 2,
         }
     }
 
@@ -491,6 +741,7 @@ mod tests {
             Path::new("/p/.sagetrain/local/unet-1"),
             "unet:dev",
             &channels,
+            &[],
             &podman(false),
         );
         assert_eq!(hosts.len(), 1);
@@ -524,13 +775,13 @@ mod tests {
         assert_eq!(gpu_args("docker", true), ["--gpus", "all"]);
         assert!(gpu_args("docker", false).is_empty());
         let none = BTreeMap::new();
-        let h = &plan(&req(1), Path::new("/t"), "i", &none, &podman(true))[0];
+        let h = &plan(&req(1), Path::new("/t"), "i", &none, &[], &podman(true))[0];
         assert!(h.argv.contains(&"nvidia.com/gpu=all".to_string()));
         let mut isolated = req(1);
         isolated.enable_network_isolation = true;
-        let h = &plan(&isolated, Path::new("/t"), "i", &none, &podman(false))[0];
+        let h = &plan(&isolated, Path::new("/t"), "i", &none, &[], &podman(false))[0];
         assert!(h.argv.contains(&"--network=none".to_string()));
-        let hosts = plan(&req(2), Path::new("/t"), "i", &none, &podman(false));
+        let hosts = plan(&req(2), Path::new("/t"), "i", &none, &[], &podman(false));
         assert_eq!(hosts.len(), 2);
         assert!(hosts[1].argv.contains(&"--network=host".to_string()));
         assert!(hosts[1]
@@ -542,43 +793,231 @@ mod tests {
     #[test]
     fn local_rules_name_the_setting() {
         let cwd = Path::new("/p");
-        let flag = |v: &str| Val::new(v.to_string(), Source::Flag("--local"));
-        let channels = BTreeMap::from([(
-            "train".to_string(),
-            Val::new("s3://bucket-1/t/".to_string(), Source::Flag("--channel")),
-        )]);
-        let none = BTreeMap::new();
-        let others = |c| Others {
-            channels: c,
-            secrets: 0,
+        let flag = |name, v: &str| Val::new(v.to_string(), Source::Flag(name));
+        let local = |v: &str| flag("--local", v);
+        let given = |l: Option<&'static Val<String>>| Given {
+            local: l,
+            engine: None,
+            python: None,
+            sample: None,
+        };
+        let none = Others {
+            code: None,
+            instance_count: None,
             cwd,
         };
+        let others = || Others {
+            code: None,
+            instance_count: None,
+            cwd,
+        };
+        let leak = |v: Val<String>| &*Box::leak(Box::new(v));
         let mut v = Vec::new();
-        let l = check(&mut v, Some(&flag("container")), None, others(&none)).unwrap();
+        let l = check(&mut v, given(Some(leak(local("container")))), none).unwrap();
         assert_eq!(l.mode, Mode::Container);
         assert!(v.is_empty());
-        check(&mut v, Some(&flag("vm")), None, others(&none));
+        check(&mut v, given(Some(leak(local("vm")))), others());
         assert!(
             v[0].to_string().contains("`vm` is not a local mode"),
             "{v:?}"
         );
-        let mut v = Vec::new();
-        check(&mut v, Some(&flag("container")), None, others(&channels));
-        assert!(v[0].to_string().starts_with("--channel train"), "{v:?}");
+
+        // The engine is checked only for a local run.
         let mut v = Vec::new();
         let engine = Val::new("finch".to_string(), Source::Env("SAGETRAIN_ENGINE"));
-        assert!(check(&mut v, None, Some(&engine), others(&none)).is_none());
+        let g = Given {
+            engine: Some(&engine),
+            ..given(None)
+        };
+        assert!(check(&mut v, g, others()).is_none());
+        assert!(v.is_empty(), "{v:?}");
+        let g = Given {
+            engine: Some(&engine),
+            ..given(Some(leak(local("container"))))
+        };
+        check(&mut v, g, others());
+        assert!(v[0].to_string().contains("docker or podman"), "{v:?}");
+
+        // Host mode needs a local code folder and one host; --python is host mode's.
+        let mut v = Vec::new();
+        let count = Val::new(2i64, Source::Flag("--instance-count"));
+        let o = Others {
+            instance_count: Some(&count),
+            ..others()
+        };
+        check(&mut v, given(Some(leak(local("host")))), o);
+        assert!(
+            v[0].to_string()
+                .starts_with("--local: host mode runs the entry script of --source"),
+            "{v:?}"
+        );
+        assert!(
+            v[1].to_string()
+                .starts_with("--instance-count: host mode runs one host, not 2"),
+            "{v:?}"
+        );
+        let code = crate::job::spec::Code {
+            source: Val::new("s3://b/code/".into(), Source::Flag("--source")),
+            entry: "train.py".into(),
+        };
+        let mut v = Vec::new();
+        let o = Others {
+            code: Some(&code),
+            ..others()
+        };
+        check(&mut v, given(Some(leak(local("host")))), o);
+        assert!(v[0].to_string().contains("not an S3 prefix"), "{v:?}");
+        let python = flag("--python", "/usr/bin/python3");
+        let mut v = Vec::new();
+        let g = Given {
+            python: Some(&python),
+            ..given(Some(leak(local("container"))))
+        };
+        check(&mut v, g, others());
+        assert!(
+            v[0].to_string()
+                .starts_with("--python: is the python of host mode"),
+            "{v:?}"
+        );
+        let from_file = Val::new(
+            "/usr/bin/python3".to_string(),
+            Source::Env("SAGETRAIN_PYTHON"),
+        );
+        let mut v = Vec::new();
+        let g = Given {
+            python: Some(&from_file),
+            ..given(None)
+        };
+        check(&mut v, g, others());
         assert!(
             v.is_empty(),
-            "the engine is checked only for a local run: {v:?}"
+            "a python from the environment is for host mode only: {v:?}"
         );
-        check(
-            &mut v,
-            Some(&flag("container")),
-            Some(&engine),
-            others(&none),
+
+        // --local-sample: with --local, at least 1.
+        let sample = Val::new(0i64, Source::Flag("--local-sample"));
+        let mut v = Vec::new();
+        let g = Given {
+            sample: Some(&sample),
+            ..given(None)
+        };
+        check(&mut v, g, others());
+        assert!(v[0].to_string().contains("add --local"), "{v:?}");
+        let mut v = Vec::new();
+        let g = Given {
+            sample: Some(&sample),
+            ..given(Some(leak(local("container"))))
+        };
+        check(&mut v, g, others());
+        assert!(v[0].to_string().contains("at least 1"), "{v:?}");
+    }
+
+    #[test]
+    fn host_mode_runs_the_entry_with_the_toolkit_environment_in_the_code_folder() {
+        let mut r = req(1);
+        r.algorithm_specification.container_entrypoint = crate::job::code::entrypoint();
+        r.algorithm_specification.container_arguments = crate::job::code::arguments("train.py");
+        r.environment.insert(
+            "SAGETRAIN_SECRET_WANDB".into(),
+            "arn:aws:secretsmanager:x".into(),
         );
-        assert!(v[0].to_string().contains("docker or podman"), "{v:?}");
+        r.hyper_parameters
+            .insert("name".into(), "unet small".into());
+        let channels = BTreeMap::from([
+            ("train".to_string(), PathBuf::from("/data/train")),
+            ("val".to_string(), PathBuf::from("/data/val")),
+        ]);
+        let h = host_plan(
+            &r,
+            Path::new("/p/.sagetrain/local/unet-1"),
+            Path::new("/p/src"),
+            "train.py",
+            &channels,
+            "/usr/bin/python3",
+            &podman(true),
+        );
+        assert_eq!(h.program, "/usr/bin/python3");
+        assert_eq!(
+            h.argv,
+            [
+                "train.py",
+                "--epochs",
+                "3",
+                "--lr",
+                "0.001",
+                "--name",
+                "unet small"
+            ]
+        );
+        assert_eq!(h.cwd.as_deref(), Some(Path::new("/p/src")));
+        assert_eq!(h.container, None);
+        let env: BTreeMap<_, _> = h.env.iter().cloned().collect();
+        let t = "/p/.sagetrain/local/unet-1";
+        assert_eq!(env["SM_MODEL_DIR"], format!("{t}/model"));
+        assert_eq!(env["SM_OUTPUT_DATA_DIR"], format!("{t}/output/data"));
+        assert_eq!(env["SM_INPUT_CONFIG_DIR"], format!("{t}/input/config"));
+        assert_eq!(env["SM_CHANNEL_TRAIN"], format!("{t}/input/data/train"));
+        assert_eq!(env["SM_CHANNELS"], r#"["train","val"]"#);
+        assert_eq!(
+            env["SM_HPS"],
+            r#"{"epochs":3,"lr":0.001,"name":"unet small"}"#
+        );
+        assert_eq!(env["SM_HP_EPOCHS"], "3");
+        assert_eq!(env["SM_HOSTS"], r#"["algo-1"]"#);
+        assert_eq!(env["SM_CURRENT_HOST"], "algo-1");
+        assert_eq!(env["SM_NUM_GPUS"], "1");
+        assert_eq!(env["SM_ROOT"], t);
+        assert_eq!(env["MODE"], "fast", "--env is passed");
+        assert!(
+            !env.contains_key("SAGETRAIN_SECRET_WANDB"),
+            "a secret's ARN is not passed: {env:?}"
+        );
+        assert_eq!(
+            h.links,
+            [
+                (
+                    PathBuf::from("input/data/train"),
+                    PathBuf::from("/data/train")
+                ),
+                (PathBuf::from("input/data/val"), PathBuf::from("/data/val")),
+            ]
+        );
+        assert!(!h
+            .files
+            .iter()
+            .any(|(p, _)| p == Path::new(crate::job::code::LAUNCHER_NAME)));
+        let line = command_line(&h);
+        assert!(
+            line.starts_with("cd /p/src && SM_ROOT=/p/.sagetrain/local/unet-1 "),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(" /usr/bin/python3 train.py --epochs 3 --lr 0.001 --name 'unet small'"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_secret_reaches_the_container_by_name_only() {
+        let mut r = req(1);
+        r.environment.insert(
+            "SAGETRAIN_SECRET_WANDB".into(),
+            "arn:aws:secretsmanager:x".into(),
+        );
+        let h = &plan(
+            &r,
+            Path::new("/t"),
+            "i",
+            &BTreeMap::new(),
+            &["WANDB".into()],
+            &podman(false),
+        )[0];
+        let line = shell_words(&h.argv);
+        assert!(
+            line.contains("--env MODE=fast --env WANDB i train"),
+            "{line}"
+        );
+        assert!(!line.contains("SAGETRAIN_SECRET"), "{line}");
     }
 
     #[test]
@@ -588,7 +1027,7 @@ mod tests {
         r.algorithm_specification.container_arguments = crate::job::code::arguments("train.py");
         let channels = BTreeMap::from([("code".to_string(), PathBuf::from("/src"))]);
         r.input_data_config[0].channel_name = "code".into();
-        let h = &plan(&r, Path::new("/t"), "img", &channels, &podman(false))[0];
+        let h = &plan(&r, Path::new("/t"), "img", &channels, &[], &podman(false))[0];
         let line = shell_words(&h.argv);
         assert!(
             line.ends_with("-v /src:/opt/ml/input/data/code:ro --env MODE=fast --entrypoint /bin/sh img /opt/ml/.sagetrain-launcher.sh train.py"),
@@ -608,15 +1047,16 @@ mod tests {
             Path::new("/t"),
             "unet:dev",
             &BTreeMap::new(),
+            &[],
             &podman(false),
         );
-        let text = dry_run_text("podman", &hosts);
+        let text = dry_run_text(&hosts);
         assert!(
             text.contains("input/config/hyperparameters.json:\n    {"),
             "{text}"
         );
         assert!(text.contains("\"epochs\": \"3\""), "{text}");
-        assert!(text.ends_with("unet:dev train\n"), "{text}");
+        assert!(text.ends_with("\npodman run --rm --name unet-1-algo-1 -v /t:/opt/ml --env MODE=fast unet:dev train\n"), "{text}");
         assert_eq!(shell_words(&["a b", "it's"]), "'a b' 'it'\\''s'");
     }
 }
