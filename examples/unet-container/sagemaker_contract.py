@@ -567,9 +567,15 @@ def write_failure(reason: str, paths: Optional[Paths] = None) -> Path:
 
 
 def check_argv(argv: Sequence[str]) -> None:
-    """SageMaker starts the container as ``docker run IMAGE train``: accept ``train`` or nothing."""
+    """SageMaker starts the container as ``docker run IMAGE train``: accept ``train`` or nothing,
+    and the training toolkit's copy of the hyperparameters as ``--name value`` pairs (framework
+    images and ``sagetrain train --local=host`` pass them; the values are read from
+    ``hyperparameters.json`` all the same)."""
     args = list(argv)
     if args in ([], ["train"]):
+        return
+    pairs = args[1:] if args[:1] == ["train"] else args
+    if len(pairs) % 2 == 0 and all(k.startswith("--") and len(k) > 2 for k in pairs[::2]):
         return
     if args[:1] == ["serve"]:
         raise ContractError("this image only trains; it was started with 'serve' (hosting an "

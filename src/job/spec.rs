@@ -441,6 +441,18 @@ pub fn validate(s: &TrainSettings, cwd: &Path) -> Result<JobSpec, Vec<Violation>
             ));
         }
     }
+    // Host mode runs no image: a run without one gets a stand-in in its request.
+    let host_image =
+        (image.is_none() && local.as_ref().is_some_and(|l| l.value == "host")).then(|| {
+            Val::new(
+                crate::job::local::placeholder::HOST_IMAGE.to_string(),
+                Source::Default,
+            )
+        });
+    let image = match &host_image {
+        Some(_) => &host_image,
+        None => image,
+    };
     let image_ref = match image {
         Some(img) => match ImageRef::parse(&img.value) {
             Ok(r) => Some(r),

@@ -22,6 +22,18 @@ grep -q '"train"' $ml/input/config/inputdataconfig.json || exit 7
 [ "$(cat $ml/input/data/train/sample.txt)" = "pixels" ] || { echo "channel train not mounted" >"$ml/output/failure"; exit 6; }
 if touch $ml/input/data/train/x 2>/dev/null; then echo "channel is writable" >"$ml/output/failure"; exit 6; fi
 echo "MODE=$MODE"
+if [ -d $ml/input/data/val ]; then
+  line=""
+  for f in $(find $ml/input/data/val -type f | sort); do line="$line ${f#$ml/input/data/val/}=$(cat $f)"; done
+  echo "val:$line"
+fi
+if grep -q '"want_sha": ' $hp; then
+  want=$(sed -n 's/.*"want_sha": "\([0-9a-f]*\)".*/\1/p' $hp)
+  got=$(printf %s "$WANDB_API_KEY" | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$want" ] || { echo "WANDB_API_KEY is not the secret's value" >"$ml/output/failure"; exit 5; }
+  [ -z "$SAGETRAIN_SECRET_WANDB_API_KEY" ] || { echo "the ARN variable came too" >"$ml/output/failure"; exit 5; }
+  echo "the token is $WANDB_API_KEY"
+fi
 if grep -q '"net": ' $hp; then
   port=$(sed -n 's/.*"net": "\([0-9]*\)".*/\1/p' $hp)
   if grep -q '"current_host": "algo-1"' $rc; then
@@ -193,12 +205,12 @@ fn dry_run_prints_the_command_and_the_tree_and_runs_nothing() {
 #[test]
 fn local_runs_are_validated_first_and_need_an_image_the_engine_has() {
     let sb = sandbox();
-    sb.run(&local_args(
-        "x:dev",
-        &["--channel", "val=s3://bucket-1/val/"],
-    ))
-    .code(2)
-    .stderr_has("--channel val");
+    sb.run(&local_args("x:dev", &["--local-sample", "0"]))
+        .code(2)
+        .stderr_has("--local-sample: must be at least 1");
+    sb.run(&local_args("x:dev", &["--python", "/usr/bin/python3"]))
+        .code(2)
+        .stderr_has("--python: is the python of host mode");
     sb.run(&local_args("x:dev", &["--instance-count", "0"]))
         .code(2);
     sb.run(&local_args("x:dev", &["--wait"]))
@@ -314,4 +326,384 @@ fn code_mode_runs_the_entry_through_the_real_launcher() {
     assert_eq!(tar_names(&folder.join("model.tar.gz")), ["from-code.txt"]);
     // The launcher is not put into the user's folder.
     assert!(!sb.project().join("src/.sagetrain-launcher.sh").exists());
+}
+
+/// A sandbox with an account in the emulator, its traffic counted by a proxy.
+fn sandbox_in_aws() -> (Sandbox, crate::proxy::Proxy, Account) {
+    let acct = block_on(Account::new("eu-west-1"));
+    let (mut sb, proxy) = crate::data_e2e::sandbox_via_proxy(&acct);
+    if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
+        sb.set("CONTAINERS_CONF", &conf);
+    }
+    sb.write("project/data/train/sample.txt", "pixels");
+    (sb, proxy, acct)
+}
+
+/// The GETs of objects (not listings) the proxy saw.
+fn object_gets(proxy: &crate::proxy::Proxy) -> usize {
+    proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && !r.target.contains("list-type"))
+        .count()
+}
+
+#[test]
+fn an_s3_channel_is_fetched_once_then_only_what_changed_and_can_be_sampled() {
+    let (sb, proxy, acct) = sandbox_in_aws();
+    let img = image(&sb);
+    let bucket = format!("local-data-{}", unique());
+    let s3 = acct.s3();
+    let put = |key: &str, body: &str| {
+        block_on(
+            s3.put_object()
+                .bucket(&bucket)
+                .key(key)
+                .body(body.as_bytes().to_vec().into())
+                .send(),
+        )
+        .unwrap();
+    };
+    block_on(
+        s3.create_bucket()
+            .bucket(&bucket)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send(),
+    )
+    .unwrap();
+    put("val/a.txt", "one");
+    put("val/sub/b.txt", "two");
+    put("val/c.txt", "three");
+    put("val/", "");
+    let uri = format!("val=s3://{bucket}/val/");
+    let run = |extra: &[&str]| {
+        let mut args = local_args(&img, &["--channel", &uri]);
+        args.extend_from_slice(extra);
+        sb.run(&args).ok()
+    };
+
+    let r = run(&[]);
+    assert!(
+        r.stderr
+            .contains("[algo-1] val: a.txt=one c.txt=three sub/b.txt=two"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("channel val: s3://"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("3 objects (11 B): 3 fetched (11 B), 0 from the cache"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(object_gets(&proxy), 3);
+
+    proxy.clear();
+    let r = run(&[]);
+    assert!(
+        r.stderr
+            .contains("[algo-1] val: a.txt=one c.txt=three sub/b.txt=two"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("0 fetched (0 B), 3 from the cache"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        object_gets(&proxy),
+        0,
+        "a second run reads no object from S3"
+    );
+
+    // A changed object is fetched alone; a deleted one leaves the channel.
+    put("val/c.txt", "four!");
+    block_on(
+        s3.delete_object()
+            .bucket(&bucket)
+            .key("val/sub/b.txt")
+            .send(),
+    )
+    .unwrap();
+    proxy.clear();
+    let r = run(&[]);
+    assert!(
+        r.stderr.contains("[algo-1] val: a.txt=one c.txt=four!"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("sub/b.txt=two"), "{}", r.stderr);
+    assert_eq!(object_gets(&proxy), 1);
+
+    // A sample: the first object only, in a folder of its own.
+    proxy.clear();
+    let r = run(&["--local-sample", "1"]);
+    assert!(
+        r.stderr.contains("[algo-1] val: a.txt=one\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("1 objects (3 B): 1 fetched"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(object_gets(&proxy), 1);
+    let cache = sb.home().join(".cache/sagetrain/channels");
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        4,
+        "two folders, two manifests"
+    );
+}
+
+#[test]
+fn a_secret_is_read_here_and_reaches_the_container_only_as_its_variable() {
+    let (sb, proxy, acct) = sandbox_in_aws();
+    let img = image(&sb);
+    let token = format!("tok-{:x}-{:x}", unique(), unique());
+    let name = format!("sagetrain/wandb-{}", unique());
+    let client = aws_sdk_secretsmanager::Client::new(&acct.sdk);
+    block_on(
+        client
+            .create_secret()
+            .name(&name)
+            .secret_string(&token)
+            .send(),
+    )
+    .unwrap();
+    let sha = {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(token.as_bytes());
+        h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let secret = format!("WANDB_API_KEY={name}");
+    let hp = format!("want_sha={sha}");
+    let r = sb
+        .run(&local_args(
+            &img,
+            &["--secret", &secret, "-H", &hp, "-o", "json", "-vv"],
+        ))
+        .ok();
+    assert_eq!(r.json()["exit_code"], 0, "{}", r.stderr);
+    assert!(r.stderr.contains("[algo-1] the token is "), "{}", r.stderr);
+    assert!(r.stderr.contains("--env WANDB_API_KEY "), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains(&token) && !r.stdout.contains(&token),
+        "{}",
+        r.stderr
+    );
+    let folder = PathBuf::from(r.json()["folder"].as_str().unwrap().to_string());
+    let log = std::fs::read_to_string(folder.join("train.log")).unwrap();
+    assert!(
+        log.contains("the token is ") && !log.contains(&token),
+        "{log}"
+    );
+    assert_eq!(proxy.count_op("GetSecretValue"), 1, "{:?}", proxy.counts());
+    // A secret that does not exist: exit 4 before anything runs, naming it.
+    let r = sb
+        .run(&local_args(
+            &img,
+            &[
+                "--secret",
+                "WANDB_API_KEY=sagetrain/none",
+                "--name",
+                "nosecret",
+            ],
+        ))
+        .stderr_has("there is no secret `sagetrain/none`");
+    assert_ne!(r.code, 0);
+    assert!(!sb
+        .project()
+        .join(".sagetrain/local/nosecret/train.log")
+        .exists());
+}
+
+/// The python of the examples' trainer tests (torch, CPU): scripts/test sets it.
+fn torch_python() -> String {
+    std::env::var("SAGETRAIN_TEST_TORCH_PYTHON").expect(
+        "SAGETRAIN_TEST_TORCH_PYTHON is not set: run the tests with scripts/test, which makes the torch venv",
+    )
+}
+
+/// The example's tiny data set (images and masks), made by its own helper.
+fn unet_data(py: &str, root: &Path) {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/unet-container/tests");
+    let script = format!(
+        "import sys; sys.path.insert(0, {tests:?}); from pathlib import Path; from sample_data import make_channel; \
+         make_channel(Path({root:?}), 'train', ['t1', 't2', 't3', 't4'], size=32, seed=1); \
+         make_channel(Path({root:?}), 'validation', ['v1', 'v2'], size=32, seed=2)",
+        tests = tests.display().to_string(),
+        root = root.display().to_string(),
+    );
+    let out = Command::new(py).args(["-c", &script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn host_mode_trains_the_example_unet_for_one_epoch_with_this_machines_python() {
+    let sb = Sandbox::new();
+    let py = torch_python();
+    let data = sb.dir.path().join("data");
+    unet_data(&py, &data);
+    let code = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/unet-container");
+    let (code, train, val) = (
+        code.display().to_string(),
+        data.join("input/data/train").display().to_string(),
+        data.join("input/data/validation").display().to_string(),
+    );
+    let r = sb
+        .run(&[
+            "train",
+            "--local=host",
+            "--python",
+            &py,
+            "--source",
+            &code,
+            "--train",
+            &train,
+            "--validation",
+            &val,
+            "--epochs",
+            "1",
+            "-H",
+            "batch_size=2",
+            "-H",
+            "learning_rate=0.01",
+            "-H",
+            "image_size=32",
+            "--env",
+            "CUDA_VISIBLE_DEVICES=",
+            "--env",
+            "OMP_NUM_THREADS=1",
+            "-o",
+            "json",
+        ])
+        .ok();
+    let out = r.json();
+    assert_eq!(out["exit_code"], 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("host mode: train.py runs with Python 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("this is not the image"), "{}", r.stderr);
+    let metric =
+        regex::Regex::new(r"\[algo-1\] epoch=1 train_loss=[0-9.]+ val_dice=[0-9.]+").unwrap();
+    assert!(metric.is_match(&r.stderr), "{}", r.stderr);
+    let folder = PathBuf::from(out["folder"].as_str().unwrap());
+    let names = tar_names(&folder.join("model.tar.gz"));
+    assert!(names.contains(&"model.pt".to_string()), "{names:?}");
+    // The channels were linked, not copied, and the code folder was left as it was.
+    assert!(std::fs::symlink_metadata(folder.join("input/data/train"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(!Path::new(&code).join(".sagetrain-launcher.sh").exists());
+}
+
+/// Host mode's entry: a python script that reports the toolkit's variables and waits for
+/// SIGTERM when asked.
+const HOST_ENTRY: &str = r#"import json, os, signal, sys, time
+print("args", " ".join(sys.argv[1:]))
+print("hps", os.environ["SM_HPS"], "channels", os.environ["SM_CHANNELS"])
+print("train", open(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "sample.txt")).read())
+hps = json.loads(os.environ["SM_HPS"])
+if hps.get("wait") == "yes":
+    def term(*_):
+        open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "term"), "w").write("got TERM\n")
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, term)
+    open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "started"), "w").write("")
+    time.sleep(60)
+    sys.exit(4)
+if hps.get("fail") == "yes":
+    open(os.path.join(os.environ["SM_OUTPUT_DIR"], "failure"), "w").write("bad lr")
+    sys.exit(3)
+open(os.path.join(os.environ["SM_MODEL_DIR"], "model.pth"), "w").write("w")
+"#;
+
+/// A PATH with only python3 on it: no container engine.
+fn path_without_engines(sb: &Sandbox) -> String {
+    let bin = sb.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // The interpreter itself (python3 on PATH may be a shim that needs PATH).
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 is needed for the host-mode tests");
+    let python = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    std::os::unix::fs::symlink(python, bin.join("python3")).unwrap();
+    bin.display().to_string()
+}
+
+#[test]
+fn without_an_engine_source_runs_in_host_mode_and_sigterm_reaches_the_entry() {
+    let mut sb = sandbox();
+    sb.write("project/src/train.py", HOST_ENTRY);
+    let path = path_without_engines(&sb);
+    sb.set("PATH", &path);
+    let args = [
+        "train",
+        "--local",
+        "--image",
+        "unet:dev",
+        "--source",
+        "src",
+        "--train",
+        "data/train",
+        "--epochs",
+        "3",
+    ];
+    let r = sb.run(&[&args[..], &["-o", "json"]].concat()).ok();
+    assert!(
+        r.stderr.contains("no container engine on PATH"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("[algo-1] args --epochs 3"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(r#"[algo-1] hps {"epochs":3} channels ["train","code"]"#),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("[algo-1] train pixels"), "{}", r.stderr);
+    let folder = PathBuf::from(r.json()["folder"].as_str().unwrap());
+    assert_eq!(tar_names(&folder.join("model.tar.gz")), ["model.pth"]);
+
+    sb.run(&[&args[..], &["-H", "fail=yes"]].concat())
+        .code(5)
+        .stderr_has("failed on algo-1 (exit 3): bad lr");
+    // An engine asked for by name is never replaced by host mode.
+    sb.run(&[&args[..], &["--engine", "podman"]].concat())
+        .code(2)
+        .stderr_has("podman");
+
+    let waiting = [&args[..], &["-H", "wait=yes", "--name", "term-host"]].concat();
+    let child = crate::data_e2e::spawn(&sb, &waiting);
+    let tree = sb.project().join(".sagetrain/local/term-host");
+    crate::data_e2e::wait_until("the entry to start", 30, || {
+        tree.join("output/data/started").exists()
+    });
+    let (code, stderr) = crate::data_e2e::signal_and_wait(child, "-TERM");
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(stderr.contains("passing SIGTERM to the entry"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(tree.join("output/data/term")).unwrap(),
+        "got TERM\n"
+    );
 }

@@ -327,6 +327,12 @@ class FailureTest(TempRoot):
         self.assertIn("only trains", self.failure())
         self.assertEqual(self.execute(lambda: None, argv=("train", "--x")), 1)
         self.assertIn("unexpected arguments", self.failure())
+        self.assertEqual(self.execute(lambda: None, argv=("extra", "args")), 1)
+        self.assertIn("unexpected arguments", self.failure())
+
+    def test_the_toolkits_hyperparameter_arguments_are_accepted(self) -> None:
+        self.assertEqual(self.execute(lambda: None, argv=("--epochs", "1", "--lr", "0.1")), 0)
+        self.assertEqual(self.execute(lambda: None, argv=("train", "--epochs", "1")), 0)
 
     def test_long_reasons_are_truncated_to_1024_bytes(self) -> None:
         reason = "é" + "x" * 5000

@@ -166,6 +166,8 @@ pub mod placeholder {
     pub const REGION: &str = "local";
     pub const ROLE_ARN: &str = "arn:aws:iam::000000000000:role/sagetrain-local";
     pub const OUTPUT_PATH: &str = "s3://sagetrain-local/output/";
+    /// The image of a host-mode run without one (none runs).
+    pub const HOST_IMAGE: &str = "local-host:none";
     /// A local channel folder's place in the request.
     pub fn channel_uri(name: &str) -> String {
         format!("s3://sagetrain-local/channels/{name}/")
