@@ -191,7 +191,7 @@ fn round_trip(omit: &[&str]) {
         .filter(|m| !m.in_file)
         .map(|m| m.key)
         .collect();
-    assert_eq!(flag_only, ["name", "local"]);
+    assert_eq!(flag_only, ["name", "local", "local_sample"]);
     sb.write("sagetrain.toml", &config_text(&s, &role, None, omit));
     let named = dry_run(&sb, &["--name", "given-name-1"]);
     assert_eq!(named["TrainingJobName"], "given-name-1");
@@ -214,9 +214,11 @@ fn round_trip(omit: &[&str]) {
             "base_name",
             "engine",
             "local",
+            "local_sample",
             "max_cost",
             "name",
-            "pin_digest"
+            "pin_digest",
+            "python"
         ],
         "{not_copied:?}"
     );
