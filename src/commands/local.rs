@@ -66,6 +66,9 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
             }
         }
     }
+    if local.sample.is_some() && !data.values().any(|d| matches!(d, Data::S3 { .. })) {
+        ui.warn("--local-sample samples S3 channels, and this run has none: every local folder is used whole");
+    }
     let folders: BTreeMap<String, PathBuf> = data
         .iter()
         .map(|(k, d)| {
