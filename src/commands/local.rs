@@ -148,7 +148,13 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
         ));
     }
     ui.info(&format!("log: {}", log.display()));
-    let outcome = edge::run(ui, &engine, &hosts, &log).await?;
+    // The run's record (`status --local`, `metrics --local`): InProgress now, the verdict at the end.
+    let mut record = local::record::begin(&request, &dir, local.mode, Some(&engine.name), &hosts);
+    local::record::write_or_warn(ui, &dir, &record);
+    let outcome = edge::run(ui, &engine, &hosts, &log).await;
+    local::record::finish(&mut record, &outcome);
+    local::record::write_or_warn(ui, &dir, &record);
+    let outcome = outcome?;
 
     // Packed the way SageMaker packs them, from the first host's tree.
     let first = &hosts[0].tree;
