@@ -235,6 +235,9 @@ pub struct MetricsArgs {
     /// Redraw the charts on the terminal while the jobs run, until they end
     #[arg(short, long)]
     pub follow: bool,
+    /// Local runs (`train --local`) instead of training jobs: JOB names a local run [default: the newest]; their train.log is parsed, no AWS call
+    #[arg(long)]
+    pub local: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -372,8 +375,11 @@ pub struct LogsArgs {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct StatusArgs {
-    /// Training job name [default: the last job submitted from this project]
+    /// Training job name [default: the last job submitted from this project]; with --local, a local run's name [default: the newest]
     pub job: Option<String>,
+    /// A local run (`train --local`, recorded in .sagetrain/local/NAME/run.json) instead of a training job; no AWS call
+    #[arg(long)]
+    pub local: bool,
 }
 
 #[derive(Debug, Clone, Args)]

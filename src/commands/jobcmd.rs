@@ -106,6 +106,23 @@ pub fn given_or_last(
     Ok(name)
 }
 
+/// A local run of this project (`status --local`, `metrics --local`): the one named, else the
+/// newest. The project folder is found as `train --local` finds it (beside sagetrain.toml, else
+/// here); no settings are validated and nothing is looked up.
+pub fn local_run(ctx: &Context, name: Option<&str>) -> Result<crate::job::local::record::LocalRun> {
+    let config = crate::config::find_config(ctx.global.config.as_deref(), &*ctx.env, &ctx.cwd)?;
+    let project = state::project_dir(config.as_deref(), &ctx.cwd);
+    let run = crate::job::local::record::find(&project, name)?;
+    if name.is_none() {
+        ctx.ui.info(&format!(
+            "local run {} (the newest of this project, {})",
+            run.job_name,
+            run.folder.display()
+        ));
+    }
+    Ok(run)
+}
+
 /// Load the SDK configuration and check the credentials are there.
 pub async fn connect(ctx: &Context, t: &Target) -> Result<Aws> {
     sign_in(ctx, &t.aws, false).await

@@ -286,7 +286,19 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
         Some(e) => edge::Runner::Engine(e),
         None => edge::Runner::Host,
     };
-    let outcome = edge::run(ui, runner, &hosts, &secrets, &log).await?;
+    // The run's record (`status --local`, `metrics --local`): InProgress now, the verdict at the end.
+    let mut record = local::record::begin(
+        &request,
+        &dir,
+        mode,
+        engine.as_ref().map(|e| e.name.as_str()),
+        &hosts,
+    );
+    local::record::write_or_warn(ui, &dir, &record);
+    let outcome = edge::run(ui, runner, &hosts, &secrets, &log).await;
+    local::record::finish(&mut record, &outcome);
+    local::record::write_or_warn(ui, &dir, &record);
+    let outcome = outcome?;
 
     // Packed the way SageMaker packs them, from the first host's tree.
     let first = &hosts[0].tree;

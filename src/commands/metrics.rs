@@ -58,6 +58,10 @@ pub async fn run(ctx: &Context, args: &MetricsArgs) -> Result<()> {
         .transpose()
         .map_err(|rule| Error::usage(format!("--size: {rule}")))?;
     let images = images(ctx, args)?;
+    if args.local {
+        let jobs = local_runs(ctx, args)?;
+        return show(ctx, &jobs, &images, size);
+    }
     let mut t = jobcmd::target(ctx)?;
     let mut names = Vec::new();
     if args.jobs.is_empty() {
@@ -96,9 +100,19 @@ pub async fn run(ctx: &Context, args: &MetricsArgs) -> Result<()> {
     }
 
     let jobs: Vec<JobMetrics> = readers.into_iter().map(|r| r.metrics).collect();
-    for (format, path) in &images {
-        let size = size.unwrap_or_else(|| image::default_size(&jobs));
-        image::write(&jobs, *format, size, path)?;
+    show(ctx, &jobs, &images, size)
+}
+
+/// The image files, then the result: JSON, the charts on a terminal, else the table.
+fn show(
+    ctx: &Context,
+    jobs: &[JobMetrics],
+    images: &[(Format, PathBuf)],
+    size: Option<(u32, u32)>,
+) -> Result<()> {
+    for (format, path) in images {
+        let size = size.unwrap_or_else(|| image::default_size(jobs));
+        image::write(jobs, *format, size, path)?;
         ctx.ui.info(&format!(
             "wrote the charts to {} ({}x{} pixels)",
             path.display(),
@@ -112,11 +126,57 @@ pub async fn run(ctx: &Context, args: &MetricsArgs) -> Result<()> {
     } else if std::io::stdout().is_terminal() {
         let color = (ctx.env)("NO_COLOR").is_none_or(|v| v.is_empty());
         ctx.ui
-            .result_text(chart::render(&jobs, terminal_width(), color).trim_end());
+            .result_text(chart::render(jobs, terminal_width(), color).trim_end());
     } else {
-        ctx.ui.result_text(&chart::table(&jobs));
+        ctx.ui.result_text(&chart::table(jobs));
     }
     Ok(())
+}
+
+/// `metrics --local [NAME...]`: each local run's train.log parsed with its metric definitions
+/// (the newest run when none is named). No AWS call.
+fn local_runs(ctx: &Context, args: &MetricsArgs) -> Result<Vec<JobMetrics>> {
+    if args.follow {
+        return Err(Error::usage(
+            "--follow: not with --local; a local run's values stream on the terminal of `sagetrain train --local` and its log is read once here",
+        )
+        .with_hint("run `sagetrain metrics --local` again to see the values logged so far"));
+    }
+    let mut names: Vec<Option<&str>> = args.jobs.iter().map(|j| Some(j.as_str())).collect();
+    names.dedup();
+    if names.is_empty() {
+        names.push(None);
+    }
+    let mut jobs = Vec::new();
+    for name in names {
+        let run = jobcmd::local_run(ctx, name)?;
+        let log_path = run.folder.join(crate::job::local::LOG_FILE);
+        let log = std::fs::read_to_string(&log_path).map_err(|e| {
+            Error::internal(format!("cannot read {}: {e}", log_path.display()))
+                .with_hint(format!("the run's folder lost its log; run it again: sagetrain train --local (its record: sagetrain status --local {})", run.job_name))
+        })?;
+        let m = crate::metrics::local::from_log(&run, &log);
+        for w in &m.warnings {
+            ctx.ui.warn(w);
+        }
+        if !m.has_definitions() {
+            ctx.ui.info(&format!(
+                "local run {} has no metric definitions: nothing to parse in its log \
+                 (define metrics with --metric NAME=REGEX or [metrics] in sagetrain.toml)",
+                run.job_name
+            ));
+        }
+        if run.hosts.len() > 1 {
+            ctx.ui.info(&format!(
+                "local run {}: the values of {} only (one series per run); the other hosts' lines are in {}",
+                run.job_name,
+                crate::metrics::local::HOST,
+                log_path.display()
+            ));
+        }
+        jobs.push(m);
+    }
+    Ok(jobs)
 }
 
 /// Poll the jobs that still run, read their new log lines, and redraw the charts on the

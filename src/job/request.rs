@@ -97,7 +97,8 @@ pub struct AlgorithmSpecification {
     pub container_arguments: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Also read back from a local run's record (`job::local::record`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MetricDefinition {
     pub name: String,

@@ -23,7 +23,7 @@ pub fn time_unit(jobs: &[JobMetrics]) -> (f64, &'static str) {
         .iter()
         .flat_map(|j| j.metrics.iter())
         .flat_map(|s| s.points.iter())
-        .map(|p| p.seconds)
+        .filter_map(|p| p.seconds)
         .fold(0.0f64, f64::max);
     if longest >= 3.0 * 3600.0 {
         (3600.0, "hours")
@@ -32,6 +32,24 @@ pub fn time_unit(jobs: &[JobMetrics]) -> (f64, &'static str) {
     } else {
         (1.0, "seconds")
     }
+}
+
+/// The x axis: what a point's [`x`](super::Point::x) is divided by, and its label. Time since
+/// the job started; for a local run, whose log has no times, the line of its log.
+pub fn x_axis(jobs: &[JobMetrics]) -> (f64, String) {
+    let by_line = jobs
+        .iter()
+        .flat_map(|j| j.metrics.iter())
+        .flat_map(|s| s.points.iter())
+        .any(|p| p.seconds.is_none());
+    if by_line {
+        return (
+            1.0,
+            "line of train.log (a local run's log has no times)".into(),
+        );
+    }
+    let (unit, name) = time_unit(jobs);
+    (unit, format!("{name} since the job started"))
 }
 
 /// The x and y ranges of `points`, never empty: x at least 1 wide; y widened by `pad` of its
@@ -59,7 +77,7 @@ pub fn bounds(points: impl Iterator<Item = (f64, f64)>, pad: f64) -> ((f64, f64)
 
 /// One chart per metric, with a legend; `width` in terminal columns.
 pub fn render(jobs: &[JobMetrics], width: u16, color: bool) -> String {
-    let (unit, unit_name) = time_unit(jobs);
+    let (unit, x_label) = x_axis(jobs);
     // textplots counts braille dots: two per column, four per row.
     let dots_w = (u32::from(width.saturating_sub(12)) * 2).clamp(32, 400);
     let dots_h = 48;
@@ -73,7 +91,7 @@ pub fn render(jobs: &[JobMetrics], width: u16, color: bool) -> String {
                 let pts: Vec<(f32, f32)> = s
                     .points
                     .iter()
-                    .map(|p| ((p.seconds / unit) as f32, p.value as f32))
+                    .map(|p| ((p.x() / unit) as f32, p.value as f32))
                     .collect();
                 (!pts.is_empty()).then_some((i, pts))
             })
@@ -122,7 +140,7 @@ pub fn render(jobs: &[JobMetrics], width: u16, color: bool) -> String {
             c.axis();
             c.figures();
             out.push_str(&c.to_string());
-            out.push_str(&format!("  x: {unit_name} since the job started\n"));
+            out.push_str(&format!("  x: {x_label}\n"));
         }
         // The legend: every job, with its final value.
         for (i, j) in jobs.iter().enumerate() {

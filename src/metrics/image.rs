@@ -3,7 +3,7 @@
 //! `plotters`; the PNG is encoded with the `png` crate from plotters' RGB buffer (plotters' own
 //! encoder would pull in the whole `image` crate). Text uses DejaVu Sans, built in.
 
-use super::chart::{bounds, time_unit, COLORS};
+use super::chart::{bounds, x_axis, COLORS};
 use super::{metric_names, JobMetrics};
 use crate::error::{Error, Result};
 use plotters::coord::Shift;
@@ -80,7 +80,7 @@ where
         root.titled("no metric values in the logs", ("sans-serif", 24))?;
         return root.present();
     }
-    let (unit, unit_name) = time_unit(jobs);
+    let (unit, x_label) = x_axis(jobs);
     let panels = root.split_evenly((names.len(), 1));
     for (panel, name) in panels.iter().zip(&names) {
         let lines: Vec<JobLine> = jobs
@@ -88,11 +88,8 @@ where
             .enumerate()
             .filter_map(|(i, j)| {
                 let s = j.metrics.iter().find(|s| &s.name == name)?;
-                let pts: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .map(|p| (p.seconds / unit, p.value))
-                    .collect();
+                let pts: Vec<(f64, f64)> =
+                    s.points.iter().map(|p| (p.x() / unit, p.value)).collect();
                 (!pts.is_empty()).then_some((i, j.job_name.as_str(), pts))
             })
             .collect();
@@ -106,7 +103,7 @@ where
             .build_cartesian_2d(xmin..xmax, ymin..ymax)?;
         chart
             .configure_mesh()
-            .x_desc(format!("{unit_name} since the job started"))
+            .x_desc(x_label.as_str())
             .label_style(("sans-serif", 13))
             .axis_desc_style(("sans-serif", 14))
             .light_line_style(WHITE.mix(0.0))

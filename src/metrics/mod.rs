@@ -7,6 +7,7 @@
 
 pub mod chart;
 pub mod image;
+pub mod local;
 
 use crate::aws::errors::CallError;
 use crate::follow::logs::{LogLine, LogTail};
@@ -17,12 +18,23 @@ use serde::Serialize;
 /// One value of a metric, as logged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Point {
-    /// Milliseconds since the epoch (the log event's timestamp).
-    pub timestamp: i64,
-    /// Seconds since the job's start (see [`JobMetrics::origin`]).
-    pub seconds: f64,
+    /// Milliseconds since the epoch (the log event's timestamp); null for a local run, whose
+    /// log has no times.
+    pub timestamp: Option<i64>,
+    /// Seconds since the job's start (see [`JobMetrics::origin`]); null for a local run.
+    pub seconds: Option<f64>,
+    /// A local run: the line of its `train.log` (from 1), which is then the x axis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     pub value: f64,
     pub host: String,
+}
+
+impl Point {
+    /// Where the point is drawn: its seconds, else its log line.
+    pub fn x(&self) -> f64 {
+        self.seconds.or(self.line.map(|l| l as f64)).unwrap_or(0.0)
+    }
 }
 
 /// One metric of one job.
@@ -82,17 +94,26 @@ fn captured(re: &Regex, text: &str) -> Option<f64> {
 impl JobMetrics {
     /// The job's definitions (AlgorithmSpecification.MetricDefinitions) and status.
     pub fn new(job: &str, d: &Describe) -> JobMetrics {
-        let mut metrics = Vec::new();
-        let mut definitions = Vec::new();
-        let mut warnings = Vec::new();
         let defs = d
             .algorithm_specification()
             .map(|a| a.metric_definitions())
-            .unwrap_or_default();
-        for def in defs {
-            let (Some(name), Some(raw)) = (def.name(), def.regex()) else {
-                continue;
-            };
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|def| Some((def.name()?, def.regex()?)));
+        let mut jm = JobMetrics::with_definitions(job, defs);
+        jm.update(d);
+        jm
+    }
+
+    /// A job with these definitions (name, regex) and no status yet.
+    pub fn with_definitions<'a>(
+        job: &str,
+        defs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> JobMetrics {
+        let mut metrics = Vec::new();
+        let mut definitions = Vec::new();
+        let mut warnings = Vec::new();
+        for (name, raw) in defs {
             match Regex::new(raw) {
                 Ok(regex) => {
                     definitions.push(Definition {
@@ -113,7 +134,7 @@ impl JobMetrics {
                 )),
             }
         }
-        let mut jm = JobMetrics {
+        JobMetrics {
             job_name: job.to_string(),
             status: String::new(),
             origin: None,
@@ -121,9 +142,7 @@ impl JobMetrics {
             warnings,
             definitions,
             training_start: None,
-        };
-        jm.update(d);
-        jm
+        }
     }
 
     /// Status, start time and final values from a (newer) description.
@@ -160,24 +179,41 @@ impl JobMetrics {
         self.origin = Some(candidate);
         for s in &mut self.metrics {
             for p in &mut s.points {
-                p.seconds = (p.timestamp - candidate) as f64 / 1000.0;
+                if let Some(t) = p.timestamp {
+                    p.seconds = Some((t - candidate) as f64 / 1000.0);
+                }
             }
         }
     }
 
     /// Parse one log line with every definition.
     pub fn feed(&mut self, line: &LogLine) {
+        self.feed_at(When::Time(line.timestamp), &line.host, &line.message);
+    }
+
+    /// Parse line `number` (from 1) of a local run's log, which has no times.
+    pub fn feed_numbered(&mut self, number: usize, host: &str, message: &str) {
+        self.feed_at(When::Line(number), host, message);
+    }
+
+    fn feed_at(&mut self, when: When, host: &str, message: &str) {
         let mut found = Vec::new();
         for (i, def) in self.definitions.iter().enumerate() {
-            if let Some(v) = captured(&def.regex, &line.message) {
+            if let Some(v) = captured(&def.regex, message) {
                 found.push((i, v));
             }
         }
         if found.is_empty() {
             return;
         }
-        self.set_origin(line.timestamp);
-        let origin = self.origin.unwrap_or(line.timestamp);
+        let (timestamp, seconds, line) = match when {
+            When::Time(t) => {
+                self.set_origin(t);
+                let origin = self.origin.unwrap_or(t);
+                (Some(t), Some((t - origin) as f64 / 1000.0), None)
+            }
+            When::Line(n) => (None, None, Some(n)),
+        };
         for (i, value) in found {
             let name = &self.definitions[i].name;
             let s = self
@@ -186,10 +222,11 @@ impl JobMetrics {
                 .find(|s| &s.name == name)
                 .expect("a series per definition");
             s.points.push(Point {
-                timestamp: line.timestamp,
-                seconds: (line.timestamp - origin) as f64 / 1000.0,
+                timestamp,
+                seconds,
+                line,
                 value,
-                host: line.host.clone(),
+                host: host.to_string(),
             });
             if s.final_source != Some("FinalMetricDataList") {
                 s.final_value = Some(value);
@@ -205,6 +242,13 @@ impl JobMetrics {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
+}
+
+/// Where a log line was: a time (CloudWatch), or a line of a local run's log.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    Time(i64),
+    Line(usize),
 }
 
 /// A job being read: its metrics and its place in the logs.
@@ -325,7 +369,7 @@ pub(crate) mod tests {
             [0.9, 0.4, 0.25]
         );
         assert_eq!(
-            loss.points.iter().map(|p| p.seconds).collect::<Vec<_>>(),
+            loss.points.iter().map(|p| p.x()).collect::<Vec<_>>(),
             [1.0, 3.5, 5.0]
         );
         assert_eq!(loss.final_value, Some(0.25));
@@ -355,7 +399,7 @@ pub(crate) mod tests {
             m.metrics[0]
                 .points
                 .iter()
-                .map(|p| p.seconds)
+                .map(|p| p.x())
                 .collect::<Vec<_>>(),
             [3.0, 0.0]
         );
