@@ -7,7 +7,7 @@
 //! iam:PassRole), the image, the output bucket and every input channel.
 
 use super::checks::{
-    credentials, identity, quota, remote_debug, resources, role, role::RoleFound, secrets,
+    credentials, engine, identity, quota, remote_debug, resources, role, role::RoleFound, secrets,
 };
 use super::runner::{self, Outcome, Step};
 use super::{id, Check, Report};
@@ -250,6 +250,9 @@ pub async fn run(
                 || cfg.invalid_val(s.instance_type.as_ref())
                 || cfg.invalid_val(s.instance_count.as_ref()),
         ),
+        // No AWS call: run with --offline too.
+        Step::new(id::ENGINE, engine::engine_check(s.engine.as_ref(), env))
+            .invalid_input(cfg.invalid_val(s.engine.as_ref())),
     ];
     if s.remote_debug.as_ref().is_some_and(|v| v.value) {
         let start_session = async {
