@@ -4,7 +4,8 @@
 //! The configuration is read first (by the command); the region and the credentials come from
 //! the SDK configuration (no network); the identity (sts:GetCallerIdentity) needs credentials;
 //! then, concurrently: the access keys' age, the execution role (then its trust policy and
-//! iam:PassRole), the image, the output bucket and every input channel.
+//! iam:PassRole), the image, the output bucket and every input channel; and, with no AWS
+//! call, the container engine of local runs.
 
 use super::checks::{
     credentials, engine, identity, quota, remote_debug, resources, role, role::RoleFound, secrets,

@@ -2,7 +2,6 @@
 //! containers (the image of `local_e2e`): `status --local` shows the verdict, `metrics --local`
 //! parses the run's `train.log` with its metric definitions.
 
-use crate::harness::*;
 use crate::local_e2e::{image, local_args, sandbox};
 use serde_json::{json, Value};
 

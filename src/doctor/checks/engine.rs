@@ -42,19 +42,19 @@ pub struct Facts {
 pub fn choose(
     setting: Option<&Val<String>>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Engine, String), Check> {
+) -> Result<(Engine, String), Box<Check>> {
     let path_var = env("PATH").unwrap_or_default();
     if let Some(v) = setting {
         let from = v.source.name_for(None);
         if !LOCAL_ENGINES.contains(&v.value.as_str()) {
-            return Err(Check::warn(
+            return Err(Box::new(Check::warn(
                 id::ENGINE,
                 format!(
                     "`{}` ({from}) is not an engine a local run can use: docker or podman",
                     v.value
                 ),
                 format!("set --engine podman or --engine docker (or remove it: {from})"),
-            ));
+            )));
         }
         return match engine::on_path(&v.value, &path_var) {
             Some(path) => Ok((
@@ -64,19 +64,19 @@ pub fn choose(
                 },
                 from,
             )),
-            None => Err(Check::warn(
+            None => Err(Box::new(Check::warn(
                 id::ENGINE,
                 format!(
                     "`{}` ({from}) is not on PATH: `sagetrain train --local` cannot run",
                     v.value
                 ),
                 format!("{INSTALL}; or choose the other engine with --engine"),
-            )),
+            ))),
         };
     }
     match engine::find(None, env) {
         Ok(e) if LOCAL_ENGINES.contains(&e.name.as_str()) => Ok((e, "PATH".into())),
-        Ok(e) => Err(Check::warn(
+        Ok(e) => Err(Box::new(Check::warn(
             id::ENGINE,
             format!(
                 "{} ({}) is the only container engine on PATH, and a local run can use only docker or podman",
@@ -84,12 +84,12 @@ pub fn choose(
                 e.path.display()
             ),
             INSTALL,
-        )),
-        Err(_) => Err(Check::warn(
+        ))),
+        Err(_) => Err(Box::new(Check::warn(
             id::ENGINE,
             "no container engine for local runs: neither docker nor podman is on PATH",
             INSTALL,
-        )),
+        ))),
     }
 }
 
@@ -157,7 +157,7 @@ pub async fn engine_check(
 ) -> Check {
     let (engine, source) = match choose(setting, env) {
         Ok(found) => found,
-        Err(check) => return check,
+        Err(check) => return *check,
     };
     let info_args: &[&str] = match engine.name.as_str() {
         "podman" => &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
