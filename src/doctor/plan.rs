@@ -4,10 +4,11 @@
 //! The configuration is read first (by the command); the region and the credentials come from
 //! the SDK configuration (no network); the identity (sts:GetCallerIdentity) needs credentials;
 //! then, concurrently: the access keys' age, the execution role (then its trust policy and
-//! iam:PassRole), the image, the output bucket and every input channel.
+//! iam:PassRole), the image, the output bucket and every input channel; and, with no AWS
+//! call, the container engine of local runs.
 
 use super::checks::{
-    credentials, identity, quota, remote_debug, resources, role, role::RoleFound, secrets,
+    credentials, engine, identity, quota, remote_debug, resources, role, role::RoleFound, secrets,
 };
 use super::runner::{self, Outcome, Step};
 use super::{id, Check, Report};
@@ -250,6 +251,9 @@ pub async fn run(
                 || cfg.invalid_val(s.instance_type.as_ref())
                 || cfg.invalid_val(s.instance_count.as_ref()),
         ),
+        // No AWS call: run with --offline too.
+        Step::new(id::ENGINE, engine::engine_check(s.engine.as_ref(), env))
+            .invalid_input(cfg.invalid_val(s.engine.as_ref())),
     ];
     if s.remote_debug.as_ref().is_some_and(|v| v.value) {
         let start_session = async {

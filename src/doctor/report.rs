@@ -24,6 +24,8 @@ pub mod id {
     pub const SESSION_PLUGIN: &str = "session_plugin";
     pub const START_SESSION: &str = "start_session";
     pub const ROLE_SSM: &str = "role_ssm_channels";
+    /// The container engine of `train --local` (a warning when missing: local runs are optional).
+    pub const ENGINE: &str = "container_engine";
     /// No channel configured; otherwise one check `channel.NAME` per channel.
     pub const CHANNELS: &str = "channels";
     // One check `secret.NAME` per `--secret`.
@@ -46,6 +48,7 @@ pub fn name_of(check_id: &str) -> String {
         id::SESSION_PLUGIN => "session plugin".into(),
         id::START_SESSION => "ssm:StartSession".into(),
         id::ROLE_SSM => "role SSM channels".into(),
+        id::ENGINE => "container engine".into(),
         id::CHANNELS => "input channels".into(),
         other => match (
             other.strip_prefix("channel."),

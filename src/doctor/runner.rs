@@ -20,6 +20,7 @@ pub const NEEDS: &[(&str, &[&str])] = &[
     (id::IMAGE, &[id::IDENTITY, id::REGION]),
     (id::OUTPUT, &[id::IDENTITY, id::REGION]),
     (id::QUOTA, &[id::CREDENTIALS, id::REGION]),
+    (id::ENGINE, &[]),
     (id::SESSION_PLUGIN, &[]),
     (id::START_SESSION, &[id::IDENTITY]),
     (id::ROLE_SSM, &[id::ROLE]),

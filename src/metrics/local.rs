@@ -127,7 +127,7 @@ mod tests {
             serde_json::Value::Null
         );
         // Drawn against the log's lines.
-        let chart = crate::metrics::chart::render(&[m.clone()], 80, false);
+        let chart = crate::metrics::chart::render(std::slice::from_ref(&m), 80, false);
         assert!(chart.contains("x: line of train.log"), "{chart}");
         assert!(
             chart.contains("unet-1  2 values, final 0.5 (logs)"),

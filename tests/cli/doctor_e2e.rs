@@ -25,6 +25,33 @@ fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
 
+/// A fake container engine `name` (a shell script answering `--version` and `info` with `body`'s
+/// `case` arms) in its own folder, put first on the sandbox's PATH; returns the folder.
+fn fake_engine(sb: &mut Sandbox, name: &str, arms: &str) -> std::path::PathBuf {
+    let bin = sb.dir.path().join("engine-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join(name);
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ncase \"$1\" in\n{arms}\n*) echo \"unknown: $*\" >&2; exit 1;;\nesac\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    sb.set("PATH", &path);
+    bin
+}
+
+/// A docker that runs containers, with the nvidia runtime (so that it passes with or without
+/// GPUs on this machine).
+const DOCKER_OK: &str = "--version) echo 'Docker version 27.0.3, build fake';;\n\
+                         info) echo '{\"nvidia\":{},\"runc\":{}}';;";
+
 /// Run `doctor -o json` and `train` with the same settings.
 fn doctor_and_train(sb: &Sandbox, settings: &[&str]) -> (Run, Value, Run) {
     let mut d = vec!["doctor", "-o", "json"];
@@ -47,6 +74,7 @@ fn a_healthy_setup_passes_every_check_and_train_then_succeeds() {
     let mut sb = Sandbox::new();
     s.acct.profile(&mut sb, "ml");
     sb.set("AWS_PROFILE", "ml");
+    fake_engine(&mut sb, "docker", DOCKER_OK);
     // Service Quotas (which the emulator lacks for SageMaker): room for the default type.
     let sq = crate::quota_e2e::service_quotas(&[("ml.g5.xlarge", 4.0)]);
     sb.set("AWS_ENDPOINT_URL_SERVICE_QUOTAS", &sq.url);
@@ -83,6 +111,7 @@ fn a_healthy_setup_passes_every_check_and_train_then_succeeds() {
             "image",
             "output_path",
             "instance_quota",
+            "container_engine",
             "channel.train"
         ]
     );
@@ -111,6 +140,7 @@ fn a_healthy_setup_passes_every_check_and_train_then_succeeds() {
         "image",
         "output_path",
         "instance_quota",
+        "container_engine",
         "channel.train",
     ] {
         assert_eq!(
@@ -171,23 +201,23 @@ fn a_healthy_setup_passes_every_check_and_train_then_succeeds() {
                 .any(|s| l.starts_with(s))
         })
         .collect();
-    assert_eq!(check_lines.len(), 12, "one line per check:\n{}", t.stdout);
+    assert_eq!(check_lines.len(), 13, "one line per check:\n{}", t.stdout);
     assert!(lines[0].starts_with("pass  configuration "), "{}", t.stdout);
     assert!(
         t.stdout
-            .contains("warn  iam:PassRole    could not be checked"),
+            .contains("warn  iam:PassRole      could not be checked"),
         "{}",
         t.stdout
     );
     assert!(
         t.stdout
-            .contains("\n                      fix: make sure your policy allows iam:PassRole"),
+            .contains("\n                        fix: make sure your policy allows iam:PassRole"),
         "the fix is under the warning:\n{}",
         t.stdout
     );
     assert_eq!(
         *lines.last().unwrap(),
-        "10 passed, 1 warning, 0 failed, 1 skipped"
+        "11 passed, 1 warning, 0 failed, 1 skipped"
     );
     assert!(
         block_on(s.acct.job_names()).is_empty(),
@@ -778,5 +808,77 @@ fn with_remote_debug_doctor_checks_the_session_plugin_and_the_ssm_permissions() 
     assert!(
         !ids.contains(&"session_plugin") && !ids.contains(&"start_session"),
         "{ids:?}"
+    );
+}
+
+#[test]
+fn doctor_reports_the_container_engine_of_local_runs_and_a_missing_one_is_a_warning() {
+    let mut sb = Sandbox::new();
+    sb.set("AWS_ENDPOINT_URL", &dead_endpoint());
+    sb.write(
+        "project/sagetrain.toml",
+        "region = \"eu-west-1\"\nimage = \"unet-vessels\"\n",
+    );
+    // No engine on PATH: a warning with the install hint, and doctor still exits 0.
+    let empty = sb.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    sb.set("PATH", &empty.display().to_string());
+    let report = sb.run(&["doctor", "--offline", "-o", "json"]).ok().json();
+    let c = check(&report, "container_engine");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    assert_eq!(c["name"], "container engine");
+    assert!(
+        text(&c["value"]).contains("neither docker nor podman is on PATH"),
+        "{c:#}"
+    );
+    assert!(
+        text(&c["fix"]).contains("sudo apt-get install podman"),
+        "{c:#}"
+    );
+    assert!(text(&c["fix"]).contains("Docker Desktop"), "{c:#}");
+
+    // A podman that runs containers: its version and runtime. Only it on PATH (a docker
+    // elsewhere on PATH would be chosen first).
+    let bin = fake_engine(
+        &mut sb,
+        "podman",
+        "--version) echo 'podman version 9.9.9';;\ninfo) echo crun;;",
+    );
+    sb.set("PATH", &bin.display().to_string());
+    let report = sb.run(&["doctor", "--offline", "-o", "json"]).ok().json();
+    let c = check(&report, "container_engine");
+    let value = text(&c["value"]);
+    // A GPU machine without a CDI spec would warn; this one has none or has the spec.
+    assert!(
+        value.starts_with("podman version 9.9.9 (")
+            && value.contains("runs containers (runtime crun)"),
+        "{c:#}"
+    );
+    assert_eq!(c["source"], "PATH");
+
+    // One whose `info` fails cannot run containers: a warning naming the failure.
+    fake_engine(
+        &mut sb,
+        "podman",
+        "--version) echo 'podman version 9.9.9';;\ninfo) echo 'cannot set up namespace' >&2; exit 125;;",
+    );
+    sb.set("PATH", &bin.display().to_string());
+    let r = sb.run(&["doctor", "--offline"]).ok();
+    assert!(
+        r.stdout.contains("warn  container engine  podman version 9.9.9 (")
+            && r.stdout.contains("cannot run containers: `podman info --format {{.Host.OCIRuntime.Name}}` failed (exit status: 125): cannot set up namespace"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("podman system migrate"), "{}", r.stdout);
+
+    // The engine named by SAGETRAIN_ENGINE, and it is not there.
+    sb.set("SAGETRAIN_ENGINE", "docker");
+    let report = sb.run(&["doctor", "--offline", "-o", "json"]).ok().json();
+    let c = check(&report, "container_engine");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    assert!(
+        text(&c["value"]).starts_with("`docker` (SAGETRAIN_ENGINE) is not on PATH"),
+        "{c:#}"
     );
 }

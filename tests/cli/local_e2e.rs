@@ -63,13 +63,15 @@ if grep -q '"wait": "yes"' $hp || grep -q '"fail_host"' $hp; then
   i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
   exit 4
 fi
+echo "epoch 1 loss=0.9"
+echo "epoch 2 loss=0.5"
 echo weights >"$ml/model/model.pth"
 echo '{"dice":0.9}' >"$ml/output/data/metrics.json"
 echo "trained"
 "#;
 
 /// A sandbox whose spawned processes see the engine's configuration.
-fn sandbox() -> Sandbox {
+pub(crate) fn sandbox() -> Sandbox {
     let mut sb = Sandbox::new();
     if let Ok(conf) = std::env::var("CONTAINERS_CONF") {
         sb.set("CONTAINERS_CONF", &conf);
@@ -79,7 +81,7 @@ fn sandbox() -> Sandbox {
 }
 
 /// Build the test image with podman from a temporary context; returns its tag.
-fn image(sb: &Sandbox) -> String {
+pub(crate) fn image(sb: &Sandbox) -> String {
     let busybox = Path::new("/bin/busybox");
     assert!(
         busybox.is_file(),
@@ -115,7 +117,7 @@ fn image(sb: &Sandbox) -> String {
     tag
 }
 
-fn local_args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+pub(crate) fn local_args<'a>(image: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![
         "train",
         "--local",

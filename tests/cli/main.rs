@@ -13,6 +13,7 @@ mod harness;
 mod image_e2e;
 mod init_e2e;
 mod local_e2e;
+mod local_record_e2e;
 mod metrics_e2e;
 mod offline;
 mod proxy;
