@@ -629,6 +629,85 @@ mod tests {
         assert_eq!(left.len(), 1, "only the archive is left");
     }
 
+    fn refused(code: &'static str) -> aws_smithy_mocks::Rule {
+        use aws_sdk_ecr::operation::get_download_url_for_layer::GetDownloadUrlForLayerError;
+        aws_smithy_mocks::mock!(aws_sdk_ecr::Client::get_download_url_for_layer).then_error(
+            move || {
+                GetDownloadUrlForLayerError::generic(
+                    aws_smithy_types::error::ErrorMetadata::builder()
+                        .code(code)
+                        .message("not authorized to perform: ecr:GetDownloadUrlForLayer")
+                        .build(),
+                )
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_refused_download_url_names_the_permissions_and_the_policy_statement() {
+        use aws_smithy_mocks::{mock_client, RuleMode};
+        let rule = refused("AccessDeniedException");
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]);
+        let img = read_manifest(&manifest()).unwrap();
+        let e = download_url(&ecr, None, "unet", &img.config)
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason, Some(Reason::AccessDenied));
+        assert_eq!(e.exit_code(), 4);
+        let hint = e.hint.unwrap();
+        for needle in [
+            "ecr:BatchGetImage and ecr:GetDownloadUrlForLayer",
+            "`unet`",
+            "ResolveAndCheckTheTrainingImage",
+        ] {
+            assert!(hint.contains(needle), "{needle}: {hint}");
+        }
+        // The statement the hint names grants both.
+        let policy: serde_json::Value =
+            serde_json::from_str(include_str!("../../examples/iam/developer-policy.json")).unwrap();
+        let st = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "ResolveAndCheckTheTrainingImage")
+            .unwrap();
+        for a in ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"] {
+            assert!(
+                st["Action"].as_array().unwrap().iter().any(|x| x == a),
+                "{a}"
+            );
+        }
+        let rule = refused("LayersNotFoundException");
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]);
+        let e = download_url(&ecr, None, "unet", &img.layers[0])
+            .await
+            .unwrap_err();
+        assert!(
+            e.message.contains("is not in the ECR repository `unet`"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[tokio::test]
+    async fn an_index_without_amd64_is_refused_before_any_download() {
+        use aws_smithy_mocks::{mock_client, RuleMode};
+        let rule = refused("AccessDeniedException");
+        let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]);
+        let index = r#"{"schemaVersion":2,"manifests":[{"digest":"sha256:a","platform":{"os":"linux","architecture":"arm64"}}]}"#;
+        let e = platform_manifest(&ecr, None, "unet", "sha256:i", index)
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("built for linux/arm64"), "{}", e.message);
+        // A single manifest is itself.
+        let m = manifest();
+        let (d, got) = platform_manifest(&ecr, None, "unet", "sha256:m", &m)
+            .await
+            .unwrap();
+        assert_eq!((d.as_str(), got), ("sha256:m", m));
+        assert_eq!(rule.num_calls(), 0);
+    }
+
     #[test]
     fn the_id_an_engine_printed_is_read() {
         let id = format!("sha256:{}", hex('d'));

@@ -78,7 +78,8 @@ pub async fn image(
                 .with_hint("check the permissions and free space of the cache folder (XDG_CACHE_HOME, ~/.cache)")
         })?;
     ui.info(&format!(
-        "image: {} has no {from}: pulling it ({}) through the ECR API with your credentials",
+        "image: {from} ({}); {} lacks it: pulling it ({}) through the ECR API with your credentials",
+        uri.source,
         engine.name,
         pull::summary(img.layers.len(), img.layer_bytes() + img.config.size)
     ));
