@@ -13,7 +13,7 @@ use crate::job::local::{self, placeholder, run as edge, Local, Machine, Mode};
 use crate::job::request::{build_request, Resolved};
 use crate::job::spec::JobSpec;
 use crate::job::state;
-use crate::refs::{channel_location, ChannelLocation, S3Uri};
+use crate::refs::{channel_location, ChannelLocation, ImageRef, S3Uri};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -27,7 +27,8 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
     let ui = &ctx.ui;
     // The channels, each named in the request by a stand-in URI: local folders are used in
     // place, S3 prefixes are fetched into the cache (once) and used from there.
-    let cache = crate::fsutil::cache_dir(&*ctx.env).map(|c| c.join(local::CACHE_DIR));
+    let cache_root = crate::fsutil::cache_dir(&*ctx.env);
+    let cache = cache_root.as_ref().map(|c| c.join(local::CACHE_DIR));
     let mut spec = s.clone();
     let mut data: BTreeMap<String, Data> = BTreeMap::new();
     let mut sources: Vec<(String, Val<String>)> = s
@@ -142,7 +143,7 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
         ),
         Mode::Container => None,
     };
-    let hosts = match (&python, &code_dir) {
+    let plan = |image: &str| match (&python, &code_dir) {
         (Some((py, _)), Some(code)) => {
             let entry = s.code.as_ref().map_or("train.py", |c| c.entry.as_str());
             vec![local::host_plan(
@@ -155,13 +156,30 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
                 &machine,
             )]
         }
-        _ => local::plan(&request, &dir, &image, &folders, &secret_names, &machine),
+        _ => local::plan(&request, &dir, image, &folders, &secret_names, &machine),
+    };
+    let mut hosts = plan(&image);
+    // The image the engine has by its name is used as is; another one is pulled from ECR
+    // (an ECR reference) or refused.
+    let in_ecr = matches!(ImageRef::parse(&image), Ok(ImageRef::Ecr { .. }));
+    let present = match (&python, &engine) {
+        (None, Some(e)) => Some(edge::image_present(e, &image).await),
+        _ => None,
     };
 
     if s.dry_run {
         ui.info(
             "dry run: this local run would lay out this tree and run this command; nothing was run",
         );
+        if let (Some(false), Some(e)) = (present, &engine) {
+            match in_ecr {
+                true => ui.info(&format!(
+                    "image {image}: {} has no such image; it would be resolved in ECR and pulled if the engine lacks it (run by its image ID)",
+                    e.name
+                )),
+                false => ui.warn(&local::ecr::not_here(e, &image).message),
+            }
+        }
         for (name, d) in &data {
             if let Data::S3 { uri, dir } = d {
                 ui.info(&format!(
@@ -198,25 +216,26 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
         return Ok(());
     }
 
-    if let Some(engine) = &engine {
-        if !edge::image_present(engine, &image).await {
-            return Err(Error::usage(format!(
-                "--image {image}: {} has no such image, and a local run uses only an image this machine's engine has",
-                engine.name
-            ))
-            .with_hint(format!(
-                "build it here (`{} build -t {image} .`) or pull it (`{} pull IMAGE`) and give that name",
-                engine.name, engine.name
-            )));
+    if let (Some(false), Some(e)) = (present, &engine) {
+        if !in_ecr {
+            return Err(local::ecr::not_here(e, &image));
         }
     }
 
-    // What only AWS has: S3 channels and the values of secrets, with this machine's
-    // credentials. A run with neither needs none.
+    // What only AWS has: an ECR image the engine lacks, S3 channels and the values of secrets,
+    // with this machine's credentials (signed in once). A run with none of them needs none.
+    let pull = present == Some(false);
     let needs_aws = data.values().any(|d| matches!(d, Data::S3 { .. })) || !s.secrets.is_empty();
+    let aws = match pull || needs_aws {
+        true => Some(super::jobcmd::sign_in(ctx, &s.connection, true).await?),
+        false => None,
+    };
+    if let (true, Some(e), Some(aws)) = (pull, &engine, &aws) {
+        let id = local::ecr::image(ui, aws, e, &s.image, cache_root.as_deref()).await?;
+        hosts = plan(&id);
+    }
     let mut secrets = BTreeMap::new();
-    if needs_aws {
-        let aws = super::jobcmd::sign_in(ctx, &s.connection, true).await?;
+    if let (true, Some(aws)) = (needs_aws, &aws) {
         let s3 = aws.s3();
         for (name, d) in &data {
             let Data::S3 { uri, dir } = d else { continue };
@@ -248,7 +267,9 @@ pub async fn run(ctx: &Context, s: &JobSpec, local: &Local) -> Result<()> {
             ui.info("host mode: the training toolkit's SM_* variables point into the run's folder; requirements.txt is not installed (install it in this python)");
         }
         (None, Some(_)) => {
-            ui.info(&local::image_note(&s.image));
+            if !pull {
+                ui.info(&local::image_note(&s.image));
+            }
             if machine.gpus > 0 {
                 let args = local::gpu_args(&machine.engine, true).join(" ");
                 ui.info(&format!("the container gets this machine's GPUs ({args})"));

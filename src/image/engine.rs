@@ -69,6 +69,19 @@ pub fn find(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         })
 }
 
+/// Whether the engine has the image `name` (a name, or an image ID `sha256:HEX`):
+/// `ENGINE image inspect NAME` succeeds.
+pub async fn has_image(engine: &Engine, name: &str) -> bool {
+    tokio::process::Command::new(&engine.path)
+        .args(["image", "inspect", name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
 /// The commands that build `context` as `local_tag` for linux/amd64 and save it to `archive`.
 pub fn commands(
     engine: &Engine,

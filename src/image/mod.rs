@@ -6,6 +6,7 @@ pub mod archive;
 pub mod engine;
 pub mod media;
 pub mod platform;
+pub mod pull;
 pub mod push;
 #[cfg(test)]
 pub mod testdata;

@@ -198,12 +198,8 @@ async fn config_url(
         ));
     };
     // A manifest list / OCI index: its entries name their platforms.
-    if let Some(entries) = doc["manifests"].as_array() {
-        let platforms: Vec<Platform> = entries
-            .iter()
-            .map(|m| Platform::from_value(&m["platform"]))
-            .filter(|p| !(p.os == "unknown" && p.architecture == "unknown"))
-            .collect();
+    if let Some(entries) = index_entries(&doc) {
+        let platforms: Vec<Platform> = entries.into_iter().map(|(p, _)| p).collect();
         return Err(verdict_of(&platforms));
     }
     // Schema 1 manifests name the architecture themselves.
@@ -251,6 +247,42 @@ async fn config_url(
     }
 }
 
+/// The entries of a manifest list or OCI index (`None` for a single manifest): each one's
+/// platform and manifest digest. Attestation entries (`unknown/unknown`) are left out.
+pub fn index_entries(doc: &Value) -> Option<Vec<(Platform, String)>> {
+    let entries = doc["manifests"].as_array()?;
+    Some(
+        entries
+            .iter()
+            .map(|m| {
+                (
+                    Platform::from_value(&m["platform"]),
+                    m["digest"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .filter(|(p, _)| !(p.os == "unknown" && p.architecture == "unknown"))
+            .collect(),
+    )
+}
+
+/// The manifest digest of an index's linux/amd64 entry, or the platforms it offers instead.
+pub fn amd64_entry(entries: &[(Platform, String)]) -> std::result::Result<String, Vec<String>> {
+    entries
+        .iter()
+        .find(|(p, d)| p.fits() && !d.is_empty())
+        .map(|(_, d)| d.clone())
+        .ok_or_else(|| entries.iter().map(|(p, _)| p.to_string()).collect())
+}
+
+/// The error of an ECR image SageMaker cannot run (exit 4): it offers only `found`.
+pub fn wrong_platform(repository: &str, digest: &str, found: &[String]) -> Error {
+    Error::aws(format!(
+        "the image {repository}@{digest} is built for {}, but SageMaker training instances run linux/amd64: the job would fail with an exec format error",
+        if found.is_empty() { "no platform".to_string() } else { found.join(", ") }
+    ))
+    .with_hint(format!("{REBUILD}\nthen submit with --image {repository}:TAG"))
+}
+
 fn verdict_of(platforms: &[Platform]) -> Verdict {
     if platforms.iter().any(Platform::fits) {
         Verdict::Fits
@@ -276,13 +308,7 @@ pub async fn verify(
         Verdict::Unknown(why) => Ok(Some(format!(
             "the image's platform could not be checked ({why}); SageMaker training instances need linux/amd64"
         ))),
-        Verdict::Wrong(found) => Err(Error::aws(format!(
-            "the image {repository}@{digest} is built for {}, but SageMaker training instances run linux/amd64: the job would fail with an exec format error",
-            if found.is_empty() { "no platform".to_string() } else { found.join(", ") }
-        ))
-        .with_hint(format!(
-            "{REBUILD}\nthen submit with --image {repository}:TAG"
-        ))),
+        Verdict::Wrong(found) => Err(wrong_platform(repository, digest, &found)),
     }
 }
 
@@ -467,6 +493,35 @@ mod tests {
         assert!(Platform::from_config(&body).unwrap().fits());
         let url = serve_once("403 Forbidden", "expired");
         assert_eq!(crate::aws::http::get(url).await.unwrap_err(), "HTTP 403");
+    }
+
+    #[test]
+    fn the_amd64_entry_of_an_index_is_picked_and_attestations_are_left_out() {
+        let doc: Value = serde_json::from_str(
+            r#"{"schemaVersion":2,"manifests":[
+            {"digest":"sha256:arm","platform":{"os":"linux","architecture":"arm64","variant":"v8"}},
+            {"digest":"sha256:att","platform":{"os":"unknown","architecture":"unknown"}},
+            {"digest":"sha256:amd","platform":{"os":"linux","architecture":"amd64"}}]}"#,
+        )
+        .unwrap();
+        let entries = index_entries(&doc).unwrap();
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        assert_eq!(amd64_entry(&entries).unwrap(), "sha256:amd");
+        // Without one: the platforms it offers, for the refusal.
+        assert_eq!(
+            amd64_entry(&entries[..1]).unwrap_err(),
+            vec!["linux/arm64/v8".to_string()]
+        );
+        let e = wrong_platform("unet", "sha256:x", &["linux/arm64/v8".into()]);
+        assert!(
+            e.message.contains("built for linux/arm64/v8"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.exit_code(), 4);
+        // A single manifest is no index.
+        let single: Value = serde_json::from_str(&manifest_with_config()).unwrap();
+        assert!(index_entries(&single).is_none());
     }
 
     #[test]

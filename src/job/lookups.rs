@@ -366,6 +366,33 @@ pub async fn image_with(
     pin: bool,
     region: &str,
 ) -> Result<(Val<String>, Vec<String>)> {
+    let (uri, notes, _) = image_found_with(ecr, image, pin, region).await?;
+    Ok((uri, notes))
+}
+
+/// An ECR image as [`image_found_with`] found it: where it is, and the manifest
+/// ecr:BatchGetImage gave (which a local run pulls from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundImage {
+    /// The account of the registry (empty when ECR named none).
+    pub registry_id: String,
+    /// `ACCOUNT.dkr.ecr.REGION.amazonaws.com`.
+    pub registry: String,
+    pub repository: String,
+    /// The tag it was found by, if it was.
+    pub tag: Option<String>,
+    /// The manifest's digest (of an index, when the image is one).
+    pub digest: String,
+    pub manifest: String,
+}
+
+/// [`image_with`], and the image found when it is in ECR.
+pub async fn image_found_with(
+    ecr: &aws_sdk_ecr::Client,
+    image: &Val<String>,
+    pin: bool,
+    region: &str,
+) -> Result<(Val<String>, Vec<String>, Option<FoundImage>)> {
     let parsed = ImageRef::parse(&image.value)
         .map_err(|rule| Error::usage(format!("{}: {rule}", image.source.name_for(None))))?;
     let (account, img_region, repository, version) = match parsed {
@@ -373,6 +400,7 @@ pub async fn image_with(
             return Ok((
                 Val::new(uri, image.source.clone()),
                 vec!["the image is not in ECR: it is used as given, not checked or pinned".into()],
+                None,
             ))
         }
         ImageRef::Ecr {
@@ -481,9 +509,9 @@ pub async fn image_with(
         .unwrap_or_default()
         .to_string();
     // SageMaker runs linux/amd64 only: a wrong platform is an error, an unchecked one a note.
+    let manifest = found.image_manifest().unwrap_or_default();
     if !digest.is_empty() {
         let registry = Some(registry_id.as_str()).filter(|r| !r.is_empty());
-        let manifest = found.image_manifest().unwrap_or_default();
         notes.extend(
             crate::image::platform::verify(ecr, registry, &repository, &digest, manifest).await?,
         );
@@ -502,7 +530,18 @@ pub async fn image_with(
         ImageVersion::Tag(t) => format!("ecr:BatchGetImage, tag `{t}`"),
         ImageVersion::Digest(_) => "ecr:BatchGetImage".to_string(),
     };
-    Ok((Val::new(uri, Source::Lookup(how)), notes))
+    let found = FoundImage {
+        registry_id,
+        registry,
+        repository,
+        tag: match version {
+            ImageVersion::Tag(t) => Some(t),
+            ImageVersion::Digest(_) => None,
+        },
+        digest,
+        manifest: manifest.to_string(),
+    };
+    Ok((Val::new(uri, Source::Lookup(how)), notes, Some(found)))
 }
 
 async fn list_tags(

@@ -201,6 +201,15 @@ fn dry_run_prints_the_command_and_the_tree_and_runs_nothing() {
     ] {
         assert!(r.stdout.contains(needle), "{needle}: {}", r.stdout);
     }
+    // An ECR name the engine lacks: said, and nothing looked up (this sandbox has no
+    // credentials).
+    assert!(
+        r.stderr
+            .contains("it would be resolved in ECR and pulled if the engine lacks it"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("credentials:"), "{}", r.stderr);
     assert!(!sb.project().join(".sagetrain/local/dry-1").exists());
 }
 
@@ -221,6 +230,11 @@ fn local_runs_are_validated_first_and_need_an_image_the_engine_has() {
     sb.run(&local_args("localhost/no-such-image:none", &[]))
         .code(2)
         .stderr_has("has no such image");
+    // Another registry's image is not pulled here: the engine pulls it.
+    sb.run(&local_args("docker.io/library/sagetrain-none:none", &[]))
+        .code(2)
+        .stderr_has("a local run pulls only ECR images itself")
+        .stderr_has("podman pull docker.io/library/sagetrain-none:none");
     assert!(!sb.project().join(".sagetrain/local").exists());
 }
 
@@ -708,4 +722,182 @@ fn without_an_engine_source_runs_in_host_mode_and_sigterm_reaches_the_entry() {
         std::fs::read_to_string(tree.join("output/data/term")).unwrap(),
         "got TERM\n"
     );
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An image made here, as a registry holds it: one gzip layer (/bin/busybox, /bin/sh and the
+/// entry /bin/train), its config (linux/amd64, the layer's diff_id, the entrypoint; `label`
+/// makes it unique) and a Docker schema 2 manifest. Returns the manifest and the blobs by
+/// digest, the config's digest first.
+fn registry_image(label: &str) -> (String, Vec<(String, Vec<u8>)>) {
+    let busybox = std::fs::read("/bin/busybox")
+        .expect("/bin/busybox (busybox-static) is needed: scripts/test installs it");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    dir.set_cksum();
+    tar.append_data(&mut dir, "bin/", std::io::empty()).unwrap();
+    for (name, body) in [
+        ("bin/busybox", busybox.as_slice()),
+        ("bin/sh", busybox.as_slice()),
+        ("bin/train", ENTRY.as_bytes()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o755);
+        h.set_cksum();
+        tar.append_data(&mut h, name, body).unwrap();
+    }
+    let layer_tar = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &layer_tar).unwrap();
+    let layer = gz.finish().unwrap();
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Entrypoint": ["/bin/train"], "Labels": {"sagetrain.test": label}},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(&layer_tar))]},
+    })
+    .to_string()
+    .into_bytes();
+    let (config_digest, layer_digest) = (
+        format!("sha256:{}", sha256_hex(&config)),
+        format!("sha256:{}", sha256_hex(&layer)),
+    );
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config.len(), "digest": config_digest},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": layer.len(), "digest": layer_digest}],
+    })
+    .to_string();
+    (
+        manifest,
+        vec![(config_digest, config), (layer_digest, layer)],
+    )
+}
+
+/// Whether podman has the image `name` (its own answer, not sagetrain's).
+fn podman_has(sb: &Sandbox, name: &str) -> bool {
+    Command::new("podman")
+        .args(["image", "inspect", name])
+        .envs(sb.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn an_ecr_image_the_engine_lacks_is_pulled_through_the_ecr_api_once_and_run_by_its_id() {
+    let (sb, proxy, acct) = sandbox_in_aws();
+    let repo = format!("local-pull-{}", unique());
+    let (manifest, blobs) = registry_image(&repo);
+    let (config_digest, layer_digest) = (blobs[0].0.clone(), blobs[1].0.clone());
+    let id_hex = config_digest.trim_start_matches("sha256:").to_string();
+    let ecr = acct.ecr();
+    block_on(ecr.create_repository().repository_name(&repo).send()).unwrap();
+    let put = block_on(
+        ecr.put_image()
+            .repository_name(&repo)
+            .image_manifest(&manifest)
+            .image_manifest_media_type("application/vnd.docker.distribution.manifest.v2+json")
+            .image_tag("v1")
+            .send(),
+    )
+    .expect("ecr:PutImage");
+    let manifest_digest = put
+        .image()
+        .and_then(|i| i.image_id())
+        .and_then(|i| i.image_digest())
+        .unwrap()
+        .to_string();
+    proxy.serve_blobs(blobs.iter().cloned().collect());
+    assert!(!podman_has(&sb, &format!("sha256:{id_hex}")));
+    let image = format!("{}/{repo}:v1", acct.registry());
+    let blob_gets = |digest: &str| {
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| r.op == "blob" && r.path().ends_with(digest))
+            .count()
+    };
+
+    let r = sb.run(&local_args(&image, &["-o", "json"])).ok();
+    assert_eq!(r.json()["exit_code"], 0, "{}", r.stderr);
+    assert!(r.stderr.contains("[algo-1] trained"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "image: pulled {repo}@{manifest_digest} (1 layer, "
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("through the ECR API with your credentials; podman runs it as sha256:"),
+        "{}",
+        r.stderr
+    );
+    // Run by its ID, pinned to the digest; not by the tag.
+    assert!(
+        r.stderr.contains(&format!("sha256:{id_hex} train")),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(blob_gets(&layer_digest), 1, "{:?}", proxy.counts());
+    assert!(blob_gets(&config_digest) >= 1, "{:?}", proxy.counts());
+    assert!(
+        proxy.count_op("GetDownloadUrlForLayer") >= 2,
+        "{:?}",
+        proxy.counts()
+    );
+    assert_eq!(proxy.count_op("BatchGetImage"), 1, "{:?}", proxy.counts());
+    // Podman's own answer: it has the image by the config's digest.
+    assert!(podman_has(&sb, &format!("sha256:{id_hex}")));
+    // Nothing left in the cache but the (empty) folder of pulls.
+    let pulls = sb.home().join(".cache/sagetrain/pull");
+    assert_eq!(std::fs::read_dir(&pulls).unwrap().count(), 0);
+
+    // Again: resolved in ECR (the tag may have moved), found in the engine, nothing downloaded.
+    proxy.clear();
+    let r2 = sb.run(&local_args(&image, &["-o", "json"])).ok();
+    assert_eq!(r2.json()["exit_code"], 0, "{}", r2.stderr);
+    assert!(r2.stderr.contains("[algo-1] trained"), "{}", r2.stderr);
+    assert!(
+        r2.stderr.contains(&format!(
+            "image {config_digest}, which podman already has: nothing to download"
+        )),
+        "{}",
+        r2.stderr
+    );
+    assert_eq!(proxy.count_op("blob"), 0, "{:?}", proxy.counts());
+    assert_eq!(proxy.count_op("config blob"), 0, "{:?}", proxy.counts());
+    assert_eq!(proxy.count_op("GetDownloadUrlForLayer"), 0);
+    assert_eq!(proxy.count_op("BatchGetImage"), 1);
+
+    // No credentials and no signed URL in any output.
+    for out in [&r.stdout, &r.stderr, &r2.stdout, &r2.stderr] {
+        for secret in [
+            acct.creds.secret_access_key(),
+            acct.creds.session_token().unwrap(),
+            "X-Amz-Signature",
+            "X-Amz-Security-Token",
+        ] {
+            assert!(!out.contains(secret), "{secret} in {out}");
+        }
+    }
+    let _ = Command::new("podman")
+        .args(["rmi", "-f", &format!("sha256:{id_hex}")])
+        .envs(sb.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output();
 }

@@ -11,7 +11,8 @@
 //!
 //! With `answer_layer_downloads` it answers ECR's GetDownloadUrlForLayer itself (moto does not
 //! implement it) with a URL of its own that serves a linux/amd64 image config, so that the
-//! platform check completes as on ECR; [`rounds`] tells how many requests ran one after another.
+//! platform check completes as on ECR; with `serve_blobs` those URLs serve real blobs by digest
+//! (a local run's pull); [`rounds`] tells how many requests ran one after another.
 //!
 //! One request per connection (`Connection: close` both ways); request bodies by
 //! `Content-Length` or chunked; moto answers with `Content-Length` and `Connection: close`, and
@@ -168,6 +169,8 @@ struct State {
     stalls: Vec<(String, Duration)>,
     /// Answer GetDownloadUrlForLayer with a URL of this proxy (its own URL).
     layer_downloads: Option<String>,
+    /// The blobs its URLs serve by digest (`serve_blobs`); others get the default config.
+    blobs: HashMap<String, Vec<u8>>,
 }
 
 /// Where the proxy serves the image config of `answer_layer_downloads`.
@@ -235,6 +238,14 @@ impl Proxy {
     /// image config (the GET of that URL is logged as `config blob`).
     pub fn answer_layer_downloads(&self) {
         self.state.lock().unwrap().layer_downloads = Some(self.url.clone());
+    }
+    /// Answer GetDownloadUrlForLayer as [`Proxy::answer_layer_downloads`] does, and serve these
+    /// blobs (by digest, `sha256:HEX`) at its URLs: a GET of one is logged as `blob`. Other
+    /// digests still get the default config.
+    pub fn serve_blobs(&self, blobs: HashMap<String, Vec<u8>>) {
+        let mut st = self.state.lock().unwrap();
+        st.layer_downloads = Some(self.url.clone());
+        st.blobs.extend(blobs);
     }
     /// Forget the requests seen so far (rules keep their counts, the created job names stay).
     pub fn clear(&self) {
@@ -646,8 +657,17 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     };
     let mut client = client;
     let mut op = operation(&req.method, &req.path, &req.headers, &req.body);
+    let mut blob = None;
     if req.method == "GET" && req.path.starts_with(CONFIG_PATH) {
-        op = "config blob".into();
+        let digest = req.path[CONFIG_PATH.len()..]
+            .split('?')
+            .next()
+            .unwrap_or("");
+        blob = state.lock().unwrap().blobs.get(digest).cloned();
+        op = match blob {
+            Some(_) => "blob".into(),
+            None => "config blob".into(),
+        };
     }
     let proto = protocol(&req.headers, &req.body);
     let key = request_key(&op, &req);
@@ -739,6 +759,16 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Re
     // The layer download of the platform check, answered here (moto has none).
     let own_url = state.lock().unwrap().layer_downloads.clone();
     if let Some(url) = own_url {
+        if let Some(bytes) = blob {
+            log(None, 200);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                bytes.len()
+            );
+            client.write_all(head.as_bytes())?;
+            client.write_all(&bytes)?;
+            return Ok(());
+        }
         let answer = if op == "GetDownloadUrlForLayer" {
             let digest = serde_json::from_slice::<serde_json::Value>(&req.body)
                 .ok()

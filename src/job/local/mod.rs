@@ -7,6 +7,7 @@
 //! This file is pure: the rules of local runs, the contract files, the tree, the engine's
 //! command line. [`run`] starts the processes, streams their output and packs the results.
 
+pub mod ecr;
 pub mod record;
 pub mod run;
 

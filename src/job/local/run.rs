@@ -79,14 +79,7 @@ pub fn cpu_count() -> usize {
 
 /// Whether the engine has `image` already (`ENGINE image inspect`).
 pub async fn image_present(engine: &Engine, image: &str) -> bool {
-    Command::new(&engine.path)
-        .args(["image", "inspect", image])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|s| s.success())
+    crate::image::engine::has_image(engine, image).await
 }
 
 /// What stops the processes of a run.
